@@ -1,0 +1,12 @@
+"""gpunet: a CNN framework with Keras's face and readable CUDA kernels underneath.
+
+    import gpunet as gn
+    model = gn.Sequential([gn.layers.Input((28, 28, 1)), gn.layers.Conv2D(16, 3), ...])
+"""
+from . import backend, initializers, utils
+from . import layers, losses, metrics, optimizers, callbacks, models
+from .backend import set_backend, get_backend
+from .layers import Input
+from .models import *
+
+__version__ = "0.1.0"

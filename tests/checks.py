@@ -1,0 +1,54 @@
+"""Shared test helpers: finite-difference gradient checks and a comparison that says where it failed."""
+import numpy as np
+
+
+def assert_close(actual, expected, rtol=1e-4, atol=1e-5, what="value"):
+    """Fail at the first element where |actual - expected| > atol + rtol * |expected|, quoting both."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != expected {expected.shape}"
+    bound = atol + rtol * np.abs(expected.astype(np.float64))
+    error = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    bad = ~(error <= bound)   # NaN counts as bad
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise AssertionError(
+            f"{what}: {int(bad.sum())} of {bad.size} elements differ; first at {index}: "
+            f"got {actual[index]!r}, expected {expected[index]!r}, tolerance {bound[index]:.3g} "
+            f"(atol {atol} + rtol {rtol} * |expected|)")
+
+
+def numeric_gradients(forward, inputs, dy, eps=1e-6):
+    """Central differences of sum(forward(*inputs) * dy) with respect to every input (float64)."""
+    grads = []
+    for x in inputs:
+        g = np.zeros_like(x)
+        flat, gflat = x.reshape(-1), g.reshape(-1)
+        for i in range(flat.size):
+            keep = flat[i]
+            flat[i] = keep + eps
+            plus = np.sum(np.asarray(forward(*inputs)) * dy)
+            flat[i] = keep - eps
+            minus = np.sum(np.asarray(forward(*inputs)) * dy)
+            flat[i] = keep
+            gflat[i] = (plus - minus) / (2 * eps)
+        grads.append(g)
+    return grads
+
+
+def check_backward(forward, backward, inputs, seed=0, rtol=1e-5, atol=1e-7, eps=1e-6):
+    """Compare ``backward(dy)`` with central differences of ``forward`` in float64.
+
+    ``forward(*inputs) -> y`` must be a pure function of its inputs; ``backward(dy)`` returns the
+    gradients with respect to every input, in order, for the most recent forward call.
+    """
+    inputs = [np.array(x, dtype=np.float64) for x in inputs]
+    y = np.asarray(forward(*inputs))
+    dy = np.random.default_rng(seed).standard_normal(y.shape)
+    analytic = backward(dy)
+    if not isinstance(analytic, (list, tuple)):
+        analytic = [analytic]
+    numeric = numeric_gradients(forward, inputs, dy, eps)
+    assert len(analytic) == len(numeric), f"backward returned {len(analytic)} gradients for {len(numeric)} inputs"
+    for k, (a, n) in enumerate(zip(analytic, numeric)):
+        assert_close(np.asarray(a), n, rtol=rtol, atol=atol, what=f"gradient of input {k}")

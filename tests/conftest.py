@@ -1,0 +1,37 @@
+import os
+
+import numpy as np
+import pytest
+
+import gpunet as gn
+from gpunet import backend
+
+
+def _kernel_backends():
+    """Backends that run kernels here. cudasim must run in CI: a missing compiler fails, not skips."""
+    names = []
+    from gpunet.backend import cupy_device
+    if cupy_device.usable():
+        names.append("cuda")
+    names.append("cudasim")
+    return names
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state():
+    """Every test starts on the suite's backend (GPUNET_BACKEND, else numpy), seeded, with fresh names."""
+    with backend.use(os.environ.get("GPUNET_BACKEND", "numpy")):
+        gn.utils.set_random_seed(1234)
+        gn.layers.clear_session()
+        yield
+
+
+@pytest.fixture(params=_kernel_backends())
+def kernel_backend(request):
+    """Name of a backend that runs the .cu kernels (cudasim always; cuda where a GPU is seen)."""
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
