@@ -79,14 +79,28 @@ class Layer:
             in_shape = shapes if many else shapes[0]
             self.ensure_built(in_shape)
             return SymbolicTensor(self.compute_output_shape(in_shape), self, items)
-        self.ensure_built([(None, *t.shape[1:]) for t in items] if many else (None, *items[0].shape[1:]))
+        # Eager calls build from the concrete shape, so build-time errors quote what really came.
+        self.ensure_built([tuple(t.shape) for t in items] if many else tuple(items[0].shape))
         return self.forward(inputs, training=training)
 
     def ensure_built(self, input_shape):
         if not self.built:
             self.build(input_shape)
-            self.input_shape = input_shape
-            self.built = True
+            self.input_shape, self.built = input_shape, True
+
+    def __init_subclass__(cls, **kwargs):
+        # A subclass's build marks the layer built however it is reached (directly or by a call),
+        # so a direct layer.build(shape) followed by a call never creates the weights twice.
+        super().__init_subclass__(**kwargs)
+        if "build" in cls.__dict__:
+            user_build = cls.__dict__["build"]
+
+            def build(self, input_shape, _user_build=user_build):
+                _user_build(self, input_shape)
+                self.input_shape = input_shape
+                self.built = True
+            build.__doc__ = user_build.__doc__
+            cls.build = build
 
     def add_weight(self, name, shape, initializer="zeros", trainable=True):
         value = initializers.get(initializer)(tuple(int(s) for s in shape))
