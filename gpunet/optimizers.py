@@ -1,1 +1,492 @@
-__all__ = []
+"""Optimizers with Keras 3's names, defaults and update formulas, and learning-rate schedules.
+
+    opt = gn.optimizers.Adam(learning_rate=1e-3)
+    opt.apply(params, grads)        # in place; builds the slots on the first call
+    opt.iterations                  # updates applied so far
+    opt.learning_rate = 1e-4        # a float replaces the rate or the schedule
+
+Each step follows Keras's ``BaseOptimizer.apply``: gradients are clipped (``clipnorm`` per
+array, ``global_clipnorm`` jointly, or ``clipvalue``; at most one), the learning rate is the
+schedule evaluated at ``iterations`` (0 on the first step), ``weight_decay`` decays each
+parameter by ``p * weight_decay * lr`` before its update, then the optimizer's own update
+runs (``gpunet/ops/optim.py``) and ``iterations`` grows by one.
+"""
+import math
+import numbers
+import types
+import warnings
+
+import numpy as np
+
+from . import backend
+from .ops import optim as optim_ops
+
+__all__ = [
+    "Optimizer", "SGD", "Adam", "AdamW", "RMSprop",
+    "LearningRateSchedule", "ExponentialDecay", "CosineDecay", "schedules",
+    "get", "serialize", "deserialize",
+]
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_positive(owner, what, value):
+    if not _is_number(value) or value <= 0:
+        raise ValueError(f"{owner}: {what} must be a number > 0; received {what}={value!r}.")
+
+
+def _check_range(owner, what, value, low, high, high_open=False):
+    """Raise a ValueError naming ``owner`` unless ``low <= value <= high`` (``< high`` if open)."""
+    inside = _is_number(value) and low <= value and (value < high if high_open else value <= high)
+    if not inside:
+        bound = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
+        raise ValueError(f"{owner}: {what} must be a number in {bound}; received {what}={value!r}.")
+
+
+# -- learning-rate schedules ------------------------------------------------------------
+class LearningRateSchedule:
+    """Base of learning-rate schedules: ``schedule(step) -> float``.
+
+    ``step`` is the optimizer's ``iterations``: 0 for the first update. Subclasses define
+    ``__call__`` and ``get_config`` (for saving); any plain callable ``step -> lr`` works too.
+    """
+
+    def __call__(self, step):
+        raise NotImplementedError(f"{type(self).__name__} must define __call__(step).")
+
+    def get_config(self):
+        raise NotImplementedError(f"{type(self).__name__} must define get_config() to be saved.")
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class ExponentialDecay(LearningRateSchedule):
+    """``initial_learning_rate * decay_rate ** (step / decay_steps)``; ``staircase`` floors the exponent."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
+                 name="ExponentialDecay"):
+        _check_positive("ExponentialDecay", "decay_steps", decay_steps)
+        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
+        self.decay_rate, self.staircase, self.name = decay_rate, staircase, name
+
+    def __call__(self, step):
+        exponent = step / self.decay_steps
+        if self.staircase:
+            exponent = math.floor(exponent)
+        return self.initial_learning_rate * self.decay_rate ** exponent
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+
+
+class CosineDecay(LearningRateSchedule):
+    """Cosine decay from the start rate to ``alpha`` times it over ``decay_steps``, then flat.
+
+    ``rate * ((1 - alpha) * 0.5 * (1 + cos(pi * min(step, decay_steps) / decay_steps)) + alpha)``.
+    With ``warmup_target``, the rate first rises linearly from ``initial_learning_rate`` to
+    ``warmup_target`` over ``warmup_steps``, and the decay then starts from ``warmup_target``.
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay",
+                 warmup_target=None, warmup_steps=0):
+        _check_positive("CosineDecay", "decay_steps", decay_steps)
+        self.initial_learning_rate, self.decay_steps, self.alpha = initial_learning_rate, decay_steps, alpha
+        self.name, self.warmup_target, self.warmup_steps = name, warmup_target, warmup_steps
+
+    def _decay(self, step, start_rate):
+        cosine = 0.5 * (1.0 + math.cos(math.pi * step / self.decay_steps))
+        return start_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+
+    def __call__(self, step):
+        if self.warmup_target is None:
+            return self._decay(min(step, self.decay_steps), self.initial_learning_rate)
+        step = min(step, self.decay_steps + self.warmup_steps)
+        if step < self.warmup_steps:
+            rise = self.warmup_target - self.initial_learning_rate
+            return rise * (step / self.warmup_steps) + self.initial_learning_rate
+        return self._decay(step - self.warmup_steps, self.warmup_target)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "alpha": self.alpha, "name": self.name, "warmup_target": self.warmup_target,
+                "warmup_steps": self.warmup_steps}
+
+
+def _subclasses(base):
+    found = {}
+    for sub in base.__subclasses__():
+        found[sub.__name__] = sub
+        found.update(_subclasses(sub))
+    return found
+
+
+def serialize_schedule(schedule):
+    """``{"class_name": ..., "config": ...}`` for a schedule object (Keras's layout)."""
+    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+
+
+def deserialize_schedule(config, custom_objects=None):
+    """The schedule a ``serialize_schedule`` dict (or a Keras-saved one) describes."""
+    known = {**_subclasses(LearningRateSchedule), **(custom_objects or {})}
+    name = config.get("class_name")
+    if name not in known:
+        raise ValueError(f"Unknown learning-rate schedule {name!r}; known: {', '.join(sorted(known))}.")
+    return known[name].from_config(dict(config["config"]))
+
+
+schedules = types.SimpleNamespace(
+    LearningRateSchedule=LearningRateSchedule, ExponentialDecay=ExponentialDecay,
+    CosineDecay=CosineDecay, serialize=serialize_schedule, deserialize=deserialize_schedule)
+
+
+# -- optimizers -------------------------------------------------------------------------
+def _module_of(array):
+    """The array module that owns ``array``: slots live where their parameter lives."""
+    return np if isinstance(array, np.ndarray) else backend.current().xp
+
+
+# Keras-only settings that may appear in a Keras-saved config; gpunet supports their defaults.
+_KERAS_ONLY_DEFAULTS = {"use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
+                        "loss_scale_factor": None, "gradient_accumulation_steps": None}
+
+
+class Optimizer:
+    """Base optimizer: learning rate or schedule, clipping, weight decay, per-parameter slots.
+
+    Subclasses list their slots in ``slot_names()`` and define ``update_step``. State for an
+    exact resume is ``get_state()`` / ``set_state(state)``.
+    """
+
+    def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, name=None):
+        owner = type(self).__name__
+        clips = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
+        given = {k: v for k, v in clips.items() if v is not None}
+        if len(given) > 1:
+            raise ValueError(f"{owner}: only one of clipnorm, clipvalue and global_clipnorm can be set; "
+                             f"received {', '.join(f'{k}={v}' for k, v in given.items())}.")
+        for what, value in given.items():
+            _check_positive(owner, what, value)
+        if weight_decay is not None:
+            _check_range(owner, "weight_decay", weight_decay, 0.0, math.inf)
+        self.name = name or owner.lower()
+        self.weight_decay, self.clipnorm = weight_decay, clipnorm
+        self.clipvalue, self.global_clipnorm = clipvalue, global_clipnorm
+        self.iterations = 0
+        self.learning_rate = learning_rate
+        self._slots = None           # {slot name: [array per parameter]} once built
+        self._param_shapes = None    # shapes of the parameters the slots were built for
+        self._pending_slots = None   # slots from set_state() before the first apply()
+
+    # -- learning rate ------------------------------------------------------------------
+    @property
+    def learning_rate(self):
+        """The learning rate of the next step (a float). Set a float, a schedule or a callable."""
+        return self.current_learning_rate()
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if callable(value):
+            self._learning_rate = value
+        elif _is_number(value) and value >= 0:
+            self._learning_rate = float(value)
+        else:
+            raise ValueError(f"{type(self).__name__}: learning_rate must be a float >= 0, a "
+                             f"LearningRateSchedule or a callable step -> rate; received {value!r}.")
+
+    def current_learning_rate(self):
+        """The schedule evaluated at ``iterations`` (or the constant rate), as a float."""
+        rate = self._learning_rate
+        return float(rate(self.iterations)) if callable(rate) else rate
+
+    # -- the step -------------------------------------------------------------------------
+    def slot_names(self):
+        """Names of the per-parameter slots, in the order ``get_state`` lists them."""
+        return []
+
+    def update_step(self, index, param, grad, lr):
+        raise NotImplementedError(f"{type(self).__name__} must define update_step(index, param, grad, lr).")
+
+    def slot(self, name, index):
+        """Slot ``name`` of parameter ``index`` (an array shaped like that parameter)."""
+        return self._slots[name][index]
+
+    def build(self, params):
+        """Create zero slots shaped like ``params`` (called by the first ``apply``)."""
+        self._slots = {name: [_module_of(p).zeros_like(p) for p in params] for name in self.slot_names()}
+        self._param_shapes = [tuple(p.shape) for p in params]
+        if self._pending_slots is not None:
+            pending, self._pending_slots = self._pending_slots, None
+            try:
+                self._load_slots(pending)
+            except ValueError:
+                self._slots = self._param_shapes = None
+                raise
+
+    @property
+    def built(self):
+        return self._param_shapes is not None
+
+    def apply(self, params, grads):
+        """Update ``params`` in place from ``grads`` (two lists, matched by position).
+
+        A ``None`` gradient leaves its parameter alone. The first call builds the slots;
+        later calls must pass parameters of the same shapes in the same order.
+        """
+        params, grads = list(params), list(grads)
+        if len(params) != len(grads):
+            raise ValueError(f"{type(self).__name__}.apply got {len(params)} parameters and "
+                             f"{len(grads)} gradients.")
+        if not params:
+            return
+        if not self.built:
+            self.build(params)
+        self._check_params(params, grads)
+        pairs = [(i, p, g) for i, (p, g) in enumerate(zip(params, grads)) if g is not None]
+        if not pairs:
+            raise ValueError(f"{type(self).__name__}.apply: every gradient is None.")
+        clipped = self._clip([g for _, _, g in pairs])
+        lr = self.current_learning_rate()
+        for (index, param, _), grad in zip(pairs, clipped):
+            self.update_step(index, param, grad, lr)
+        self.iterations += 1
+
+    def _check_params(self, params, grads):
+        if [tuple(p.shape) for p in params] != self._param_shapes:
+            raise ValueError(f"{type(self).__name__} was built for parameters of shapes "
+                             f"{self._param_shapes}; received {[tuple(p.shape) for p in params]}. "
+                             "Use a new optimizer for other parameters.")
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if g is not None and tuple(g.shape) != tuple(p.shape):
+                raise ValueError(f"{type(self).__name__}: gradient {i} has shape {tuple(g.shape)}; "
+                                 f"its parameter has shape {tuple(p.shape)}.")
+
+    def _clip(self, grads):
+        if self.clipnorm:
+            return [optim_ops.clip_by_norm(g, self.clipnorm) for g in grads]
+        if self.global_clipnorm:
+            return optim_ops.clip_by_global_norm(grads, self.global_clipnorm)
+        if self.clipvalue:
+            return [optim_ops.clip_by_value(g, self.clipvalue) for g in grads]
+        return grads
+
+    # -- state --------------------------------------------------------------------------
+    def get_state(self):
+        """Everything an exact resume needs, as NumPy arrays in this order (Keras's variable order):
+
+        ``iterations`` (int64 scalar); ``learning_rate`` (float64 scalar, only while the rate
+        is a constant rather than a schedule); then, for each slot in ``slot_names()`` order,
+        that slot of every parameter: ``"<slot>_0" ... "<slot>_<n-1>"`` (Adam: ``momentum_*``
+        then ``velocity_*``). Before the first ``apply`` there are no slots yet.
+        """
+        state = {"iterations": np.array(self.iterations, dtype=np.int64)}
+        if not callable(self._learning_rate):
+            state["learning_rate"] = np.array(self._learning_rate, dtype=np.float64)
+        if self.built:
+            for name, arrays in self._slots.items():
+                for i, array in enumerate(arrays):
+                    state[f"{name}_{i}"] = np.array(backend.current().to_numpy(array), copy=True)
+        elif self._pending_slots is not None:
+            state.update({k: v.copy() for k, v in self._pending_slots.items()})
+        return state
+
+    def set_state(self, state):
+        """Restore ``get_state()``'s dict. Before the first ``apply`` the slots wait for it."""
+        state = dict(state)
+        if "iterations" not in state:
+            raise ValueError(f"{type(self).__name__}.set_state: the state has no 'iterations'; "
+                             f"received keys {sorted(state)}.")
+        iterations = int(np.asarray(state.pop("iterations")))
+        rate = state.pop("learning_rate", None)
+        slots = {k: np.asarray(v) for k, v in state.items()}
+        if self.built:
+            self._load_slots(slots)
+        else:
+            self._pending_slots = slots or None
+        self.iterations = iterations
+        if rate is not None:
+            self.learning_rate = float(np.asarray(rate))
+
+    def _load_slots(self, slots):
+        expected = [f"{name}_{i}" for name, arrays in self._slots.items() for i in range(len(arrays))]
+        if sorted(slots) != sorted(expected):
+            raise ValueError(f"{type(self).__name__}.set_state: expected slots {expected}; "
+                             f"received {sorted(slots)}.")
+        targets = {f"{name}_{i}": a for name, arrays in self._slots.items() for i, a in enumerate(arrays)}
+        for key, target in targets.items():
+            if tuple(slots[key].shape) != tuple(target.shape):
+                raise ValueError(f"{type(self).__name__}.set_state: slot {key!r} has shape "
+                                 f"{tuple(target.shape)}; received shape {tuple(slots[key].shape)}.")
+        for key, target in targets.items():
+            target[...] = _module_of(target).asarray(slots[key], dtype=target.dtype)
+
+    # -- config -------------------------------------------------------------------------
+    def _learning_rate_config(self):
+        rate = self._learning_rate
+        if isinstance(rate, LearningRateSchedule):
+            return serialize_schedule(rate)
+        if callable(rate):
+            warnings.warn(f"{type(self).__name__}: a plain callable learning rate cannot be saved; "
+                          f"the config keeps its current value {self.current_learning_rate()}.", stacklevel=3)
+            return self.current_learning_rate()
+        return rate
+
+    def get_config(self):
+        """Everything ``__init__`` needs: ``type(opt).from_config(opt.get_config())`` rebuilds it."""
+        return {"name": self.name, "learning_rate": self._learning_rate_config(),
+                "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
+                "global_clipnorm": self.global_clipnorm, "clipvalue": self.clipvalue}
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild from ``get_config()`` (a Keras-saved config works too)."""
+        if cls is Optimizer:
+            raise TypeError("Optimizer.from_config needs a concrete class: call e.g. "
+                            "Adam.from_config(config), or optimizers.deserialize(serialize(opt)).")
+        config = dict(config)
+        for key, default in _KERAS_ONLY_DEFAULTS.items():
+            value = config.pop(key, default)
+            if value != default:
+                raise ValueError(f"{cls.__name__}: gpunet does not support {key}={value!r} "
+                                 f"(only the default {default!r}).")
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = deserialize_schedule(config["learning_rate"])
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r} learning_rate={self.current_learning_rate():g}>"
+
+
+class SGD(Optimizer):
+    """Gradient descent, optionally with (Nesterov) momentum. Slot: ``momentum`` when momentum > 0."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, name="SGD"):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
+        _check_range("SGD", "momentum", momentum, 0.0, 1.0)
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+
+    def slot_names(self):
+        return ["momentum"] if self.momentum != 0 else []
+
+    def update_step(self, index, param, grad, lr):
+        velocity = self.slot("momentum", index) if self.momentum != 0 else None
+        optim_ops.sgd_update(param, grad, velocity, lr, self.momentum, self.nesterov,
+                             weight_decay=self.weight_decay or 0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Adam with Keras's epsilon-hat form; ``amsgrad`` keeps the running maximum of ``velocity``.
+
+    Slots: ``momentum``, ``velocity`` (and ``velocity_hat`` with amsgrad).
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name="adam"):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
+        owner = type(self).__name__
+        _check_range(owner, "beta_1", beta_1, 0.0, 1.0, high_open=True)
+        _check_range(owner, "beta_2", beta_2, 0.0, 1.0, high_open=True)
+        _check_range(owner, "epsilon", epsilon, 0.0, math.inf)
+        self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, bool(amsgrad)
+
+    def slot_names(self):
+        return ["momentum", "velocity"] + (["velocity_hat"] if self.amsgrad else [])
+
+    def _moments(self, index):
+        v_hat = self.slot("velocity_hat", index) if self.amsgrad else None
+        return self.slot("momentum", index), self.slot("velocity", index), v_hat
+
+    def update_step(self, index, param, grad, lr):
+        m, v, v_hat = self._moments(index)
+        optim_ops.adam_update(param, grad, m, v, lr, self.beta_1, self.beta_2, self.epsilon,
+                              self.iterations + 1, v_hat=v_hat, weight_decay=self.weight_decay or 0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): ``p -= p * weight_decay * lr`` each step."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, clipnorm=None, clipvalue=None, global_clipnorm=None, name="adamw"):
+        if weight_decay is None:
+            raise ValueError("AdamW: weight_decay must be a float; received weight_decay=None.")
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay,
+                         clipnorm, clipvalue, global_clipnorm, name)
+
+    def update_step(self, index, param, grad, lr):
+        m, v, v_hat = self._moments(index)
+        optim_ops.adamw_update(param, grad, m, v, lr, self.weight_decay, self.beta_1, self.beta_2,
+                               self.epsilon, self.iterations + 1, v_hat=v_hat)
+
+
+class RMSprop(Optimizer):
+    """RMSprop with plain momentum; ``centered`` divides by the estimated variance instead.
+
+    Slots: ``velocity``, then ``momentum`` when momentum > 0, then ``average_gradient`` when centered.
+    """
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name="rmsprop"):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
+        _check_range("RMSprop", "rho", rho, 0.0, 1.0)
+        _check_range("RMSprop", "momentum", momentum, 0.0, 1.0)
+        _check_range("RMSprop", "epsilon", epsilon, 0.0, math.inf)
+        self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, bool(centered)
+
+    def slot_names(self):
+        return ["velocity"] + (["momentum"] if self.momentum > 0 else []) + \
+            (["average_gradient"] if self.centered else [])
+
+    def update_step(self, index, param, grad, lr):
+        momentum_buf = self.slot("momentum", index) if self.momentum > 0 else None
+        average = self.slot("average_gradient", index) if self.centered else None
+        optim_ops.rmsprop_update(param, grad, self.slot("velocity", index), momentum_buf, lr, self.rho,
+                                 self.momentum, self.epsilon, average_grad=average,
+                                 weight_decay=self.weight_decay or 0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
+
+
+def serialize(optimizer):
+    """``{"class_name": "Adam", "config": {...}}``: enough to rebuild the optimizer (not its state)."""
+    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+
+
+def deserialize(config, custom_objects=None):
+    """The optimizer a ``serialize`` dict describes; ``custom_objects`` maps names to user classes."""
+    known = {**_subclasses(Optimizer), **(custom_objects or {})}
+    name = config.get("class_name") if isinstance(config, dict) else None
+    cls = known.get(name) or _BY_NAME.get(str(name).lower())
+    if cls is None:
+        raise ValueError(f"Unknown optimizer class {name!r}; known: {', '.join(sorted(known))}.")
+    return cls.from_config(config.get("config", {}))
+
+
+def get(identifier):
+    """An optimizer from a name (``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``; defaults),
+    an ``Optimizer`` (returned as is) or a ``serialize`` dict."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str) and identifier.strip().lower() in _BY_NAME:
+        return _BY_NAME[identifier.strip().lower()]()
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    raise ValueError(f"Unknown optimizer {identifier!r}; expected one of "
+                     f"{', '.join(repr(n) for n in _BY_NAME)}, an Optimizer object or a serialize() dict.")
