@@ -1,1 +1,286 @@
-__all__ = []
+"""Loss objects with Keras's names and its "sum_over_batch_size" reduction.
+
+    loss = gn.losses.get("sparse_categorical_crossentropy")
+    value = loss(y_true, y_pred)                     # a float, the mean over the batch
+    value, dy_pred = loss.compute(y_true, y_pred)    # and d(value)/d(y_pred)
+
+Cross-entropies on probabilities also fuse with a final softmax: ``compute_from_logits`` takes
+the softmax's input and returns ``(value, dlogits, probs)`` from one stable op.
+"""
+import numpy as np
+
+from . import backend, utils
+from .ops import loss as ops
+
+__all__ = ["Loss", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy",
+           "MeanSquaredError", "MeanAbsoluteError", "get", "align_targets"]
+
+
+def align_targets(y_true, y_pred):
+    """Targets of rank one less than (or one more than) y_pred around a last axis of size 1 are
+    reshaped to y_pred's shape, as Keras does: (N,) targets fit a (N, 1) output."""
+    if y_true.shape == y_pred.shape:
+        return y_true
+    if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1 or \
+            y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1] == 1:
+        if y_true.size == y_pred.size:
+            return y_true.reshape(y_pred.shape)
+    return y_true
+
+
+class Loss:
+    """Base class: a subclass defines ``_value(y_true, y_pred)`` and ``_gradient(y_true, y_pred)``."""
+
+    default_name = "loss"
+    sparse = False
+
+    def __init__(self, name=None, reduction="sum_over_batch_size"):
+        if reduction != "sum_over_batch_size":
+            raise ValueError(f"{type(self).__name__} supports reduction='sum_over_batch_size' only; "
+                             f"received {reduction!r}.")
+        self.name = name or self.default_name
+        self.reduction = reduction
+        self.from_logits = False
+
+    def __call__(self, y_true, y_pred):
+        """The mean loss over the batch, a float."""
+        y_true = self._prepare(y_true, y_pred)
+        return float(self._value(y_true, y_pred))
+
+    def compute(self, y_true, y_pred):
+        """``(value, dy_pred)``: the mean loss and its gradient with respect to ``y_pred``."""
+        y_true = self._prepare(y_true, y_pred)
+        return float(self._value(y_true, y_pred)), self._gradient(y_true, y_pred)
+
+    @property
+    def fuses_softmax(self):
+        """True when a final softmax layer may hand this loss its logits instead (see compute_from_logits)."""
+        return False
+
+    def compute_from_logits(self, y_true, logits):
+        raise TypeError(f"Loss '{self.name}' does not fuse with a softmax; call compute(y_true, y_pred).")
+
+    # -- targets ----------------------------------------------------------------------------
+    def _prepare(self, y_true, y_pred):
+        """y_true as a backend array in y_pred's dtype, in y_pred's shape (or a clear error)."""
+        y_true = align_targets(backend.current().asarray(y_true, dtype=y_pred.dtype), y_pred)
+        if y_true.shape != y_pred.shape:
+            raise ValueError(f"Loss '{self.name}' needs targets of the predictions' shape {tuple(y_pred.shape)}; "
+                             f"received shape {tuple(y_true.shape)}.")
+        return y_true
+
+    def _expected_target_shapes(self, sample_shape):
+        """Per-sample target shapes this loss accepts for a per-sample output shape."""
+        shapes = [sample_shape]
+        if sample_shape and sample_shape[-1] == 1:
+            shapes.append(sample_shape[:-1])
+        return shapes
+
+    def check_targets(self, y_true, output_shape, where="y"):
+        """Raise a clear ValueError when targets cannot go with outputs of ``output_shape`` (batch first).
+
+        ``where`` names the targets in the message (e.g. "fit's y", "validation_data").
+        """
+        y = np.asarray(backend.current().to_numpy(y_true))
+        sample = tuple(output_shape[1:])
+        accepted = self._expected_target_shapes(sample)
+        if tuple(y.shape[1:]) not in accepted:
+            expected = " or ".join(str((len(y),) + s) for s in accepted)
+            raise ValueError(f"{where}: loss '{self.name}' expects targets of shape {expected} for model "
+                             f"outputs of shape {tuple(output_shape)}; received shape {y.shape}."
+                             + self._shape_hint(y, sample))
+        if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
+            raise ValueError(f"{where}: targets for loss '{self.name}' contain NaN or inf.")
+
+    def _shape_hint(self, y, sample):
+        return ""
+
+    # -- config -----------------------------------------------------------------------------
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+class _Crossentropy(Loss):
+    """Shared by the categorical cross-entropies: from_logits, and fusion with a final softmax."""
+
+    def __init__(self, from_logits=False, name=None, reduction="sum_over_batch_size"):
+        super().__init__(name=name, reduction=reduction)
+        self.from_logits = bool(from_logits)
+
+    @property
+    def fuses_softmax(self):
+        return not self.from_logits
+
+    def compute_from_logits(self, y_true, logits):
+        """``(value, dlogits, probs)`` of softmax + this cross-entropy, stable for large logits."""
+        y_true = self._prepare(y_true, logits)
+        value, probs = self._softmax_ce_forward(y_true, logits)
+        return float(value), self._softmax_ce_backward(y_true, probs), probs
+
+    def _value(self, y_true, y_pred):
+        if self.from_logits:
+            return self._softmax_ce_forward(y_true, y_pred)[0]
+        return self._probability_forward(y_true, y_pred)
+
+    def _gradient(self, y_true, y_pred):
+        if self.from_logits:
+            return self._softmax_ce_backward(y_true, self._softmax_ce_forward(y_true, y_pred)[1])
+        return self._probability_backward(y_true, y_pred)
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits}
+
+
+class CategoricalCrossentropy(_Crossentropy):
+    """Cross-entropy against one-hot (or soft) targets of the predictions' shape (..., classes)."""
+
+    default_name = "categorical_crossentropy"
+    _softmax_ce_forward = staticmethod(ops.softmax_cross_entropy_forward)
+    _softmax_ce_backward = staticmethod(ops.softmax_cross_entropy_backward)
+    _probability_forward = staticmethod(ops.categorical_crossentropy_forward)
+    _probability_backward = staticmethod(ops.categorical_crossentropy_backward)
+
+    def _expected_target_shapes(self, sample_shape):
+        return [sample_shape]
+
+    def _shape_hint(self, y, sample):
+        if sample and sample[-1] > 1 and tuple(y.shape[1:]) in (sample[:-1], sample[:-1] + (1,)):
+            return " Integer class labels need loss='sparse_categorical_crossentropy'."
+        return ""
+
+
+class SparseCategoricalCrossentropy(_Crossentropy):
+    """Cross-entropy against integer class labels: targets (...,) for predictions (..., classes)."""
+
+    default_name = "sparse_categorical_crossentropy"
+    sparse = True
+    _softmax_ce_forward = staticmethod(ops.sparse_softmax_cross_entropy_forward)
+    _softmax_ce_backward = staticmethod(ops.sparse_softmax_cross_entropy_backward)
+    _probability_forward = staticmethod(ops.sparse_categorical_crossentropy_forward)
+    _probability_backward = staticmethod(ops.sparse_categorical_crossentropy_backward)
+
+    def _prepare(self, y_true, y_pred):
+        labels = backend.current().asarray(y_true, dtype=np.int64)
+        if labels.shape == y_pred.shape[:-1] + (1,):
+            labels = labels.reshape(y_pred.shape[:-1])
+        if labels.shape != y_pred.shape[:-1]:
+            raise ValueError(f"Loss '{self.name}' needs integer labels of shape {tuple(y_pred.shape[:-1])} for "
+                             f"predictions of shape {tuple(y_pred.shape)}; received shape {tuple(labels.shape)}.")
+        self._check_label_range(int(labels.min()), int(labels.max()), y_pred.shape[-1], "")
+        return labels
+
+    def _check_label_range(self, low, high, classes, where):
+        bad = low if low < 0 else high if high >= classes else None
+        if bad is not None:
+            prefix = f"{where}: " if where else ""
+            raise ValueError(f"{prefix}loss '{self.name}' got label {bad}, but the model outputs {classes} "
+                             f"classes (valid labels are 0 to {classes - 1}).")
+
+    def _expected_target_shapes(self, sample_shape):
+        return [sample_shape[:-1], sample_shape[:-1] + (1,)]
+
+    def check_targets(self, y_true, output_shape, where="y"):
+        super().check_targets(y_true, output_shape, where)
+        y = np.asarray(backend.current().to_numpy(y_true))
+        if y.size == 0:
+            return
+        if y.dtype.kind not in "iub" and not np.array_equal(y, np.round(y)):
+            bad = y.flat[int(np.argmax(y != np.round(y)))].item()
+            raise ValueError(f"{where}: loss '{self.name}' needs integer class labels; received {bad!r}.")
+        self._check_label_range(int(y.min()), int(y.max()), output_shape[-1], where)
+
+    def _shape_hint(self, y, sample):
+        if tuple(y.shape[1:]) == sample:
+            return " One-hot targets need loss='categorical_crossentropy'."
+        return ""
+
+
+class BinaryCrossentropy(Loss):
+    """Binary cross-entropy per element (targets 0/1 or in between), averaged over all elements.
+
+    With ``from_logits=True`` the predictions are logits and the stable logistic form is used.
+    """
+
+    default_name = "binary_crossentropy"
+
+    def __init__(self, from_logits=False, name=None, reduction="sum_over_batch_size"):
+        super().__init__(name=name, reduction=reduction)
+        self.from_logits = bool(from_logits)
+
+    def _value(self, y_true, y_pred):
+        if self.from_logits:
+            return ops.binary_crossentropy_from_logits_forward(y_true, y_pred)
+        return ops.binary_crossentropy_forward(y_true, y_pred)
+
+    def _gradient(self, y_true, y_pred):
+        if self.from_logits:
+            return ops.binary_crossentropy_from_logits_backward(y_true, y_pred)
+        return ops.binary_crossentropy_backward(y_true, y_pred)
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits}
+
+
+class MeanSquaredError(Loss):
+    """Mean of ``(y_pred - y_true)^2`` over all elements."""
+
+    default_name = "mean_squared_error"
+
+    def _value(self, y_true, y_pred):
+        return ops.mse_forward(y_true, y_pred)
+
+    def _gradient(self, y_true, y_pred):
+        return ops.mse_backward(y_true, y_pred)
+
+
+class MeanAbsoluteError(Loss):
+    """Mean of ``|y_pred - y_true|`` over all elements."""
+
+    default_name = "mean_absolute_error"
+
+    def _value(self, y_true, y_pred):
+        return ops.mae_forward(y_true, y_pred)
+
+    def _gradient(self, y_true, y_pred):
+        return ops.mae_backward(y_true, y_pred)
+
+
+_BY_NAME = {
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+    "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+}
+_CLASSES = {cls.__name__: cls for cls in _BY_NAME.values()}
+
+
+def get(identifier):
+    """A Loss from a name, a Loss object, a Loss class or a ``{"class_name", "config"}`` dict.
+
+    None gives None (a model compiled without a loss).
+    """
+    if identifier is None or isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Loss):
+        return identifier()
+    if isinstance(identifier, str):
+        key = utils.snake_case(identifier.strip()) if identifier[:1].isupper() else identifier.strip().lower()
+        if key in _BY_NAME:
+            return _BY_NAME[key]()
+    if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
+        return _CLASSES[identifier["class_name"]].from_config(identifier.get("config", {}))
+    raise ValueError(f"Unknown loss {identifier!r}; expected one of {', '.join(repr(n) for n in _BY_NAME)}, "
+                     f"a Loss object or a Loss class.")
+
+
+def serialize(loss):
+    """``{"class_name", "config"}`` for a Loss (what :func:`get` accepts back)."""
+    return {"class_name": type(loss).__name__, "config": loss.get_config()}

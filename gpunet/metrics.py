@@ -1,1 +1,207 @@
-__all__ = []
+"""Metrics with Keras's names. Each totals its batches (weighted by their size) until reset.
+
+    metric = gn.metrics.get("accuracy", loss="sparse_categorical_crossentropy")
+    metric.update_state(y_true, y_pred); metric.result(); metric.reset_state()
+"""
+import numpy as np
+
+from . import backend, losses, utils
+from .ops import loss as ops
+
+__all__ = ["Metric", "MeanMetric", "CategoricalAccuracy", "SparseCategoricalAccuracy", "BinaryAccuracy",
+           "MeanSquaredError", "MeanAbsoluteError", "get"]
+
+
+class Metric:
+    """Base class: ``update_state(y_true, y_pred)`` adds a batch, ``result()`` is the running value."""
+
+    default_name = "metric"
+
+    def __init__(self, name=None):
+        self.name = name or self.default_name
+        self.reset_state()
+
+    def update_state(self, y_true, y_pred):
+        raise NotImplementedError(f"{type(self).__name__} must define update_state(y_true, y_pred).")
+
+    def result(self):
+        raise NotImplementedError(f"{type(self).__name__} must define result().")
+
+    def reset_state(self):
+        pass
+
+    def __call__(self, y_true, y_pred):
+        """Add the batch and return the running result, as a Keras metric called eagerly does."""
+        self.update_state(y_true, y_pred)
+        return self.result()
+
+    def get_config(self):
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+class MeanMetric(Metric):
+    """A running ``total / count``; a subclass defines ``_batch(y_true, y_pred) -> (total, count)``."""
+
+    def reset_state(self):
+        self.total, self.count = 0.0, 0
+
+    def update_state(self, y_true, y_pred):
+        total, count = self._batch(self._targets(y_true, y_pred), y_pred)
+        self.total += float(total)
+        self.count += int(count)
+
+    def result(self):
+        """The mean so far, a float (0.0 before any update)."""
+        return self.total / self.count if self.count else 0.0
+
+    def _targets(self, y_true, y_pred):
+        return losses.align_targets(backend.current().asarray(y_true, dtype=y_pred.dtype), y_pred)
+
+    def _check_shapes(self, y_true, y_pred):
+        if y_true.shape != y_pred.shape:
+            raise ValueError(f"Metric '{self.name}' needs targets of the predictions' shape {tuple(y_pred.shape)}; "
+                             f"received shape {tuple(y_true.shape)}.")
+
+
+class CategoricalAccuracy(MeanMetric):
+    """Fraction of rows whose largest prediction is at the target's largest entry (one-hot targets)."""
+
+    default_name = "categorical_accuracy"
+
+    def _batch(self, y_true, y_pred):
+        self._check_shapes(y_true, y_pred)
+        return ops.count_argmax_equal(y_true, y_pred), y_pred.size // y_pred.shape[-1]
+
+
+class SparseCategoricalAccuracy(MeanMetric):
+    """Fraction of rows whose largest prediction is at the integer label: labels (...,), y_pred (..., C)."""
+
+    default_name = "sparse_categorical_accuracy"
+
+    def _targets(self, y_true, y_pred):
+        labels = backend.current().asarray(y_true, dtype=np.int64)
+        if labels.shape == y_pred.shape[:-1] + (1,):
+            labels = labels.reshape(y_pred.shape[:-1])
+        if labels.shape != y_pred.shape[:-1]:
+            raise ValueError(f"Metric '{self.name}' needs integer labels of shape {tuple(y_pred.shape[:-1])} "
+                             f"for predictions of shape {tuple(y_pred.shape)}; received shape {tuple(labels.shape)}.")
+        return labels
+
+    def _batch(self, labels, y_pred):
+        return ops.count_label_equal(labels, y_pred), labels.size
+
+
+class BinaryAccuracy(MeanMetric):
+    """Fraction of elements where ``y_pred > threshold`` equals the 0/1 target."""
+
+    default_name = "binary_accuracy"
+
+    def __init__(self, threshold=0.5, name=None):
+        self.threshold = float(threshold)
+        super().__init__(name=name)
+
+    def _batch(self, y_true, y_pred):
+        self._check_shapes(y_true, y_pred)
+        return ops.count_binary_equal(y_true, y_pred, self.threshold), y_pred.size
+
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold}
+
+
+class MeanSquaredError(MeanMetric):
+    """Mean of ``(y_pred - y_true)^2`` over all elements seen."""
+
+    default_name = "mean_squared_error"
+
+    def _batch(self, y_true, y_pred):
+        self._check_shapes(y_true, y_pred)
+        return ops.sum_squared_error(y_true, y_pred), y_pred.size
+
+
+class MeanAbsoluteError(MeanMetric):
+    """Mean of ``|y_pred - y_true|`` over all elements seen."""
+
+    default_name = "mean_absolute_error"
+
+    def _batch(self, y_true, y_pred):
+        self._check_shapes(y_true, y_pred)
+        return ops.sum_absolute_error(y_true, y_pred), y_pred.size
+
+
+class _ShapeResolvedAccuracy(MeanMetric):
+    """'accuracy' with no loss to decide by: picks its kind from the first batch's shapes (Keras 3's rule)."""
+
+    def reset_state(self):
+        super().reset_state()
+        if getattr(self, "_resolved", None) is not None:
+            self._resolved.reset_state()
+
+    def update_state(self, y_true, y_pred):
+        if getattr(self, "_resolved", None) is None:
+            true_shape = tuple(np.shape(y_true))
+            if y_pred.shape[-1] == 1:
+                kind = BinaryAccuracy
+            elif len(true_shape) < y_pred.ndim or true_shape[-1:] == (1,):
+                kind = SparseCategoricalAccuracy
+            else:
+                kind = CategoricalAccuracy
+            self._resolved = kind(name=self.name)
+        self._resolved.update_state(y_true, y_pred)
+
+    def result(self):
+        return self._resolved.result() if getattr(self, "_resolved", None) is not None else 0.0
+
+
+_ACCURACY_FOR_LOSS = {
+    losses.SparseCategoricalCrossentropy: SparseCategoricalAccuracy,
+    losses.CategoricalCrossentropy: CategoricalAccuracy,
+    losses.BinaryCrossentropy: BinaryAccuracy,
+}
+_BY_NAME = {
+    "categorical_accuracy": CategoricalAccuracy,
+    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+    "binary_accuracy": BinaryAccuracy,
+    "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+}
+_CLASSES = {cls.__name__: cls for cls in _BY_NAME.values()}
+
+
+def _accuracy(name, loss):
+    loss = losses.get(loss) if loss is not None else None
+    for loss_class, metric_class in _ACCURACY_FOR_LOSS.items():
+        if isinstance(loss, loss_class):
+            return metric_class(name=name)
+    return _ShapeResolvedAccuracy(name=name)
+
+
+def get(identifier, loss=None):
+    """A Metric from a name, a Metric object or class, or a ``{"class_name", "config"}`` dict.
+
+    ``"accuracy"``/``"acc"`` become the accuracy that fits ``loss`` (a name or Loss): sparse
+    categorical, categorical or binary; with another loss, the kind is read from the first
+    batch's shapes. A metric made from a name keeps that name (it labels the logs).
+    """
+    if isinstance(identifier, Metric):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Metric):
+        return identifier()
+    if isinstance(identifier, str):
+        name = identifier.strip()
+        key = utils.snake_case(name) if name[:1].isupper() else name.lower()
+        name = key if name[:1].isupper() else name   # "CategoricalAccuracy" logs as categorical_accuracy
+        if key in ("accuracy", "acc"):
+            return _accuracy(name, loss)
+        if key in _BY_NAME:
+            return _BY_NAME[key](name=name)
+    if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
+        return _CLASSES[identifier["class_name"]].from_config(identifier.get("config", {}))
+    raise ValueError(f"Unknown metric {identifier!r}; expected one of 'accuracy', 'acc', "
+                     f"{', '.join(repr(n) for n in _BY_NAME)}, a Metric object or a Metric class.")

@@ -1,1 +1,238 @@
-__all__ = []
+"""Activation layers, the ``activation=`` argument of Dense/Conv layers, and the softmax fusion protocol.
+
+A layer whose output is a softmax over the last axis (``Softmax``, or any layer built with
+``activation="softmax"``) exposes ``fusable_softmax``, ``logits`` and ``backward_logits(d)``,
+so that the training loop can replace softmax + cross-entropy by one stable op.
+"""
+from ..ops import activation as ops
+from .base import Layer
+
+__all__ = ["ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Softmax", "get_activation", "ActivationMixin"]
+
+
+class _ActivationLayer(Layer):
+    """An elementwise layer without weights; subclasses say whether backward needs ``x`` or ``y``."""
+
+    fusable_softmax = False
+    _saves_output = True
+
+    def forward(self, x, training=False):
+        y = self._forward(x)
+        self._saved = y if self._saves_output else x
+        return y
+
+    def backward(self, dy):
+        self.grads = []
+        return self._backward(dy, self._saved)
+
+
+class ReLU(_ActivationLayer):
+    """Rectified linear unit: ``max(x, 0)``, optionally capped at ``max_value``.
+
+    Keras's general form: values below ``threshold`` become ``negative_slope * (x - threshold)``.
+    Any input shape; output has the input's shape.
+    """
+
+    _saves_output = False
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if max_value is not None and not max_value >= 0:
+            raise ValueError(f"ReLU max_value must be None or >= 0; received {max_value!r}.")
+        if not negative_slope >= 0:
+            raise ValueError(f"ReLU negative_slope must be >= 0; received {negative_slope!r}.")
+        self.max_value = None if max_value is None else float(max_value)
+        self.negative_slope, self.threshold = float(negative_slope), float(threshold)
+
+    def _settings(self):
+        return {"max_value": self.max_value, "negative_slope": self.negative_slope, "threshold": self.threshold}
+
+    def _forward(self, x):
+        return ops.relu_forward(x, **self._settings())
+
+    def _backward(self, dy, x):
+        return ops.relu_backward(dy, x, **self._settings())
+
+    def get_config(self):
+        return {**super().get_config(), **self._settings()}
+
+
+class LeakyReLU(_ActivationLayer):
+    """``x`` where positive, ``negative_slope * x`` elsewhere (Keras's default slope 0.3)."""
+
+    _saves_output = False
+
+    def __init__(self, negative_slope=0.3, **kwargs):
+        super().__init__(**kwargs)
+        if not negative_slope >= 0:
+            raise ValueError(f"LeakyReLU negative_slope must be >= 0; received {negative_slope!r}.")
+        self.negative_slope = float(negative_slope)
+
+    def _forward(self, x):
+        return ops.leaky_relu_forward(x, self.negative_slope)
+
+    def _backward(self, dy, x):
+        return ops.leaky_relu_backward(dy, x, self.negative_slope)
+
+    def get_config(self):
+        return {**super().get_config(), "negative_slope": self.negative_slope}
+
+
+class ELU(_ActivationLayer):
+    """``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere."""
+
+    _saves_output = False
+
+    def __init__(self, alpha=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha = float(alpha)
+
+    def _forward(self, x):
+        return ops.elu_forward(x, self.alpha)
+
+    def _backward(self, dy, x):
+        return ops.elu_backward(dy, x, self.alpha)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha}
+
+
+class Sigmoid(_ActivationLayer):
+    """``1 / (1 + exp(-x))``."""
+
+    def _forward(self, x):
+        return ops.sigmoid_forward(x)
+
+    def _backward(self, dy, y):
+        return ops.sigmoid_backward(dy, y)
+
+
+class Tanh(_ActivationLayer):
+    """Hyperbolic tangent."""
+
+    def _forward(self, x):
+        return ops.tanh_forward(x)
+
+    def _backward(self, dy, y):
+        return ops.tanh_backward(dy, y)
+
+
+class Softmax(_ActivationLayer):
+    """Softmax along ``axis`` (default the last, the class axis of NHWC and (batch, classes) outputs).
+
+    Over the last axis it is fusable: ``logits`` is its input from the last forward, and
+    ``backward_logits(d)`` passes a gradient with respect to those logits straight through.
+    """
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(axis, int):
+            raise ValueError(f"Softmax axis must be an int; received {axis!r}.")
+        self.axis = axis
+        self._last_ndim = None
+        self._logits = None
+
+    def _forward(self, x):
+        if not -x.ndim <= self.axis < x.ndim:
+            raise self.shape_error(f"an input with an axis {self.axis}", x.shape)
+        self._last_ndim, self._logits = x.ndim, x
+        return ops.softmax_forward(x, self.axis)
+
+    def _backward(self, dy, y):
+        return ops.softmax_backward(dy, y, self.axis)
+
+    @property
+    def fusable_softmax(self):
+        ndim = self._last_ndim if self._last_ndim is not None else (
+            len(self.input_shape) if self.input_shape is not None else None)
+        return self.axis == -1 or (ndim is not None and self.axis == ndim - 1)
+
+    @property
+    def logits(self):
+        """The input of the last forward call."""
+        return self._logits
+
+    def backward_logits(self, dlogits):
+        self.grads = []
+        return dlogits
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
+_BY_NAME = {"relu": ReLU, "leaky_relu": LeakyReLU, "elu": ELU, "sigmoid": Sigmoid, "tanh": Tanh, "softmax": Softmax}
+_LAYER_CLASSES = {cls.__name__: cls for cls in _BY_NAME.values()}
+
+
+def get_activation(identifier):
+    """A fresh activation layer from a name, a layer instance or a layer config, or None for linear.
+
+    Names: ``None``/``"linear"``, ``"relu"``, ``"leaky_relu"``, ``"elu"``, ``"sigmoid"``,
+    ``"tanh"``, ``"softmax"``. A Layer instance is used as it is; a dict
+    ``{"class_name": ..., "config": ...}`` (what ``get_config`` stores for one) is rebuilt.
+    """
+    if identifier is None:
+        return None
+    if isinstance(identifier, Layer):
+        return identifier
+    if isinstance(identifier, str):
+        key = identifier.strip().lower()
+        if key == "linear":
+            return None
+        if key in _BY_NAME:
+            # An explicit name keeps the inner layer from using up "re_lu", "softmax", ... automatic names.
+            return _BY_NAME[key](name=key)
+    if isinstance(identifier, dict) and identifier.get("class_name") in _LAYER_CLASSES:
+        return _LAYER_CLASSES[identifier["class_name"]](**identifier.get("config", {}))
+    raise ValueError(f"Unknown activation {identifier!r}; expected one of None, 'linear', "
+                     f"{', '.join(repr(n) for n in _BY_NAME)} or an activation layer.")
+
+
+def serialize_activation(identifier):
+    """What ``get_config`` stores for ``activation=``: the name ("linear" for None), or a layer's config."""
+    if identifier is None:
+        return "linear"
+    if isinstance(identifier, str):
+        return identifier.strip().lower()
+    if isinstance(identifier, dict):
+        return identifier
+    return {"class_name": type(identifier).__name__, "config": identifier.get_config()}
+
+
+class ActivationMixin:
+    """The ``activation=`` argument of a linear layer (Dense, Conv2D, Conv2DTranspose).
+
+    The layer computes ``z`` (its linear part) and returns ``self._activate(z, training)``; its
+    ``backward(dy)`` returns ``self._linear_backward(self._deactivate(dy))``, where
+    ``_linear_backward(dz)`` fills ``self.grads`` and returns dx.
+    """
+
+    def _init_activation(self, activation):
+        self._activation = get_activation(activation)
+        self.activation = serialize_activation(activation)
+
+    def _activate(self, z, training):
+        if self._activation is None:
+            return z
+        return self._activation.forward(z, training=training)
+
+    def _deactivate(self, dy):
+        if self._activation is None:
+            return dy
+        return self._activation.backward(dy)
+
+    @property
+    def fusable_softmax(self):
+        """True when the activation is a softmax over the last axis."""
+        return self._activation is not None and self._activation.fusable_softmax
+
+    @property
+    def logits(self):
+        """The softmax input ``z`` from the last forward call (when ``fusable_softmax``)."""
+        if not self.fusable_softmax:
+            raise AttributeError(f"{type(self).__name__} '{self.name}' has no softmax activation, so no logits.")
+        return self._activation.logits
+
+    def backward_logits(self, dlogits):
+        """Backward from d(loss)/d(logits), skipping the softmax; returns dx and fills ``self.grads``."""
+        return self._linear_backward(dlogits)

@@ -1,7 +1,14 @@
 """Input, Dense, Activation, Flatten, Reshape, Dropout."""
+import math
+
+import numpy as np
+
+from .. import initializers, utils
+from ..ops import dense, dropout
+from .activations import ActivationMixin
 from .base import Layer, SymbolicTensor
 
-__all__ = ["Input", "InputLayer"]
+__all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "Dropout"]
 
 
 class InputLayer(Layer):
@@ -32,3 +39,193 @@ class InputLayer(Layer):
 def Input(shape, batch_size=None, name=None, dtype="float32"):
     """A symbolic input of per-sample ``shape`` (no batch axis), e.g. ``Input((32, 32, 3))``."""
     return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype).output
+
+
+def _initializer(identifier, what):
+    """Validate an initializer argument now (clear error at construction); names stay names for get_config."""
+    if isinstance(identifier, dict):
+        return initializers.deserialize(identifier)
+    try:
+        initializers.get(identifier)
+    except ValueError as error:
+        raise ValueError(f"{what}: {error}") from None
+    return identifier
+
+
+class Dense(ActivationMixin, Layer):
+    """Fully connected layer: ``activation(x @ kernel + bias)``.
+
+    Input (batch, ..., in) -> output (batch, ..., units): on inputs of rank > 2 it applies to the
+    last axis, as Keras does. Weights: kernel (in, units), bias (units,).
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"Dense units must be a positive int; received {units!r}.")
+        self.units = int(units)
+        self._init_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = _initializer(kernel_initializer, "Dense kernel_initializer")
+        self.bias_initializer = _initializer(bias_initializer, "Dense bias_initializer")
+        self.kernel = self.bias = None
+        self._x2d = self._x_shape = None
+
+    def build(self, input_shape):
+        if len(input_shape) < 2 or input_shape[-1] is None:
+            raise self.shape_error("an input of rank >= 2 (batch, ..., features) with a known last axis",
+                                   input_shape)
+        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def forward(self, x, training=False):
+        features = self.kernel.shape[0]
+        if x.ndim < 2 or x.shape[-1] != features:
+            raise self.shape_error(f"inputs of shape (batch, ..., {features})", x.shape)
+        self._x_shape, self._x2d = x.shape, x.reshape(-1, features)
+        z = dense.dense_forward(self._x2d, self.kernel, self.bias)
+        return self._activate(z.reshape(*x.shape[:-1], self.units), training)
+
+    def backward(self, dy):
+        return self._linear_backward(self._deactivate(dy))
+
+    def _linear_backward(self, dz):
+        dx, dw, db = dense.dense_backward(dz.reshape(-1, self.units), self._x2d, self.kernel,
+                                          need_db=self.use_bias)
+        self.grads = ([dw, db] if self.use_bias else [dw]) if self.trainable else []
+        return dx.reshape(self._x_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer)}
+
+
+class Activation(ActivationMixin, Layer):
+    """Applies an activation by name (``"relu"``, ``"softmax"``, ...); output has the input's shape."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self._init_activation(activation)
+
+    def forward(self, x, training=False):
+        return self._activate(x, training)
+
+    def backward(self, dy):
+        return self._linear_backward(self._deactivate(dy))
+
+    def _linear_backward(self, dz):
+        self.grads = []
+        return dz
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+class Flatten(Layer):
+    """(batch, d1, d2, ...) -> (batch, d1 * d2 * ...), in C order (NHWC flattens channels fastest)."""
+
+    def compute_output_shape(self, input_shape):
+        rest = input_shape[1:]
+        return (input_shape[0], None if None in rest else math.prod(rest))
+
+    def forward(self, x, training=False):
+        self._x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        self.grads = []
+        return dy.reshape(self._x_shape)
+
+
+class Reshape(Layer):
+    """(batch, ...) -> (batch, *target_shape); one entry of target_shape may be -1 (inferred)."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        try:
+            shape = tuple(int(s) for s in target_shape)
+        except TypeError:
+            raise ValueError(f"Reshape target_shape must be a tuple of ints; received {target_shape!r}.") from None
+        if any(s < 1 and s != -1 for s in shape) or shape.count(-1) > 1:
+            raise ValueError(f"Reshape target_shape must hold positive ints and at most one -1; "
+                             f"received {target_shape!r}.")
+        self.target_shape = shape
+
+    def _resolve(self, sample_shape, received):
+        """target_shape with the -1 filled in for inputs of per-sample shape ``sample_shape``."""
+        if None in sample_shape:
+            return None
+        size, known = math.prod(sample_shape), math.prod(s for s in self.target_shape if s != -1)
+        fits = size % known == 0 if -1 in self.target_shape else size == known
+        if not fits:
+            need = f"a multiple of {known}" if -1 in self.target_shape else f"{known}"
+            raise self.shape_error(f"inputs with {need} values per sample to fit target_shape "
+                                   f"{self.target_shape}", received)
+        return tuple(size // known if s == -1 else s for s in self.target_shape)
+
+    def build(self, input_shape):
+        self._resolve(tuple(input_shape[1:]), input_shape)
+
+    def compute_output_shape(self, input_shape):
+        resolved = self._resolve(tuple(input_shape[1:]), input_shape)
+        if resolved is None:
+            resolved = tuple(None if s == -1 else s for s in self.target_shape)
+        return (input_shape[0], *resolved)
+
+    def forward(self, x, training=False):
+        self._x_shape = x.shape
+        return x.reshape(x.shape[0], *self._resolve(tuple(x.shape[1:]), x.shape))
+
+    def backward(self, dy):
+        self.grads = []
+        return dy.reshape(self._x_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": self.target_shape}
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zeroes each element with probability ``rate`` and scales the
+    rest by ``1 / (1 - rate)``; outside training, the identity. Output has the input's shape.
+
+    Each training call draws a fresh mask seed from ``gpunet.utils.rng()`` (reproducible under
+    ``gpunet.utils.set_random_seed``); with ``seed`` given, training call k (from 0) uses
+    ``seed + k``.
+    """
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0 <= rate < 1:
+            raise ValueError(f"Dropout rate must be a number in [0, 1); received {rate!r}.")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"Dropout seed must be None or a non-negative int; received {seed!r}.")
+        self.rate = float(rate)
+        self.seed = None if seed is None else int(seed)
+        self._calls = 0
+        self._mask = None
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0:
+            self._mask = None
+            return x
+        if self.seed is None:
+            seed = int(utils.rng().integers(2 ** 32))
+        else:
+            seed = self.seed + self._calls
+        self._calls += 1
+        y, self._mask = dropout.dropout_forward(x, self.rate, seed)
+        return y
+
+    def backward(self, dy):
+        self.grads = []
+        return dy if self._mask is None else dropout.dropout_backward(dy, self._mask)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

@@ -1,0 +1,55 @@
+"""Inverted dropout with a counter-based mask: element i is kept or dropped by a hash of (seed, i).
+
+The mask is a pure function of the seed, the rate and the flat (C-order) element index, so the
+CUDA kernel reproduces it bit for bit without a random-number state:
+
+    mix32(h):  h ^= h >> 16; h *= 0x7feb352d; h ^= h >> 15; h *= 0x846ca68b; h ^= h >> 16
+    key = mix32(seed);  h = mix32(mix32(i ^ key) + key);  u = (h >> 8) * 2**-24
+    keep element i  iff  u >= rate;  kept values are scaled by 1 / (1 - rate)
+
+All arithmetic wraps around in uint32. ``u >= rate`` is evaluated exactly, as the integer
+comparison ``(h >> 8) >= ceil(rate * 2**24)`` (see :func:`keep_threshold`).
+"""
+import math
+
+import numpy as np
+
+
+def mix32(h):
+    """The 32-bit finaliser above, on a uint32 array (wraps around; returns a new array)."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x7FEB352D)
+    h = h ^ (h >> np.uint32(15))
+    h = h * np.uint32(0x846CA68B)
+    return h ^ (h >> np.uint32(16))
+
+
+def keep_threshold(rate):
+    """The integer that ``h >> 8`` must reach to keep an element: ``ceil(rate * 2**24)``."""
+    return math.ceil(float(rate) * 2 ** 24)
+
+
+def dropout_keep(size, rate, seed):
+    """Boolean keep-mask of ``size`` elements (flat, C order) for ``rate`` and a uint32 ``seed``."""
+    key = mix32(np.array([int(seed) % 2 ** 32], dtype=np.uint32))
+    index = np.arange(size, dtype=np.uint64).astype(np.uint32)   # flat index mod 2**32, as a uint32 counter
+    h = mix32(mix32(index ^ key) + key)
+    return (h >> np.uint32(8)) >= np.uint32(keep_threshold(rate))
+
+
+def dropout_forward(x, rate, seed):
+    """Drop elements of x with probability ``rate``, scale the rest by ``1 / (1 - rate)``.
+
+    x any shape; ``0 <= rate < 1``; ``seed`` an int (used modulo 2**32). Returns ``(y, mask)``,
+    both x's shape and dtype, mask holding 0 or ``1 / (1 - rate)``, so that ``y = x * mask``.
+    """
+    if not 0 <= rate < 1:
+        raise ValueError(f"dropout rate must be in [0, 1); received {rate!r}.")
+    keep = dropout_keep(x.size, rate, seed).reshape(x.shape)
+    mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - rate))
+    return x * mask, mask
+
+
+def dropout_backward(dy, mask):
+    """Gradient of :func:`dropout_forward`: ``dy * mask``."""
+    return dy * mask
