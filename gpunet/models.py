@@ -1,1 +1,394 @@
-__all__ = []
+"""Models: a functional graph of layer calls (``Model``) and a chain of layers (``Sequential``).
+
+A model is itself a Layer: ``forward`` runs its layers in topological order, ``backward`` runs
+them in reverse and sums the gradients where one tensor feeds several layers (skip
+connections), so a model nests inside another model like any layer. ``compile`` / ``fit`` /
+``evaluate`` / ``predict`` come from ``training.Trainer``; ``summary`` from ``progress``.
+
+    inputs = gn.Input((32, 32, 3))
+    x = gn.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
+    outputs = gn.layers.Dense(10, activation="softmax")(gn.layers.Flatten()(x))
+    model = gn.Model(inputs, outputs)
+"""
+from .layers.base import Layer, SymbolicTensor, unique_name
+from .layers.core import InputLayer
+from .progress import summary_lines
+from .training import Trainer
+
+__all__ = ["Model", "Sequential"]
+
+
+class _Node:
+    """One layer call: the tensor it made, its layer, the tensors it read, whether it took a list."""
+
+    __slots__ = ("tensor", "layer", "inputs", "many")
+
+    def __init__(self, tensor):
+        self.tensor, self.layer, self.inputs = tensor, tensor.layer, tensor.inputs
+        self.many = len(self.inputs) > 1 or isinstance(self.layer.input_shape, list)
+
+
+def _post_order(outputs):
+    """Tensors reachable from ``outputs``, each after the tensors it reads (depth-first, in input order)."""
+    order, seen = [], set()
+    stack = [(t, False) for t in reversed(outputs)]
+    while stack:
+        tensor, expanded = stack.pop()
+        if expanded:
+            order.append(tensor)
+        elif id(tensor) not in seen:
+            seen.add(id(tensor))
+            stack.append((tensor, True))
+            stack.extend((t, False) for t in reversed(tensor.inputs))
+    return order
+
+
+def _keras_order(outputs):
+    """Topological order as Keras lists a functional model's layers: by decreasing depth
+    (distance to the outputs), ties by depth-first order. Weight files index layers by it."""
+    order = _post_order(outputs)
+    depth = {id(t): 0 for t in order}
+    for tensor in reversed(order):
+        for source in tensor.inputs:
+            depth[id(source)] = max(depth[id(source)], depth[id(tensor)] + 1)
+    rank = {id(t): i for i, t in enumerate(order)}
+    return sorted(order, key=lambda t: (-depth[id(t)], rank[id(t)]))
+
+
+def _as_list(value):
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _add(grads, tensor, grad):
+    # A new array rather than +=: the incoming gradient may be a buffer a layer keeps.
+    key = id(tensor)
+    grads[key] = grad if key not in grads else grads[key] + grad
+
+
+class Model(Trainer, Layer):
+    """A functional model: layers called on ``gn.Input`` tensors, from ``inputs`` to ``outputs``.
+
+    ``inputs`` / ``outputs`` are a SymbolicTensor or a list of them (a list makes ``forward``
+    take / return a list). Forward: arrays ``(batch, *input_shape)`` in, ``(batch, *output_shape)``
+    out. Each layer may appear once (shared layers are not supported).
+    """
+
+    _shows_connections = True   # summary() adds a "Connected to" column
+
+    def __init__(self, inputs, outputs, name=None, trainable=True):
+        first = _as_list(inputs)[0] if _as_list(inputs) else None
+        # The model's dtype is its (first) Input's: data is converted to it batch by batch.
+        dtype = first.layer.dtype.name if isinstance(getattr(first, "layer", None), Layer) else "float32"
+        super().__init__(name=name or unique_name("functional"), trainable=trainable, dtype=dtype)
+        self._init_training()
+        self._set_graph(inputs, outputs)
+
+    # -- the graph -----------------------------------------------------------------
+    def _set_graph(self, inputs, outputs):
+        self._many_inputs = isinstance(inputs, (list, tuple))
+        self._many_outputs = isinstance(outputs, (list, tuple))
+        self.inputs, self.outputs = _as_list(inputs), _as_list(outputs)
+        self._check_graph_ends()
+        self._nodes = [_Node(t) for t in _keras_order(self.outputs)]
+        self._check_graph_nodes()
+        shapes_in = [t.shape for t in self.inputs]
+        shapes_out = [t.shape for t in self.outputs]
+        self.input_shape = shapes_in if self._many_inputs else shapes_in[0]
+        self.output_shape = shapes_out if self._many_outputs else shapes_out[0]
+        self.built = True
+
+    def _check_graph_ends(self):
+        if not self.inputs or not self.outputs:
+            raise ValueError(f"Model '{self.name}' needs at least one input and one output; "
+                             f"received {len(self.inputs)} inputs and {len(self.outputs)} outputs.")
+        for t in self.inputs:
+            if not (isinstance(t, SymbolicTensor) and isinstance(t.layer, InputLayer)):
+                raise TypeError(f"Model '{self.name}' inputs must be tensors from gn.Input(...); received {t!r}.")
+        for t in self.outputs:
+            if not isinstance(t, SymbolicTensor) or t.layer is None:
+                raise TypeError(f"Model '{self.name}' outputs must be tensors made by calling layers "
+                                f"on gn.Input(...) tensors; received {t!r}.")
+
+    def _check_graph_nodes(self):
+        owner, input_ids = {}, {id(t) for t in self.inputs}
+        for node in self._nodes:
+            if isinstance(node.layer, InputLayer) and id(node.tensor) not in input_ids:
+                raise ValueError(f"Model '{self.name}': the outputs depend on Input '{node.layer.name}' "
+                                 f"{node.tensor.shape}, which is not among the model's inputs "
+                                 f"{[t.layer.name for t in self.inputs]}.")
+            if id(node.layer) in owner:
+                raise ValueError(f"Model '{self.name}': layer '{node.layer.name}' is called twice in one graph "
+                                 f"(on {owner[id(node.layer)]} and on {[t.shape for t in node.inputs]}); "
+                                 f"shared layers are not supported, create a second layer instead.")
+            owner[id(node.layer)] = [t.shape for t in node.inputs]
+
+    @property
+    def layers(self):
+        """Layers in topological order, Input layers included (as Keras lists a functional model)."""
+        return [node.layer for node in self._nodes]
+
+    def get_layer(self, name):
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"Model '{self.name}' has no layer named {name!r}; "
+                         f"its layers are {[layer.name for layer in self.layers]}.")
+
+    def build(self, input_shape):
+        """A functional model is built when it is made."""
+
+    def compute_output_shape(self, input_shape):
+        self._check_inputs([(None, *s[1:]) for s in (input_shape if self._many_inputs else [input_shape])],
+                           shapes_only=True)
+        return self.output_shape
+
+    def _check_inputs(self, xs, shapes_only=False):
+        """Raise a clear error unless ``xs`` (arrays, or shapes) fit the model's Inputs."""
+        expected = [t.shape for t in self.inputs]
+        if len(xs) != len(expected):
+            raise ValueError(f"Model '{self.name}' expects {len(expected)} inputs of shapes {expected}; "
+                             f"received {len(xs)}.")
+        for want, x in zip(expected, xs):
+            got = tuple(x) if shapes_only else tuple(x.shape)
+            fits = len(got) == len(want) and all(w is None or w == g for w, g in zip(want[1:], got[1:]))
+            if not fits:
+                raise ValueError(f"Model '{self.name}' expects input shape {want}; received shape {got}.")
+
+    # -- forward and backward ------------------------------------------------------
+    def _split_inputs(self, x):
+        if self._many_inputs != isinstance(x, (list, tuple)):
+            kind = "a list of arrays" if self._many_inputs else "one array"
+            raise TypeError(f"Model '{self.name}' takes {kind} as input; received {type(x).__name__}.")
+        return _as_list(x)
+
+    def forward(self, x, training=False):
+        """Run every layer in topological order; ``x`` and the result as the model's inputs / outputs."""
+        xs = self._split_inputs(x)
+        self._check_inputs(xs)
+        values = {id(t): v for t, v in zip(self.inputs, xs)}
+        for node in self._nodes:
+            if isinstance(node.layer, InputLayer):
+                continue
+            args = [values[id(t)] for t in node.inputs]
+            values[id(node.tensor)] = node.layer.forward(args if node.many else args[0], training=training)
+        outs = [values[id(t)] for t in self.outputs]
+        return outs if self._many_outputs else outs[0]
+
+    def backward(self, dy):
+        """Gradients for the last forward: ``dy`` per output in, ``dx`` per input out; fills ``grads``."""
+        return self._backward(_as_list(dy) if self._many_outputs else [dy], from_logits=False)
+
+    @property
+    def fusable_softmax(self):
+        """True when the single output is a softmax whose logits the loss may take directly."""
+        if self._many_outputs or not self._nodes:
+            return False
+        out = self.outputs[0]
+        read_inside = any(out is t for node in self._nodes for t in node.inputs)
+        return bool(getattr(out.layer, "fusable_softmax", False)) and not read_inside
+
+    @property
+    def logits(self):
+        """The softmax input of the last forward (see ``fusable_softmax``)."""
+        return self.outputs[0].layer.logits
+
+    def backward_logits(self, dlogits):
+        """Backward from the gradient with respect to the output softmax's logits."""
+        return self._backward([dlogits], from_logits=True)
+
+    def _backward(self, dys, from_logits):
+        grads = {}
+        for t, g in zip(self.outputs, dys):
+            _add(grads, t, g)
+        for node in reversed(self._nodes):
+            if isinstance(node.layer, InputLayer) or id(node.tensor) not in grads:
+                continue
+            grad = grads.pop(id(node.tensor))
+            if from_logits and node.tensor is self.outputs[0]:
+                dx = node.layer.backward_logits(grad)
+            else:
+                dx = node.layer.backward(grad)
+            for t, g in zip(node.inputs, _as_list(dx) if node.many else [dx]):
+                _add(grads, t, g)
+        self.grads = self._collect_grads()
+        dxs = [grads.get(id(t)) for t in self.inputs]
+        return dxs if self._many_inputs else dxs[0]
+
+    def _collect_grads(self):
+        if not self.trainable:
+            return []
+        grads = []
+        for layer in self.layers:
+            expected = len(layer.trainable_weights)
+            if expected and len(layer.grads) != expected:
+                raise RuntimeError(f"Layer '{layer.name}' left {len(layer.grads)} gradients for its {expected} "
+                                   f"trainable weights; backward must fill layer.grads in trainable_weights order.")
+            grads.extend(layer.grads if expected else [])
+        return grads
+
+    # -- weights: each layer's, in self.layers order -------------------------------
+    @property
+    def weights(self):
+        return [w for layer in self.layers for w in layer.weights]
+
+    @property
+    def weight_names(self):
+        return [f"{layer.name}/{n}" for layer in self.layers for n in layer.weight_names]
+
+    @property
+    def trainable_weights(self):
+        return [w for layer in self.layers for w in layer.trainable_weights] if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return self.weights
+        return [w for layer in self.layers for w in layer.non_trainable_weights]
+
+    def summary(self, line_length=None, print_fn=None):
+        """Print a table of layers (name, type, output shape, parameters) and the parameter totals.
+
+        ``print_fn(line)`` is called once per line (default: ``print``).
+        """
+        for line in summary_lines(self, line_length):
+            (print_fn or print)(line)
+
+    # -- config ----------------------------------------------------------------------
+    def get_config(self):
+        """Layers (class, config, inbound layer names) in topological order, and the graph's ends."""
+        def names(tensors, many):
+            return [t.layer.name for t in tensors] if many else tensors[0].layer.name
+        entries = []
+        for node in self._nodes:
+            entry = _serialize_layer(node.layer)
+            entry["inbound"] = None if isinstance(node.layer, InputLayer) else names(node.inputs, node.many)
+            entries.append(entry)
+        return {"name": self.name, "trainable": self.trainable, "layers": entries,
+                "input_layers": names(self.inputs, self._many_inputs),
+                "output_layers": names(self.outputs, self._many_outputs)}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Rebuild a model from ``get_config()``; ``custom_objects`` maps class names of user layers."""
+        tensors = {}
+        for entry in config["layers"]:
+            layer = deserialize_layer(entry, custom_objects)
+            if isinstance(layer, InputLayer):
+                tensors[layer.name] = layer.output
+            else:
+                inbound = entry["inbound"]
+                args = [tensors[n] for n in inbound] if isinstance(inbound, list) else tensors[inbound]
+                tensors[layer.name] = layer(args)
+
+        def pick(names):
+            return [tensors[n] for n in names] if isinstance(names, list) else tensors[names]
+        return cls(pick(config["input_layers"]), pick(config["output_layers"]),
+                   name=config.get("name"), trainable=config.get("trainable", True))
+
+
+class Sequential(Model):
+    """A chain of layers, each fed the previous one's output.
+
+    ``Sequential([gn.Input((8, 8, 1)), Conv2D(...), ...])``, or ``.add(layer)`` one by one, or
+    ``input_shape=`` on the first layer; without any of these it builds on its first data.
+    ``model.layers`` leaves out the Input layer, as Keras does.
+    """
+
+    _shows_connections = False
+
+    def __init__(self, layers=None, name=None, trainable=True):
+        Layer.__init__(self, name=name, trainable=trainable)
+        self._init_training()
+        self._input_layer, self._layers = None, []
+        self._nodes, self.inputs, self.outputs = [], [], []
+        self._many_inputs = self._many_outputs = False
+        self.output_shape = None
+        for layer in layers or []:
+            self.add(layer)
+
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    def add(self, layer):
+        """Append a layer (or, first of all, a ``gn.Input`` tensor) to the chain."""
+        if isinstance(layer, SymbolicTensor) and isinstance(layer.layer, InputLayer):
+            layer = layer.layer
+        if isinstance(layer, InputLayer):
+            if self._input_layer is not None or self._layers:
+                raise ValueError(f"Sequential '{self.name}': an Input can only be the first item; "
+                                 f"this model already has {len(self._layers)} layer(s) or an Input.")
+            self._input_layer = layer
+            self._rebuild()
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential '{self.name}' takes layers; received {layer!r}.")
+        if any(layer is other for other in self._layers):
+            raise ValueError(f"Sequential '{self.name}': layer '{layer.name}' is already in the model; "
+                             f"shared layers are not supported, create a second layer instead.")
+        self._layers.append(layer)
+        known = layer.input_shape
+        if self._input_layer is None and len(self._layers) == 1 and isinstance(known, tuple):
+            self._input_layer = InputLayer(shape=known[1:], dtype=layer.dtype.name)
+        if self._input_layer is not None:
+            try:
+                self._rebuild()
+            except Exception:
+                self._layers.pop()
+                raise
+
+    def pop(self):
+        """Remove and return the last layer."""
+        if not self._layers:
+            raise IndexError(f"Sequential '{self.name}' has no layers to pop.")
+        layer = self._layers.pop()
+        if self._input_layer is not None:
+            self._rebuild()
+        return layer
+
+    def build(self, input_shape=None):
+        """Build the chain for inputs of ``input_shape`` (batch axis first, e.g. ``(None, 8, 8, 1)``)."""
+        if self._input_layer is None:
+            if input_shape is None or isinstance(input_shape, list):
+                raise ValueError(f"Sequential '{self.name}' needs one input shape to build; received {input_shape!r}.")
+            dtype = self._layers[0].dtype.name if self._layers else "float32"
+            self._input_layer = InputLayer(shape=tuple(input_shape)[1:], dtype=dtype)
+        self._rebuild()
+
+    def _rebuild(self):
+        tensor = self._input_layer.output
+        for layer in self._layers:
+            tensor = layer(tensor)
+        self.dtype = self._input_layer.dtype
+        self._set_graph(self._input_layer.output, tensor)
+
+    def forward(self, x, training=False):
+        if not self.built:
+            self.ensure_built((None, *x.shape[1:]))
+        return super().forward(x, training=training)
+
+    def get_config(self):
+        items = ([self._input_layer] if self._input_layer is not None else []) + self._layers
+        return {"name": self.name, "trainable": self.trainable, "layers": [_serialize_layer(l) for l in items]}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        layers = [deserialize_layer(entry, custom_objects) for entry in config["layers"]]
+        return cls(layers, name=config.get("name"), trainable=config.get("trainable", True))
+
+
+def _serialize_layer(layer):
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize_layer(entry, custom_objects=None):
+    """A layer from ``{"class_name": ..., "config": ...}``: gpunet's layers, models, or ``custom_objects``."""
+    from . import layers as layer_module
+    name = entry["class_name"]
+    known = {"Model": Model, "Functional": Model, "Sequential": Sequential, "InputLayer": InputLayer}
+    cls = (custom_objects or {}).get(name) or known.get(name) or getattr(layer_module, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise ValueError(f"Unknown layer class {name!r}; pass it in custom_objects={{'{name}': {name}}}.")
+    if issubclass(cls, Model):
+        return cls.from_config(entry["config"], custom_objects)
+    return cls.from_config(entry["config"])

@@ -1,0 +1,125 @@
+"""What models print: the progress of fit / evaluate / predict, and ``model.summary()``.
+
+verbose=1 ("auto") draws a tqdm bar per epoch with the running loss and metrics when stdout
+is a terminal, replaced at the end of the epoch by one line with the epoch's results; off a
+terminal (a log file: no bar spam), and with verbose=2, only that line; verbose=0 prints nothing.
+"""
+import shutil
+import sys
+import time
+
+from tqdm import tqdm
+
+# Shown by History and callbacks, but noise on the progress line.
+_HIDDEN = ("learning_rate",)
+
+
+def resolve_verbose(verbose):
+    if verbose == "auto" or verbose is True:
+        return 1
+    if verbose is False or verbose is None:
+        return 0
+    if isinstance(verbose, int) and verbose in (0, 1, 2):
+        return verbose
+    raise ValueError(f"verbose must be 0, 1, 2 or 'auto'; received {verbose!r}.")
+
+
+def format_logs(logs):
+    """``{'loss': 0.25, 'accuracy': 0.9}`` -> ``'loss: 0.2500 - accuracy: 0.9000'``."""
+    return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items() if k not in _HIDDEN)
+
+
+class Progress:
+    """One pass (an epoch, an evaluation, a prediction): ``start``, ``update`` per batch, ``finish``."""
+
+    def __init__(self, verbose, stream=None):
+        level = resolve_verbose(verbose)
+        self.stream = stream or sys.stdout
+        terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.mode = {0: None, 1: "bar" if terminal else "line", 2: "line"}[level]
+        self.bar, self.title, self.steps, self.started = None, "", 0, 0.0
+
+    def start(self, steps, title):
+        self.title, self.steps, self.started = title, steps, time.perf_counter()
+        if self.mode == "bar":
+            # A terminal that reports a 0x0 size (some ptys) would make tqdm draw nothing;
+            # shutil falls back to 80x24 there.
+            size = shutil.get_terminal_size()
+            self.bar = tqdm(total=steps, desc=title, file=self.stream, unit="step", leave=False,
+                            ncols=size.columns, nrows=size.lines)
+
+    def update(self, logs):
+        if self.bar is not None:
+            self.bar.update(1)
+            if logs:
+                self.bar.set_postfix_str(format_logs(logs), refresh=False)
+
+    def finish(self, logs):
+        """End the pass. The bar (if any) gives way to one full line: the validation results and
+        metrics would not fit beside a bar in a narrow terminal."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.mode is not None:
+            parts = [self.title, f"{self.steps} step" + "s" * (self.steps != 1), f"{time.perf_counter() - self.started:.1f}s"]
+            if format_logs(logs):
+                parts.append(format_logs(logs))
+            print(" - ".join(parts), file=self.stream, flush=True)
+
+
+# -- summary -----------------------------------------------------------------------------
+def _shape_text(shape):
+    if isinstance(shape, list):
+        return "[" + ", ".join(_shape_text(s) for s in shape) + "]"
+    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
+
+
+def _memory_text(nbytes):
+    # Keras's style: two decimals in the largest unit below 1024.
+    size = float(nbytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.2f} {unit}"
+        size /= 1024
+
+
+def _rows(model):
+    """(layer (type), output shape, params[, connected to]) per layer in model.layers order."""
+    made = {id(node.layer): node for node in model._nodes}
+    rows = []
+    for layer in model.layers:
+        node = made.get(id(layer))
+        shape = _shape_text(node.tensor.shape) if node is not None else "?"
+        params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
+        row = [f"{layer.name} ({type(layer).__name__})", shape, params]
+        if model._shows_connections:
+            row.append(", ".join(t.layer.name for t in node.inputs) if node is not None and node.inputs else "-")
+        rows.append(row)
+    return rows
+
+
+def summary_lines(model, line_length=None):
+    """The lines of ``model.summary()``: one row per layer, then total / trainable / non-trainable."""
+    header = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if model._shows_connections else [])
+    rows = _rows(model)
+    widths = [max(len(r[i]) for r in [header, *rows]) + 3 for i in range(len(header))]
+    width = max(sum(widths) + 1, line_length or 0)
+
+    def line(cells):
+        return " " + "".join(c.ljust(w) if i != 2 else c.rjust(w - 3) + "   " for i, (c, w) in
+                             enumerate(zip(cells, widths))).rstrip()
+
+    total = sum(int(w.size) for w in model.weights)
+    trainable = sum(int(w.size) for w in model.trainable_weights)
+    total_bytes = sum(int(w.nbytes) for w in model.weights)
+    trainable_bytes = sum(int(w.nbytes) for w in model.trainable_weights)
+    out = [f'Model: "{model.name}"', "_" * width, line(header), "=" * width]
+    for k, row in enumerate(rows):
+        out += [line(row), "_" * width if k < len(rows) - 1 else "=" * width]
+    if not rows:
+        out.append("=" * width)
+    out += [f"Total params: {total:,} ({_memory_text(total_bytes)})",
+            f"Trainable params: {trainable:,} ({_memory_text(trainable_bytes)})",
+            f"Non-trainable params: {total - trainable:,} ({_memory_text(total_bytes - trainable_bytes)})",
+            "_" * width]
+    return out

@@ -1,0 +1,294 @@
+"""The training loop: compile, fit, evaluate, predict and their one-batch forms (mixed into Model).
+
+NumPy arrays come in, go to the active backend one batch at a time, and come back as NumPy;
+the loop never asks which backend runs. ``fit`` uses ``training=True`` (dropout, batch
+statistics), ``evaluate`` and ``predict`` ``training=False``.
+"""
+import math
+
+import numpy as np
+
+from . import backend, callbacks as callbacks_module, losses, metrics as metrics_module, optimizers, utils
+from .progress import Progress
+
+
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}.")
+    return int(batch_size)
+
+
+def _check_finite(array, what):
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise ValueError(f"{what} contains {array[index]} at index {index}; expected finite numbers only.")
+
+
+def _batches(count, batch_size, order=None):
+    """Index per batch: slices in order, or chunks of a permutation."""
+    for start in range(0, count, batch_size):
+        yield slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+
+
+class Trainer:
+    """compile / fit / evaluate / predict for a Model (which supplies forward, backward, weights)."""
+
+    def _init_training(self):
+        self.optimizer = self.loss = self.compiled_loss = None
+        self.compiled_metrics = []
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+        """Choose the optimizer, loss and metrics (names or objects) for fit / evaluate."""
+        if metrics is not None and not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"metrics must be a list such as ['accuracy']; received {metrics!r}.")
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = loss
+        self.compiled_loss = losses.get(loss) if loss is not None else None
+        self.compiled_metrics = [metrics_module.get(m, loss=self.compiled_loss) for m in metrics or []]
+        self.compiled = True
+
+    @property
+    def metrics_names(self):
+        return ["loss", *[m.name for m in self.compiled_metrics]]
+
+    def _require_compiled(self, where):
+        if not self.compiled:
+            raise RuntimeError(f"Model '{self.name}' must be compiled before {where}(): "
+                               f"call model.compile(optimizer=..., loss=...) first.")
+        if self.compiled_loss is None:
+            raise RuntimeError(f"Model '{self.name}' was compiled without a loss; "
+                               f"pass loss=... to compile() before {where}().")
+        if self._many_outputs:
+            raise NotImplementedError(f"Model '{self.name}' has {len(self.outputs)} outputs; "
+                                      f"{where}() supports single-output models only.")
+
+    # -- data --------------------------------------------------------------------------
+    def _prepare_x(self, x, where):
+        """x as a list of NumPy arrays, one per model input, checked against the model's Inputs."""
+        if x is None:
+            raise ValueError(f"{where}: x is required.")
+        xs = [np.asarray(a) for a in x] if isinstance(x, (list, tuple)) and self._many_inputs \
+            else [np.asarray(x)]
+        for k, a in enumerate(xs):
+            if a.ndim == 0 or len(a) == 0:
+                raise ValueError(f"{where}: x needs a batch axis with at least one sample; received shape {a.shape}.")
+            _check_finite(a, f"{where}: x" if len(xs) == 1 else f"{where}: x[{k}]")
+            if len(a) != len(xs[0]):
+                raise ValueError(f"{where}: every input needs the same number of samples; "
+                                 f"received {[len(b) for b in xs]}.")
+        if not self.built:
+            self.ensure_built((None, *xs[0].shape[1:]))
+        self._check_inputs(xs)
+        return xs
+
+    def _prepare(self, x, y, where):
+        xs = self._prepare_x(x, where)
+        if y is None:
+            raise ValueError(f"{where}: y (the targets) is required.")
+        y = np.asarray(y)
+        if y.ndim == 0 or len(y) != len(xs[0]):
+            raise ValueError(f"{where}: x has {len(xs[0])} samples but y has "
+                             f"{len(y) if y.ndim else 'none (a scalar)'}; they must match.")
+        self.compiled_loss.check_targets(y, self.output_shape, where=f"{where}: y")
+        return xs, y
+
+    def _to_backend(self, xs, index=slice(None)):
+        device = backend.current()
+        arrays = [device.asarray(a[index], dtype=t.layer.dtype) for a, t in zip(xs, self.inputs)]
+        return arrays if self._many_inputs else arrays[0]
+
+    def _targets_to_backend(self, y, index=slice(None)):
+        dtype = y.dtype if y.dtype.kind in "iu" else self.inputs[0].layer.dtype
+        return backend.current().asarray(y[index], dtype=dtype)
+
+    # -- one batch ---------------------------------------------------------------------
+    def _fused(self):
+        return bool(getattr(self.compiled_loss, "fuses_softmax", False)) and self.fusable_softmax
+
+    def _train_step(self, xb, yb):
+        """Forward, loss, backward, update; returns the loss before the update."""
+        y_pred = self.forward(xb, training=True)
+        if self._fused():
+            value, dlogits, y_pred = self.compiled_loss.compute_from_logits(yb, self.logits)
+            self.backward_logits(dlogits)
+        else:
+            value, dy = self.compiled_loss.compute(yb, y_pred)
+            self.backward(dy)
+        self.optimizer.apply(self.trainable_weights, self.grads)
+        for metric in self.compiled_metrics:
+            metric.update_state(yb, y_pred)
+        return float(value)
+
+    def _test_step(self, xb, yb):
+        y_pred = self.forward(xb, training=False)
+        if self._fused():
+            value, _, y_pred = self.compiled_loss.compute_from_logits(yb, self.logits)
+        else:
+            value = self.compiled_loss(yb, y_pred)
+        for metric in self.compiled_metrics:
+            metric.update_state(yb, y_pred)
+        return float(value)
+
+    def _logs(self, loss):
+        logs = {"loss": float(loss)}
+        logs.update({m.name: float(m.result()) for m in self.compiled_metrics})
+        return logs
+
+    def _results(self, logs, return_dict):
+        if return_dict:
+            return logs
+        values = [logs[name] for name in self.metrics_names]
+        return values if len(values) > 1 else values[0]
+
+    def _reset_metrics(self):
+        for metric in self.compiled_metrics:
+            metric.reset_state()
+
+    def train_on_batch(self, x, y, return_dict=False):
+        """One update on one batch; returns the loss computed before the update
+        (``[loss, *metrics]`` when metrics are compiled, or a dict with ``return_dict``)."""
+        self._require_compiled("train_on_batch")
+        xs, y = self._prepare(x, y, "train_on_batch")
+        self._reset_metrics()
+        return self._results(self._logs(self._train_step(self._to_backend(xs), self._targets_to_backend(y))),
+                             return_dict)
+
+    def test_on_batch(self, x, y, return_dict=False):
+        """Loss (and metrics) of one batch with ``training=False``; no update."""
+        self._require_compiled("test_on_batch")
+        xs, y = self._prepare(x, y, "test_on_batch")
+        self._reset_metrics()
+        return self._results(self._logs(self._test_step(self._to_backend(xs), self._targets_to_backend(y))),
+                             return_dict)
+
+    def predict_on_batch(self, x):
+        """The model's output for ``x`` in one forward pass, as NumPy."""
+        xs = self._prepare_x(x, "predict_on_batch")
+        return self._to_numpy(self.forward(self._to_backend(xs), training=False))
+
+    def _to_numpy(self, out):
+        device = backend.current()
+        if isinstance(out, list):
+            return [np.asarray(device.to_numpy(o)) for o in out]
+        return np.asarray(device.to_numpy(out))
+
+    # -- whole arrays --------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
+        """Train for ``epochs`` passes over ``(x, y)``; returns a History (``.history``: per-epoch lists
+        of 'loss', each metric, 'val_loss', 'val_<metric>' with validation, 'learning_rate').
+
+        x: array ``(samples, *input_shape)`` (a list of arrays for several inputs); y: targets.
+        validation_split takes the last fraction of the samples, before shuffling (as Keras).
+        """
+        self._require_compiled("fit")
+        batch_size = _check_batch_size(32 if batch_size is None else batch_size)
+        for what, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{what} must be a non-negative integer; received {value!r}.")
+        xs, y = self._prepare(x, y, "fit")
+        (xs, y), validation = self._validation(xs, y, validation_split, validation_data)
+        steps = math.ceil(len(y) / batch_size)
+        callback_list = callbacks_module.CallbackList(callbacks, add_history=True, model=self, epochs=epochs,
+                                                      steps=steps, verbose=verbose)
+        progress = Progress(verbose)
+        self.stop_training, logs = False, {}
+        callback_list.on_train_begin(logs={})
+        for epoch in range(initial_epoch, epochs):
+            callback_list.on_epoch_begin(epoch, logs={})
+            progress.start(steps, f"Epoch {epoch + 1}/{epochs}")
+            logs = self._fit_epoch(xs, y, batch_size, shuffle, callback_list, progress)
+            if validation is not None:
+                val_logs = self._evaluate_arrays(*validation, batch_size, callback_list, Progress(0))
+                logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            logs["learning_rate"] = float(self.optimizer.current_learning_rate())
+            progress.finish(logs)
+            callback_list.on_epoch_end(epoch, logs=logs)
+            if self.stop_training:
+                break
+        callback_list.on_train_end(logs=logs)
+        self.history = callback_list.history
+        return callback_list.history
+
+    def _fit_epoch(self, xs, y, batch_size, shuffle, callback_list, progress):
+        order = utils.rng().permutation(len(y)) if shuffle else None
+        self._reset_metrics()
+        total, seen, logs = 0.0, 0, {}
+        for step, index in enumerate(_batches(len(y), batch_size, order)):
+            callback_list.on_train_batch_begin(step, logs={})
+            value = self._train_step(self._to_backend(xs, index), self._targets_to_backend(y, index))
+            count = len(y[index])
+            total, seen = total + value * count, seen + count
+            logs = self._logs(total / seen)   # running means, weighted by batch size as Keras does
+            callback_list.on_train_batch_end(step, logs=dict(logs))
+            progress.update(logs)
+            if self.stop_training:
+                break
+        return logs
+
+    def _validation(self, xs, y, split, data):
+        """((train xs, train y), (val xs, val y) or None) from validation_data or validation_split."""
+        if data is not None:
+            if not isinstance(data, (list, tuple)) or len(data) != 2:
+                what = f"a {type(data).__name__}" + (f" of length {len(data)}" if hasattr(data, "__len__") else "")
+                raise ValueError(f"validation_data must be a tuple (x_val, y_val); received {what}.")
+            return (xs, y), self._prepare(data[0], data[1], "fit: validation_data")
+        if not isinstance(split, (int, float, np.floating)) or not 0.0 <= split < 1.0:
+            raise ValueError(f"validation_split must be a fraction in [0, 1); received {split!r}.")
+        if split == 0:
+            return (xs, y), None
+        cut = int(math.ceil(len(y) * (1.0 - split)))
+        if cut in (0, len(y)):
+            raise ValueError(f"validation_split={split} of {len(y)} samples leaves "
+                             f"{cut} for training and {len(y) - cut} for validation; both need at least one.")
+        return ([a[:cut] for a in xs], y[:cut]), ([a[cut:] for a in xs], y[cut:])
+
+    def _evaluate_arrays(self, xs, y, batch_size, callback_list, progress):
+        self._reset_metrics()
+        callback_list.on_test_begin(logs={})
+        progress.start(math.ceil(len(y) / batch_size), "evaluate")
+        total, seen, logs = 0.0, 0, {}
+        for step, index in enumerate(_batches(len(y), batch_size)):
+            callback_list.on_test_batch_begin(step, logs={})
+            value = self._test_step(self._to_backend(xs, index), self._targets_to_backend(y, index))
+            total, seen = total + value * len(y[index]), seen + len(y[index])
+            logs = self._logs(total / seen)
+            callback_list.on_test_batch_end(step, logs=dict(logs))
+            progress.update(logs)
+        progress.finish(logs)
+        callback_list.on_test_end(logs=dict(logs))
+        return logs
+
+    def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", return_dict=False, callbacks=None):
+        """Loss and metrics over ``(x, y)`` with ``training=False``: the loss alone, ``[loss, *metrics]``
+        when metrics are compiled, or a dict with ``return_dict=True``."""
+        self._require_compiled("evaluate")
+        batch_size = _check_batch_size(32 if batch_size is None else batch_size)
+        xs, y = self._prepare(x, y, "evaluate")
+        callback_list = callbacks_module.CallbackList(callbacks, model=self)
+        logs = self._evaluate_arrays(xs, y, batch_size, callback_list, Progress(verbose))
+        return self._results(logs, return_dict)
+
+    def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
+        """Outputs for ``x`` with ``training=False``, as a NumPy array ``(samples, *output_shape)``
+        (a list of arrays for several outputs)."""
+        batch_size = _check_batch_size(32 if batch_size is None else batch_size)
+        xs = self._prepare_x(x, "predict")
+        callback_list = callbacks_module.CallbackList(callbacks, model=self)
+        progress = Progress(verbose)
+        callback_list.on_predict_begin(logs={})
+        progress.start(math.ceil(len(xs[0]) / batch_size), "predict")
+        chunks = []
+        for step, index in enumerate(_batches(len(xs[0]), batch_size)):
+            callback_list.on_predict_batch_begin(step, logs={})
+            chunks.append(self._to_numpy(self.forward(self._to_backend(xs, index), training=False)))
+            callback_list.on_predict_batch_end(step, logs={})
+            progress.update({})
+        progress.finish({})
+        callback_list.on_predict_end(logs={})
+        if self._many_outputs:
+            return [np.concatenate(parts) for parts in zip(*chunks)]
+        return np.concatenate(chunks)
