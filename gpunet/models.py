@@ -14,8 +14,9 @@ from .layers.base import Layer, SymbolicTensor, unique_name
 from .layers.core import InputLayer
 from .progress import summary_lines
 from .training import Trainer
+from .saving import load_model
 
-__all__ = ["Model", "Sequential"]
+__all__ = ["Model", "Sequential", "load_model"]
 
 
 class _Node:
@@ -244,6 +245,21 @@ class Model(Trainer, Layer):
         if not self.trainable:
             return self.weights
         return [w for layer in self.layers for w in layer.non_trainable_weights]
+
+    def save_weights(self, filepath, overwrite=True):
+        """Write the weights: ``*.weights.h5`` in Keras 3's layout, other ``*.h5`` in the legacy one."""
+        from . import saving
+        saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        """Load weights saved by gpunet or Keras (``.weights.h5`` or legacy ``.h5``); all or nothing."""
+        from . import saving
+        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+    def save(self, filepath, overwrite=True):
+        """Write the whole model (architecture, weights, compile settings, optimizer and RNG state)."""
+        from . import saving
+        saving.save_model(self, filepath, overwrite=overwrite)
 
     def summary(self, line_length=None, print_fn=None):
         """Print a table of layers (name, type, output shape, parameters) and the parameter totals.

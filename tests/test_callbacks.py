@@ -236,13 +236,13 @@ def test_model_checkpoint_template_formatting(tmp_path):
 
 
 def test_model_checkpoint_save_best_only(tmp_path):
-    path = str(tmp_path / "best.keras")
+    path = str(tmp_path / "best.h5")
     model, _ = fit([cb.ModelCheckpoint(path, save_best_only=True)], val_losses(0.5, 0.6, 0.4, 0.45))
     assert model.saved == [("model", path), ("model", path)]
-    template = str(tmp_path / "acc-{epoch}.keras")
+    template = str(tmp_path / "acc-{epoch}.h5")
     logs = [{"val_accuracy": v} for v in (0.5, 0.4, 0.7, 0.7)]
     model, _ = fit([cb.ModelCheckpoint(template, monitor="val_accuracy", save_best_only=True)], logs)
-    assert [p for _, p in model.saved] == [str(tmp_path / "acc-1.keras"), str(tmp_path / "acc-3.keras")]
+    assert [p for _, p in model.saved] == [str(tmp_path / "acc-1.h5"), str(tmp_path / "acc-3.h5")]
 
 
 def test_model_checkpoint_every_n_batches(tmp_path):
@@ -259,16 +259,17 @@ def test_model_checkpoint_creates_the_directory(tmp_path):
 
 
 def test_model_checkpoint_missing_template_key(tmp_path):
-    check = cb.ModelCheckpoint(str(tmp_path / "{val_acc:.2f}.keras"))
+    check = cb.ModelCheckpoint(str(tmp_path / "{val_acc:.2f}.h5"))
     with pytest.raises(KeyError, match="cannot fill 'val_acc'.*available: loss, val_loss, learning_rate"):
         fit([check], val_losses(0.5))
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"filepath": "m.keras", "save_weights_only": True}, "must end in .weights.h5 or .h5"),
-    ({"filepath": "m.txt"}, "must end in .keras or .h5"),
-    ({"filepath": "m.keras", "save_freq": "batch"}, "save_freq must be 'epoch' or a positive int"),
-    ({"filepath": "m.keras", "mode": "best"}, "mode must be 'auto', 'min' or 'max'")])
+    ({"filepath": "m.txt"}, "must end in .h5"),
+    ({"filepath": "m.keras"}, "must end in .h5"),
+    ({"filepath": "m.h5", "save_freq": "batch"}, "save_freq must be 'epoch' or a positive int"),
+    ({"filepath": "m.h5", "mode": "best"}, "mode must be 'auto', 'min' or 'max'")])
 def test_model_checkpoint_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         cb.ModelCheckpoint(**kwargs)

@@ -1,0 +1,141 @@
+"""Whole models in one ``.h5`` file: architecture, weights, compile settings, optimizer state,
+and the random generator's state, so that ``load_model`` + ``fit(initial_epoch=k)`` resumes a run
+exactly. The layout is Keras's legacy full-model ``.h5``, plus gpunet's own attributes::
+
+    @model_config      JSON {"class_name": "Sequential" | "Functional" | ..., "config": model.get_config()}
+    @training_config   JSON {"loss", "metrics", "optimizer_config"} (compiled models only)
+    @gpunet_version, @gpunet_rng_state (JSON of gpunet.utils.get_rng_state())
+    model_weights/     the legacy weight layout (see legacy.py)
+    optimizer_weights/ @weight_names; <optimizer>/iteration, learning_rate, <variable>_<slot>
+
+Only JSON is read back: classes are looked up by name among gpunet's and ``custom_objects``;
+nothing in the file is executed.
+"""
+import json
+
+from .. import losses, metrics, optimizers, utils
+from . import legacy
+from .h5file import FileFormatError, atomic_h5, open_h5, read_text, to_json
+from .tree import WeightPlan, require_built
+
+
+def _version():
+    from .. import __version__   # gpunet/__init__ defines it after importing models
+    return __version__
+
+
+def _class_name(model):
+    from ..models import Model
+    return "Functional" if type(model) is Model else type(model).__name__
+
+
+# -- compile settings -----------------------------------------------------------------------
+def _metric_entry(metric, loss):
+    """The metric by its name when that name rebuilds it, else its class and config."""
+    try:
+        rebuilt = metrics.get(metric.name, loss=loss)
+    except ValueError:
+        rebuilt = None
+    if type(rebuilt) is type(metric) and rebuilt.get_config() == metric.get_config():
+        return metric.name
+    return {"class_name": type(metric).__name__, "config": metric.get_config()}
+
+
+def training_config(model):
+    loss = model.loss if isinstance(model.loss, str) or model.loss is None else losses.serialize(model.compiled_loss)
+    return {"loss": loss,
+            "metrics": [_metric_entry(m, model.compiled_loss) for m in model.compiled_metrics],
+            "optimizer_config": optimizers.serialize(model.optimizer)}
+
+
+def _from_entry(entry, module, custom_objects):
+    """A loss or metric from a name or a ``{"class_name", "config"}`` dict (custom_objects first)."""
+    if isinstance(entry, dict) and entry.get("class_name") in (custom_objects or {}):
+        return custom_objects[entry["class_name"]].from_config(entry.get("config", {}))
+    return module.get(entry)
+
+
+def _compile(model, config, custom_objects):
+    optimizer = optimizers.deserialize(config["optimizer_config"], custom_objects)
+    loss = config.get("loss")
+    loss = _from_entry(loss, losses, custom_objects) if isinstance(loss, dict) else loss
+    found = [_from_entry(m, metrics, custom_objects) if isinstance(m, dict) else m
+             for m in config.get("metrics") or []]
+    model.compile(optimizer=optimizer, loss=loss, metrics=found or None)
+
+
+# -- saving ---------------------------------------------------------------------------------
+def save_model(model, path, overwrite=True):
+    """Write ``model`` (architecture, weights, compile settings, optimizer state, RNG state) to ``path``."""
+    require_built(model, "save")
+    architecture = to_json({"class_name": _class_name(model), "config": model.get_config()},
+                           f"model '{model.name}'")
+    compiled = getattr(model, "optimizer", None) is not None
+    training = to_json(training_config(model), f"the compile settings of model '{model.name}'") if compiled else None
+    with atomic_h5(path, overwrite) as f:
+        f.attrs["gpunet_version"] = _version()
+        f.attrs["backend"] = "gpunet"
+        f.attrs["model_config"] = architecture
+        if training is not None:
+            f.attrs["training_config"] = training
+        f.attrs["gpunet_rng_state"] = json.dumps(utils.get_rng_state())
+        legacy.write(f.create_group("model_weights"), model)
+        if compiled:
+            legacy.write_optimizer(f.create_group("optimizer_weights"), model)
+
+
+# -- loading --------------------------------------------------------------------------------
+def _read(path):
+    """Everything load_model needs from the file, read in one guarded pass."""
+    with open_h5(path) as f:
+        raw = {key: read_text(f.attrs, key) for key in
+               ("model_config", "training_config", "gpunet_version", "gpunet_rng_state", "keras_version")}
+        if raw["model_config"] is None:
+            raise FileFormatError(
+                f"'{path}' holds no model architecture (no model_config attribute); it looks like a weights "
+                f"file. Build the model in code and call model.load_weights('{path}').")
+        if raw["gpunet_version"] is None:
+            raise FileFormatError(
+                f"'{path}' was written by Keras {raw['keras_version'] or '(unknown version)'}: its architecture "
+                f"is in Keras's config format, which gpunet does not read. Build the same model with gpunet "
+                f"and call model.load_weights('{path}') to load its weights.")
+        if "model_weights" not in f:
+            raise FileFormatError(f"'{path}' has a model_config but no model_weights group.")
+        raw["weights"] = legacy.read(f["model_weights"], f"'{path}'")
+        raw["optimizer"] = legacy.read_optimizer(f["optimizer_weights"], f"'{path}' optimizer_weights") \
+            if "optimizer_weights" in f else None
+    return raw
+
+
+def _json(text, what, path):
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise FileFormatError(f"'{path}': the {what} attribute is not valid JSON ({error}).") from None
+
+
+def load_model(path, custom_objects=None, compile=True):
+    """The model saved by :func:`save_model` at ``path``, with its weights.
+
+    ``custom_objects`` maps class names to user classes (layers, models, losses, metrics,
+    optimizers). With ``compile=True`` the model comes back compiled with its optimizer state
+    (slots and step count), and gpunet's random generator is restored to its state at save
+    time, so that ``fit(initial_epoch=k)`` continues a run exactly.
+    """
+    from ..models import Model, deserialize_layer
+    raw = _read(path)
+    model = deserialize_layer(_json(raw["model_config"], "model_config", path), custom_objects)
+    if not isinstance(model, Model):
+        raise FileFormatError(f"'{path}' holds a {type(model).__name__}, not a model.")
+    weight_plan = WeightPlan()
+    legacy.plan(model, raw["weights"], weight_plan, f"'{path}'")
+    state = None
+    if compile and raw["training_config"] is not None:
+        _compile(model, _json(raw["training_config"], "training_config", path), custom_objects)
+        state = legacy.optimizer_state(model, raw["optimizer"], f"'{path}'")
+    weight_plan.apply()
+    if state is not None:
+        model.optimizer.set_state(state)
+    if compile and raw["gpunet_rng_state"] is not None:
+        utils.set_rng_state(_json(raw["gpunet_rng_state"], "gpunet_rng_state", path))
+    return model
