@@ -9,7 +9,8 @@ def assert_close(actual, expected, rtol=1e-4, atol=1e-5, what="value"):
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != expected {expected.shape}"
     bound = atol + rtol * np.abs(expected.astype(np.float64))
     error = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
-    bad = ~(error <= bound)   # NaN counts as bad
+    # Equal values match (inf == inf included); any other NaN in the error counts as bad.
+    bad = ~((error <= bound) | (actual == expected))
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         raise AssertionError(

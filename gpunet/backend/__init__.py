@@ -33,6 +33,12 @@ class NumpyBackend:
     def to_numpy(self, a):
         return np.asarray(a)
 
+    def empty(self, shape, dtype=np.float32):
+        return np.empty(shape, dtype=dtype)
+
+    def zeros(self, shape, dtype=np.float32):
+        return np.zeros(shape, dtype=dtype)
+
     def synchronize(self):
         pass
 

@@ -1,0 +1,260 @@
+"""The cudasim backend: NumPy arrays, and the real ``kernels/*.cu`` compiled for the CPU.
+
+The launch API, the same on the ``cuda`` backend::
+
+    be = gpunet.backend.current()            # be.runs_kernels is True
+    y = be.empty((n,), np.float32)
+    be.launch("elementwise.cu", "add_forward", grid=blocks, block=256,
+              args=[a, b, y, np.int32(n)])
+
+``grid`` and ``block`` are ints or 1-3 tuples. ``args`` follow the kernel's C signature
+(see ``kernel_source``): C-contiguous arrays for pointers, NumPy scalars for scalars, checked
+before anything runs. Arrays are passed by pointer; the kernel's writes land in them.
+
+How a launch runs here (``cudasim_runtime.h`` has the details): blocks one after another;
+inside a block one CUDA thread at a time, each on its own stack, switching only at
+``__syncthreads`` and warp operations; even blocks visit their threads in ascending order,
+odd blocks in descending order, so a missing barrier gives a wrong answer on every run. A
+barrier that not all threads reach raises a ``RuntimeError`` describing who waits where.
+
+Every array argument is copied into a buffer with a guard region on each side (a NaN
+pattern, so out-of-bounds reads of floats poison results), and the guards are checked after
+the kernel: a write outside an array raises ``IndexError`` naming the kernel, the argument
+and the element offset. Arrays from ``empty()`` are filled with NaN (floats) or a large
+pattern (ints), so an output element a kernel forgets to write shows in the results.
+
+Settings (attributes of the backend, or environment variables when it is created):
+
+* ``thread_order`` (``GPUNET_CUDASIM_ORDER``): "alternate" (default), "ascending", "descending".
+* ``contexts`` (``GPUNET_CUDASIM_CONTEXTS``): "threads" (default; one OS thread per CUDA
+  thread of a block, a pool reused across blocks) or "fibers" (ucontext fibers on the calling
+  thread: the same schedule, about ten times cheaper per switch at barriers).
+* ``guard_bytes``: size of each guard region (default 4096).
+"""
+import ctypes
+import os
+
+import numpy as np
+
+from . import cudasim_build, kernel_source
+from .cudasim_build import compiler_available
+
+__all__ = ["CudasimBackend", "compiler_available"]
+
+_ORDERS = {"alternate": 0, "ascending": 1, "descending": 2}
+_CONTEXTS = {"threads": 0, "fibers": 1}
+_POISON_WORD = 0x7FBADBAD       # a float32 NaN; as int32 a large positive number
+_ALIGN = 256                    # cudaMalloc's alignment
+_runtime = None
+_libraries = {}
+
+
+def _load_runtime():
+    global _runtime
+    if _runtime is None:
+        lib = ctypes.CDLL(str(cudasim_build.build_runtime()))
+        lib.gpunet_cudasim_launch.restype = ctypes.c_int
+        lib.gpunet_cudasim_launch.argtypes = [ctypes.c_void_p] * 5 + [
+            ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
+        lib.gpunet_cudasim_switches.restype = ctypes.c_ulonglong
+        _runtime = lib
+    return _runtime
+
+
+class _KernelLibrary:
+    """One built .cu file: its entry points and its ``gpunet_cudasim_current`` slot."""
+
+    def __init__(self, source):
+        self.lib = ctypes.CDLL(str(cudasim_build.build_kernels(source)))
+        abi = ctypes.c_int.in_dll(self.lib, "gpunet_cudasim_abi").value
+        expected = _load_runtime().gpunet_cudasim_runtime_abi()
+        if abi != expected:
+            raise RuntimeError(f"cudasim: {source.path.name} was built against header ABI {abi}, "
+                               f"the runtime has {expected}; clear {cudasim_build.cache_dir()}.")
+        self.slot = ctypes.addressof(ctypes.c_void_p.in_dll(self.lib, "gpunet_cudasim_current"))
+        self.entries = {name: ctypes.cast(self.lib[f"gpunet_cudasim_entry_{name}"], ctypes.c_void_p).value
+                        for name in source.kernels}
+
+
+def _library(source):
+    key = (source.path, source.digest)
+    if key not in _libraries:
+        _libraries[key] = _KernelLibrary(source)
+    return _libraries[key]
+
+
+def switch_count():
+    """Context switches the runtime has made in this process (a cost measure for benchmarks)."""
+    return int(_load_runtime().gpunet_cudasim_switches())
+
+
+class CudasimBackend:
+    """NumPy arrays; kernels from ``kernels/*.cu`` built with g++ and run on CPU threads."""
+
+    name = "cudasim"
+    xp = np
+    runs_kernels = True
+
+    def __init__(self):
+        cudasim_build.require_compiler()
+        self.thread_order = os.environ.get("GPUNET_CUDASIM_ORDER", "alternate")
+        self.contexts = os.environ.get("GPUNET_CUDASIM_CONTEXTS", "threads")
+        self.guard_bytes = 4096
+
+    def asarray(self, a, dtype=np.float32):
+        return np.ascontiguousarray(a, dtype=dtype)
+
+    def to_numpy(self, a):
+        return np.asarray(a)
+
+    def empty(self, shape, dtype=np.float32):
+        """An uninitialised-looking array: NaN for floats, 0x7FBADBAD bytes otherwise."""
+        out = np.empty(shape, dtype)
+        if out.dtype.kind == "f":
+            out.fill(np.nan)
+        else:
+            out.view(np.uint8).reshape(-1)[:] = np.frombuffer(_poison(out.nbytes), np.uint8)
+        return out
+
+    def zeros(self, shape, dtype=np.float32):
+        return np.zeros(shape, dtype)
+
+    def synchronize(self):
+        pass
+
+    def launch(self, file, kernel, grid, block, args):
+        """Run ``kernel`` from ``file`` over ``grid`` blocks of ``block`` threads (see the module doc)."""
+        source = kernel_source.load(file)
+        signature = source.kernel(kernel)
+        grid, block = kernel_source.launch_dims(grid, "grid"), kernel_source.launch_dims(block, "block")
+        args = list(args)
+        kernel_source.check_args(source, signature, args, lambda a: isinstance(a, np.ndarray), "numpy.ndarray")
+        _check_writable(signature, args)
+        order, contexts = self._setting("thread_order", _ORDERS), self._setting("contexts", _CONTEXTS)
+        library = _library(source)
+        guarded = _GuardedArgs(signature, args, self.guard_bytes)
+        error = ctypes.create_string_buffer(4096)
+        status = _load_runtime().gpunet_cudasim_launch(
+            library.entries[kernel], guarded.pointer_table(), library.slot, _dims(grid), _dims(block),
+            order, contexts, kernel.encode(), error, len(error))
+        if status != 0:
+            raise RuntimeError(f"cudasim ({source.path.name}): {error.value.decode(errors='replace')}")
+        guarded.check(kernel, source.path.name)
+        guarded.copy_back()
+
+    def _setting(self, attribute, choices):
+        value = getattr(self, attribute)
+        if value not in choices:
+            raise ValueError(f"cudasim {attribute} must be one of {', '.join(choices)}; received {value!r}.")
+        return choices[value]
+
+
+def _check_writable(signature, args):
+    for index, (param, value) in enumerate(zip(signature.params, args)):
+        if param.pointer and not param.const and not value.flags.writeable:
+            raise ValueError(f"Argument {index} '{param.name}' ({param.ctype}) of kernel '{signature.name}' "
+                             "is written by the kernel (not const), but the array is read-only.")
+
+
+def _dims(dims):
+    return (ctypes.c_uint * 3)(*dims)
+
+
+def _poison(nbytes):
+    words = np.full((nbytes + 3) // 4, _POISON_WORD, np.uint32)
+    return words.tobytes()[:nbytes]
+
+
+class _GuardedArgs:
+    """The argument table of one launch, every array copied between two guard regions.
+
+    Arrays that share memory (the same array twice, or views of one buffer) share one guarded
+    copy, so the kernel sees the aliasing it would see on a GPU.
+    """
+
+    def __init__(self, signature, args, guard):
+        self.signature, self.args, self.guard = signature, args, guard
+        self.pattern = np.frombuffer(_poison(guard), np.uint8)
+        self.values = []        # keeps every argument value alive during the launch
+        self.views = {}         # arg index -> its view inside a guarded buffer
+        self.regions = []       # (buffer, start, span, [arg indices])
+        arrays = [i for i, p in enumerate(signature.params) if p.pointer]
+        for indices in _overlapping_groups(args, arrays):
+            self._allocate(indices)
+
+    def _allocate(self, indices):
+        starts = [_address(self.args[i]) for i in indices]
+        low = min(starts)
+        span = max(s + self.args[i].nbytes for s, i in zip(starts, indices)) - low
+        raw = np.empty(span + 2 * self.guard + _ALIGN, np.uint8)
+        start = self.guard + (-(raw.ctypes.data + self.guard)) % _ALIGN
+        raw[start - self.guard:start] = self.pattern
+        raw[start + span:start + span + self.guard] = self.pattern
+        for s, i in zip(starts, indices):
+            array = self.args[i]
+            offset = start + s - low
+            view = raw[offset:offset + array.nbytes].view(array.dtype).reshape(array.shape)
+            np.copyto(view, array)
+            self.views[i] = (view, offset)
+        self.regions.append((raw, start, span, indices))
+
+    def pointer_table(self):
+        addresses = []
+        for index, (param, value) in enumerate(zip(self.signature.params, self.args)):
+            if param.pointer:
+                raw, offset = self._raw_for(index), self.views[index][1]
+                holder = np.array(raw.ctypes.data + offset, dtype=np.uintp)
+            else:
+                holder = np.array(value, dtype=param.dtype)
+            self.values.append(holder)
+            addresses.append(holder.ctypes.data)
+        table = np.array(addresses or [0], dtype=np.uintp)
+        self.values.append(table)
+        return table.ctypes.data
+
+    def _raw_for(self, index):
+        return next(raw for raw, _, _, indices in self.regions if index in indices)
+
+    def check(self, kernel, file):
+        for raw, start, span, indices in self.regions:
+            before = np.flatnonzero(raw[start - self.guard:start] != self.pattern)
+            after = np.flatnonzero(raw[start + span:start + span + self.guard] != self.pattern)
+            if before.size:
+                self._raise(kernel, file, indices, start, start - self.guard + int(before[0]), "before its start")
+            if after.size:
+                self._raise(kernel, file, indices, start, start + span + int(after[0]), "past its end")
+
+    def _raise(self, kernel, file, indices, start, byte, side):
+        if side == "before its start":   # blame the array that starts first / ends last
+            index = min(indices, key=lambda i: self.views[i][1])
+        else:
+            index = max(indices, key=lambda i: self.views[i][1] + self.args[i].nbytes)
+        array, param = self.args[index], self.signature.params[index]
+        element = (byte - self.views[index][1]) // max(array.itemsize, 1)
+        raise IndexError(
+            f"cudasim: kernel '{kernel}' ({file}) wrote out of bounds of argument {index} '{param.name}' "
+            f"({param.ctype}, {array.dtype.name} array of {array.size} elements, shape {array.shape}): "
+            f"first at element offset {element}, {side}.")
+
+    def copy_back(self):
+        for index, (view, _) in self.views.items():
+            if not self.signature.params[index].const:
+                np.copyto(self.args[index], view)
+
+
+def _address(array):
+    return array.__array_interface__["data"][0]
+
+
+def _overlapping_groups(args, indices):
+    """Arg indices grouped so that arrays whose memory overlaps share a group."""
+    spans = sorted((_address(args[i]), _address(args[i]) + args[i].nbytes, i) for i in indices)
+    groups, end = [], None
+    for low, high, i in spans:
+        if groups and low < end and high > low:
+            groups[-1].append(i)
+            end = max(end, high)
+        else:
+            groups.append([i])
+            end = high
+    return groups

@@ -1,0 +1,102 @@
+"""What an op's kernel branch needs besides the kernel: grid sizes, outputs, arguments.
+
+The kernel backends (cuda, cudasim) share one launch API, ``backend.current().launch(file,
+kernel, grid, block, args)``; these helpers size the grid, allocate on the active backend and
+turn Python numbers into the exact NumPy scalar types the kernel's C signature asks for::
+
+    from .. import backend
+    from . import launch
+
+    def add_forward(a, b):
+        be = backend.current()
+        if be.runs_kernels:
+            a, b = launch.array(a), launch.array(b)          # C-contiguous float32 on the backend
+            out = launch.empty(a.shape)
+            launch.run("elementwise.cu", "add_forward", launch.blocks_for(a.size), launch.THREADS,
+                       a, b, out, a.size)                      # a.size becomes np.int32
+            return out
+        return a + b
+
+Arguments are checked against the kernel's signature by the backend: a pointer takes a
+C-contiguous array of exactly the C type's dtype, a scalar a NumPy scalar of exactly its type.
+``pack`` converts Python ints to np.int32 (range-checked) and Python floats to np.float32 and
+leaves everything else alone, so a kernel taking ``unsigned`` or ``long long`` still needs an
+explicit ``np.uint32(...)`` / ``np.int64(...)``.
+"""
+import math
+
+import numpy as np
+
+from .. import backend
+
+__all__ = ["THREADS", "TILE", "blocks_for", "grid_for", "i32", "f32", "pack", "array", "empty",
+           "zeros", "run"]
+
+THREADS = 256     # threads per block of a 1-D kernel: 8 warps
+TILE = 16         # side of a 2-D tile: 16 x 16 = 256 threads
+
+
+def blocks_for(n, threads=THREADS, cap=None):
+    """Blocks of ``threads`` needed to give each of ``n`` items a thread (at least 1).
+
+    ``cap`` bounds the count for grid-stride kernels, which cover any ``n`` with fewer blocks.
+    """
+    n, threads = int(n), int(threads)
+    if n < 0 or threads < 1:
+        raise ValueError(f"blocks_for needs n >= 0 and threads >= 1; received n={n}, threads={threads}.")
+    blocks = max(1, math.ceil(n / threads))
+    return min(blocks, int(cap)) if cap is not None else blocks
+
+
+def grid_for(sizes, block):
+    """Blocks per axis so that ``block`` tiles cover ``sizes``: grid_for((w, h), (16, 16)) -> (gx, gy)."""
+    sizes, block = tuple(int(s) for s in sizes), tuple(int(b) for b in block)
+    if len(sizes) != len(block) or not 1 <= len(sizes) <= 3:
+        raise ValueError(f"grid_for needs 1-3 sizes and as many block sides; received {sizes} and {block}.")
+    return tuple(max(1, math.ceil(s / b)) for s, b in zip(sizes, block))
+
+
+def i32(value, what="value"):
+    """``value`` as np.int32, refusing what does not fit (kernels index with 32-bit ints)."""
+    value = int(value)
+    if not -2 ** 31 <= value < 2 ** 31:
+        raise OverflowError(f"{what} = {value} does not fit a kernel's 32-bit int.")
+    return np.int32(value)
+
+
+def f32(value):
+    return np.float32(value)
+
+
+def pack(*values):
+    """Kernel arguments: Python ints -> np.int32, floats -> np.float32, the rest unchanged."""
+    packed = []
+    for value in values:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError("pass a flag to a kernel as an int: np.int32(1 if flag else 0).")
+        if isinstance(value, int):
+            value = i32(value)
+        elif isinstance(value, float):
+            value = np.float32(value)
+        packed.append(value)
+    return packed
+
+
+def array(a, dtype=np.float32):
+    """``a`` as a C-contiguous array of ``dtype`` on the active backend (no copy when it already is)."""
+    return backend.current().asarray(a, dtype=dtype)
+
+
+def empty(shape, dtype=np.float32):
+    """An output array on the active backend (on cudasim filled with NaN, so unwritten elements show)."""
+    return backend.current().empty(tuple(int(s) for s in shape), dtype)
+
+
+def zeros(shape, dtype=np.float32):
+    """A zeroed array on the active backend, for outputs a kernel accumulates into (+=)."""
+    return backend.current().zeros(tuple(int(s) for s in shape), dtype)
+
+
+def run(file, kernel, grid, block, *args):
+    """``backend.current().launch(file, kernel, grid, block, pack(*args))``."""
+    backend.current().launch(file, kernel, grid, block, pack(*args))
