@@ -10,6 +10,8 @@ connections), so a model nests inside another model like any layer. ``compile`` 
     outputs = gn.layers.Dense(10, activation="softmax")(gn.layers.Flatten()(x))
     model = gn.Model(inputs, outputs)
 """
+from . import backend
+from .graph import Node, add_gradient, as_list, keras_order, mark_relu_pool, relu_pool_pairs
 from .layers.base import Layer, SymbolicTensor, unique_name
 from .layers.core import InputLayer
 from .progress import summary_lines
@@ -17,53 +19,6 @@ from .training import Trainer
 from .saving import load_model
 
 __all__ = ["Model", "Sequential", "load_model"]
-
-
-class _Node:
-    """One layer call: the tensor it made, its layer, the tensors it read, whether it took a list."""
-
-    __slots__ = ("tensor", "layer", "inputs", "many")
-
-    def __init__(self, tensor):
-        self.tensor, self.layer, self.inputs = tensor, tensor.layer, tensor.inputs
-        self.many = len(self.inputs) > 1 or isinstance(self.layer.input_shape, list)
-
-
-def _post_order(outputs):
-    """Tensors reachable from ``outputs``, each after the tensors it reads (depth-first, in input order)."""
-    order, seen = [], set()
-    stack = [(t, False) for t in reversed(outputs)]
-    while stack:
-        tensor, expanded = stack.pop()
-        if expanded:
-            order.append(tensor)
-        elif id(tensor) not in seen:
-            seen.add(id(tensor))
-            stack.append((tensor, True))
-            stack.extend((t, False) for t in reversed(tensor.inputs))
-    return order
-
-
-def _keras_order(outputs):
-    """Topological order as Keras lists a functional model's layers: by decreasing depth
-    (distance to the outputs), ties by depth-first order. Weight files index layers by it."""
-    order = _post_order(outputs)
-    depth = {id(t): 0 for t in order}
-    for tensor in reversed(order):
-        for source in tensor.inputs:
-            depth[id(source)] = max(depth[id(source)], depth[id(tensor)] + 1)
-    rank = {id(t): i for i, t in enumerate(order)}
-    return sorted(order, key=lambda t: (-depth[id(t)], rank[id(t)]))
-
-
-def _as_list(value):
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def _add(grads, tensor, grad):
-    # A new array rather than +=: the incoming gradient may be a buffer a layer keeps.
-    key = id(tensor)
-    grads[key] = grad if key not in grads else grads[key] + grad
 
 
 class Model(Trainer, Layer):
@@ -77,7 +32,7 @@ class Model(Trainer, Layer):
     _shows_connections = True   # summary() adds a "Connected to" column
 
     def __init__(self, inputs, outputs, name=None, trainable=True):
-        first = _as_list(inputs)[0] if _as_list(inputs) else None
+        first = as_list(inputs)[0] if as_list(inputs) else None
         # The model's dtype is its (first) Input's: data is converted to it batch by batch.
         dtype = first.layer.dtype.name if isinstance(getattr(first, "layer", None), Layer) else "float32"
         super().__init__(name=name or unique_name("functional"), trainable=trainable, dtype=dtype)
@@ -88,9 +43,10 @@ class Model(Trainer, Layer):
     def _set_graph(self, inputs, outputs):
         self._many_inputs = isinstance(inputs, (list, tuple))
         self._many_outputs = isinstance(outputs, (list, tuple))
-        self.inputs, self.outputs = _as_list(inputs), _as_list(outputs)
+        self.inputs, self.outputs = as_list(inputs), as_list(outputs)
         self._check_graph_ends()
-        self._nodes = [_Node(t) for t in _keras_order(self.outputs)]
+        self._nodes = [Node(t) for t in keras_order(self.outputs)]
+        self._relu_pools = relu_pool_pairs(self._nodes, self.outputs)
         self._check_graph_nodes()
         shapes_in = [t.shape for t in self.inputs]
         shapes_out = [t.shape for t in self.outputs]
@@ -160,7 +116,7 @@ class Model(Trainer, Layer):
         if self._many_inputs != isinstance(x, (list, tuple)):
             kind = "a list of arrays" if self._many_inputs else "one array"
             raise TypeError(f"Model '{self.name}' takes {kind} as input; received {type(x).__name__}.")
-        return _as_list(x)
+        return as_list(x)
 
     def forward(self, x, training=False):
         """Run every layer in topological order; ``x`` and the result as the model's inputs / outputs."""
@@ -177,7 +133,12 @@ class Model(Trainer, Layer):
 
     def backward(self, dy):
         """Gradients for the last forward: ``dy`` per output in, ``dx`` per input out; fills ``grads``."""
-        return self._backward(_as_list(dy) if self._many_outputs else [dy], from_logits=False)
+        return self._backward(as_list(dy) if self._many_outputs else [dy], from_logits=False)
+
+    def _train_backward(self, dy, from_logits):
+        """Backward for a training step: fills ``grads``; the gradient with respect to the model's
+        inputs is not needed, so layers that read only model inputs skip computing it."""
+        self._backward([dy], from_logits=from_logits, input_gradients=False)
 
     @property
     def fusable_softmax(self):
@@ -197,23 +158,41 @@ class Model(Trainer, Layer):
         """Backward from the gradient with respect to the output softmax's logits."""
         return self._backward([dlogits], from_logits=True)
 
-    def _backward(self, dys, from_logits):
+    def _backward(self, dys, from_logits, input_gradients=True):
         grads = {}
         for t, g in zip(self.outputs, dys):
-            _add(grads, t, g)
-        for node in reversed(self._nodes):
-            if isinstance(node.layer, InputLayer) or id(node.tensor) not in grads:
-                continue
-            grad = grads.pop(id(node.tensor))
-            if from_logits and node.tensor is self.outputs[0]:
-                dx = node.layer.backward_logits(grad)
-            else:
-                dx = node.layer.backward(grad)
-            for t, g in zip(node.inputs, _as_list(dx) if node.many else [dx]):
-                _add(grads, t, g)
+            add_gradient(grads, t, g)
+        input_ids = {id(t) for t in self.inputs}
+        relu_pools = [] if backend.current().runs_kernels else self._relu_pools
+        mark_relu_pool(relu_pools, True)
+        try:
+            for node in reversed(self._nodes):
+                if isinstance(node.layer, InputLayer) or id(node.tensor) not in grads:
+                    continue
+                grad = grads.pop(id(node.tensor))
+                skip = not input_gradients and all(id(t) in input_ids for t in node.inputs)
+                dx = self._node_backward(node, grad, from_logits, skip)
+                for t, g in zip(node.inputs, as_list(dx) if node.many else [dx]):
+                    add_gradient(grads, t, g)
+        finally:
+            mark_relu_pool(relu_pools, False)
         self.grads = self._collect_grads()
         dxs = [grads.get(id(t)) for t in self.inputs]
         return dxs if self._many_inputs else dxs[0]
+
+    def _node_backward(self, node, grad, from_logits, skip_input_gradient):
+        """One layer's backward; a layer with ``needs_input_gradient`` may be told to skip dx."""
+        layer = node.layer
+        skip = skip_input_gradient and hasattr(layer, "needs_input_gradient")
+        if skip:
+            layer.needs_input_gradient = False
+        try:
+            if from_logits and node.tensor is self.outputs[0]:
+                return layer.backward_logits(grad)
+            return layer.backward(grad)
+        finally:
+            if skip:
+                layer.needs_input_gradient = True
 
     def _collect_grads(self):
         if not self.trainable:

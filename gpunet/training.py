@@ -113,10 +113,10 @@ class Trainer:
         y_pred = self.forward(xb, training=True)
         if self._fused():
             value, dlogits, y_pred = self.compiled_loss.compute_from_logits(yb, self.logits)
-            self.backward_logits(dlogits)
+            self._train_backward(dlogits, from_logits=True)
         else:
             value, dy = self.compiled_loss.compute(yb, y_pred)
-            self.backward(dy)
+            self._train_backward(dy, from_logits=False)
         self.optimizer.apply(self.trainable_weights, self.grads)
         for metric in self.compiled_metrics:
             metric.update_state(yb, y_pred)

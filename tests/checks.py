@@ -53,3 +53,22 @@ def check_backward(forward, backward, inputs, seed=0, rtol=1e-5, atol=1e-7, eps=
     assert len(analytic) == len(numeric), f"backward returned {len(analytic)} gradients for {len(numeric)} inputs"
     for k, (a, n) in enumerate(zip(analytic, numeric)):
         assert_close(np.asarray(a), n, rtol=rtol, atol=atol, what=f"gradient of input {k}")
+
+
+def run_on_backend(name, fn):
+    """``fn()`` under backend ``name``: (NumPy copies of its outputs as a list, None kept, and
+    the names of the kernels it launched, in order). A tuple or list result is its outputs."""
+    from gpunet import backend
+    launched = []
+    with backend.use(name) as be:
+        if be.runs_kernels:
+            real_launch = be.launch
+
+            def counting_launch(file, kernel, grid, block, args):
+                launched.append(kernel)
+                real_launch(file, kernel, grid, block, args)
+            be.launch = counting_launch
+        out = fn()
+        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        return [None if a is None else np.array(be.to_numpy(a)) for a in outs], launched
+

@@ -1,7 +1,13 @@
 """Every kernel compiles with NVRTC (no GPU needed) for sm_70, sm_80 and sm_90 without
-spilling registers, and ptxas's resource report is read correctly."""
+spilling registers, each for that very architecture (sm_70 by CUDA 12's NVRTC, which CUDA 13's
+no longer targets), and ptxas's resource report is read correctly.
+
+Without the NVRTC an architecture needs, its tests fail in CI and are skipped elsewhere."""
+import importlib.metadata
 import os
 import pathlib
+import struct
+import types
 
 import pytest
 
@@ -24,23 +30,35 @@ ptxas info    : Used 18 registers, 380 bytes cmem[0]
 """
 
 
-@pytest.fixture(autouse=True)
-def _nvrtc_installed():
-    if not nvrtc.available():
-        why = "NVRTC is not installed: pip install nvidia-cuda-nvrtc cuda-bindings (gpunet's test extra)"
+def require(*archs):
+    """Fail in CI, skip elsewhere, unless an installed NVRTC targets each of ``archs``."""
+    try:
+        for arch in archs:
+            nvrtc.compiler_for(arch)
+    except Exception as exc:   # RuntimeError: none targets it; OSError: a library that will not load
         if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
+def cubin_arch(cubin):
+    """The SM a cubin was built for, from its ELF header's e_flags (ABI 7: bits 0-7, ABI 8: bits 8-15)."""
+    assert cubin[:4] == b"\x7fELF" and cubin[4] == 2, "not a 64-bit ELF"
+    flags, abi = struct.unpack_from("<I", cubin, 48)[0], cubin[8]
+    return f"sm_{flags & 0xFF if abi < 8 else (flags >> 8) & 0xFF}"
 
 
 @pytest.mark.parametrize("arch", nvrtc.ARCHS)
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_kernel_compiles_without_spills(path, arch):
+    require(arch)
     source = kernel_source.load(path)
-    _, log = nvrtc.compile_source(source.text, path.name, nvrtc.resolve_arch(arch), [path.parent])
+    cubin, log = nvrtc.compile_source(source.text, path.name, arch, [path.parent])
+    assert cubin_arch(cubin) == arch
     functions = nvrtc.parse_ptxas(log)
     entries = {f.name for f in functions.values() if f.entry}
     assert set(source.kernels) <= entries, f"ptxas reported no entry for {set(source.kernels) - entries}"
+    assert all(f"entry function '{k}' for '{arch}'" in log for k in source.kernels), f"not built for {arch}"
     spilling = [f"{f.name}: {f.spill_stores} B stored, {f.spill_loads} B loaded"
                 for f in functions.values() if f.spill_stores or f.spill_loads]
     assert not spilling, f"{path.name} spills registers on {arch}: {'; '.join(spilling)}"
@@ -67,21 +85,72 @@ def test_occupancy(arch, registers, smem, block, expected):
 
 
 def test_compile_error_carries_the_log():
-    with pytest.raises(nvrtc.CompileError, match=r"(?s)broken.cu for sm_90.*broken.cu\(2\).*undeclared"):
+    require("sm_90")
+    with pytest.raises(nvrtc.CompileError, match=r"(?s)NVRTC \d+\.\d+ could not compile broken.cu for sm_90"
+                                                 r".*broken.cu\(2\).*undeclared"):
         nvrtc.compile_source('extern "C" __global__ void k(float* y) {\n  y[0] = undeclared;\n}\n',
                              "broken.cu", "sm_90")
 
 
-def test_unsupported_arch_falls_forward():
-    built_for = nvrtc.resolve_arch("sm_70")
-    assert int(built_for.removeprefix("sm_")) in nvrtc.supported_archs()
-    assert built_for in ("sm_70", "sm_75")
+def test_sm_70_is_compiled_for_sm_70_by_cuda_12_nvrtc():
+    require("sm_70")
+    compiler = nvrtc.compiler_for("sm_70")
+    assert compiler.version[0] == 12 and 70 in compiler.archs
+    assert compiler.distribution == "nvidia-cuda-nvrtc-cu12"
+    cubin, log = nvrtc.compile_source('extern "C" __global__ void k(float* y) { y[0] = 1.0f; }', "k.cu", "sm_70")
+    assert "Compiling entry function 'k' for 'sm_70'" in log
+    assert cubin_arch(cubin) == "sm_70"
+
+
+def test_libraries_come_from_the_installed_packages():
+    require(*nvrtc.ARCHS)
+    for compiler in nvrtc.compilers():
+        files = importlib.metadata.distribution(compiler.distribution).files
+        assert any(compiler.path.samefile(f.locate()) for f in files if f.name == compiler.path.name), compiler
+        assert compiler.archs and compiler.version >= (12, 0)
+
+
+def fake(version, archs, name):
+    return types.SimpleNamespace(version=version, version_string="%d.%d" % version, archs=archs, distribution=name)
+
+
+CUDA_12 = fake((12, 9), (50, 60, 70, 75, 80, 90, 120), "nvidia-cuda-nvrtc-cu12")
+CUDA_13 = fake((13, 5), (75, 80, 90, 100, 120), "nvidia-cuda-nvrtc")
+
+
+def test_each_arch_takes_the_newest_nvrtc_that_targets_it(monkeypatch):
+    monkeypatch.setattr(nvrtc, "compilers", lambda: (CUDA_13, CUDA_12))
+    assert [nvrtc.compiler_for(a) for a in ("sm_70", "sm_80", "sm_90")] == [CUDA_12, CUDA_13, CUDA_13]
+
+
+def test_no_silent_fallback_when_cuda_12_nvrtc_is_missing(monkeypatch):
+    monkeypatch.setattr(nvrtc, "compilers", lambda: (CUDA_13,))
+    assert not nvrtc.available("sm_70") and nvrtc.available("sm_80")
+    with pytest.raises(RuntimeError, match=r"No installed NVRTC targets sm_70 \(NVRTC 13.5 .*"
+                                           r"pip install nvidia-cuda-nvrtc-cu12"):
+        nvrtc.compiler_for("sm_70")
+    monkeypatch.setattr(nvrtc, "compilers", lambda: ())
+    with pytest.raises(RuntimeError, match="no NVRTC is installed.*pip install nvidia-cuda-nvrtc;"):
+        nvrtc.compiler_for("sm_90")
+
+
+def test_missing_nvrtc_fails_in_ci(monkeypatch):
+    monkeypatch.setattr(nvrtc, "compilers", lambda: (CUDA_13,))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="pip install nvidia-cuda-nvrtc-cu12"):
+        require("sm_70")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        require("sm_70")
 
 
 def test_write_entry_point(tmp_path):
+    require(*nvrtc.ARCHS)
     out = tmp_path / "kernels.md"
     nvrtc.main(["--write", str(out), str(kernel_source.locate("elementwise.cu"))])
     text = out.read_text()
     for arch in nvrtc.ARCHS:
-        assert f"| elementwise.cu | `add_forward` | {arch}" in text
-    assert "| registers | smem (B) |" in text
+        version = nvrtc.compiler_for(arch).version_string
+        assert f"| elementwise.cu | `add_forward` | {arch} | {version} |" in text
+        assert f"NVRTC {version} for " in text
+    assert "| NVRTC | registers | smem (B) |" in text

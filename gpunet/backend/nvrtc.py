@@ -1,17 +1,25 @@
 """Compile kernels with NVRTC (no GPU needed) and read ptxas's resource report.
 
-NVRTC is the compiler CuPy itself uses; ``pip install nvidia-cuda-nvrtc cuda-bindings`` (the
-test extra) brings it without a GPU or a CUDA toolkit. Compiling for a real architecture
-(``--gpu-architecture=sm_90``) makes NVRTC run ptxas, and with ``--ptxas-options=-v`` the
-program log holds, per function: registers, barriers, static shared memory, stack frame,
-spill stores and loads. Every source is compiled with ``compile_options()`` (C++17, its own
-folder on the include path, ``nvrtc_prelude.h`` pre-included), as the cuda backend does. The
-tests compile every ``kernels/*.cu`` for sm_70, sm_80 and sm_90
-and fail on a compile error or a spill.
+NVRTC is the compiler CuPy itself uses, and NVIDIA ships it on PyPI without a GPU or a CUDA
+toolkit. One NVRTC cannot cover every architecture gpunet checks: CUDA 13 dropped Volta, so
+sm_70 needs CUDA 12's. The test extra therefore installs two:
 
-sm_70 (Volta): CUDA 13's NVRTC no longer targets it. When the installed NVRTC lacks an
-architecture, the oldest one it supports above it is used instead (sm_75 for sm_70) and the
-report says so.
+    nvidia-cuda-nvrtc        NVRTC 13 (nvidia/cu13/lib/libnvrtc.so.13)   sm_75 and newer
+    nvidia-cuda-nvrtc-cu12   NVRTC 12 (nvidia/cuda_nvrtc/lib/libnvrtc.so.12)  sm_50 to sm_121
+
+Both are found through the installed distributions' file lists (``importlib.metadata``), every
+distribution named ``nvidia-cuda-nvrtc*``, and called through NVRTC's C API with ctypes, the
+same way for both (cuda-bindings binds only the NVRTC of its own CUDA major, so it cannot
+reach the second one). Each architecture is compiled by the newest installed NVRTC that
+targets it, never silently by another architecture: sm_70 by NVRTC 12, sm_80 and sm_90 by
+NVRTC 13. A missing compiler is an error that names the package to install.
+
+Compiling for a real architecture (``--gpu-architecture=sm_90``) makes NVRTC run ptxas, and
+with ``--ptxas-options=-v`` the program log holds, per function: registers, barriers, static
+shared memory, stack frame, spill stores and loads. Every source is compiled with
+``compile_options()`` (C++17, its own folder on the include path, ``nvrtc_prelude.h``
+pre-included), as the cuda backend does. The tests compile every ``kernels/*.cu`` for sm_70,
+sm_80 and sm_90 and fail on a compile error or a spill.
 
 Occupancy is computed as CUDA's occupancy calculator does (threads, warps and blocks per SM;
 registers allocated per warp in units of 256; shared memory at the largest carve-out plus
@@ -22,8 +30,12 @@ the 1 KiB per block the system reserves on sm_80 and later) for the kernel's blo
     python -m gpunet.backend.nvrtc --write docs/kernels.md
 """
 import argparse
+import ctypes
 import dataclasses
+import functools
+import importlib.metadata
 import math
+import os
 import pathlib
 import re
 import sys
@@ -33,6 +45,9 @@ from . import kernel_source
 ARCHS = ("sm_70", "sm_80", "sm_90")
 PRELUDE = pathlib.Path(__file__).resolve().parent / "nvrtc_prelude.h"
 DEFAULT_BLOCK = 256
+# libnvrtc.so.12 / libnvrtc.so.13 on Linux, nvrtc64_120_0.dll on Windows; not the .alt. or
+# -builtins libraries next to them.
+_LIBRARY = re.compile(r"(?:libnvrtc\.so\.\d+|nvrtc64_\d+_0\.dll)")
 
 # Per SM: max threads, warps, blocks; 32-bit registers; shared memory (largest carve-out);
 # shared memory reserved per block; its allocation unit.
@@ -67,55 +82,129 @@ class Resources:
 class KernelReport:
     file: str
     kernel: str
-    arch: str             # as requested
-    built_for: str        # as compiled (differs when NVRTC lacks the requested one)
+    arch: str
+    nvrtc: str            # the NVRTC version that compiled it, "12.9"
     resources: Resources
     block: int
     block_assumed: bool
     occupancy: float
 
 
-def _nvrtc():
-    try:
-        from cuda.bindings import nvrtc
-    except ImportError as exc:
-        raise RuntimeError("NVRTC is not installed: pip install nvidia-cuda-nvrtc cuda-bindings "
-                           f"(gpunet's test extra). ({exc})") from None
-    return nvrtc
+class Nvrtc:
+    """One NVRTC shared library, called through its C API."""
+
+    def __init__(self, path, distribution=""):
+        self.path, self.distribution = pathlib.Path(path), distribution
+        if os.name == "nt":  # nvrtc64_*.dll loads nvrtc-builtins64_*.dll from its own folder
+            self._dll_directory = os.add_dll_directory(str(self.path.parent))
+        lib = self._lib = ctypes.CDLL(str(self.path))
+        P, S, I = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
+        ref, size = ctypes.POINTER, ctypes.POINTER(ctypes.c_size_t)
+        for name, args in [("nvrtcVersion", [ref(I), ref(I)]), ("nvrtcGetErrorString", [I]),
+                           ("nvrtcGetNumSupportedArchs", [ref(I)]), ("nvrtcGetSupportedArchs", [ref(I)]),
+                           ("nvrtcCreateProgram", [ref(P), S, S, I, ref(S), ref(S)]),
+                           ("nvrtcCompileProgram", [P, I, ref(S)]), ("nvrtcDestroyProgram", [ref(P)]),
+                           ("nvrtcGetProgramLogSize", [P, size]), ("nvrtcGetProgramLog", [P, S]),
+                           ("nvrtcGetCUBINSize", [P, size]), ("nvrtcGetCUBIN", [P, S])]:
+            function = getattr(lib, name)
+            function.argtypes, function.restype = args, I
+        lib.nvrtcGetErrorString.restype = S
+        major, minor, count = I(), I(), I()
+        self._check(lib.nvrtcVersion(ctypes.byref(major), ctypes.byref(minor)), "nvrtcVersion")
+        self.version = (major.value, minor.value)
+        self._check(lib.nvrtcGetNumSupportedArchs(ctypes.byref(count)), "nvrtcGetNumSupportedArchs")
+        archs = (I * count.value)()
+        self._check(lib.nvrtcGetSupportedArchs(archs), "nvrtcGetSupportedArchs")
+        self.archs = tuple(archs)
+
+    def __repr__(self):
+        return f"<NVRTC {self.version_string} from {self.distribution or self.path}>"
+
+    @property
+    def version_string(self):
+        return ".".join(map(str, self.version))
+
+    def _check(self, status, what):
+        if status != 0:
+            raise RuntimeError(f"NVRTC {what} failed: {self._lib.nvrtcGetErrorString(status).decode()}")
+
+    def compile(self, text, name, options):
+        """``(status, log, cubin)``; cubin is None when the compile failed (status != 0)."""
+        lib, prog = self._lib, ctypes.c_void_p()
+        self._check(lib.nvrtcCreateProgram(ctypes.byref(prog), text.encode(), name.encode(), 0, None, None),
+                    "nvrtcCreateProgram")
+        try:
+            encoded = (ctypes.c_char_p * len(options))(*(o.encode() for o in options))
+            status = lib.nvrtcCompileProgram(prog, len(options), encoded)
+            log = self._read(prog, lib.nvrtcGetProgramLogSize, lib.nvrtcGetProgramLog, "program log")
+            log = log.rstrip(b"\0").decode(errors="replace")
+            if status != 0:
+                return status, log, None
+            return status, log, self._read(prog, lib.nvrtcGetCUBINSize, lib.nvrtcGetCUBIN, "CUBIN")
+        finally:
+            lib.nvrtcDestroyProgram(ctypes.byref(prog))
+
+    def _read(self, prog, get_size, get, what):
+        size = ctypes.c_size_t()
+        self._check(get_size(prog, ctypes.byref(size)), f"get {what} size")
+        buffer = ctypes.create_string_buffer(size.value)
+        self._check(get(prog, buffer), f"get {what}")
+        return buffer.raw
 
 
-def available():
+def _libraries():
+    """``(distribution name, library path)`` for every installed ``nvidia-cuda-nvrtc*``."""
+    found = {}
+    for dist in importlib.metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if name.startswith("nvidia-cuda-nvrtc"):
+            for file in dist.files or ():
+                path = pathlib.Path(dist.locate_file(file)).resolve()
+                if _LIBRARY.fullmatch(file.name) and path.is_file():
+                    found.setdefault(path, name)
+    return [(name, path) for path, name in found.items()]
+
+
+@functools.lru_cache(maxsize=None)
+def compilers():
+    """Every installed NVRTC, newest first."""
+    found = (Nvrtc(path, name) for name, path in _libraries())
+    return tuple(sorted(found, key=lambda c: c.version, reverse=True))
+
+
+def _arch_number(arch):
+    return int(str(arch).removeprefix("sm_"))
+
+
+def compiler_for(arch):
+    """The newest installed NVRTC that targets ``arch`` itself; raises RuntimeError if none does."""
+    wanted = _arch_number(arch)
+    for compiler in compilers():
+        if wanted in compiler.archs:
+            return compiler
+    have = "; ".join(f"NVRTC {c.version_string} ({c.distribution}) targets sm_{min(c.archs)} to sm_{max(c.archs)}"
+                     for c in compilers()) or "no NVRTC is installed"
+    package = "nvidia-cuda-nvrtc-cu12 (CUDA 13 dropped sm_70 and older)" if wanted < 75 else "nvidia-cuda-nvrtc"
+    raise RuntimeError(f"No installed NVRTC targets sm_{wanted} ({have}). pip install {package}; "
+                       "gpunet's test extra installs both.")
+
+
+def available(arch=None):
+    """Whether some installed NVRTC targets ``arch`` (any architecture when None)."""
     try:
-        return bool(supported_archs())
+        return compiler_for(arch) is not None if arch else bool(compilers())
     except Exception:
         return False
 
 
-def _check(result, what):
-    status = result[0]
-    if int(status) != 0:
-        raise RuntimeError(f"NVRTC {what} failed: {status!r}")
-    return result[1:] if len(result) > 2 else (result[1] if len(result) == 2 else None)
-
-
-def version():
-    return tuple(_check(_nvrtc().nvrtcVersion(), "nvrtcVersion"))
+def version(arch="sm_90"):
+    """(major, minor) of the NVRTC that compiles ``arch``."""
+    return compiler_for(arch).version
 
 
 def supported_archs():
-    return [int(a) for a in _check(_nvrtc().nvrtcGetSupportedArchs(), "nvrtcGetSupportedArchs")]
-
-
-def resolve_arch(arch):
-    """``arch`` itself when NVRTC supports it, else the oldest supported one above it."""
-    wanted = int(arch.removeprefix("sm_"))
-    supported = supported_archs()
-    if wanted in supported:
-        return arch
-    newer = [a for a in supported if a > wanted]
-    if not newer:
-        raise RuntimeError(f"NVRTC {version()} supports none of sm_{wanted} or newer; it has {supported}.")
-    return f"sm_{min(newer)}"
+    """Every architecture some installed NVRTC targets, as numbers (70, 75, ...)."""
+    return sorted({a for c in compilers() for a in c.archs})
 
 
 def compile_options(include_dirs=()):
@@ -125,24 +214,14 @@ def compile_options(include_dirs=()):
 
 
 def compile_source(text, name, arch="sm_90", include_dirs=()):
-    """Compile CUDA ``text`` to a cubin for ``arch``; returns (cubin bytes, log). Raises CompileError."""
-    nvrtc = _nvrtc()
-    prog = _check(nvrtc.nvrtcCreateProgram(text.encode(), name.encode(), 0, [], []), "nvrtcCreateProgram")
-    try:
-        options = [f"--gpu-architecture={arch}", "--ptxas-options=-v", *compile_options(include_dirs)]
-        status = nvrtc.nvrtcCompileProgram(prog, len(options), [o.encode() for o in options])[0]
-        size = _check(nvrtc.nvrtcGetProgramLogSize(prog), "nvrtcGetProgramLogSize")
-        log = b" " * size
-        nvrtc.nvrtcGetProgramLog(prog, log)
-        log = log.rstrip(b"\0 ").decode(errors="replace")
-        if int(status) != 0:
-            raise CompileError(f"NVRTC could not compile {name} for {arch}:\n{log.strip()}")
-        size = _check(nvrtc.nvrtcGetCUBINSize(prog), "nvrtcGetCUBINSize")
-        cubin = b" " * size
-        nvrtc.nvrtcGetCUBIN(prog, cubin)
-        return cubin, log
-    finally:
-        nvrtc.nvrtcDestroyProgram(prog)
+    """Compile CUDA ``text`` to a cubin for ``arch`` with ``compiler_for(arch)``; returns
+    (cubin bytes, log). Raises CompileError."""
+    options = [f"--gpu-architecture={arch}", "--ptxas-options=-v", *compile_options(include_dirs)]
+    compiler = compiler_for(arch)
+    status, log, cubin = compiler.compile(text, name, options)
+    if status != 0:
+        raise CompileError(f"NVRTC {compiler.version_string} could not compile {name} for {arch}:\n{log.strip()}")
+    return cubin, log
 
 
 def parse_ptxas(log):
@@ -183,43 +262,47 @@ def report_file(path, archs=ARCHS):
     source = kernel_source.load(path)
     compiled = {}
     for arch in archs:
-        built_for = resolve_arch(arch)
-        _, log = compile_source(source.text, source.path.name, built_for, [source.path.parent])
-        compiled[arch] = (built_for, parse_ptxas(log))
+        _, log = compile_source(source.text, source.path.name, arch, [source.path.parent])
+        compiled[arch] = (compiler_for(arch).version_string, parse_ptxas(log))
     reports = []
     for name, signature in source.kernels.items():
         block = signature.launch_bounds or DEFAULT_BLOCK
-        for arch, (built_for, functions) in compiled.items():
+        for arch, (nvrtc_version, functions) in compiled.items():
             res = functions.get(name, Resources(name, entry=True))
-            reports.append(KernelReport(source.path.name, name, arch, built_for, res, block,
+            reports.append(KernelReport(source.path.name, name, arch, nvrtc_version, res, block,
                                         signature.launch_bounds is None,
-                                        occupancy(built_for, res.registers, res.smem, block)))
+                                        occupancy(arch, res.registers, res.smem, block)))
     return reports
 
 
 def markdown(reports):
+    by_version = {}
+    for r in reports:
+        by_version.setdefault(r.nvrtc, dict())[r.arch] = None
+    compilers_used = " and ".join(f"NVRTC {v} for {', '.join(archs)}" for v, archs in by_version.items())
     lines = [
         "# Kernel resources",
         "",
         "Generated by `python -m gpunet.backend.nvrtc --write docs/kernels.md` from ptxas's report",
-        f"(NVRTC {'.'.join(map(str, version()))}, `--ptxas-options=-v`): registers per thread, static",
-        "shared memory and stack frame per block, bytes spilled. Occupancy is the share of an SM's",
-        "warp slots that blocks of the listed size fill, limited by registers, shared memory, warps",
-        "and blocks per SM; a block size marked * is assumed (the kernel declares no",
-        "`__launch_bounds__`). Do not edit by hand: regenerate after changing a kernel.",
+        "(`--ptxas-options=-v`): registers per thread, static shared memory and stack frame per",
+        "block, bytes spilled. Occupancy is the share of an SM's warp slots that blocks of the",
+        "listed size fill, limited by registers, shared memory, warps and blocks per SM; a block",
+        "size marked * is assumed (the kernel declares no `__launch_bounds__`). Do not edit by",
+        "hand: regenerate after changing a kernel.",
         "",
-        "| file | kernel | arch | registers | smem (B) | stack (B) | spills st/ld (B) | block | occupancy |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        f"Compiled by {compilers_used} (column NVRTC):",
+        "each architecture by the newest installed NVRTC that targets it. CUDA 13 dropped sm_70,",
+        "so sm_70 takes CUDA 12's NVRTC (`nvidia-cuda-nvrtc-cu12`), the others CUDA 13's",
+        "(`nvidia-cuda-nvrtc`).",
+        "",
+        "| file | kernel | arch | NVRTC | registers | smem (B) | stack (B) | spills st/ld (B) | block | occupancy |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in reports:
-        arch = r.arch if r.arch == r.built_for else f"{r.arch} (as {r.built_for})"
         res = r.resources
-        lines.append(f"| {r.file} | `{r.kernel}` | {arch} | {res.registers} | {res.smem} | {res.stack} | "
-                     f"{res.spill_stores}/{res.spill_loads} | {r.block}{'*' if r.block_assumed else ''} | "
-                     f"{r.occupancy:.0%} |")
-    if any(r.arch != r.built_for for r in reports):
-        lines += ["", "An arch shown \"as sm_XX\" is one this NVRTC no longer targets (CUDA 13 dropped",
-                  "sm_70); the kernels were compiled for the oldest newer architecture it supports."]
+        lines.append(f"| {r.file} | `{r.kernel}` | {r.arch} | {r.nvrtc} | {res.registers} | {res.smem} | "
+                     f"{res.stack} | {res.spill_stores}/{res.spill_loads} | "
+                     f"{r.block}{'*' if r.block_assumed else ''} | {r.occupancy:.0%} |")
     return "\n".join(lines) + "\n"
 
 
@@ -229,7 +312,10 @@ def main(argv=None):
     parser.add_argument("--write", metavar="PATH", help="write the Markdown table to PATH")
     args = parser.parse_args(argv)
     files = args.files or kernel_source.all_sources()
-    reports = [r for f in files for r in report_file(f)]
+    try:
+        reports = [r for f in files for r in report_file(f)]
+    except (RuntimeError, OSError) as exc:   # CompileError, a missing NVRTC, an unreadable file
+        sys.exit(f"error: {exc}")
     text = markdown(reports)
     if args.write:
         pathlib.Path(args.write).write_text(text)

@@ -4,7 +4,11 @@ A layer whose output is a softmax over the last axis (``Softmax``, or any layer 
 ``activation="softmax"``) exposes ``fusable_softmax``, ``logits`` and ``backward_logits(d)``,
 so that the training loop can replace softmax + cross-entropy by one stable op.
 """
+import numpy as np
+
+from .. import backend
 from ..ops import activation as ops
+from ..ops import passes
 from .base import Layer
 
 __all__ = ["ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Softmax", "get_activation", "ActivationMixin"]
@@ -15,6 +19,10 @@ class _ActivationLayer(Layer):
 
     fusable_softmax = False
     _saves_output = True
+
+    def fuses_in_place(self, z):
+        """True when a linear layer may apply this activation to its own output ``z`` in place."""
+        return False
 
     def forward(self, x, training=False):
         y = self._forward(x)
@@ -46,6 +54,15 @@ class ReLU(_ActivationLayer):
 
     def _settings(self):
         return {"max_value": self.max_value, "negative_slope": self.negative_slope, "threshold": self.threshold}
+
+    @property
+    def plain(self):
+        """True for ``max(x, 0)``: no cap, no slope, threshold 0."""
+        return self.max_value is None and self.negative_slope == 0.0 and self.threshold == 0.0
+
+    def fuses_in_place(self, z):
+        return self.plain and not backend.current().runs_kernels and isinstance(z, np.ndarray) \
+            and z.flags.writeable
 
     def _forward(self, x):
         return ops.relu_forward(x, **self._settings())
@@ -211,13 +228,28 @@ class ActivationMixin:
         self._activation = get_activation(activation)
         self.activation = serialize_activation(activation)
 
-    def _activate(self, z, training):
+    def _activate(self, z, training, owned=False):
+        """``activation(z)``; ``owned``: z is this layer's own fresh output, which a plain ReLU
+        on the numpy backend then clamps in place (one pass, no second array)."""
         if self._activation is None:
+            return z
+        if owned and self._activation.fuses_in_place(z):
+            passes.relu_inplace(z)
+            # The ReLU saves its output as its input: max(z, 0) > 0 exactly where z > 0.
+            self._activation._saved = z
             return z
         return self._activation.forward(z, training=training)
 
+    relu_mask_applied = False   # set by a model while a following max pool applies the ReLU's mask
+
+    @property
+    def gives_relu_mask(self):
+        """True when the activation is a plain ReLU: a max pool reading only this layer's output
+        may apply the ReLU's mask to its own, smaller, gradient (see ``Model._backward``)."""
+        return isinstance(self._activation, ReLU) and self._activation.plain
+
     def _deactivate(self, dy):
-        if self._activation is None:
+        if self._activation is None or self.relu_mask_applied:
             return dy
         return self._activation.backward(dy)
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import initializers, utils
 from ..ops import conv as conv_ops
+from ..ops import conv_fused
 from ..ops import conv_geometry as geometry
 from .activations import ActivationMixin
 from .base import Layer, SymbolicTensor
@@ -40,6 +41,9 @@ class BaseConv(ActivationMixin, Layer):
     """
 
     _ops = None   # (forward, backward_input, backward_filter) from gpunet.ops.conv
+    _whole_backward = None   # or one op giving (dx, dw, db), when its parts share work...
+    _forward_saving = None   # ...and a training forward giving (y, what that backward reuses)
+    needs_input_gradient = True   # a model's training step sets False on a first layer: dx is None
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
                  activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -61,7 +65,7 @@ class BaseConv(ActivationMixin, Layer):
         self.kernel_initializer = _initializer(kernel_initializer, f"{kind} kernel_initializer")
         self.bias_initializer = _initializer(bias_initializer, f"{kind} bias_initializer")
         self.kernel = self.bias = None
-        self._x = self._pads = None
+        self._x = self._pads = self._saved = None
 
     # -- what a subclass defines (per spatial axis: 0 = height, 1 = width) ------------------
     def _kernel_shape(self, in_channels):
@@ -127,10 +131,13 @@ class BaseConv(ActivationMixin, Layer):
     def forward(self, x, training=False):
         """x ``(batch, height, width, channels)`` -> ``(batch, out_h, out_w, filters)``."""
         self._pads = self._check_shape(x.shape)
-        self._x = x
-        forward_op = self._ops[0]
-        z = forward_op(x, self.kernel, self.bias, self.strides, self._pads, self.dilation_rate)
-        return self._activate(z, training)
+        self._x, self._saved = x, None
+        geometry_args = (self.strides, self._pads, self.dilation_rate)
+        if training and self._forward_saving is not None and self.trainable:
+            z, self._saved = self._forward_saving(x, self.kernel, self.bias, *geometry_args)
+        else:
+            z = self._ops[0](x, self.kernel, self.bias, *geometry_args)
+        return self._activate(z, training, owned=True)
 
     def backward(self, dy):
         return self._linear_backward(self._deactivate(dy))
@@ -138,7 +145,13 @@ class BaseConv(ActivationMixin, Layer):
     def _linear_backward(self, dz):
         _, backward_input, backward_filter = self._ops
         geometry_args = (self.strides, self._pads, self.dilation_rate)
-        dx = backward_input(dz, self.kernel, self._x.shape, *geometry_args)
+        if self._whole_backward is not None and self.trainable:
+            dx, dw, db = self._whole_backward(dz, self._x, self.kernel, *geometry_args,
+                                              need_dx=self.needs_input_gradient, saved=self._saved)
+            self._saved = None      # patches kept by the forward are used once
+            self.grads = [dw, db] if self.use_bias else [dw]
+            return dx
+        dx = backward_input(dz, self.kernel, self._x.shape, *geometry_args) if self.needs_input_gradient else None
         if not self.trainable:
             self.grads = []
             return dx
@@ -165,6 +178,8 @@ class Conv2D(BaseConv):
     """
 
     _ops = (conv_ops.conv2d_forward, conv_ops.conv2d_backward_input, conv_ops.conv2d_backward_filter)
+    _forward_saving = staticmethod(conv_fused.conv2d_forward_saving)   # patches of x kept for dw
+    _whole_backward = staticmethod(conv_fused.conv2d_backward)
 
     def _kernel_shape(self, in_channels):
         return (*self.kernel_size, in_channels, self.filters)
@@ -205,6 +220,7 @@ class Conv2DTranspose(BaseConv):
 
     _ops = (conv_ops.conv2d_transpose_forward, conv_ops.conv2d_transpose_backward_input,
             conv_ops.conv2d_transpose_backward_filter)
+    _whole_backward = staticmethod(conv_fused.conv2d_transpose_backward)   # patches of dy built once
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, **kwargs):
         super().__init__(filters, kernel_size, strides=strides, padding=padding, **kwargs)

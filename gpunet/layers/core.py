@@ -59,6 +59,8 @@ class Dense(ActivationMixin, Layer):
     last axis, as Keras does. Weights: kernel (in, units), bias (units,).
     """
 
+    needs_input_gradient = True   # a model's training step sets False on a first layer: dx is None
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
@@ -89,16 +91,16 @@ class Dense(ActivationMixin, Layer):
             raise self.shape_error(f"inputs of shape (batch, ..., {features})", x.shape)
         self._x_shape, self._x2d = x.shape, x.reshape(-1, features)
         z = dense.dense_forward(self._x2d, self.kernel, self.bias)
-        return self._activate(z.reshape(*x.shape[:-1], self.units), training)
+        return self._activate(z.reshape(*x.shape[:-1], self.units), training, owned=True)
 
     def backward(self, dy):
         return self._linear_backward(self._deactivate(dy))
 
     def _linear_backward(self, dz):
         dx, dw, db = dense.dense_backward(dz.reshape(-1, self.units), self._x2d, self.kernel,
-                                          need_db=self.use_bias)
+                                          need_dx=self.needs_input_gradient, need_db=self.use_bias)
         self.grads = ([dw, db] if self.use_bias else [dw]) if self.trainable else []
-        return dx.reshape(self._x_shape)
+        return None if dx is None else dx.reshape(self._x_shape)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,

@@ -1,6 +1,6 @@
 """MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D (NHWC), with Keras's aliases."""
 from .. import utils
-from ..ops import pool
+from ..ops import passes, pool
 from .base import Layer
 
 __all__ = [
@@ -68,12 +68,19 @@ class MaxPooling2D(_Pooling2D):
     maximum (the first one on ties).
     """
 
+    takes_relu_mask = True   # a model may have it apply the mask of the ReLU before it
+    apply_relu_mask = False
+
     def _pool_forward(self, x):
-        y, self._argmax = pool.max_pool2d_forward(x, self.pool_size, self.strides, self.padding)
-        return y
+        self._y, self._argmax = pool.max_pool2d_forward(x, self.pool_size, self.strides, self.padding)
+        return self._y
 
     def _pool_backward(self, dy):
-        return pool.max_pool2d_backward(dy, self._argmax, self._x_shape)
+        if self.apply_relu_mask:
+            # max(relu(x)) = relu(max(x)): the winner's ReLU mask is (y > 0), on the pooled cells only.
+            dy = passes.relu_backward(dy, self._y)
+        return pool.max_pool2d_backward(dy, self._argmax, self._x_shape, self.pool_size, self.strides,
+                                        self.padding)
 
 
 class AveragePooling2D(_Pooling2D):

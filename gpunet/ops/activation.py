@@ -3,8 +3,20 @@
 Every function takes and returns arrays of any shape and keeps the input dtype. Each backward
 says which saved array it needs (the forward input ``x`` or its output ``y``): the layer keeps
 exactly that one.
+
+On a kernel backend (``backend.current().runs_kernels``) every op runs a float32 kernel of
+``kernels/activation.cu``: grid-stride elementwise kernels, and softmax with one warp per row.
+The ``_..._kernel`` helpers at the end launch them.
 """
 import numpy as np
+
+from .. import backend
+from . import launch
+from .passes import relu_backward as _relu_mask_multiply
+
+_FILE = "activation.cu"
+_MAX_BLOCKS = 2048     # grid-stride kernels: enough blocks to fill any GPU; more only adds launch cost
+_ROWS_PER_BLOCK = 8    # softmax: one warp per row, 256-thread blocks
 
 
 def relu_forward(x, max_value=None, negative_slope=0.0, threshold=0.0):
@@ -13,6 +25,8 @@ def relu_forward(x, max_value=None, negative_slope=0.0, threshold=0.0):
     ``y = min(x, max_value)`` where ``x > threshold`` (and ``x >= 0``),
     ``negative_slope * (x - threshold)`` below the threshold, else 0.
     """
+    if backend.current().runs_kernels:
+        return _elementwise_kernel("relu_forward", [x], *_relu_settings(max_value, negative_slope, threshold))
     if max_value is None and negative_slope == 0.0 and threshold == 0.0:
         return np.maximum(x, x.dtype.type(0))
     y = np.where(x > threshold, x, x.dtype.type(0))
@@ -24,8 +38,10 @@ def relu_forward(x, max_value=None, negative_slope=0.0, threshold=0.0):
 
 def relu_backward(dy, x, max_value=None, negative_slope=0.0, threshold=0.0):
     """Gradient of :func:`relu_forward`; needs the input ``x``. A multiply by a mask."""
+    if backend.current().runs_kernels:
+        return _elementwise_kernel("relu_backward", [dy, x], *_relu_settings(max_value, negative_slope, threshold))
     if max_value is None and negative_slope == 0.0 and threshold == 0.0:
-        return dy * (x > 0)
+        return _relu_mask_multiply(dy, x)     # dy * (x > 0), split over threads
     passes = (x > threshold) & (x > 0)
     if max_value is not None:
         passes &= x < max_value
@@ -37,51 +53,120 @@ def relu_backward(dy, x, max_value=None, negative_slope=0.0, threshold=0.0):
 
 def leaky_relu_forward(x, negative_slope=0.3):
     """``x`` where positive, ``negative_slope * x`` elsewhere."""
+    if backend.current().runs_kernels:
+        return _elementwise_kernel("leaky_relu_forward", [x], launch.f32(negative_slope))
     return np.where(x > 0, x, x * negative_slope)
 
 
 def leaky_relu_backward(dy, x, negative_slope=0.3):
     """Gradient of :func:`leaky_relu_forward`; needs the input ``x``."""
+    if backend.current().runs_kernels:
+        return _elementwise_kernel("leaky_relu_backward", [dy, x], launch.f32(negative_slope))
     return dy * np.where(x > 0, x.dtype.type(1), x.dtype.type(negative_slope))
 
 
 def elu_forward(x, alpha=1.0):
     """``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere."""
+    if backend.current().runs_kernels:
+        return _elementwise_kernel("elu_forward", [x], launch.f32(alpha))
     # expm1 of min(x, 0) so that large positive x never overflow in the branch np.where drops.
     return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, x.dtype.type(0))))
 
 
 def elu_backward(dy, x, alpha=1.0):
     """Gradient of :func:`elu_forward`; needs the input ``x`` (``y`` alone is ambiguous for alpha < 0)."""
+    if backend.current().runs_kernels:
+        return _elementwise_kernel("elu_backward", [dy, x], launch.f32(alpha))
     return dy * np.where(x > 0, x.dtype.type(1), alpha * np.exp(np.minimum(x, x.dtype.type(0))))
 
 
 def sigmoid_forward(x):
     """``1 / (1 + exp(-x))``, evaluated without overflow for large ``|x|``."""
+    if backend.current().runs_kernels:
+        return _elementwise_kernel("sigmoid_forward", [x])
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def sigmoid_backward(dy, y):
     """Gradient of :func:`sigmoid_forward`; needs the output ``y``: ``dy * y * (1 - y)``."""
+    if backend.current().runs_kernels:
+        return _elementwise_kernel("sigmoid_backward", [dy, y])
     return dy * y * (1 - y)
 
 
 def tanh_forward(x):
+    if backend.current().runs_kernels:
+        return _elementwise_kernel("tanh_forward", [x])
     return np.tanh(x)
 
 
 def tanh_backward(dy, y):
     """Gradient of :func:`tanh_forward`; needs the output ``y``: ``dy * (1 - y^2)``."""
+    if backend.current().runs_kernels:
+        return _elementwise_kernel("tanh_backward", [dy, y])
     return dy * (1 - y * y)
 
 
 def softmax_forward(x, axis=-1):
     """Softmax along ``axis``; the row maximum is subtracted first so large logits stay finite."""
+    if backend.current().runs_kernels:
+        return _softmax_kernel("softmax_forward", [x], axis)
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def softmax_backward(dy, y, axis=-1):
     """Gradient of :func:`softmax_forward`; needs the output ``y``: ``y * (dy - sum(dy * y))``."""
+    if backend.current().runs_kernels:
+        return _softmax_kernel("softmax_backward", [dy, y], axis)
     return y * (dy - np.sum(dy * y, axis=axis, keepdims=True))
+
+
+# -- kernel paths -------------------------------------------------------------------------------
+
+def kernel_arrays(op, arrays):
+    """Same-shaped arrays a kernel reads elementwise: float32, C-contiguous, on the backend.
+
+    Shared with the loss and dropout ops. Raises a TypeError naming ``op`` for other dtypes and
+    a ValueError for shapes that differ (the kernels do not broadcast).
+    """
+    shapes = [tuple(a.shape) for a in arrays]
+    if len(set(shapes)) > 1:
+        raise ValueError(f"{op} needs arrays of one shape; received shapes {', '.join(map(str, shapes))}.")
+    return launch.inputs(op, *arrays)
+
+
+def _relu_settings(max_value, negative_slope, threshold):
+    """relu kernels' trailing arguments: max_value, has_max, negative_slope, threshold."""
+    has_max = max_value is not None
+    return (launch.f32(max_value if has_max else 0.0), launch.i32(1 if has_max else 0),
+            launch.f32(negative_slope), launch.f32(threshold))
+
+
+def _elementwise_kernel(kernel, inputs, *settings):
+    """Launch ``kernel(*inputs, out, n, *settings)``; out has the first input's shape."""
+    inputs = kernel_arrays(kernel, inputs)
+    out = launch.empty(inputs[0].shape)
+    n = launch.i32(out.size, f"{kernel}: elements")
+    launch.run(_FILE, kernel, launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS, *inputs, out, n, *settings)
+    return out
+
+
+def _softmax_kernel(kernel, inputs, axis):
+    """Launch a softmax kernel over rows of the last axis; another ``axis`` is moved last and back."""
+    inputs = kernel_arrays(kernel, inputs)
+    ndim = inputs[0].ndim
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{kernel}: axis {axis} is out of range for an input of shape {tuple(inputs[0].shape)}.")
+    axis %= ndim
+    xp = backend.current().xp
+    if axis != ndim - 1:   # the kernels want the softmax axis contiguous: a transposed copy
+        inputs = [launch.array(xp.moveaxis(a, axis, -1)) for a in inputs]
+    out = launch.empty(inputs[0].shape)
+    cols = out.shape[-1]
+    rows = launch.i32(out.size // cols if cols else 0, f"{kernel}: rows")
+    launch.i32(out.size, f"{kernel}: elements")
+    launch.run(_FILE, kernel, launch.blocks_for(rows, _ROWS_PER_BLOCK, cap=_MAX_BLOCKS), launch.THREADS,
+               *inputs, out, rows, cols)
+    return out if axis == ndim - 1 else launch.array(xp.moveaxis(out, -1, axis))

@@ -16,10 +16,17 @@ NumPy reference:
   slice into a padded buffer (no ``kh*kw``-times-larger col2im buffer), then cropped.
 
 Every op keeps the input dtype (float64 in gradient checks).
+
+On a kernel backend (``backend.current().runs_kernels``) every op runs the float32 implicit-GEMM
+kernels of ``kernels/conv.cu``, launched by the ``_..._kernel`` functions at the end of this
+file; the transposed conv maps onto them exactly as its NumPy code maps onto the conv ops.
 """
+import math
+
 import numpy as np
 
-from . import conv_geometry
+from .. import backend
+from . import conv_geometry, conv_taps, launch, passes, workspace
 
 __all__ = [
     "conv2d_forward", "conv2d_backward_input", "conv2d_backward_filter", "bias_backward",
@@ -40,22 +47,46 @@ def _plan(in_hw, kernel_hw, strides, padding, dilation):
 
 
 def _padded(x, buffer_pads):
+    """x zero-padded, in a workspace buffer (only the caller's im2col reads it)."""
     if not any(any(p) for p in buffer_pads):
         return x
-    return np.pad(x, ((0, 0), *buffer_pads, (0, 0)))
+    (pt, pb), (pl, pr) = buffer_pads
+    n, h, w, c = x.shape
+    xp = workspace.buffer("conv.pad", (n, h + pt + pb, w + pl + pr, c), x.dtype)
+    for border in (xp[:, :pt], xp[:, pt + h:], xp[:, pt:pt + h, :pl], xp[:, pt:pt + h, pl + w:]):
+        border.fill(0)
+    passes.copy_into(xp[:, pt:pt + h, pl:pl + w], x)
+    return xp
 
 
-def _im2col(x, kernel_hw, strides, padding, dilation):
-    """``(N*OH*OW, kh*kw*C)`` patches of ``x`` and the output size ``(OH, OW)``."""
+def _im2col(x, kernel_hw, strides, padding, dilation, ones=False, keep=False):
+    """``(N*OH*OW, kh*kw*C)`` patches of ``x`` (a workspace buffer, a new array with ``keep``,
+    or x itself for a 1x1 conv that reads every pixel) and the output size ``(OH, OW)``. With
+    ``ones``, patches that are copied get one more column, all ones, through which a GEMM adds a
+    bias or sums a bias gradient (x itself never gets one: the caller checks the column count)."""
     n, h, w, c = x.shape
     out_hw, buffer_pads, origin = _plan((h, w), kernel_hw, strides, padding, dilation)
+    if tuple(kernel_hw) == (1, 1) and tuple(strides) == (1, 1) and tuple(out_hw) == (h, w) \
+            and not any(origin) and not any(any(p) for p in buffer_pads):
+        return x.reshape(n * h * w, c), out_hw
     xp = _padded(x, buffer_pads)[:, origin[0]:, origin[1]:, :]
     sn, sh, sw, sc = xp.strides
     windows = np.lib.stride_tricks.as_strided(
         xp, shape=(n, *out_hw, *kernel_hw, c),
         strides=(sn, sh * strides[0], sw * strides[1], sh * dilation[0], sw * dilation[1], sc),
         writeable=False)
-    return windows.reshape(n * out_hw[0] * out_hw[1], -1), out_hw
+    rows, depth = n * out_hw[0] * out_hw[1], kernel_hw[0] * kernel_hw[1] * c
+    shape = (rows, depth + ones)
+    matrix = np.empty(shape, x.dtype) if keep else workspace.buffer("conv.cols", shape, x.dtype)
+    cols = matrix[:, :depth].reshape(n, *out_hw, *kernel_hw, c)    # a view: rows split, columns split
+    if kernel_hw[1] * c >= 16:
+        passes.copy_into(cols, windows)    # one copy; its inner runs are kw*C long
+    else:                                  # few channels: per tap, the inner runs are OW long
+        taps = [(slice(None), slice(None), i, j) for i in range(kernel_hw[0]) for j in range(kernel_hw[1])]
+        passes.copy_into(cols, windows, parts=taps)
+    if ones:
+        matrix[:, depth] = 1
+    return matrix, out_hw
 
 
 def conv2d_forward(x, w, b, strides, padding, dilation):
@@ -64,11 +95,18 @@ def conv2d_forward(x, w, b, strides, padding, dilation):
     x ``(N, H, W, Cin)``, w ``(kh, kw, Cin, Cout)``, b ``(Cout,)`` or None
     -> y ``(N, OH, OW, Cout)``.
     """
+    if backend.current().runs_kernels:
+        return _conv2d_forward_kernel(x, w, b, strides, padding, dilation)
     kh, kw, cin, cout = w.shape
-    cols, out_hw = _im2col(x, (kh, kw), strides, padding, dilation)
-    y = cols @ w.reshape(kh * kw * cin, cout)
-    if b is not None:
-        y += b
+    kernel = w.reshape(kh * kw * cin, cout)
+    cols, out_hw = _im2col(x, (kh, kw), strides, padding, dilation, ones=b is not None)
+    in_gemm = cols.shape[1] > kernel.shape[0]
+    if in_gemm:
+        # The bias rides in the GEMM: a last kernel row against the patches' column of ones.
+        kernel = np.concatenate([kernel, b.reshape(1, cout)], dtype=w.dtype)
+    y = cols @ kernel
+    if b is not None and not in_gemm:
+        passes.add_bias(y, b)
     return y.reshape(x.shape[0], *out_hw, cout)
 
 
@@ -83,25 +121,32 @@ def conv2d_backward_input(dy, w, x_shape, strides, padding, dilation):
     if tuple(dy.shape[1:3]) != out_hw:
         raise ValueError(f"conv2d_backward_input: dy has spatial size {tuple(dy.shape[1:3])}; "
                          f"the geometry gives {out_hw}.")
-    (pt, pb), (pl, pr) = buffer_pads
-    dxp = np.zeros((n, h + pt + pb, wd + pl + pr, cin), dtype=dy.dtype)
+    if backend.current().runs_kernels:
+        return _input_gradient_kernel("conv2d_backward_input", dy, w, None, x_shape, strides,
+                                      padding, dilation)
+    # Tap (i, j) reads x at base + stride * o on each axis; only what lands inside x is kept.
+    bases = [[origin[a] - buffer_pads[a][0] + k * dilation[a] for k in range(w.shape[a])] for a in (0, 1)]
+    taps, zero_phases = conv_taps.plan_taps(*bases, strides, out_hw, (h, wd))
+    dx = np.empty((n, h, wd, cin), dtype=dy.dtype)
+    for ph, pw in zero_phases:
+        dx[:, ph::strides[0], pw::strides[1], :] = 0
     dy2 = dy.reshape(-1, dy.shape[-1])
     # One scratch buffer for every tap's GEMM: fresh 'dy2 @ w' temporaries cost page faults.
-    scratch = np.empty((dy2.shape[0], cin), dtype=np.result_type(dy, w))
-    span_h = (out_hw[0] - 1) * strides[0] + 1
-    span_w = (out_hw[1] - 1) * strides[1] + 1
-    for i in range(kh):
-        top = origin[0] + i * dilation[0]
-        for j in range(kw):
-            left = origin[1] + j * dilation[1]
-            np.matmul(dy2, w[i, j].T, out=scratch)
-            dxp[:, top:top + span_h:strides[0], left:left + span_w:strides[1], :] += \
-                scratch.reshape(n, *out_hw, cin)
-    return dxp[:, pt:pt + h, pl:pl + wd, :]
+    scratch = workspace.buffer("conv.taps", (dy2.shape[0], cin), np.result_type(dy, w))
+    for i, j, x_index, dy_index, assign in taps:
+        if assign and tuple(strides) == (1, 1) and tuple(out_hw) == (h, wd):   # all of dx, one to one
+            np.matmul(dy2, w[i, j].T, out=dx.reshape(dy2.shape[0], cin))
+            continue
+        np.matmul(dy2, w[i, j].T, out=scratch)
+        target, tap = dx[(slice(None), *x_index)], scratch.reshape(n, *out_hw, cin)[(slice(None), *dy_index)]
+        (passes.copy_into if assign else passes.add_into)(target, tap)
+    return dx
 
 
 def bias_backward(dy):
     """Gradient of a per-channel bias: ``dy`` summed over every axis but the last (ones @ dy)."""
+    if backend.current().runs_kernels:
+        return _bias_backward_kernel(dy)
     dy2 = dy.reshape(-1, dy.shape[-1])
     return np.ones(dy2.shape[0], dtype=dy.dtype) @ dy2
 
@@ -112,16 +157,31 @@ def conv2d_backward_filter(dy, x, w_shape, strides, padding, dilation):
     dy ``(N, OH, OW, Cout)``, x ``(N, H, W, Cin)``, w_shape ``(kh, kw, Cin, Cout)``
     -> ``(dw (kh, kw, Cin, Cout), db (Cout,))``.
     """
+    if not backend.current().runs_kernels:
+        # One GEMM for both: the patches' column of ones turns into the bias gradient's row.
+        both = _filter_gradient(dy, x, None, strides, padding, dilation, kernel_hw=w_shape[:2])
+        if both.shape[0] > math.prod(w_shape[:3]):
+            return both[:-1].reshape(w_shape), both[-1]
+        return both.reshape(w_shape), bias_backward(dy)     # a 1x1 conv reading x in place
     return _filter_gradient(dy, x, w_shape, strides, padding, dilation), bias_backward(dy)
 
 
-def _filter_gradient(dy, x, w_shape, strides, padding, dilation):
-    """``dw = im2col(x).T @ dy``: the kernel gradient of a conv of x whose output gradient is dy."""
-    cols, out_hw = _im2col(x, tuple(w_shape[:2]), strides, padding, dilation)
+def _filter_gradient(dy, x, w_shape, strides, padding, dilation, kernel_hw=None):
+    """``dw = im2col(x).T @ dy``: the kernel gradient of a conv of x whose output gradient is dy.
+
+    numpy backend only: with ``kernel_hw`` given (``w_shape`` unused), the result is the
+    ``(rows, Cout)`` matrix, ending with the bias gradient's row when the patches were copied
+    (they then carry a column of ones).
+    """
+    if backend.current().runs_kernels:
+        return _filter_gradient_kernel(dy, x, w_shape, strides, padding, dilation)
+    ones = kernel_hw is not None
+    cols, out_hw = _im2col(x, tuple(kernel_hw if ones else w_shape[:2]), strides, padding, dilation, ones)
     if tuple(dy.shape[1:3]) != out_hw:
         raise ValueError(f"conv2d_backward_filter: dy has spatial size {tuple(dy.shape[1:3])}; "
                          f"the geometry gives {out_hw}.")
-    return (cols.T @ dy.reshape(-1, dy.shape[-1])).reshape(w_shape)
+    product = cols.T @ dy.reshape(-1, dy.shape[-1])
+    return product if ones else product.reshape(w_shape)
 
 
 def conv2d_transpose_forward(x, w, b, strides, padding, dilation):
@@ -134,9 +194,12 @@ def conv2d_transpose_forward(x, w, b, strides, padding, dilation):
     """
     out_hw = conv_geometry.conv_transpose_output_shape(x.shape[1:3], w.shape[:2], strides,
                                                        padding, dilation)
+    if backend.current().runs_kernels:
+        return _input_gradient_kernel("conv2d_transpose_forward", x, w, b,
+                                      (x.shape[0], *out_hw, w.shape[2]), strides, padding, dilation)
     y = conv2d_backward_input(x, w, (x.shape[0], *out_hw, w.shape[2]), strides, padding, dilation)
     if b is not None:
-        y += b
+        passes.add_bias(y, b)
     return y
 
 
@@ -162,3 +225,115 @@ def conv2d_transpose_backward_filter(dy, x, w_shape, strides, padding, dilation)
     # conv's filter gradient with the roles of input (here dy) and output gradient (x) swapped.
     dw = _filter_gradient(x, dy, w_shape, strides, padding, dilation)
     return dw, bias_backward(dy)
+
+
+# Kernel paths (kernels/conv.cu). Float32 only; every call launches conv.cu kernels, nothing
+# is computed in NumPy. A block owns a _TILE x _TILE tile of its GEMM's output.
+
+_TILE = 64                  # conv.cu's TILE_M == TILE_N
+_TILE_K = 16                # conv.cu's TILE_K: filter-gradient splits are multiples of it
+_BIAS_COLUMNS = 32          # conv.cu's BIAS_COLS: channels one bias_backward block owns
+_SPLIT_BLOCKS = 128         # split a long gradient reduction until about this many blocks run...
+_SPLIT_MIN_PIXELS = 256     # ...keeping at least this many pixels in each filter-gradient split
+_SPLIT_MIN_ROWS = 512       # ...and this many rows in each bias-gradient split
+_MAX_BLOCKS = 2048          # grid-stride sum_splits: enough blocks to fill a GPU
+
+
+def _expect_shape(op, name, shape, expected):
+    if tuple(shape) != tuple(expected):
+        raise ValueError(f"{op}: {name} has shape {tuple(shape)}; expected {tuple(expected)}.")
+
+
+def _geometry(x_shape, w_shape, out_hw, strides, padding, dilation):
+    """conv.cu's geometry arguments of the forward conv x (*) w: sizes, strides, top/left pads."""
+    values = (*x_shape, *out_hw, w_shape[3], *w_shape[:2], *strides, padding[0][0],
+              padding[1][0], *dilation)
+    return tuple(int(v) for v in values)
+
+
+def _splits(count, blocks, minimum, multiple=1):
+    """``(splits, per_split)``: cut a reduction over ``count`` items, the same way for the same shapes."""
+    splits = max(1, min(math.ceil(_SPLIT_BLOCKS / blocks), count // minimum))
+    per_split = math.ceil(math.ceil(count / splits) / multiple) * multiple
+    return math.ceil(count / per_split), per_split
+
+
+def _sum_splits(partial, splits, shape):
+    """The chunks of a split reduction, ``partial (splits, *shape)``, summed in order."""
+    if splits == 1:
+        return partial.reshape(shape)
+    out = launch.empty(shape)
+    count = out.size
+    launch.run("conv.cu", "sum_splits", launch.blocks_for(count, cap=_MAX_BLOCKS), launch.THREADS,
+               partial, out, count, splits)
+    return out
+
+
+def _conv2d_forward_kernel(x, w, b, strides, padding, dilation):
+    op = "conv2d_forward"
+    x, w = launch.inputs(op, x, w)
+    kh, kw, cin, cout = w.shape
+    _expect_shape(op, "x", x.shape, (*x.shape[:3], cin))
+    out_hw = _plan(x.shape[1:3], (kh, kw), strides, padding, dilation)[0]
+    if b is not None:
+        b, = launch.inputs(op, b)
+        _expect_shape(op, "b", b.shape, (cout,))
+    y = launch.empty((x.shape[0], *out_hw, cout))
+    pixels = x.shape[0] * out_hw[0] * out_hw[1]
+    grid = launch.grid_for((pixels, cout), (_TILE, _TILE))
+    launch.run("conv.cu", op, grid, launch.THREADS, x, w, w if b is None else b, y,
+               0 if b is None else 1, *_geometry(x.shape, w.shape, out_hw, strides, padding, dilation))
+    return y
+
+
+def _input_gradient_kernel(op, dy, w, b, x_shape, strides, padding, dilation):
+    """conv2d_backward_input (b None) or the transposed conv's forward (dy its x, plus b)."""
+    dy, w = launch.inputs(op, dy, w)
+    n, h, wd, cin = (int(v) for v in x_shape)
+    kh, kw, _, cout = w.shape
+    out_hw = _plan((h, wd), (kh, kw), strides, padding, dilation)[0]
+    _expect_shape(op, "the kernel", w.shape, (kh, kw, cin, cout))
+    _expect_shape(op, "the output gradient" if b is None else "x", dy.shape, (n, *out_hw, cout))
+    if b is not None:
+        b, = launch.inputs(op, b)
+        _expect_shape(op, "b", b.shape, (cin,))
+    dx = launch.empty((n, h, wd, cin))
+    sh, sw = strides
+    # blockIdx.z is the phase (row phase * sw + column phase); the largest phase has this many pixels.
+    phase_pixels = n * math.ceil(h / sh) * math.ceil(wd / sw)
+    grid = (*launch.grid_for((phase_pixels, cin), (_TILE, _TILE)), sh * sw)
+    launch.run("conv.cu", "conv2d_backward_input", grid, launch.THREADS, dy, w, w if b is None else b,
+               dx, 0 if b is None else 1, *_geometry(dx.shape, w.shape, out_hw, strides, padding, dilation))
+    return dx
+
+
+def _filter_gradient_kernel(dy, x, w_shape, strides, padding, dilation):
+    """im2col(x).T @ dy on conv.cu: one launch, plus sum_splits when the pixels are split."""
+    op = "conv2d_backward_filter"
+    dy, x = launch.inputs(op, dy, x)
+    kh, kw, cin, cout = (int(v) for v in w_shape)
+    out_hw = _plan(x.shape[1:3], (kh, kw), strides, padding, dilation)[0]
+    if tuple(dy.shape[1:3]) != out_hw:
+        raise ValueError(f"conv2d_backward_filter: dy has spatial size {tuple(dy.shape[1:3])}; "
+                         f"the geometry gives {out_hw}.")
+    _expect_shape(op, "x", x.shape, (*x.shape[:3], cin))
+    _expect_shape(op, "the output gradient", dy.shape, (x.shape[0], *out_hw, cout))
+    pixels = x.shape[0] * out_hw[0] * out_hw[1]
+    tiles = launch.grid_for((kh * kw * cin, cout), (_TILE, _TILE))
+    splits, per_split = _splits(pixels, tiles[0] * tiles[1], _SPLIT_MIN_PIXELS, _TILE_K)
+    partial = launch.empty((splits, kh, kw, cin, cout))
+    launch.run("conv.cu", op, (*tiles, splits), launch.THREADS, x, dy, partial, per_split,
+               *_geometry(x.shape, (kh, kw, cin, cout), out_hw, strides, padding, dilation))
+    return _sum_splits(partial, splits, (kh, kw, cin, cout))
+
+
+def _bias_backward_kernel(dy):
+    dy, = launch.inputs("bias_backward", dy)
+    channels = dy.shape[-1]
+    rows = dy.size // channels
+    column_blocks = math.ceil(channels / _BIAS_COLUMNS)
+    splits, per_split = _splits(rows, column_blocks, _SPLIT_MIN_ROWS)
+    partial = launch.empty((splits, channels))
+    launch.run("conv.cu", "bias_backward", (column_blocks, splits), launch.THREADS, dy, partial,
+               rows, channels, per_split)
+    return _sum_splits(partial, splits, (channels,))

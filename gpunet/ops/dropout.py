@@ -9,10 +9,19 @@ CUDA kernel reproduces it bit for bit without a random-number state:
 
 All arithmetic wraps around in uint32. ``u >= rate`` is evaluated exactly, as the integer
 comparison ``(h >> 8) >= ceil(rate * 2**24)`` (see :func:`keep_threshold`).
+
+On a kernel backend (``backend.current().runs_kernels``) forward and backward run the float32
+kernels of ``kernels/dropout.cu``, which compute the same hash on the device.
 """
 import math
 
 import numpy as np
+
+from .. import backend
+from . import launch
+from .activation import kernel_arrays
+
+_MAX_BLOCKS = 2048     # grid-stride kernels: enough blocks to fill any GPU; more only adds launch cost
 
 
 def mix32(h):
@@ -45,6 +54,8 @@ def dropout_forward(x, rate, seed):
     """
     if not 0 <= rate < 1:
         raise ValueError(f"dropout rate must be in [0, 1); received {rate!r}.")
+    if backend.current().runs_kernels:
+        return _dropout_forward_kernel(x, rate, seed)
     keep = dropout_keep(x.size, rate, seed).reshape(x.shape)
     mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - rate))
     return x * mask, mask
@@ -52,4 +63,25 @@ def dropout_forward(x, rate, seed):
 
 def dropout_backward(dy, mask):
     """Gradient of :func:`dropout_forward`: ``dy * mask``."""
+    if backend.current().runs_kernels:
+        return _dropout_backward_kernel(dy, mask)
     return dy * mask
+
+
+def _dropout_forward_kernel(x, rate, seed):
+    x, = kernel_arrays("dropout_forward", [x])
+    y, mask = launch.empty(x.shape), launch.empty(x.shape)
+    n = launch.i32(x.size, "dropout_forward: elements")
+    scale = np.float32(1.0 / (1.0 - rate))   # rounded as the NumPy path's x.dtype.type(...)
+    launch.run("dropout.cu", "dropout_forward", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS,
+               x, y, mask, n, np.uint32(int(seed) % 2 ** 32), np.uint32(keep_threshold(rate)), scale)
+    return y, mask
+
+
+def _dropout_backward_kernel(dy, mask):
+    dy, mask = kernel_arrays("dropout_backward", [dy, mask])
+    dx = launch.empty(dy.shape)
+    n = launch.i32(dx.size, "dropout_backward: elements")
+    launch.run("dropout.cu", "dropout_backward", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS,
+               dy, mask, dx, n)
+    return dx

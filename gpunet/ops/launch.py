@@ -29,8 +29,8 @@ import numpy as np
 
 from .. import backend
 
-__all__ = ["THREADS", "TILE", "blocks_for", "grid_for", "i32", "f32", "pack", "array", "empty",
-           "zeros", "run"]
+__all__ = ["THREADS", "TILE", "blocks_for", "grid_for", "i32", "f32", "pack", "array", "inputs",
+           "channel_lanes", "empty", "zeros", "run"]
 
 THREADS = 256     # threads per block of a 1-D kernel: 8 warps
 TILE = 16         # side of a 2-D tile: 16 x 16 = 256 threads
@@ -85,6 +85,32 @@ def pack(*values):
 def array(a, dtype=np.float32):
     """``a`` as a C-contiguous array of ``dtype`` on the active backend (no copy when it already is)."""
     return backend.current().asarray(a, dtype=dtype)
+
+
+def inputs(op, *arrays, dtype=np.float32):
+    """The arrays a kernel of ``op`` reads, as C-contiguous arrays on the backend (None stays None).
+
+    Kernels are float32 only (``dtype`` for index arrays such as argmax) and index with 32-bit
+    ints, so another dtype is a TypeError and more than 2**31 - 1 elements a ValueError, each
+    naming ``op``; the numpy backend runs every dtype.
+    """
+    out = []
+    for a in arrays:
+        if a is not None:
+            if a.dtype != dtype:
+                raise TypeError(f"{op} on the {backend.current().name} backend runs {np.dtype(dtype).name} "
+                                f"kernels; received an array of dtype {a.dtype}. Use dtype='float32' or "
+                                "the numpy backend.")
+            i32(a.size, f"{op}: elements of an array of shape {tuple(a.shape)}")
+            a = array(a, dtype)
+        out.append(a)
+    return out
+
+
+def channel_lanes(channels):
+    """Channels one 256-thread per-channel reduction block serves side by side: a power of two,
+    at most 32 (one warp wide), so its threads read consecutive channels of a pixel (coalesced)."""
+    return min(32, 1 << max(int(channels) - 1, 0).bit_length())
 
 
 def empty(shape, dtype=np.float32):

@@ -5,8 +5,14 @@ over the other ``M = x.size / C`` values. Training uses the batch's mean and bia
 returns ``mean`` and ``inv_std = 1 / sqrt(var + epsilon)`` (C,), which is all its backward needs
 besides ``x``; inference uses the moving statistics. ``gamma`` None means a scale of 1 and
 ``beta`` None an offset of 0 (BatchNormalization with ``scale=False`` / ``center=False``).
+
+On a kernel backend (``backend.current().runs_kernels``) every op runs the float32 kernels of
+``kernels/norm.cu``; the functions named ``_<op>_kernel`` at the end of this file launch them.
 """
 import numpy as np
+
+from .. import backend
+from . import launch
 
 __all__ = [
     "batch_norm_train_forward", "batch_norm_backward",
@@ -30,6 +36,8 @@ def batch_norm_train_forward(x, gamma, beta, epsilon):
     Returns ``(y, mean, inv_std)``: ``y`` like ``x``; ``mean`` and ``inv_std`` (C,), the batch
     mean and ``1 / sqrt(biased variance + epsilon)``.
     """
+    if backend.current().runs_kernels:
+        return _batch_norm_train_forward_kernel(x, gamma, beta, epsilon)
     rows = _rows(x)
     mean = rows.mean(axis=0)
     centered = rows - mean
@@ -46,6 +54,8 @@ def batch_norm_backward(dy, x, gamma, mean, inv_std):
     Returns ``(dx, dgamma, dbeta)``, ``dx`` like ``x``, the others (C,). The batch statistics
     depend on ``x``, so ``dx = gamma * inv_std * (dy - mean(dy) - x_hat * mean(dy * x_hat))``.
     """
+    if backend.current().runs_kernels:
+        return _batch_norm_backward_kernel(dy, x, gamma, mean, inv_std)
     dy_rows, count = _rows(dy), dy.size // dy.shape[-1]
     x_hat = (_rows(x) - mean) * inv_std
     dbeta = dy_rows.sum(axis=0)
@@ -58,6 +68,8 @@ def batch_norm_backward(dy, x, gamma, mean, inv_std):
 def batch_norm_inference_forward(x, gamma, beta, moving_mean, moving_var, epsilon):
     """Normalise with fixed statistics: ``(x - moving_mean) / sqrt(moving_var + epsilon)``,
     then scale and offset. ``x`` (..., C), the rest (C,) (``gamma``, ``beta`` may be None)."""
+    if backend.current().runs_kernels:
+        return _batch_norm_inference_forward_kernel(x, gamma, beta, moving_mean, moving_var, epsilon)
     inv_std = 1 / np.sqrt(moving_var + epsilon)
     return _affine((x - moving_mean) * inv_std, gamma, beta)
 
@@ -67,6 +79,8 @@ def batch_norm_inference_backward(dy, x, gamma, moving_mean, moving_var, epsilon
 
     Returns ``(dx, dgamma, dbeta)``: ``dx`` like ``x``, the others (C,).
     """
+    if backend.current().runs_kernels:
+        return _batch_norm_inference_backward_kernel(dy, x, gamma, moving_mean, moving_var, epsilon)
     inv_std = 1 / np.sqrt(moving_var + epsilon)
     dy_rows = _rows(dy)
     dbeta = dy_rows.sum(axis=0)
@@ -82,8 +96,116 @@ def batch_norm_update_moving_stats(moving_mean, moving_var, mean, inv_std, momen
     ``1 / inv_std**2 - epsilon`` (rounding can take a zero variance a hair below 0: clamped).
     All arrays (C,).
     """
+    if backend.current().runs_kernels:
+        return _batch_norm_update_moving_stats_kernel(moving_mean, moving_var, mean, inv_std,
+                                                      momentum, epsilon)
     var = np.maximum(1 / (inv_std * inv_std) - epsilon, 0)
     moving_mean *= momentum
     moving_mean += (1 - momentum) * mean
     moving_var *= momentum
     moving_var += (1 - momentum) * var
+
+
+# Kernel paths (kernels/norm.cu): float32 only; every step, reductions included, is a kernel.
+
+_MAX_CHUNKS = 64     # row chunks of a column reduction: blocks enough for a GPU, few partial sums
+_MAX_BLOCKS = 2048   # grid-stride kernels: enough blocks to fill a GPU; more only add launch cost
+
+
+def _scale_and_offset(gamma, beta, channels):
+    """``gamma`` and ``beta``, with ones and zeros for a missing one (x * 1 + 0 == x exactly)."""
+    xp = backend.current().xp
+    gamma = xp.ones(channels, dtype=np.float32) if gamma is None else gamma
+    beta = xp.zeros(channels, dtype=np.float32) if beta is None else beta
+    return gamma, beta
+
+
+def _column_sums(kernel, rows, channels, *args, divisor=1.0, outputs=1, tail=()):
+    """Per-channel sums over ``rows`` rows: ``kernel`` writes (chunks, C) partial sums, which
+    batch_norm_column_sums then adds in a fixed order and divides by ``divisor``. Returns the
+    ``outputs`` (C,) results. ``args`` come before the partial-sum outputs in the kernel's
+    signature, ``tail`` after the layout arguments."""
+    launch.i32(rows * channels, f"{kernel}: elements")
+    lanes = launch.channel_lanes(channels)
+    chunk_rows = max(4 * (launch.THREADS // lanes), -(-rows // _MAX_CHUNKS))
+    chunks = max(1, -(-rows // chunk_rows))
+    tiles = -(-channels // lanes)
+    partials = [launch.empty((chunks, channels)) for _ in range(outputs)]
+    launch.run("norm.cu", kernel, (tiles, chunks), launch.THREADS, *args, *partials,
+               rows, channels, chunk_rows, lanes, *tail)
+    totals = []
+    for partial in partials:
+        total = launch.empty((channels,))
+        launch.run("norm.cu", "batch_norm_column_sums", (tiles, 1), launch.THREADS,
+                   partial, total, chunks, channels, chunks, lanes, float(divisor))
+        totals.append(total)
+    return totals
+
+
+def _launch_elementwise(kernel, count, *args):
+    """Launch a grid-stride kernel over ``count`` elements, one thread each."""
+    launch.i32(count, f"{kernel}: elements")
+    launch.run("norm.cu", kernel, launch.blocks_for(count, cap=_MAX_BLOCKS), launch.THREADS, *args)
+
+
+def _inv_std_kernel(var, epsilon):
+    inv_std = launch.empty(var.shape)
+    _launch_elementwise("batch_norm_inv_std", var.size, var, inv_std, var.size, float(epsilon))
+    return inv_std
+
+
+def _normalize_kernel(x, mean, inv_std, gamma, beta):
+    gamma, beta = _scale_and_offset(gamma, beta, x.shape[-1])
+    y = launch.empty(x.shape)
+    _launch_elementwise("batch_norm_normalize", x.size, x, mean, inv_std, gamma, beta, y, x.size, x.shape[-1])
+    return y
+
+
+def _batch_norm_train_forward_kernel(x, gamma, beta, epsilon):
+    x, gamma, beta = launch.inputs("batch_norm_train_forward", x, gamma, beta)
+    rows, channels = x.size // x.shape[-1], x.shape[-1]
+    mean, = _column_sums("batch_norm_column_sums", rows, channels, x, divisor=rows, tail=(1.0,))
+    var, = _column_sums("batch_norm_centered_squares", rows, channels, x, mean, divisor=rows)
+    inv_std = _inv_std_kernel(var, epsilon)
+    return _normalize_kernel(x, mean, inv_std, gamma, beta), mean, inv_std
+
+
+def _batch_norm_backward_kernel(dy, x, gamma, mean, inv_std):
+    dy, x, gamma, mean, inv_std = launch.inputs("batch_norm_backward", dy, x, gamma, mean, inv_std)
+    gamma, _ = _scale_and_offset(gamma, None, x.shape[-1])
+    rows, channels = x.size // x.shape[-1], x.shape[-1]
+    dbeta, dgamma = _column_sums("batch_norm_backward_sums", rows, channels, dy, x, mean, inv_std, outputs=2)
+    dx = launch.empty(x.shape)
+    _launch_elementwise("batch_norm_backward_input", x.size, dy, x, mean, inv_std, gamma, dgamma, dbeta, dx,
+                        x.size, channels)
+    return dx, dgamma, dbeta
+
+
+def _batch_norm_inference_forward_kernel(x, gamma, beta, moving_mean, moving_var, epsilon):
+    x, gamma, beta, moving_mean, moving_var = launch.inputs(
+        "batch_norm_inference_forward", x, gamma, beta, moving_mean, moving_var)
+    return _normalize_kernel(x, moving_mean, _inv_std_kernel(moving_var, epsilon), gamma, beta)
+
+
+def _batch_norm_inference_backward_kernel(dy, x, gamma, moving_mean, moving_var, epsilon):
+    dy, x, gamma, moving_mean, moving_var = launch.inputs(
+        "batch_norm_inference_backward", dy, x, gamma, moving_mean, moving_var)
+    gamma, _ = _scale_and_offset(gamma, None, x.shape[-1])
+    rows, channels = x.size // x.shape[-1], x.shape[-1]
+    inv_std = _inv_std_kernel(moving_var, epsilon)
+    dbeta, dgamma = _column_sums("batch_norm_backward_sums", rows, channels, dy, x, moving_mean, inv_std,
+                                 outputs=2)
+    dx = launch.empty(x.shape)
+    _launch_elementwise("batch_norm_inference_backward_input", x.size, dy, inv_std, gamma, dx, x.size, channels)
+    return dx, dgamma, dbeta
+
+
+def _batch_norm_update_moving_stats_kernel(moving_mean, moving_var, mean, inv_std, momentum, epsilon):
+    op = "batch_norm_update_moving_stats"
+    for name, a in (("moving_mean", moving_mean), ("moving_var", moving_var)):
+        if a.dtype != np.float32 or not a.flags.c_contiguous:
+            raise TypeError(f"{op} on the {backend.current().name} backend updates {name} in place and "
+                            f"needs a C-contiguous float32 array; received dtype {a.dtype}.")
+    mean, inv_std = launch.inputs(op, mean, inv_std)
+    _launch_elementwise(op, mean.size, moving_mean, moving_var, mean, inv_std, mean.size,
+                        float(momentum), float(1 - momentum), float(epsilon))

@@ -12,10 +12,19 @@ parameter's shape and dtype. Slots an option does not use are passed as ``None``
 ``momentum_buf`` when ``momentum == 0`` and ``average_grad`` when not centered.
 
 The clipping helpers return new arrays and never touch the caller's gradients.
+
+On a kernel backend (``backend.current().runs_kernels``) every update is one launch of its
+fused float32 kernel in ``kernels/optim.cu`` (AdamW is the Adam kernel with its decay), and
+the clipping helpers run the norm reductions and rescaling kernels there, the norm staying on
+the device. There the parameter and its slots must already be C-contiguous float32 arrays of
+the backend, since they are updated in place.
 """
 import math
 
 import numpy as np
+
+from .. import backend
+from . import launch
 
 __all__ = [
     "sgd_update", "adam_update", "adamw_update", "rmsprop_update",
@@ -36,6 +45,9 @@ def sgd_update(param, grad, velocity, lr, momentum=0.0, nesterov=False, weight_d
     ``velocity = momentum * velocity - lr * g`` then ``p += velocity``, or with Nesterov
     ``p += momentum * velocity - lr * g`` (the updated velocity).
     """
+    if backend.current().runs_kernels:
+        _sgd_kernel(param, grad, velocity, lr, momentum, nesterov, weight_decay)
+        return
     apply_weight_decay(param, lr, weight_decay)
     if velocity is None:
         param -= grad * lr
@@ -58,8 +70,11 @@ def adam_update(param, grad, m, v, lr, beta_1, beta_2, epsilon, step, v_hat=None
     """
     if step < 1:
         raise ValueError(f"adam_update: step counts from 1; received step={step}.")
-    apply_weight_decay(param, lr, weight_decay)
     alpha = lr * math.sqrt(1.0 - beta_2 ** step) / (1.0 - beta_1 ** step)
+    if backend.current().runs_kernels:
+        _adam_kernel(param, grad, m, v, v_hat, alpha, lr, beta_1, beta_2, epsilon, weight_decay)
+        return
+    apply_weight_decay(param, lr, weight_decay)
     m += (grad - m) * (1.0 - beta_1)
     v += (grad * grad - v) * (1.0 - beta_2)
     second = v
@@ -86,6 +101,10 @@ def rmsprop_update(param, grad, velocity, momentum_buf, lr, rho, momentum, epsil
     ``momentum_buf = momentum * momentum_buf + increment`` and ``p -= momentum_buf``,
     else ``p -= increment``.
     """
+    if backend.current().runs_kernels:
+        _rmsprop_kernel(param, grad, velocity, momentum_buf, average_grad, lr, rho, momentum, epsilon,
+                        weight_decay)
+        return
     apply_weight_decay(param, lr, weight_decay)
     velocity *= rho
     velocity += (grad * grad) * (1.0 - rho)
@@ -106,11 +125,15 @@ def rmsprop_update(param, grad, velocity, momentum_buf, lr, rho, momentum, epsil
 
 def clip_by_value(grad, clipvalue):
     """``grad`` clipped elementwise to ``[-clipvalue, clipvalue]`` (a new array)."""
+    if backend.current().runs_kernels:
+        return _clip_by_value_kernel(grad, clipvalue)
     return grad.clip(-clipvalue, clipvalue)
 
 
 def clip_by_norm(grad, clipnorm):
     """``grad * clipnorm / max(||grad||, clipnorm)``: rescaled only when its L2 norm exceeds clipnorm."""
+    if backend.current().runs_kernels:
+        return _clip_by_norm_kernel(grad, clipnorm)
     norm = float(np.sqrt((grad * grad).sum()))
     return grad * clipnorm / max(norm, clipnorm)
 
@@ -121,6 +144,114 @@ def clip_by_global_norm(grads, clipnorm):
     As in Keras, a non-finite joint norm turns every gradient into NaN rather than into
     zeros, so that a diverged step is visible instead of silently skipped.
     """
+    if backend.current().runs_kernels:
+        return _clip_by_global_norm_kernel(list(grads), clipnorm)
     norm = math.sqrt(sum(float((g * g).sum()) for g in grads))
     scale = clipnorm / max(norm, clipnorm) if math.isfinite(norm) else math.nan
     return [g * scale for g in grads]
+
+
+# -- kernel paths (kernels/optim.cu) ---------------------------------------------------------
+_MAX_BLOCKS = 256   # grid-stride kernels; also the most partial sums a norm reduction makes
+
+
+def _read_arrays(op, *arrays):
+    """Arrays a kernel only reads: float32 (kernels are float32 only), C-contiguous, on the backend."""
+    for a in arrays:
+        if a.dtype != np.float32:
+            raise TypeError(f"{op} on the {backend.current().name} backend runs float32 kernels; "
+                            f"received an array of dtype {a.dtype}. "
+                            "Use dtype='float32' or the numpy backend.")
+    return [launch.array(a) for a in arrays]
+
+
+def _in_place(op, size, **arrays):
+    """Arrays a kernel updates in place, checked: a converted copy would leave the caller's unchanged.
+
+    Unused slots (None) become a one-element placeholder the kernel never dereferences.
+    """
+    be = backend.current()
+    checked = []
+    for name, a in arrays.items():
+        if a is None:
+            checked.append(launch.empty((1,)))
+            continue
+        if not isinstance(a, be.xp.ndarray) or a.dtype != np.float32 or not a.flags.c_contiguous:
+            raise TypeError(f"{op} on the {be.name} backend updates {name} in place, so it must be a "
+                            f"C-contiguous float32 {be.xp.__name__} array; received "
+                            f"{type(a).__name__} of dtype {a.dtype}.")
+        if a.size != size:
+            raise ValueError(f"{op}: {name} has {a.size} elements; the parameter has {size}.")
+        checked.append(a)
+    return checked
+
+
+def _run_elementwise(kernel, count, *args):
+    """Launch a grid-stride optim.cu kernel over ``count`` elements."""
+    launch.i32(count, f"{kernel}: elements")
+    launch.run("optim.cu", kernel, launch.blocks_for(count, cap=_MAX_BLOCKS), launch.THREADS, *args)
+
+
+def _sgd_kernel(param, grad, velocity, lr, momentum, nesterov, weight_decay):
+    grad, = _read_arrays("sgd_update", grad)
+    param, velocity_arg = _in_place("sgd_update", grad.size, param=param, velocity=velocity)
+    _run_elementwise("sgd_update", param.size, param, grad, velocity_arg, param.size, float(lr),
+                     float(momentum), float(weight_decay or 0.0), int(velocity is not None),
+                     int(bool(nesterov)))
+
+
+def _adam_kernel(param, grad, m, v, v_hat, alpha, lr, beta_1, beta_2, epsilon, weight_decay):
+    grad, = _read_arrays("adam_update", grad)
+    arrays = _in_place("adam_update", grad.size, param=param, m=m, v=v, v_hat=v_hat)
+    _run_elementwise("adam_update", grad.size, arrays[0], grad, *arrays[1:], grad.size, float(alpha),
+                     float(1.0 - beta_1), float(1.0 - beta_2), float(epsilon), float(lr),
+                     float(weight_decay or 0.0), int(v_hat is not None))
+
+
+def _rmsprop_kernel(param, grad, velocity, momentum_buf, average_grad, lr, rho, momentum, epsilon,
+                    weight_decay):
+    grad, = _read_arrays("rmsprop_update", grad)
+    arrays = _in_place("rmsprop_update", grad.size, param=param, velocity=velocity,
+                       momentum_buf=momentum_buf, average_grad=average_grad)
+    _run_elementwise("rmsprop_update", grad.size, arrays[0], grad, *arrays[1:], grad.size, float(lr),
+                     float(rho), float(1.0 - rho), float(momentum), float(epsilon),
+                     float(weight_decay or 0.0), int(momentum_buf is not None), int(average_grad is not None))
+
+
+def _sum_squares(x, totals, slot):
+    """``totals[slot] = sum(x**2)``: a fixed grid of block sums for x's size, then one block adds them."""
+    blocks = launch.blocks_for(x.size, cap=_MAX_BLOCKS)
+    partial = launch.empty((blocks,))
+    launch.run("optim.cu", "sum_squares_partial", blocks, launch.THREADS, x, partial,
+               launch.i32(x.size, "sum_squares_partial: elements"))
+    launch.run("optim.cu", "sum_squares_total", 1, launch.THREADS, partial, totals, blocks, slot)
+
+
+def _clip_by_value_kernel(grad, clipvalue):
+    grad, = _read_arrays("clip_by_value", grad)
+    out = launch.empty(grad.shape)
+    _run_elementwise("clip_by_value", grad.size, grad, out, grad.size, float(clipvalue))
+    return out
+
+
+def _clip_by_norm_kernel(grad, clipnorm):
+    grad, = _read_arrays("clip_by_norm", grad)
+    sums = launch.empty((1,))
+    _sum_squares(grad, sums, 0)
+    out = launch.empty(grad.shape)
+    _run_elementwise("clip_by_norm_apply", grad.size, grad, sums, out, grad.size, float(clipnorm))
+    return out
+
+
+def _clip_by_global_norm_kernel(grads, clipnorm):
+    grads = _read_arrays("clip_by_global_norm", *grads)
+    sums = launch.empty((max(len(grads), 1),))
+    for slot, grad in enumerate(grads):
+        _sum_squares(grad, sums, slot)
+    clipped = []
+    for grad in grads:
+        out = launch.empty(grad.shape)
+        _run_elementwise("clip_by_global_norm_apply", grad.size, grad, sums, out, grad.size,
+                         len(grads), float(clipnorm))
+        clipped.append(out)
+    return clipped

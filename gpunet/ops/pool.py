@@ -15,8 +15,14 @@ sample and channel. The winner is the first real cell in row-major window order 
 maximum (ties go to the earliest); a NaN wins over any number, and the first NaN stays. A kernel
 that scans its window with ``if (v > best || (isnan(v) && !isnan(best)))``, starting from the
 window's first real cell, produces the same array.
+
+On a kernel backend (``backend.current().runs_kernels``) every op runs the float32 kernels of
+``kernels/pool.cu``; the functions named ``_<op>_kernel`` at the end of this file launch them.
 """
 import numpy as np
+
+from .. import backend
+from . import launch, parallel
 
 __all__ = [
     "pool_geometry", "pool_output_shape",
@@ -70,6 +76,87 @@ def _padded(x, pads, value):
     return np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=value)
 
 
+def _corners(out_hw, strides, pads, width):
+    """Flat input index ``h * W + w`` of each window's top-left cell, (1, OH, OW, 1) int32 (may
+    lie in the padding), and the rows / columns it comes from."""
+    rows = np.arange(out_hw[0]) * strides[0] - pads[0][0]
+    cols = np.arange(out_hw[1]) * strides[1] - pads[1][0]
+    return (rows[:, None] * width + cols[None, :]).astype(np.int32)[None, :, :, None], rows, cols
+
+
+def _max_pool2d_forward_numpy(x, out_hw, pads, pool_size, strides):
+    """Running maximum over the window offsets plus the offset of the first winner, samples split
+    over threads; NaN and all -inf windows fixed afterwards (rare: one test pass each)."""
+    width = x.shape[2]
+    xp = _padded(x, pads, -np.inf)
+    offsets = [(i, j) for i in range(pool_size[0]) for j in range(pool_size[1])]
+    best = np.empty((x.shape[0], *out_hw, x.shape[3]), dtype=x.dtype)
+    argmax = np.empty(best.shape, dtype=np.int32)
+    corner, rows, cols = _corners(out_hw, strides, pads, width)
+    flat_offsets = np.array([i * width + j for i, j in offsets], dtype=np.int32)
+    small = len(offsets) <= 255
+
+    def samples(part):
+        cells = [_windows(xp[part], i, j, out_hw, strides) for i, j in offsets]
+        top, which = best[part], np.zeros(best[part].shape, np.uint8 if small else np.int32)
+        np.copyto(top, cells[0])
+        greater = np.empty(top.shape, dtype=bool)
+        for k, cell in enumerate(cells[1:], 1):
+            np.greater(cell, top, out=greater)      # strict: a tie keeps the earlier cell
+            np.maximum(top, cell, out=top)
+            # k exceeds every earlier offset, so max(which, k * greater) is k exactly where greater.
+            step = greater.view(np.uint8) if small else greater.astype(np.int32)
+            np.multiply(step, k, out=step, casting="unsafe")
+            np.maximum(which, step, out=which)
+        np.take(flat_offsets, which, out=argmax[part], mode="clip")
+        argmax[part] += corner
+    parallel.run(samples, x.shape[0], work=x.size)
+    if np.isnan(best).any():        # the first NaN of a window wins; greater() never saw it
+        for i, j in reversed(offsets):
+            cells = _windows(xp, i, j, out_hw, strides)
+            np.copyto(argmax, corner + (i * width + j), where=np.isnan(cells), casting="unsafe")
+    if any(pads[0]) or any(pads[1]):
+        # A maximum of -inf means every real cell is -inf: the first real one wins, never the padding.
+        minus_inf = best == -np.inf
+        if minus_inf.any():
+            first_real = np.maximum(rows, 0)[:, None] * width + np.maximum(cols, 0)[None, :]
+            np.copyto(argmax, first_real[None, :, :, None], where=minus_inf, casting="unsafe")
+    return best, argmax
+
+
+def _max_pool2d_backward_numpy(dy, argmax, x_shape, pool_size, strides, padding):
+    """Per window offset, ``dy`` where ``argmax`` names that offset's cell: written into the
+    (padded) input gradient, or added where windows overlap. Samples split over threads."""
+    out_hw, pads = _layout(x_shape, pool_size, strides, padding)
+    n, h, w, c = x_shape
+    (pt, pb), (pl, pr) = pads
+    padded = (n, h + pt + pb, w + pl + pr, c)
+    overlapping = any(s < k for s, k in zip(strides, pool_size))
+    # Windows that tile the (padded) input exactly write every cell: no zeros needed first.
+    tiled = all(s == k and o * s == size for o, s, k, size in zip(out_hw, strides, pool_size, padded[1:3]))
+    dxp = np.empty(padded, dy.dtype) if tiled else np.zeros(padded, dy.dtype)
+    corner = _corners(out_hw, strides, pads, w)[0]
+    offsets = [(i, j) for i in range(pool_size[0]) for j in range(pool_size[1])]
+
+    def samples(part):
+        grad, names = dy[part], argmax[part]
+        match = np.empty(grad.shape, dtype=bool)
+        share = np.empty(grad.shape, dtype=dy.dtype) if overlapping else None
+        for i, j in offsets:
+            # A padded cell may share a real cell's flat index; it is cropped away below.
+            np.equal(names, corner + (i * w + j), out=match)
+            target = _windows(dxp[part], i, j, out_hw, strides)
+            if overlapping:
+                np.multiply(grad, match, out=share)
+                target += share
+            else:
+                np.multiply(grad, match, out=target)
+    parallel.run(samples, n, work=dxp.size)
+    if padded == tuple(x_shape):
+        return dxp
+    return np.ascontiguousarray(dxp[:, pt:pt + h, pl:pl + w, :])
+
+
 def max_pool2d_forward(x, pool_size, strides, padding):
     """Max pooling. ``x`` (N, H, W, C) -> ``(y, argmax)``, both (N, OH, OW, C).
 
@@ -77,38 +164,24 @@ def max_pool2d_forward(x, pool_size, strides, padding):
     ``argmax`` (int32) is the flat index ``h * W + w`` of each winner (see the module docstring).
     """
     out_hw, pads = _layout(x.shape, pool_size, strides, padding)
-    width = x.shape[2]
-    xp = _padded(x, pads, -np.inf)
-    offsets = [(i, j) for i in range(pool_size[0]) for j in range(pool_size[1])]
-    best = _windows(xp, 0, 0, out_hw, strides).copy()
-    for i, j in offsets[1:]:
-        np.maximum(best, _windows(xp, i, j, out_hw, strides), out=best)   # NaN propagates
-    # Flat input index of each window's top-left cell (it may lie in the padding).
-    rows = np.arange(out_hw[0]) * strides[0] - pads[0][0]
-    cols = np.arange(out_hw[1]) * strides[1] - pads[1][0]
-    corner = (rows[:, None] * width + cols[None, :])[None, :, :, None]
-    argmax = np.zeros(best.shape, dtype=np.int32)
-    # Visiting offsets last-to-first leaves the first matching cell's index in place.
-    for i, j in reversed(offsets):
-        cells = _windows(xp, i, j, out_hw, strides)
-        np.copyto(argmax, corner + (i * width + j), where=cells == best, casting="unsafe")
-    nan = np.isnan(best)
-    if nan.any():
-        for i, j in reversed(offsets):
-            cells = _windows(xp, i, j, out_hw, strides)
-            np.copyto(argmax, corner + (i * width + j), where=np.isnan(cells), casting="unsafe")
-    # A maximum of -inf means every real cell is -inf: the first real one wins, never the padding.
-    first_real = np.maximum(rows, 0)[:, None] * width + np.maximum(cols, 0)[None, :]
-    np.copyto(argmax, first_real[None, :, :, None], where=best == -np.inf, casting="unsafe")
-    return best, argmax
+    if backend.current().runs_kernels:
+        return _max_pool2d_forward_kernel(x, out_hw, pads, pool_size, strides)
+    return _max_pool2d_forward_numpy(x, out_hw, pads, pool_size, strides)
 
 
-def max_pool2d_backward(dy, argmax, x_shape):
+def max_pool2d_backward(dy, argmax, x_shape, pool_size=None, strides=None, padding=None):
     """Gradient of max pooling: each ``dy`` goes to the cell its ``argmax`` names.
 
     ``dy``, ``argmax``: (N, OH, OW, C); returns ``dx`` of ``x_shape`` (N, H, W, C). Overlapping
     windows (stride < pool) that share a winner add their gradients.
+    ``pool_size``, ``strides``, ``padding``: optional, the forward's settings. The result does not
+    depend on them; the kernel path uses them to visit only the windows covering each cell
+    (without them each cell scans every output of its plane, correct but slow on large images).
     """
+    if backend.current().runs_kernels:
+        return _max_pool2d_backward_kernel(dy, argmax, x_shape, pool_size, strides, padding)
+    if pool_size is not None and np.isfinite(dy).all():
+        return _max_pool2d_backward_numpy(dy, argmax, x_shape, pool_size, strides, padding)
     n, h, w, c = x_shape
     sample = (np.arange(n, dtype=np.int64) * (h * w))[:, None, None, None]
     flat = (argmax.astype(np.int64) + sample) * c + np.arange(c, dtype=np.int64)
@@ -131,6 +204,8 @@ def avg_pool2d_forward(x, pool_size, strides, padding):
     With "same" padding each window is divided by its count of real cells, not the window size.
     """
     out_hw, pads = _layout(x.shape, pool_size, strides, padding)
+    if backend.current().runs_kernels:
+        return _pool2d_kernel("avg_pool2d_forward", x, x.shape, out_hw, pads, pool_size, strides)
     xp = _padded(x, pads, 0)
     total = np.zeros((x.shape[0], *out_hw, x.shape[3]), dtype=x.dtype)
     for i in range(pool_size[0]):
@@ -143,6 +218,8 @@ def avg_pool2d_forward(x, pool_size, strides, padding):
 def avg_pool2d_backward(dy, x_shape, pool_size, strides, padding):
     """Gradient of average pooling: ``dy`` (N, OH, OW, C) -> ``dx`` of ``x_shape`` (N, H, W, C)."""
     out_hw, pads = _layout(x_shape, pool_size, strides, padding)
+    if backend.current().runs_kernels:
+        return _pool2d_kernel("avg_pool2d_backward", dy, x_shape, out_hw, pads, pool_size, strides)
     counts = _window_counts(x_shape[1:3], out_hw, strides, pads, pool_size)
     share = dy / counts[None, :, :, None].astype(dy.dtype)
     (pt, pb), (pl, pr) = pads
@@ -155,11 +232,85 @@ def avg_pool2d_backward(dy, x_shape, pool_size, strides, padding):
 
 def global_avg_pool2d_forward(x, keepdims=False):
     """Mean over height and width: ``x`` (N, H, W, C) -> (N, C), or (N, 1, 1, C) with ``keepdims``."""
+    if backend.current().runs_kernels:
+        return _global_avg_pool2d_forward_kernel(x, keepdims)
     return x.mean(axis=(1, 2), keepdims=keepdims)
 
 
 def global_avg_pool2d_backward(dy, x_shape):
     """Gradient of the global mean: ``dy`` (N, C) or (N, 1, 1, C) -> ``dx`` of ``x_shape``."""
+    if backend.current().runs_kernels:
+        return _global_avg_pool2d_backward_kernel(dy, x_shape)
     n, h, w, c = x_shape
     share = dy.reshape(n, 1, 1, c) / dy.dtype.type(h * w)
     return np.ascontiguousarray(np.broadcast_to(share, x_shape))
+
+
+# Kernel paths (kernels/pool.cu). Each takes float32 arrays and launches one kernel per call.
+
+_MAX_BLOCKS = 2048   # grid-stride kernels: enough blocks to fill a GPU; more only add launch cost
+
+
+def _launch_elementwise(kernel, count, *args):
+    """Launch a grid-stride kernel that writes ``count`` elements, one thread each."""
+    launch.i32(count, f"{kernel}: elements")
+    launch.run("pool.cu", kernel, launch.blocks_for(count, cap=_MAX_BLOCKS), launch.THREADS, *args)
+
+
+def _geometry_args(x_shape, out_hw, pads, pool_size, strides):
+    """The kernels' geometry arguments: n, h, w, c, out_h, out_w, kh, kw, sh, sw, pt, pl."""
+    values = (*x_shape, *out_hw, *pool_size, *strides, pads[0][0], pads[1][0])
+    return tuple(int(v) for v in values)
+
+
+def _max_pool2d_forward_kernel(x, out_hw, pads, pool_size, strides):
+    x, = launch.inputs("max_pool2d_forward", x)
+    out_shape = (x.shape[0], *out_hw, x.shape[3])
+    y, argmax = launch.empty(out_shape), launch.empty(out_shape, np.int32)
+    _launch_elementwise("max_pool2d_forward", y.size, x, y, argmax,
+                        *_geometry_args(x.shape, out_hw, pads, pool_size, strides))
+    return y, argmax
+
+
+def _max_pool2d_backward_kernel(dy, argmax, x_shape, pool_size, strides, padding):
+    dy, = launch.inputs("max_pool2d_backward", dy)
+    argmax, = launch.inputs("max_pool2d_backward", argmax, dtype=np.int32)
+    h, out_h, out_w = x_shape[1], dy.shape[1], dy.shape[2]
+    if pool_size is None or strides is None or padding is None:
+        # A window of H + OH rows at stride 1, padded OH - 1 before, covers every output from every
+        # cell: each dx element then checks the whole plane's argmax, which is right for any geometry.
+        pool_size, strides = (h + out_h, x_shape[2] + out_w), (1, 1)
+        pads = ((out_h - 1, 0), (out_w - 1, 0))
+    else:
+        pads = _layout(x_shape, pool_size, strides, padding)[1]
+    dx = launch.empty(x_shape)
+    _launch_elementwise("max_pool2d_backward", dx.size, dy, argmax, dx,
+                        *_geometry_args(x_shape, (out_h, out_w), pads, pool_size, strides))
+    return dx
+
+
+def _pool2d_kernel(kernel, a, x_shape, out_hw, pads, pool_size, strides):
+    """Average pooling either way: ``a`` is x (forward) or dy (backward)."""
+    a, = launch.inputs(kernel, a)
+    out = launch.empty((x_shape[0], *out_hw, x_shape[3]) if kernel.endswith("forward") else x_shape)
+    _launch_elementwise(kernel, out.size, a, out, *_geometry_args(x_shape, out_hw, pads, pool_size, strides))
+    return out
+
+
+def _global_avg_pool2d_forward_kernel(x, keepdims):
+    x, = launch.inputs("global_avg_pool2d_forward", x)
+    n, h, w, c = x.shape
+    launch.i32(x.size, "global_avg_pool2d_forward: elements")
+    lanes = launch.channel_lanes(c)
+    y = launch.empty((n, c))
+    launch.run("pool.cu", "global_avg_pool2d_forward", (n, -(-c // lanes)), launch.THREADS,
+               x, y, n, h * w, c, lanes)
+    return y.reshape(n, 1, 1, c) if keepdims else y
+
+
+def _global_avg_pool2d_backward_kernel(dy, x_shape):
+    dy, = launch.inputs("global_avg_pool2d_backward", dy)
+    n, h, w, c = (int(s) for s in x_shape)
+    dx = launch.empty((n, h, w, c))
+    _launch_elementwise("global_avg_pool2d_backward", dx.size, dy, dx, n, h * w, c)
+    return dx

@@ -4,8 +4,17 @@ All NHWC where spatial. Upsampling by integer factors ``(sh, sw)``: "nearest" re
 pixel (Keras's UpSampling2D); "bilinear" uses half-pixel centres with the edge pixel repeated
 beyond the border, as TensorFlow's and JAX's image resize do when enlarging. Output pixel
 ``o`` along an axis samples input coordinate ``(o + 0.5) / s - 0.5``.
+
+On a kernel backend (``backend.current().runs_kernels``) every op runs the float32 kernels of
+``kernels/shape.cu`` (padding, upsampling, concatenation) and ``kernels/elementwise.cu`` (add);
+the functions named ``_<op>_kernel`` below launch them.
 """
+import math
+
 import numpy as np
+
+from .. import backend
+from . import launch
 
 __all__ = [
     "zero_pad2d_forward", "zero_pad2d_backward",
@@ -15,20 +24,46 @@ __all__ = [
 ]
 
 INTERPOLATIONS = ("nearest", "bilinear")
+_MAX_BLOCKS = 2048   # grid-stride kernels: enough blocks to fill any GPU; more only adds launch cost
+
+
+def _launch_elementwise(file, kernel, count, *args):
+    """Launch a grid-stride kernel that writes ``count`` elements."""
+    launch.i32(count, f"{kernel}: elements written")
+    launch.run(file, kernel, launch.blocks_for(count, cap=_MAX_BLOCKS), launch.THREADS, *args)
 
 
 def zero_pad2d_forward(x, padding):
     """Zeros around the image: ``x`` (N, H, W, C), ``padding`` ((top, bottom), (left, right))
     -> (N, top + H + bottom, left + W + right, C)."""
+    if backend.current().runs_kernels:
+        return _zero_pad2d_kernel(x, padding, forward=True)
     (top, bottom), (left, right) = padding
     return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
 
 
 def zero_pad2d_backward(dy, padding):
     """Gradient of zero padding: the interior of ``dy``, (N, H, W, C)."""
+    if backend.current().runs_kernels:
+        return _zero_pad2d_kernel(dy, padding, forward=False)
     (top, bottom), (left, right) = padding
     height, width = dy.shape[1] - top - bottom, dy.shape[2] - left - right
     return np.ascontiguousarray(dy[:, top:top + height, left:left + width, :])
+
+
+def _zero_pad2d_kernel(a, padding, forward):
+    """Kernel path of both directions: ``a`` is x (forward) or dy (backward)."""
+    op = "zero_pad2d_forward" if forward else "zero_pad2d_backward"
+    a, = launch.inputs(op, a)
+    (top, bottom), (left, right) = ((int(p) for p in pair) for pair in padding)
+    n, rows, cols, c = a.shape
+    if forward:
+        h, w, out_h, out_w = rows, cols, top + rows + bottom, left + cols + right
+    else:
+        h, w, out_h, out_w = rows - top - bottom, cols - left - right, rows, cols
+    out = launch.empty((n, out_h, out_w, c) if forward else (n, h, w, c))
+    _launch_elementwise("shape.cu", op, out.size, a, out, n, h, w, c, top, left, out_h, out_w)
+    return out
 
 
 def _bilinear_taps(scale):
@@ -72,6 +107,8 @@ def _bilinear_axis1_backward(dy, scale):
 
 def upsample2d_forward(x, size, interpolation="nearest"):
     """Enlarge images by integer factors: ``x`` (N, H, W, C) -> (N, sh*H, sw*W, C)."""
+    if backend.current().runs_kernels:
+        return _upsample2d_forward_kernel(x, size, interpolation)
     sh, sw = size
     n, h, w, c = x.shape
     if interpolation == "nearest":
@@ -85,6 +122,8 @@ def upsample2d_forward(x, size, interpolation="nearest"):
 
 def upsample2d_backward(dy, size, interpolation="nearest"):
     """Gradient of upsampling: ``dy`` (N, sh*H, sw*W, C) -> ``dx`` (N, H, W, C)."""
+    if backend.current().runs_kernels:
+        return _upsample2d_backward_kernel(dy, size, interpolation)
     sh, sw = size
     n, oh, ow, c = dy.shape
     if interpolation == "nearest":
@@ -101,19 +140,93 @@ def upsample2d_backward(dy, size, interpolation="nearest"):
     raise ValueError(f"interpolation must be one of {INTERPOLATIONS}; received {interpolation!r}.")
 
 
+def _upsample2d_kernel_name(interpolation, direction):
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}; received {interpolation!r}.")
+    return f"upsample2d_{interpolation}_{direction}"
+
+
+def _upsample2d_forward_kernel(x, size, interpolation):
+    kernel = _upsample2d_kernel_name(interpolation, "forward")
+    x, = launch.inputs("upsample2d_forward", x)
+    sh, sw = (int(s) for s in size)
+    n, h, w, c = x.shape
+    y = launch.empty((n, h * sh, w * sw, c))
+    _launch_elementwise("shape.cu", kernel, y.size, x, y, n, h, w, c, sh, sw)
+    return y
+
+
+def _upsample2d_backward_kernel(dy, size, interpolation):
+    kernel = _upsample2d_kernel_name(interpolation, "backward")
+    dy, = launch.inputs("upsample2d_backward", dy)
+    sh, sw = (int(s) for s in size)
+    n, out_h, out_w, c = dy.shape
+    if out_h % sh or out_w % sw:
+        raise ValueError(f"upsample2d_backward: dy of shape {dy.shape} is not {sh} x {sw} times an image.")
+    dx = launch.empty((n, out_h // sh, out_w // sw, c))
+    _launch_elementwise("shape.cu", kernel, dx.size, dy, dx, n, out_h // sh, out_w // sw, c, sh, sw)
+    return dx
+
+
 def concat_forward(xs, axis):
     """Join arrays along ``axis``; all other axes must match."""
+    if backend.current().runs_kernels:
+        return _concat_forward_kernel(xs, axis)
     return np.concatenate(xs, axis=axis)
 
 
 def concat_backward(dy, sizes, axis):
     """Split ``dy`` back into pieces of ``sizes`` along ``axis``: a list of contiguous arrays."""
+    if backend.current().runs_kernels:
+        return _concat_backward_kernel(dy, sizes, axis)
     cuts = np.cumsum(sizes)[:-1]
     return [np.ascontiguousarray(piece) for piece in np.split(dy, cuts, axis=axis)]
 
 
+def _concat_layout(shape, axis):
+    """``shape`` seen as (outer, size, inner) around ``axis``."""
+    return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
+
+
+def _concat_forward_kernel(xs, axis):
+    xs = launch.inputs("concat_forward", *xs)
+    shape = xs[0].shape
+    axis = axis % len(shape)
+    if any(x.ndim != len(shape) or x.shape[:axis] + x.shape[axis + 1:] != shape[:axis] + shape[axis + 1:]
+           for x in xs):
+        raise ValueError(f"concat_forward along axis {axis} needs inputs that match on every other axis; "
+                         f"received shapes {[x.shape for x in xs]}.")
+    total = sum(x.shape[axis] for x in xs)
+    y = launch.empty(shape[:axis] + (total,) + shape[axis + 1:])
+    offset = 0
+    for x in xs:   # one launch per input: each writes its own slice of y
+        outer, size, inner = _concat_layout(x.shape, axis)
+        _launch_elementwise("shape.cu", "concat_forward", x.size, x, y, outer, size, inner, total, offset)
+        offset += size
+    return y
+
+
+def _concat_backward_kernel(dy, sizes, axis):
+    dy, = launch.inputs("concat_backward", dy)
+    axis = axis % dy.ndim
+    total = dy.shape[axis]
+    if sum(sizes) != total:
+        raise ValueError(f"concat_backward: sizes {list(sizes)} do not add up to axis {axis} "
+                         f"of dy, shape {dy.shape}.")
+    pieces, offset = [], 0
+    for size in sizes:
+        dx = launch.empty(dy.shape[:axis] + (int(size),) + dy.shape[axis + 1:])
+        outer, _, inner = _concat_layout(dx.shape, axis)
+        _launch_elementwise("shape.cu", "concat_backward", dx.size, dy, dx, outer, int(size), inner, total, offset)
+        pieces.append(dx)
+        offset += int(size)
+    return pieces
+
+
 def add_forward(xs):
     """Elementwise sum of arrays of one shape."""
+    if backend.current().runs_kernels:
+        return _add_forward_kernel(xs)
     total = xs[0].copy()
     for x in xs[1:]:
         total += x
@@ -123,4 +236,31 @@ def add_forward(xs):
 def add_backward(dy, n):
     """Gradient of a sum of ``n`` inputs: ``dy`` for each, as separate arrays (callers may add
     into one in place without touching the others)."""
+    if backend.current().runs_kernels:
+        return _add_backward_kernel(dy, n)
     return [dy] + [dy.copy() for _ in range(n - 1)]
+
+
+def _add_forward_kernel(xs):
+    xs = launch.inputs("add_forward", *xs)
+    if any(x.shape != xs[0].shape for x in xs):
+        raise ValueError(f"add_forward needs inputs of one shape; received shapes {[x.shape for x in xs]}.")
+    if len(xs) == 1:   # 0 + x: the accumulate kernel copies x
+        total = launch.zeros(xs[0].shape)
+        _launch_elementwise("elementwise.cu", "add_forward_accumulate", total.size, total, xs[0], total.size)
+        return total
+    total = launch.empty(xs[0].shape)
+    _launch_elementwise("elementwise.cu", "add_forward", total.size, xs[0], xs[1], total, total.size)
+    for x in xs[2:]:   # in input order, as the reference adds
+        _launch_elementwise("elementwise.cu", "add_forward_accumulate", total.size, total, x, total.size)
+    return total
+
+
+def _add_backward_kernel(dy, n):
+    dy, = launch.inputs("add_backward", dy)
+    grads = [dy]
+    for _ in range(n - 1):
+        dx = launch.empty(dy.shape)
+        _launch_elementwise("elementwise.cu", "add_backward", dx.size, dy, dx, dx.size)
+        grads.append(dx)
+    return grads

@@ -1,0 +1,160 @@
+// activation.cu - elementwise activations and softmax over the last axis, forward and backward.
+//
+// Kernels:
+//   relu_forward(x, y, n, max_value, has_max, negative_slope, threshold)
+//       y = min(x, max_value) where x > threshold (and x >= 0), negative_slope * (x - threshold)
+//       below the threshold, else 0 (Keras's general ReLU; the defaults give max(x, 0))
+//   relu_backward(dy, x, dx, n, max_value, has_max, negative_slope, threshold)   needs x
+//   leaky_relu_forward(x, y, n, negative_slope)          y = x > 0 ? x : negative_slope * x
+//   leaky_relu_backward(dy, x, dx, n, negative_slope)    needs x
+//   elu_forward(x, y, n, alpha)                          y = x > 0 ? x : alpha * expm1(x)
+//   elu_backward(dy, x, dx, n, alpha)                    needs x
+//   sigmoid_forward(x, y, n)                             y = 1 / (1 + exp(-x)), no overflow
+//   sigmoid_backward(dy, y, dx, n)                       needs y: dx = dy * y * (1 - y)
+//   tanh_forward(x, y, n)
+//   tanh_backward(dy, y, dx, n)                          needs y: dx = dy * (1 - y^2)
+//   softmax_forward(x, y, rows, cols)                    y = exp(x - max) / sum(exp(x - max)) per row
+//   softmax_backward(dy, y, dx, rows, cols)              needs y: dx = y * (dy - sum(dy * y)) per row
+//
+// Layout: any; the elementwise kernels read flat float32 buffers of n elements. Softmax sees the
+// tensor as (rows, cols), the softmax axis last and contiguous (NHWC channels for a 4-D input).
+// Threads: elementwise kernels run a grid-stride loop, one element per thread per step.
+// Softmax kernels take blocks of 256 threads = 8 warps and give each warp whole rows (grid-stride
+// over rows): lane l reads columns l, l + 32, ...; the row max and sums are warp reductions with
+// __shfl_xor_sync, so every lane holds the result and the order of the additions is fixed.
+// Backward needs what the list above says: x for relu/leaky_relu/elu, y for the others.
+// Gradients: every kernel writes (=) its output; nothing accumulates.
+
+#define FULL_MASK 0xffffffffu
+#define ROWS_PER_BLOCK 8   // warps of a 256-thread block; the launcher must use blockDim.x == 256
+
+#define GRID_STRIDE_LOOP(i, count) \
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < (count); i += gridDim.x * blockDim.x)
+
+// Each warp takes rows warp, warp + warps_in_grid, ...; every lane of a warp sees the same rows,
+// so the warp's shuffles are always reached by all 32 lanes together.
+#define ROW_PER_WARP_LOOP(row, rows)                                                            \
+    for (int row = blockIdx.x * ROWS_PER_BLOCK + (int)(threadIdx.x / 32); row < (rows);         \
+         row += gridDim.x * ROWS_PER_BLOCK)
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(FULL_MASK, v, offset);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, offset));
+    return v;
+}
+
+// -- ReLU in Keras's general form -------------------------------------------------------------
+
+extern "C" __global__ void relu_forward(const float* __restrict__ x, float* __restrict__ y, int n,
+                                        float max_value, int has_max, float negative_slope, float threshold) {
+    GRID_STRIDE_LOOP(i, n) {
+        float v = x[i];
+        float out = v > threshold ? v : 0.0f;
+        out = fmaxf(out, 0.0f);
+        if (has_max) out = fminf(out, max_value);
+        if (negative_slope != 0.0f) out = out - negative_slope * fmaxf(threshold - v, 0.0f);
+        y[i] = out;
+    }
+}
+
+extern "C" __global__ void relu_backward(const float* __restrict__ dy, const float* __restrict__ x,
+                                         float* __restrict__ dx, int n, float max_value, int has_max,
+                                         float negative_slope, float threshold) {
+    GRID_STRIDE_LOOP(i, n) {
+        float v = x[i], g = dy[i];
+        bool passes = v > threshold && v > 0.0f && (!has_max || v < max_value);
+        // A multiply by 0 or 1, as the reference does, so an inf or NaN in dy behaves alike.
+        float out = g * (passes ? 1.0f : 0.0f);
+        if (negative_slope != 0.0f) out = out + g * (negative_slope * (v < threshold ? 1.0f : 0.0f));
+        dx[i] = out;
+    }
+}
+
+// -- leaky ReLU, ELU ---------------------------------------------------------------------------
+
+extern "C" __global__ void leaky_relu_forward(const float* __restrict__ x, float* __restrict__ y, int n,
+                                              float negative_slope) {
+    GRID_STRIDE_LOOP(i, n) {
+        float v = x[i];
+        y[i] = v > 0.0f ? v : v * negative_slope;
+    }
+}
+
+extern "C" __global__ void leaky_relu_backward(const float* __restrict__ dy, const float* __restrict__ x,
+                                               float* __restrict__ dx, int n, float negative_slope) {
+    GRID_STRIDE_LOOP(i, n) dx[i] = dy[i] * (x[i] > 0.0f ? 1.0f : negative_slope);
+}
+
+extern "C" __global__ void elu_forward(const float* __restrict__ x, float* __restrict__ y, int n, float alpha) {
+    GRID_STRIDE_LOOP(i, n) {
+        float v = x[i];
+        y[i] = v > 0.0f ? v : alpha * expm1f(fminf(v, 0.0f));
+    }
+}
+
+extern "C" __global__ void elu_backward(const float* __restrict__ dy, const float* __restrict__ x,
+                                        float* __restrict__ dx, int n, float alpha) {
+    GRID_STRIDE_LOOP(i, n) {
+        float v = x[i];
+        dx[i] = dy[i] * (v > 0.0f ? 1.0f : alpha * expf(fminf(v, 0.0f)));
+    }
+}
+
+// -- sigmoid, tanh -----------------------------------------------------------------------------
+
+extern "C" __global__ void sigmoid_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+    GRID_STRIDE_LOOP(i, n) {
+        float v = x[i];
+        float e = expf(-fabsf(v));   // <= 1, so neither branch overflows
+        y[i] = v >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    }
+}
+
+extern "C" __global__ void sigmoid_backward(const float* __restrict__ dy, const float* __restrict__ y,
+                                            float* __restrict__ dx, int n) {
+    GRID_STRIDE_LOOP(i, n) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+}
+
+extern "C" __global__ void tanh_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+    GRID_STRIDE_LOOP(i, n) y[i] = tanhf(x[i]);
+}
+
+extern "C" __global__ void tanh_backward(const float* __restrict__ dy, const float* __restrict__ y,
+                                         float* __restrict__ dx, int n) {
+    GRID_STRIDE_LOOP(i, n) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+}
+
+// -- softmax over the last axis: one warp per row ----------------------------------------------
+
+extern "C" __global__ void __launch_bounds__(256)
+softmax_forward(const float* __restrict__ x, float* __restrict__ y, int rows, int cols) {
+    int lane = threadIdx.x % 32;
+    ROW_PER_WARP_LOOP(row, rows) {
+        const float* xr = x + (long long)row * cols;
+        float* yr = y + (long long)row * cols;
+        float row_max = -INFINITY;
+        for (int j = lane; j < cols; j += 32) row_max = fmaxf(row_max, xr[j]);
+        row_max = warp_max(row_max);   // subtracted so that large logits cannot overflow exp
+        float total = 0.0f;
+        for (int j = lane; j < cols; j += 32) total += expf(xr[j] - row_max);
+        total = warp_sum(total);
+        for (int j = lane; j < cols; j += 32) yr[j] = expf(xr[j] - row_max) / total;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+softmax_backward(const float* __restrict__ dy, const float* __restrict__ y, float* __restrict__ dx,
+                 int rows, int cols) {
+    int lane = threadIdx.x % 32;
+    ROW_PER_WARP_LOOP(row, rows) {
+        long long base = (long long)row * cols;
+        float dot = 0.0f;
+        for (int j = lane; j < cols; j += 32) dot += dy[base + j] * y[base + j];
+        dot = warp_sum(dot);
+        for (int j = lane; j < cols; j += 32) dx[base + j] = y[base + j] * (dy[base + j] - dot);
+    }
+}

@@ -1,0 +1,397 @@
+// conv.cu - 2-D convolution as tiled implicit GEMM: forward, input gradient, filter gradient,
+// bias gradient. The transposed convolution runs on the same kernels (see below).
+//
+// Kernels:
+//   conv2d_forward(x, w, b, y, has_bias, <geometry>)
+//       y (N, OH, OW, Cout) = x (*) w (+ b).  GEMM: M = N*OH*OW pixels, N = Cout, K = kh*kw*Cin.
+//   conv2d_backward_input(dy, w, b, dx, has_bias, <geometry>)
+//       dx (N, H, W, Cin) = the input gradient of conv2d_forward (+ b, for the transposed conv).
+//       GEMM per phase: M = dx pixels of the phase, N = Cin, K = (taps reaching the phase)*Cout.
+//   conv2d_backward_filter(x, dy, dw, pixels_per_split, <geometry>)
+//       dw[split] (kh, kw, Cin, Cout) = im2col(x)^T @ dy over one split of the N*OH*OW pixels.
+//       GEMM: M = kh*kw*Cin, N = Cout, K = the split's pixels.
+//   bias_backward(dy, db, rows, channels, rows_per_split)
+//       db[split] (C,) = sum of dy (rows, C) over one split of the rows.
+//   sum_splits(partial, out, count, splits)
+//       out[i] = partial[0][i] + partial[1][i] + ... (the second pass of the two split reductions).
+//   <geometry> = batch, in_h, in_w, cin, out_h, out_w, cout, kh, kw, sh, sw, pad_t, pad_l,
+//   dil_h, dil_w of the forward conv: x (batch, in_h, in_w, cin), w (kh, kw, cin, cout), and
+//   input row ih = oh*sh - pad_t + i*dil_h (a negative pad crops). Bottom/right pads only
+//   show in out_h / out_w.
+//
+// Layout: NHWC float32, C-contiguous; w (kh, kw, Cin, Cout) is the (K, Cout) matrix of the
+// forward GEMM as it lies in memory. The transposed conv is conv2d_backward_input of its x
+// (forward, with its bias), conv2d_forward of its dy (input gradient), conv2d_backward_filter
+// with x and dy swapped (filter gradient); its kernel (kh, kw, Cout, Cin) is then the
+// (kh, kw, cin, cout) of these kernels' geometry.
+//
+// Threads: 256 a block, each owning a 64 x 64 tile of the GEMM's output and computing a
+// 4 x 4 grid of it: rows ty + 16*i, columns tx + 16*j (tx = t % 16, ty = t / 16), so a warp
+// writes runs of 16 consecutive channels. Operand tiles (16 deep) are gathered straight from
+// NHWC tensors into shared memory (no im2col buffer in global memory), each loader mapping
+// consecutive threads to consecutive channels so global reads coalesce; tiles are double
+// buffered: one barrier a K step, the next tile's loads in flight during the multiply.
+// Input gradient: dx pixel h is reached by taps i with (h + pad_t - i*dil_h) % sh == 0, which
+// depends only on the phase (h + pad_t) % sh. blockIdx.z picks the phase (rows, columns); its
+// taps form a progression i = tap0 + step*q, so the GEMM skips the taps that miss instead of
+// multiplying zeros, and every dx element is written by exactly one thread (no atomics).
+//
+// Determinism: no atomics anywhere. The filter and bias gradients split their long reduction
+// (N*OH*OW pixels) into chunks chosen from the shapes alone; each block owns one output tile
+// of one chunk and reduces it in a fixed order, and sum_splits adds the chunks in order, so
+// two runs give identical bits.
+// Backward needs: x (filter gradient), w (input gradient), dy; nothing else saved.
+// Gradients: every kernel writes (=) its output; none accumulates (+=).
+
+#define TILE_M 64          // GEMM rows a block owns
+#define TILE_N 64          // GEMM columns a block owns
+#define TILE_K 16          // depth of one shared-memory step
+#define TILE_PAD 4         // keeps the transposing tile stores off a single bank
+#define THREADS 256
+#define SUBTILE 4          // each thread: 4 rows x 4 columns, and 4 operand loads per tile
+#define BIAS_COLS 32       // bias_backward: channels a block owns (one warp wide)
+#define BIAS_ROWS (THREADS / BIAS_COLS)
+
+typedef float Tile[TILE_K][TILE_M + TILE_PAD];   // [k][row or column], TILE_M == TILE_N
+
+struct Conv {
+    int batch, in_h, in_w, cin, out_h, out_w, cout, kh, kw, sh, sw, pad_t, pad_l, dil_h, dil_w;
+};
+
+// A Conv from the geometry parameters, which each kernel's signature spells out in full (the
+// launcher checks arguments against the parsed signature; it does not expand macros).
+#define GEOMETRY {batch, in_h, in_w, cin, out_h, out_w, cout, kh, kw, sh, sw, pad_t, pad_l, dil_h, dil_w}
+
+// Loaders fetch a thread's 4 elements of the next operand tile into registers (fetch) and
+// put them into a shared tile (store). Two mappings of a thread to its 4 elements:
+//   k-major:   k = t % 16, rows/columns t / 16 + 16*r   (when k runs along channels)
+//   row-major: column t % 64, k = t / 64 + 4*r         (when the tile's columns are channels)
+__device__ __forceinline__ int kmajor_k() { return threadIdx.x % TILE_K; }
+__device__ __forceinline__ int kmajor_row(int r) { return threadIdx.x / TILE_K + (THREADS / TILE_K) * r; }
+__device__ __forceinline__ int rowmajor_col() { return threadIdx.x % TILE_N; }
+__device__ __forceinline__ int rowmajor_k(int r) { return threadIdx.x / TILE_N + (THREADS / TILE_N) * r; }
+
+struct KMajorLoader {
+    float v[SUBTILE];
+    __device__ void store(Tile& tile) const {
+#pragma unroll
+        for (int r = 0; r < SUBTILE; ++r) tile[kmajor_k()][kmajor_row(r)] = v[r];
+    }
+};
+
+struct RowMajorLoader {
+    float v[SUBTILE];
+    __device__ void store(Tile& tile) const {
+#pragma unroll
+        for (int r = 0; r < SUBTILE; ++r) tile[rowmajor_k(r)][rowmajor_col()] = v[r];
+    }
+};
+
+__device__ __forceinline__ bool inside(int i, int size) { return i >= 0 && i < size; }
+
+// Forward A: rows are output pixels m0.., k runs over (i, j, c) with c fastest.
+struct PatchRows : KMajorLoader {
+    const float* x;
+    Conv g;
+    int k_count, row_image[SUBTILE], row_ih[SUBTILE], row_iw[SUBTILE];
+
+    __device__ PatchRows(const float* x_, const Conv& g_, int m0) : x(x_), g(g_) {
+        k_count = g.kh * g.kw * g.cin;
+        int pixels = g.batch * g.out_h * g.out_w;
+#pragma unroll
+        for (int r = 0; r < SUBTILE; ++r) {
+            int m = m0 + kmajor_row(r);
+            int ow = m % g.out_w, oh = (m / g.out_w) % g.out_h;
+            row_image[r] = m < pixels ? m / (g.out_w * g.out_h) : -1;
+            row_ih[r] = oh * g.sh - g.pad_t;
+            row_iw[r] = ow * g.sw - g.pad_l;
+        }
+    }
+    __device__ void fetch(int k0) {
+        int k = k0 + kmajor_k();
+        int c = k % g.cin, tap = k / g.cin;
+        int di = (tap / g.kw) * g.dil_h, dj = (tap % g.kw) * g.dil_w;
+#pragma unroll
+        for (int r = 0; r < SUBTILE; ++r) {
+            int ih = row_ih[r] + di, iw = row_iw[r] + dj;
+            bool ok = k < k_count && row_image[r] >= 0 && inside(ih, g.in_h) && inside(iw, g.in_w);
+            v[r] = ok ? x[((row_image[r] * g.in_h + ih) * g.in_w + iw) * g.cin + c] : 0.0f;
+        }
+    }
+};
+
+// A row-major (rows, cols) matrix: k indexes its rows (< k_end), the tile's columns are
+// columns n0 to n0 + 63. Forward B (w as (K, Cout)) and filter-gradient B (dy as (pixels, Cout)).
+struct MatrixRows : RowMajorLoader {
+    const float* mat;
+    int cols, k_end, col;
+
+    __device__ MatrixRows(const float* mat_, int cols_, int k_end_, int n0)
+        : mat(mat_), cols(cols_), k_end(k_end_), col(n0 + rowmajor_col()) {}
+    __device__ void fetch(int k0) {
+#pragma unroll
+        for (int r = 0; r < SUBTILE; ++r) {
+            int k = k0 + rowmajor_k(r);
+            v[r] = (k < k_end && col < cols) ? mat[k * cols + col] : 0.0f;
+        }
+    }
+};
+
+// Filter-gradient A: rows are filter taps (i, j, c) m0.., k runs over output pixels (< p_end).
+struct PatchTaps : RowMajorLoader {
+    const float* x;
+    Conv g;
+    int p_end, c, di, dj;
+    bool tap_ok;
+
+    __device__ PatchTaps(const float* x_, const Conv& g_, int m0, int p_end_)
+        : x(x_), g(g_), p_end(p_end_) {
+        int tap_k = m0 + rowmajor_col();
+        int tap = tap_k / g.cin;
+        tap_ok = tap_k < g.kh * g.kw * g.cin;
+        c = tap_k % g.cin;
+        di = (tap / g.kw) * g.dil_h - g.pad_t;
+        dj = (tap % g.kw) * g.dil_w - g.pad_l;
+    }
+    __device__ void fetch(int k0) {
+#pragma unroll
+        for (int r = 0; r < SUBTILE; ++r) {
+            int p = k0 + rowmajor_k(r);
+            int ow = p % g.out_w, oh = (p / g.out_w) % g.out_h, image = p / (g.out_w * g.out_h);
+            int ih = oh * g.sh + di, iw = ow * g.sw + dj;
+            bool ok = tap_ok && p < p_end && inside(ih, g.in_h) && inside(iw, g.in_w);
+            v[r] = ok ? x[((image * g.in_h + ih) * g.in_w + iw) * g.cin + c] : 0.0f;
+        }
+    }
+};
+
+// One axis (rows or columns) of an input-gradient phase: the dx rows h = first + stride*a (a < count), all with
+// (h + pad) % stride == phase, are reached by the taps i = tap0 + step*q (q < taps), tap q of
+// row a reading dy row base + a - q*shift.
+struct Phase {
+    int first, count, tap0, step, taps, base, shift;
+};
+
+__device__ Phase phase_of(int phase, int size, int pad, int stride, int dil, int k) {
+    Phase p;
+    p.first = ((phase - pad) % stride + stride) % stride;
+    p.count = p.first < size ? (size - p.first + stride - 1) / stride : 0;
+    int g = stride, b = dil;              // gcd(stride, dil)
+    while (b != 0) { int t = g % b; g = b; b = t; }
+    p.step = stride / g;
+    p.shift = dil / g;
+    p.tap0 = -1;
+    for (int i = 0; i < p.step && p.tap0 < 0; ++i)
+        if ((i * dil) % stride == phase) p.tap0 = i;
+    p.taps = (p.tap0 >= 0 && p.tap0 < k) ? (k - 1 - p.tap0) / p.step + 1 : 0;
+    p.base = p.taps > 0 ? (p.first + pad - p.tap0 * dil) / stride : 0;   // an exact division
+    return p;
+}
+
+// Input-gradient A: rows are the phase's dx pixels m0.., k runs over (qh, qw, co), co fastest.
+struct GradGather : KMajorLoader {
+    const float* dy;
+    Conv g;
+    Phase ph, pw;
+    int k_count, row_image[SUBTILE], row_oh[SUBTILE], row_ow[SUBTILE];
+
+    __device__ GradGather(const float* dy_, const Conv& g_, const Phase& ph_, const Phase& pw_, int m0)
+        : dy(dy_), g(g_), ph(ph_), pw(pw_) {
+        k_count = ph.taps * pw.taps * g.cout;
+        int pixels = g.batch * ph.count * pw.count;
+#pragma unroll
+        for (int r = 0; r < SUBTILE; ++r) {
+            int m = m0 + kmajor_row(r);
+            row_image[r] = m < pixels ? m / (ph.count * pw.count) : -1;
+            row_oh[r] = ph.base + (m / pw.count) % ph.count;
+            row_ow[r] = pw.base + m % pw.count;
+        }
+    }
+    __device__ void fetch(int k0) {
+        int k = k0 + kmajor_k();
+        int co = k % g.cout, q = k / g.cout;
+        int dh = (q / pw.taps) * ph.shift, dw = (q % pw.taps) * pw.shift;
+#pragma unroll
+        for (int r = 0; r < SUBTILE; ++r) {
+            int oh = row_oh[r] - dh, ow = row_ow[r] - dw;
+            bool ok = k < k_count && row_image[r] >= 0 && inside(oh, g.out_h) && inside(ow, g.out_w);
+            v[r] = ok ? dy[((row_image[r] * g.out_h + oh) * g.out_w + ow) * g.cout + co] : 0.0f;
+        }
+    }
+};
+
+// Input-gradient B: element (k = (qh, qw, co), column c) is w[i, j, c, co] of the phase's taps.
+struct FilterTaps : KMajorLoader {
+    const float* w;
+    Conv g;
+    Phase ph, pw;
+    int k_count, n0;
+
+    __device__ FilterTaps(const float* w_, const Conv& g_, const Phase& ph_, const Phase& pw_, int n0_)
+        : w(w_), g(g_), ph(ph_), pw(pw_), k_count(ph_.taps * pw_.taps * g_.cout), n0(n0_) {}
+    __device__ void fetch(int k0) {
+        int k = k0 + kmajor_k();
+        int co = k % g.cout, q = k / g.cout;
+        int i = ph.tap0 + (q / pw.taps) * ph.step, j = pw.tap0 + (q % pw.taps) * pw.step;
+#pragma unroll
+        for (int r = 0; r < SUBTILE; ++r) {
+            int c = n0 + kmajor_row(r);
+            v[r] = (k < k_count && c < g.cin) ? w[((i * g.kw + j) * g.cin + c) * g.cout + co] : 0.0f;
+        }
+    }
+};
+
+// acc[i][j] += sum over k in [k_begin, k_end) of A[row ty + 16i][k] * B[k][column tx + 16j],
+// k ascending. Every thread of the block must call it with the same range (it has barriers).
+template <class LoaderA, class LoaderB>
+__device__ __forceinline__ void gemm_tiles(LoaderA& a, LoaderB& b, int k_begin, int k_end,
+                                           float (&acc)[SUBTILE][SUBTILE]) {
+    __shared__ Tile a_tile[2], b_tile[2];
+    int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    if (k_begin >= k_end) return;
+    a.fetch(k_begin);
+    b.fetch(k_begin);
+    a.store(a_tile[0]);
+    b.store(b_tile[0]);
+    __syncthreads();
+    int buffer = 0;
+    for (int k0 = k_begin; k0 < k_end; k0 += TILE_K) {
+        bool more = k0 + TILE_K < k_end;
+        if (more) {             // the next tile's global loads overlap this tile's multiply
+            a.fetch(k0 + TILE_K);
+            b.fetch(k0 + TILE_K);
+        }
+#pragma unroll
+        for (int k = 0; k < TILE_K; ++k) {
+            float av[SUBTILE], bv[SUBTILE];
+#pragma unroll
+            for (int i = 0; i < SUBTILE; ++i) av[i] = a_tile[buffer][k][ty + 16 * i];
+#pragma unroll
+            for (int j = 0; j < SUBTILE; ++j) bv[j] = b_tile[buffer][k][tx + 16 * j];
+#pragma unroll
+            for (int i = 0; i < SUBTILE; ++i)
+#pragma unroll
+                for (int j = 0; j < SUBTILE; ++j) acc[i][j] += av[i] * bv[j];
+        }
+        if (more) {             // the other buffer was last read before the previous barrier
+            a.store(a_tile[buffer ^ 1]);
+            b.store(b_tile[buffer ^ 1]);
+            __syncthreads();
+            buffer ^= 1;
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+conv2d_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
+               float* __restrict__ y, int has_bias,
+               int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+               int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    Conv g = GEOMETRY;
+    int m0 = blockIdx.x * TILE_M, n0 = blockIdx.y * TILE_N;
+    PatchRows a(x, g, m0);
+    MatrixRows bm(w, g.cout, a.k_count, n0);
+    float acc[SUBTILE][SUBTILE] = {};
+    gemm_tiles(a, bm, 0, a.k_count, acc);
+    int pixels = g.batch * g.out_h * g.out_w, tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+#pragma unroll
+    for (int i = 0; i < SUBTILE; ++i) {
+        int m = m0 + ty + 16 * i;
+#pragma unroll
+        for (int j = 0; j < SUBTILE; ++j) {
+            int co = n0 + tx + 16 * j;
+            if (m < pixels && co < g.cout) y[m * g.cout + co] = acc[i][j] + (has_bias ? b[co] : 0.0f);
+        }
+    }
+}
+
+// Grid: (ceil(max phase pixels / 64), ceil(cin / 64), sh * sw); b is read only if has_bias.
+// Three blocks an SM: left alone ptxas takes ~104 registers here (two blocks an SM) on sm_70/80.
+extern "C" __global__ void __launch_bounds__(THREADS, 3)
+conv2d_backward_input(const float* __restrict__ dy, const float* __restrict__ w, const float* __restrict__ b,
+                      float* __restrict__ dx, int has_bias,
+                      int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+                      int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    Conv g = GEOMETRY;
+    Phase ph = phase_of(blockIdx.z / g.sw, g.in_h, g.pad_t, g.sh, g.dil_h, g.kh);
+    Phase pw = phase_of(blockIdx.z % g.sw, g.in_w, g.pad_l, g.sw, g.dil_w, g.kw);
+    int m0 = blockIdx.x * TILE_M, n0 = blockIdx.y * TILE_N;
+    int pixels = g.batch * ph.count * pw.count;
+    if (m0 >= pixels) return;   // the whole block: this phase has fewer pixels than the grid covers
+    GradGather a(dy, g, ph, pw, m0);
+    FilterTaps bm(w, g, ph, pw, n0);
+    float acc[SUBTILE][SUBTILE] = {};
+    gemm_tiles(a, bm, 0, a.k_count, acc);
+    int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+#pragma unroll
+    for (int i = 0; i < SUBTILE; ++i) {
+        int m = m0 + ty + 16 * i;
+        int image = m / (ph.count * pw.count);
+        int h = ph.first + g.sh * ((m / pw.count) % ph.count), wc = pw.first + g.sw * (m % pw.count);
+#pragma unroll
+        for (int j = 0; j < SUBTILE; ++j) {
+            int c = n0 + tx + 16 * j;
+            if (m < pixels && c < g.cin)
+                dx[((image * g.in_h + h) * g.in_w + wc) * g.cin + c] = acc[i][j] + (has_bias ? b[c] : 0.0f);
+        }
+    }
+}
+
+// Grid: (ceil(kh*kw*cin / 64), ceil(cout / 64), splits); split z covers pixels
+// [z * pixels_per_split, (z + 1) * pixels_per_split) and writes dw + z * kh*kw*cin*cout.
+extern "C" __global__ void __launch_bounds__(THREADS)
+conv2d_backward_filter(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw,
+                       int pixels_per_split,
+                       int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+                       int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    Conv g = GEOMETRY;
+    int taps = g.kh * g.kw * g.cin, pixels = g.batch * g.out_h * g.out_w;
+    int m0 = blockIdx.x * TILE_M, n0 = blockIdx.y * TILE_N;
+    int p_begin = blockIdx.z * pixels_per_split, p_end = min(p_begin + pixels_per_split, pixels);
+    PatchTaps a(x, g, m0, p_end);
+    MatrixRows bm(dy, g.cout, p_end, n0);
+    float acc[SUBTILE][SUBTILE] = {};
+    gemm_tiles(a, bm, p_begin, p_end, acc);
+    float* out = dw + blockIdx.z * taps * g.cout;
+    int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+#pragma unroll
+    for (int i = 0; i < SUBTILE; ++i) {
+        int tap = m0 + ty + 16 * i;
+#pragma unroll
+        for (int j = 0; j < SUBTILE; ++j) {
+            int co = n0 + tx + 16 * j;
+            if (tap < taps && co < g.cout) out[tap * g.cout + co] = acc[i][j];
+        }
+    }
+}
+
+// Grid: (ceil(channels / 32), splits); split s sums rows [s * rows_per_split, (s + 1) *
+// rows_per_split) of dy (rows, channels) into db + s * channels. Thread (column t % 32,
+// group t / 32) sums every 8th row, then the 8 group sums are added in group order.
+extern "C" __global__ void __launch_bounds__(THREADS)
+bias_backward(const float* __restrict__ dy, float* __restrict__ db, int rows, int channels,
+              int rows_per_split) {
+    __shared__ float sums[BIAS_ROWS][BIAS_COLS];
+    int lane = threadIdx.x % BIAS_COLS, group = threadIdx.x / BIAS_COLS;
+    int c = blockIdx.x * BIAS_COLS + lane;
+    int begin = blockIdx.y * rows_per_split, end = min(begin + rows_per_split, rows);
+    float sum = 0.0f;
+    if (c < channels)
+        for (int row = begin + group; row < end; row += BIAS_ROWS) sum += dy[row * channels + c];
+    sums[group][lane] = sum;
+    __syncthreads();
+    if (group == 0 && c < channels) {
+        float total = sums[0][lane];
+        for (int k = 1; k < BIAS_ROWS; ++k) total += sums[k][lane];
+        db[blockIdx.y * channels + c] = total;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+sum_splits(const float* __restrict__ partial, float* __restrict__ out, int count, int splits) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x * blockDim.x) {
+        float total = partial[i];
+        for (int s = 1; s < splits; ++s) total += partial[s * count + i];
+        out[i] = total;
+    }
+}

@@ -1,0 +1,45 @@
+// dropout.cu - inverted dropout with a counter-based mask: no random state, only a hash.
+//
+// Kernels:
+//   dropout_forward(x, y, mask, n, seed, keep_threshold, scale)
+//       element i is kept iff (hash(seed, i) >> 8) >= keep_threshold;
+//       mask[i] = kept ? scale : 0 (scale = 1 / (1 - rate)), y[i] = x[i] * mask[i]
+//   dropout_backward(dy, mask, dx, n)     dx[i] = dy[i] * mask[i]
+//
+// The hash is gpunet/ops/dropout.py's, bit for bit (all uint32, wrapping):
+//   mix32(h): h ^= h >> 16; h *= 0x7feb352d; h ^= h >> 15; h *= 0x846ca68b; h ^= h >> 16
+//   key = mix32(seed); hash(seed, i) = mix32(mix32(i ^ key) + key)
+// keep_threshold = ceil(rate * 2^24) is computed on the host, so "u >= rate" is an exact integer
+// comparison here as there.
+// Layout: any; flat float32 buffers of n elements, i the flat C-order index.
+// Threads: a grid-stride loop, one element per thread per step.
+// Backward needs the mask that forward writes.
+// Gradients: written (=).
+
+#define GRID_STRIDE_LOOP(i, count) \
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < (count); i += gridDim.x * blockDim.x)
+
+__device__ __forceinline__ unsigned mix32(unsigned h) {
+    h ^= h >> 16;
+    h *= 0x7feb352du;
+    h ^= h >> 15;
+    h *= 0x846ca68bu;
+    return h ^ (h >> 16);
+}
+
+extern "C" __global__ void dropout_forward(const float* __restrict__ x, float* __restrict__ y,
+                                           float* __restrict__ mask, int n, unsigned seed,
+                                           unsigned keep_threshold, float scale) {
+    unsigned key = mix32(seed);
+    GRID_STRIDE_LOOP(i, n) {
+        unsigned h = mix32(mix32((unsigned)i ^ key) + key);
+        float m = (h >> 8) >= keep_threshold ? scale : 0.0f;
+        mask[i] = m;
+        y[i] = x[i] * m;
+    }
+}
+
+extern "C" __global__ void dropout_backward(const float* __restrict__ dy, const float* __restrict__ mask,
+                                            float* __restrict__ dx, int n) {
+    GRID_STRIDE_LOOP(i, n) dx[i] = dy[i] * mask[i];
+}

@@ -1,0 +1,143 @@
+// gemm.cu - the matrix products of a Dense layer, y = x @ w + b, and its gradients.
+//
+// Kernels:
+//   dense_forward(x, w, b, y, M, K, N, has_bias)   y (M, N) = x (M, K) @ w (K, N) (+ b (N,))   [NN]
+//   dense_backward_input(dy, w, dx, M, K, N)       dx (M, N) = dy (M, K) @ w^T, w stored (N, K) [NT]
+//   dense_backward_filter(x, dy, dw, M, K, N)      dw (M, N) = x^T @ dy, x stored (K, M), dy (K, N) [TN]
+//   dense_backward_bias(dy, db, rows, cols)        db (cols,) = column sums of dy (rows, cols)
+//
+// Layout: row-major float32 matrices. A Dense input of any rank arrives folded to (batch, in);
+// the kernel w is Keras's (in, out). M, K, N name the product's own sizes, so in
+// dense_backward_input M = batch, K = out, N = in, and in dense_backward_filter M = in,
+// K = batch, N = out.
+//
+// The three products share one tiled SGEMM, gemm_tile<TRANS_A, TRANS_B>. A block of 256
+// threads computes a 64 x 64 tile of C; each thread owns a 4 x 4 register tile: rows
+// ty + 16*i and columns tx + 16*j (tx = tid % 16, ty = tid / 16), so a warp's stores cover
+// whole 16-column runs. K advances 16 at a time through two shared tiles (16 x 64 of A and
+// of B, k-major, 8.3 KiB in all), each thread loading 4 elements of each with consecutive
+// threads on consecutive addresses of whichever layout the operand has. Elements beyond the
+// matrices load as zero, so every thread reaches every barrier. Why 64 x 64 and not 16 x 16:
+// a thread reuses each shared value it reads 4 times (16 multiply-adds for 8 shared loads),
+// and on cudasim, where each barrier costs a context switch per thread, a layer with 64
+// outputs runs as one block instead of sixteen.
+//
+// dense_backward_bias: a block of 32 x 8 threads owns 32 columns; thread (tx, ty) sums rows
+// ty, ty + 8, ... of column tx in order, then the 8 partial sums of a column are added in a
+// fixed tree in shared memory. No atomics: two runs give the same bits.
+//
+// Every C element is one thread's sum over k in ascending order, so all four kernels are
+// deterministic. Backward needs the forward's input x (and w); nothing else is saved.
+// Gradients: every kernel writes (=) its output, none accumulates (+=).
+
+#define BLOCK_M 64
+#define BLOCK_N 64
+#define BLOCK_K 16
+#define THREADS 256
+#define SIDE 16          // threads along each side of the 16 x 16 thread grid
+#define PER_THREAD 4     // BLOCK_M / SIDE outputs per thread along each axis
+#define PAD 1            // keeps k-major stores of row-major operands free of bank conflicts
+
+// Loads the BLOCK_K x BLOCK_M slice of op(A) starting at (row0, k0) into tile[k][m].
+// op(A) is (M, K); A is stored (M, K), or (K, M) when TRANS.
+template <bool TRANS>
+__device__ __forceinline__ void load_a(const float* __restrict__ a, float (*tile)[BLOCK_M + PAD],
+                                       int rows, int depth, int row0, int k0, int tid) {
+    for (int l = 0; l < BLOCK_M * BLOCK_K / THREADS; ++l) {
+        int index = tid + l * THREADS;
+        int k = TRANS ? index / BLOCK_M : index % BLOCK_K;
+        int m = TRANS ? index % BLOCK_M : index / BLOCK_K;
+        int row = row0 + m, kk = k0 + k;
+        bool inside = row < rows && kk < depth;
+        tile[k][m] = inside ? (TRANS ? a[kk * rows + row] : a[row * depth + kk]) : 0.0f;
+    }
+}
+
+// Loads the BLOCK_K x BLOCK_N slice of op(B) starting at (k0, col0) into tile[k][n].
+// op(B) is (K, N); B is stored (K, N), or (N, K) when TRANS.
+template <bool TRANS>
+__device__ __forceinline__ void load_b(const float* __restrict__ b, float (*tile)[BLOCK_N + PAD],
+                                       int depth, int cols, int k0, int col0, int tid) {
+    for (int l = 0; l < BLOCK_N * BLOCK_K / THREADS; ++l) {
+        int index = tid + l * THREADS;
+        int k = TRANS ? index % BLOCK_K : index / BLOCK_N;
+        int n = TRANS ? index / BLOCK_K : index % BLOCK_N;
+        int col = col0 + n, kk = k0 + k;
+        bool inside = col < cols && kk < depth;
+        tile[k][n] = inside ? (TRANS ? b[col * depth + kk] : b[kk * cols + col]) : 0.0f;
+    }
+}
+
+// C (M, N) = op(A) (M, K) @ op(B) (K, N), plus bias[n] on every row when bias is not null.
+template <bool TRANS_A, bool TRANS_B>
+__device__ __forceinline__ void gemm_tile(const float* __restrict__ a, const float* __restrict__ b,
+                                          const float* __restrict__ bias, float* __restrict__ c,
+                                          int M, int K, int N) {
+    __shared__ float a_tile[BLOCK_K][BLOCK_M + PAD];
+    __shared__ float b_tile[BLOCK_K][BLOCK_N + PAD];
+    int tid = threadIdx.x, tx = tid % SIDE, ty = tid / SIDE;
+    int row0 = blockIdx.y * BLOCK_M, col0 = blockIdx.x * BLOCK_N;
+    float acc[PER_THREAD][PER_THREAD];
+    for (int i = 0; i < PER_THREAD; ++i)
+        for (int j = 0; j < PER_THREAD; ++j) acc[i][j] = 0.0f;
+
+    for (int k0 = 0; k0 < K; k0 += BLOCK_K) {
+        load_a<TRANS_A>(a, a_tile, M, K, row0, k0, tid);
+        load_b<TRANS_B>(b, b_tile, K, N, k0, col0, tid);
+        __syncthreads();
+        for (int k = 0; k < BLOCK_K; ++k) {
+            float a_frag[PER_THREAD], b_frag[PER_THREAD];
+            for (int i = 0; i < PER_THREAD; ++i) a_frag[i] = a_tile[k][ty + SIDE * i];
+            for (int j = 0; j < PER_THREAD; ++j) b_frag[j] = b_tile[k][tx + SIDE * j];
+            for (int i = 0; i < PER_THREAD; ++i)
+                for (int j = 0; j < PER_THREAD; ++j) acc[i][j] += a_frag[i] * b_frag[j];
+        }
+        __syncthreads();   // the tiles are overwritten by the next step's loads
+    }
+
+    for (int i = 0; i < PER_THREAD; ++i) {
+        int row = row0 + ty + SIDE * i;
+        for (int j = 0; j < PER_THREAD; ++j) {
+            int col = col0 + tx + SIDE * j;
+            if (row < M && col < N) c[row * N + col] = bias ? acc[i][j] + bias[col] : acc[i][j];
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+dense_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
+              float* __restrict__ y, int M, int K, int N, int has_bias) {
+    gemm_tile<false, false>(x, w, has_bias ? b : nullptr, y, M, K, N);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+dense_backward_input(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
+                     int M, int K, int N) {
+    gemm_tile<false, true>(dy, w, nullptr, dx, M, K, N);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+dense_backward_filter(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw,
+                      int M, int K, int N) {
+    gemm_tile<true, false>(x, dy, nullptr, dw, M, K, N);
+}
+
+#define BIAS_COLS 32
+#define BIAS_ROWS 8
+
+extern "C" __global__ void __launch_bounds__(BIAS_COLS * BIAS_ROWS)
+dense_backward_bias(const float* __restrict__ dy, float* __restrict__ db, int rows, int cols) {
+    __shared__ float partial[BIAS_ROWS][BIAS_COLS];
+    int tx = threadIdx.x, ty = threadIdx.y;
+    int col = blockIdx.x * BIAS_COLS + tx;
+    float sum = 0.0f;
+    if (col < cols)
+        for (int row = ty; row < rows; row += BIAS_ROWS) sum += dy[row * cols + col];
+    partial[ty][tx] = sum;
+    __syncthreads();
+    for (int half = BIAS_ROWS / 2; half > 0; half /= 2) {
+        if (ty < half) partial[ty][tx] += partial[ty + half][tx];
+        __syncthreads();
+    }
+    if (ty == 0 && col < cols) db[col] = partial[0][tx];
+}

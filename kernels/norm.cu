@@ -1,0 +1,171 @@
+// norm.cu - batch normalization over the channel axis of float32 tensors, both directions.
+//
+// Kernels:
+//   batch_norm_column_sums(a, out, ...)            out[k, c] = (sum over chunk k's rows r of a[r, c]) / divisor
+//   batch_norm_centered_squares(x, mean, out, ...) out[k, c] = sum over chunk k of (x[r, c] - mean[c])^2
+//   batch_norm_backward_sums(dy, x, mean, inv_std, dbeta_out, dgamma_out, ...)
+//                                                  dbeta_out[k, c] = sum over chunk k of dy[r, c];
+//                                                  dgamma_out[k, c] = sum of dy * (x - mean) * inv_std
+//   batch_norm_inv_std(var, inv_std, c, eps)       inv_std = 1 / sqrt(var + eps)
+//   batch_norm_normalize(x, mean, inv_std, gamma, beta, y, ...)
+//                                                  y = (x - mean) * inv_std * gamma + beta
+//   batch_norm_update_moving_stats(moving_mean, moving_var, mean, inv_std, ...)
+//                                                  moving = momentum * moving + blend * batch, in place;
+//                                                  batch variance = max(1 / inv_std^2 - eps, 0)
+//   batch_norm_backward_input(dy, x, mean, inv_std, gamma, dgamma, dbeta, dx, ...)
+//                                                  dx = (dy - dbeta / M - x_hat * dgamma / M) * inv_std * gamma
+//   batch_norm_inference_backward_input(dy, inv_std, gamma, dx, ...)
+//                                                  dx = dy * inv_std * gamma
+//
+// Layout: any tensor (..., C), C-contiguous, read as a matrix of M = size / C rows by C columns
+// (NHWC: a row is one pixel). Per-channel vectors are (C,); gamma and beta are always given (the
+// host passes ones / zeros for a layer without scale / center).
+// Reductions (the three column-sum kernels): grid (ceil(C / lanes), chunks), block 256 threads.
+// A block serves `lanes` channels (a power of two up to 32, so a warp reads consecutive floats)
+// and `chunk_rows` rows; its 256 / lanes threads per channel take rows r, r + 256 / lanes, ...
+// of the chunk, then a shared-memory tree adds their sums. The host reduces the (chunks, C)
+// partial sums once more with batch_norm_column_sums (one chunk of `chunks` rows). Summation
+// order depends on the shapes only: results are bit-identical run to run, no atomics.
+// Training forward: column sums of x / M -> mean; centered squares / M -> biased variance;
+// batch_norm_inv_std; batch_norm_normalize. Backward needs x, mean and inv_std (the training
+// forward's, or the moving mean and 1 / sqrt(moving_var + eps) in inference mode).
+// Elementwise kernels: a grid-stride loop, one thread per element (per channel for the (C,) ones).
+// Gradients: dx, dgamma and dbeta are written (=); only the moving statistics update in place.
+
+#define THREADS 256
+
+#define GRID_STRIDE_LOOP(i, count) \
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < (count); i += gridDim.x * blockDim.x)
+
+// This thread's place in a column-reduction block: channel `c`, and the rows it visits,
+// begin, begin + step, ... < end.
+struct ColumnThread {
+    int lane, part, parts, c, begin, end;
+};
+
+__device__ __forceinline__ ColumnThread column_thread(int rows, int c, int chunk_rows, int lanes) {
+    ColumnThread t;
+    t.lane = threadIdx.x % lanes;
+    t.part = threadIdx.x / lanes;
+    t.parts = THREADS / lanes;
+    t.c = blockIdx.x * lanes + t.lane;
+    int first = blockIdx.y * chunk_rows;
+    t.begin = first + t.part;
+    t.end = t.c < c ? min(first + chunk_rows, rows) : 0;   // a column past C visits no rows
+    return t;
+}
+
+// Adds the `parts` partial sums of each lane in `partial` (thread order: part-major) into
+// partial[lane] with a fixed tree; `second`, if given, is reduced alongside. The totals are
+// read by the part-0 threads, which wrote them last: no barrier after the final step.
+__device__ __forceinline__ void tree_sum(float* partial, float* second, const ColumnThread& t, int lanes) {
+    int at = t.part * lanes + t.lane;
+    for (int half = t.parts / 2; half > 0; half /= 2) {
+        __syncthreads();
+        if (t.part < half) {
+            partial[at] += partial[at + half * lanes];
+            if (second) second[at] += second[at + half * lanes];
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+batch_norm_column_sums(const float* __restrict__ a, float* __restrict__ out, int rows, int c,
+                       int chunk_rows, int lanes, float divisor) {
+    __shared__ float partial[THREADS];
+    ColumnThread t = column_thread(rows, c, chunk_rows, lanes);
+    float sum = 0.0f;
+    for (int r = t.begin; r < t.end; r += t.parts) sum += a[r * c + t.c];
+    partial[threadIdx.x] = sum;
+    tree_sum(partial, nullptr, t, lanes);
+    if (t.part == 0 && t.c < c) out[blockIdx.y * c + t.c] = partial[t.lane] / divisor;
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+batch_norm_centered_squares(const float* __restrict__ x, const float* __restrict__ mean,
+                            float* __restrict__ out, int rows, int c, int chunk_rows, int lanes) {
+    __shared__ float partial[THREADS];
+    ColumnThread t = column_thread(rows, c, chunk_rows, lanes);
+    float center = t.c < c ? mean[t.c] : 0.0f, sum = 0.0f;
+    for (int r = t.begin; r < t.end; r += t.parts) {
+        float d = x[r * c + t.c] - center;
+        sum += d * d;
+    }
+    partial[threadIdx.x] = sum;
+    tree_sum(partial, nullptr, t, lanes);
+    if (t.part == 0 && t.c < c) out[blockIdx.y * c + t.c] = partial[t.lane];
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+batch_norm_backward_sums(const float* __restrict__ dy, const float* __restrict__ x,
+                         const float* __restrict__ mean, const float* __restrict__ inv_std,
+                         float* __restrict__ dbeta_out, float* __restrict__ dgamma_out,
+                         int rows, int c, int chunk_rows, int lanes) {
+    __shared__ float dbeta_partial[THREADS];
+    __shared__ float dgamma_partial[THREADS];
+    ColumnThread t = column_thread(rows, c, chunk_rows, lanes);
+    float center = t.c < c ? mean[t.c] : 0.0f, scale = t.c < c ? inv_std[t.c] : 0.0f;
+    float dbeta = 0.0f, dgamma = 0.0f;
+    for (int r = t.begin; r < t.end; r += t.parts) {
+        float g = dy[r * c + t.c];
+        dbeta += g;
+        dgamma += g * ((x[r * c + t.c] - center) * scale);
+    }
+    dbeta_partial[threadIdx.x] = dbeta;
+    dgamma_partial[threadIdx.x] = dgamma;
+    tree_sum(dbeta_partial, dgamma_partial, t, lanes);
+    if (t.part == 0 && t.c < c) {
+        dbeta_out[blockIdx.y * c + t.c] = dbeta_partial[t.lane];
+        dgamma_out[blockIdx.y * c + t.c] = dgamma_partial[t.lane];
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+batch_norm_inv_std(const float* __restrict__ var, float* __restrict__ inv_std, int c, float eps) {
+    GRID_STRIDE_LOOP(ch, c) inv_std[ch] = 1.0f / sqrtf(var[ch] + eps);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+batch_norm_normalize(const float* __restrict__ x, const float* __restrict__ mean,
+                     const float* __restrict__ inv_std, const float* __restrict__ gamma,
+                     const float* __restrict__ beta, float* __restrict__ y, int count, int c) {
+    GRID_STRIDE_LOOP(i, count) {
+        int ch = i % c;
+        y[i] = (x[i] - mean[ch]) * inv_std[ch] * gamma[ch] + beta[ch];
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+batch_norm_update_moving_stats(float* __restrict__ moving_mean, float* __restrict__ moving_var,
+                               const float* __restrict__ mean, const float* __restrict__ inv_std,
+                               int c, float momentum, float blend, float eps) {
+    GRID_STRIDE_LOOP(ch, c) {
+        float var = 1.0f / (inv_std[ch] * inv_std[ch]) - eps;
+        var = var < 0.0f ? 0.0f : var;   // rounding can take a zero variance a hair below 0
+        moving_mean[ch] = moving_mean[ch] * momentum + blend * mean[ch];
+        moving_var[ch] = moving_var[ch] * momentum + blend * var;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+batch_norm_backward_input(const float* __restrict__ dy, const float* __restrict__ x,
+                          const float* __restrict__ mean, const float* __restrict__ inv_std,
+                          const float* __restrict__ gamma, const float* __restrict__ dgamma,
+                          const float* __restrict__ dbeta, float* __restrict__ dx, int count, int c) {
+    float rows = (float)(count / c);
+    GRID_STRIDE_LOOP(i, count) {
+        int ch = i % c;
+        float x_hat = (x[i] - mean[ch]) * inv_std[ch];
+        dx[i] = (dy[i] - dbeta[ch] / rows - x_hat * (dgamma[ch] / rows)) * (inv_std[ch] * gamma[ch]);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+batch_norm_inference_backward_input(const float* __restrict__ dy, const float* __restrict__ inv_std,
+                                    const float* __restrict__ gamma, float* __restrict__ dx,
+                                    int count, int c) {
+    GRID_STRIDE_LOOP(i, count) {
+        int ch = i % c;
+        dx[i] = dy[i] * (inv_std[ch] * gamma[ch]);
+    }
+}

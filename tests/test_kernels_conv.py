@@ -1,0 +1,224 @@
+"""The convolution kernels (kernels/conv.cu) against the numpy backend.
+
+Each case runs an op under the numpy backend and under a kernel backend, compares every output
+(float32, rtol 1e-4, atol 1e-5), and checks which kernels the kernel backend launched, so no
+NumPy path can stand in for a kernel. Shapes are small (cudasim runs a CUDA thread as an OS
+thread) but cross every tile edge: 64-pixel and 64-channel GEMM tiles, 16-deep K steps.
+"""
+import numpy as np
+import pytest
+
+import gpunet as gn
+from checks import assert_close
+from gpunet import backend, layers
+from gpunet.ops import conv as ops
+from gpunet.ops import conv_geometry as geometry
+
+
+def _run(name, fn, thread_order=None):
+    """``fn()`` under backend ``name``: (NumPy copies of its outputs as a list, kernels launched)."""
+    launched = []
+    with backend.use(name) as be:
+        if be.runs_kernels:
+            real_launch = be.launch
+
+            def counting_launch(file, kernel, grid, block, args):
+                launched.append(kernel if file == "conv.cu" else f"{file}:{kernel}")
+                real_launch(file, kernel, grid, block, args)
+            be.launch = counting_launch
+        if thread_order is not None:
+            be.thread_order = thread_order
+        out = fn()
+        outs = list(out) if isinstance(out, tuple) else [out]
+        return [np.array(be.to_numpy(a)) for a in outs], launched
+
+
+def _compare(kernel_backend, fn, kernels, what):
+    """Kernel-backend outputs of ``fn`` equal the numpy backend's; exactly ``kernels`` were launched."""
+    expected, _ = _run("numpy", fn)
+    actual, launched = _run(kernel_backend, fn)
+    assert launched == kernels, f"{what}: launched {launched}, expected {kernels}"
+    assert len(actual) == len(expected)
+    for k, (a, e) in enumerate(zip(actual, expected)):
+        assert a.dtype == np.float32, f"{what} output {k} is {a.dtype}"
+        assert_close(a, e, what=f"{what} output {k}")
+    return actual
+
+
+def _normal(rng, shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def _filter_kernels(pixels, taps, cout):
+    """What conv2d_backward_filter launches: a filter gradient whose pixels are split (to about
+    128 blocks, at least 256 pixels a split; of the cases only x (3, 16, 16, 3)) adds a second pass."""
+    tiles = -(-taps // 64) * -(-cout // 64)
+    split = min(-(-128 // tiles), pixels // 256) > 1
+    return ["conv2d_backward_filter", *(["sum_splits"] if split else []), "bias_backward"]
+
+
+# x shape, (kh, kw, filters), strides, padding, dilation -> expected output shape.
+# padding: "valid" / "same" / explicit ((top, bottom), (left, right)); negative pads crop.
+CONV_CASES = [
+    ((2, 7, 9, 3), (3, 3, 4), (1, 1), "valid", (1, 1), (2, 5, 7, 4)),
+    ((1, 7, 9, 3), (3, 3, 5), (2, 2), "same", (1, 1), (1, 4, 5, 5)),
+    ((2, 8, 7, 67), (2, 3, 3), (3, 2), ((2, 0), (1, 3)), (1, 1), (2, 3, 5, 3)),
+    ((1, 9, 9, 1), (3, 3, 67), (2, 2), ((1, 2), (0, 1)), (2, 2), (1, 4, 3, 67)),
+    ((1, 5, 6, 67), (5, 5, 2), (1, 1), "same", (1, 1), (1, 5, 6, 2)),
+    ((2, 7, 9, 1), (1, 1, 3), (3, 3), "valid", (1, 1), (2, 3, 3, 3)),
+    ((1, 11, 10, 3), (3, 3, 4), (1, 1), "same", (2, 2), (1, 11, 10, 4)),
+    ((1, 10, 9, 3), (3, 3, 4), (2, 2), "same", (3, 3), (1, 5, 5, 4)),
+    ((1, 6, 5, 2), (1, 1, 3), (3, 3), ((-1, 0), (0, -1)), (1, 1), (1, 2, 2, 3)),
+    ((1, 7, 8, 3), (2, 2, 3), (3, 3), ((0, 2), (1, 0)), (1, 1), (1, 3, 3, 3)),
+    ((3, 16, 16, 3), (3, 3, 4), (1, 1), "valid", (1, 1), (3, 14, 14, 4)),
+]
+
+
+def _case_id(case):
+    x_shape, kernel, strides, padding = case[:4]
+    pad = padding if isinstance(padding, str) else "pad" + "_".join(str(p) for pair in padding for p in pair)
+    return (f"x{'x'.join(map(str, x_shape))}-k{kernel[0]}x{kernel[1]}x{kernel[2]}"
+            f"-s{strides[0]}{strides[1]}-{pad}-d{case[-2][0]}")
+
+
+def _conv_pads(padding, x_shape, kernel_hw, strides, dilation):
+    if not isinstance(padding, str):
+        return padding
+    return geometry.conv_padding(padding, x_shape[1:3], kernel_hw, strides, dilation)
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=_case_id)
+def test_conv2d_matches_numpy(kernel_backend, rng, case):
+    x_shape, (kh, kw, filters), strides, padding, dilation, out_shape = case
+    x = _normal(rng, x_shape)
+    w = _normal(rng, (kh, kw, x_shape[3], filters))
+    b = _normal(rng, (filters,))
+    pads = _conv_pads(padding, x_shape, (kh, kw), strides, dilation)
+    y, = _compare(kernel_backend, lambda: ops.conv2d_forward(x, w, b, strides, pads, dilation),
+                  ["conv2d_forward"], "conv2d_forward")
+    assert y.shape == out_shape
+    _compare(kernel_backend, lambda: ops.conv2d_forward(x, w, None, strides, pads, dilation),
+             ["conv2d_forward"], "conv2d_forward without bias")
+    dy = _normal(rng, out_shape)
+    _compare(kernel_backend, lambda: ops.conv2d_backward_input(dy, w, x_shape, strides, pads, dilation),
+             ["conv2d_backward_input"], "conv2d_backward_input")
+    pixels = out_shape[0] * out_shape[1] * out_shape[2]
+    _compare(kernel_backend, lambda: ops.conv2d_backward_filter(dy, x, w.shape, strides, pads, dilation),
+             _filter_kernels(pixels, kh * kw * x_shape[3], filters), "conv2d_backward_filter")
+
+
+# x shape, (kh, kw, filters), strides, padding, output_padding, dilation -> expected output shape.
+TRANSPOSE_CASES = [
+    ((2, 4, 5, 3), (3, 3, 4), (2, 2), "same", None, (1, 1), (2, 8, 10, 4)),
+    ((1, 3, 4, 67), (3, 3, 2), (2, 2), "same", (1, 1), (1, 1), (1, 6, 8, 2)),
+    ((2, 5, 4, 1), (2, 3, 3), (3, 2), "valid", None, (1, 1), (2, 15, 9, 3)),
+    ((1, 4, 4, 3), (3, 3, 3), (2, 2), "valid", (1, 0), (1, 1), (1, 10, 9, 3)),
+    ((1, 5, 5, 3), (3, 3, 67), (1, 1), "same", None, (2, 2), (1, 5, 5, 67)),
+    ((2, 3, 3, 3), (5, 5, 4), (3, 3), "same", None, (1, 1), (2, 9, 9, 4)),
+    ((1, 4, 3, 2), (3, 2, 3), (2, 3), ((1, 0), (0, 2)), (0, 1), (1, 1), (1, 8, 7, 3)),
+]
+
+
+@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=lambda c: f"{_case_id(c)}-out_pad{c[4]}")
+def test_conv2d_transpose_matches_numpy(kernel_backend, rng, case):
+    x_shape, (kh, kw, filters), strides, padding, output_padding, dilation, out_shape = case
+    crops = geometry.conv_transpose_padding(padding, (kh, kw), strides, dilation, output_padding)
+    x = _normal(rng, x_shape)
+    w = _normal(rng, (kh, kw, filters, x_shape[3]))
+    b = _normal(rng, (filters,))
+    y, = _compare(kernel_backend, lambda: ops.conv2d_transpose_forward(x, w, b, strides, crops, dilation),
+                  ["conv2d_backward_input"], "conv2d_transpose_forward")
+    assert y.shape == out_shape
+    dy = _normal(rng, out_shape)
+    _compare(kernel_backend,
+             lambda: ops.conv2d_transpose_backward_input(dy, w, x_shape, strides, crops, dilation),
+             ["conv2d_forward"], "conv2d_transpose_backward_input")
+    pixels = x_shape[0] * x_shape[1] * x_shape[2]
+    _compare(kernel_backend,
+             lambda: ops.conv2d_transpose_backward_filter(dy, x, w.shape, strides, crops, dilation),
+             _filter_kernels(pixels, kh * kw * filters, x_shape[3]), "conv2d_transpose_backward_filter")
+
+
+@pytest.mark.parametrize("shape, kernels", [
+    ((2, 3, 5, 3), ["bias_backward"]),
+    ((1, 70), ["bias_backward"]),
+    ((4, 40, 40, 67), ["bias_backward", "sum_splits"]),     # 6400 rows: split in 12
+])
+def test_bias_backward_matches_numpy(kernel_backend, rng, shape, kernels):
+    dy = _normal(rng, shape)
+    db, = _compare(kernel_backend, lambda: ops.bias_backward(dy), kernels, "bias_backward")
+    assert db.shape == (shape[-1],)
+
+
+def test_gradients_are_bit_identical_across_runs(kernel_backend, rng):
+    """Split reductions (filter and bias) and the phase gather repeat bit for bit, whatever order
+    the simulator runs a block's threads in."""
+    x = _normal(rng, (4, 32, 32, 3))
+    w = _normal(rng, (3, 3, 3, 5))
+    dy = _normal(rng, (4, 16, 16, 5))
+    strides, pads, dilation = (2, 2), ((1, 0), (1, 0)), (1, 1)
+
+    def gradients():
+        dw, db = ops.conv2d_backward_filter(dy, x, w.shape, strides, pads, dilation)
+        return ops.conv2d_backward_input(dy, w, x.shape, strides, pads, dilation), dw, db
+
+    first, launched = _run(kernel_backend, gradients)
+    assert launched == ["conv2d_backward_filter", "sum_splits", "bias_backward", "sum_splits",
+                        "conv2d_backward_input"]
+    orders = ["ascending", "descending"] if kernel_backend == "cudasim" else [None, None]
+    for order in orders:
+        again, _ = _run(kernel_backend, gradients, thread_order=order)
+        for name, a, b in zip(("dx", "dw", "db"), first, again):
+            assert np.array_equal(a, b), f"{name} differs between two runs (thread order {order})"
+
+
+@pytest.mark.parametrize("layer_class, kwargs", [
+    (layers.Conv2D, dict(filters=5, kernel_size=(3, 2), strides=2, padding="same", activation="relu")),
+    (layers.Conv2DTranspose, dict(filters=4, kernel_size=3, strides=2, padding="same", output_padding=1)),
+])
+def test_conv_layers_run_kernels(kernel_backend, rng, layer_class, kwargs):
+    """A layer's forward and backward on a kernel backend equal the numpy backend's."""
+    x = _normal(rng, (2, 5, 7, 3))
+
+    def step():
+        gn.utils.set_random_seed(5)
+        layer = layer_class(**kwargs)
+        be = backend.current()
+        y = layer(be.asarray(x))
+        dy = np.linspace(-1.0, 1.0, y.size).reshape(y.shape)
+        dx = layer.backward(be.asarray(dy))
+        return (y, dx, *layer.grads)
+
+    expected, _ = _run("numpy", step)
+    actual, launched = _run(kernel_backend, step)
+    forward = "conv2d_forward" if layer_class is layers.Conv2D else "conv2d_backward_input"
+    backward_input = "conv2d_backward_input" if layer_class is layers.Conv2D else "conv2d_forward"
+    assert launched[0] == forward and launched.count(backward_input) == 1, launched
+    assert {"conv2d_backward_filter", "bias_backward"} <= set(launched), launched
+    assert len(actual) == len(expected) == 4
+    for k, (a, e) in enumerate(zip(actual, expected)):
+        assert_close(a, e, what=f"{layer_class.__name__} output {k}")
+
+
+@pytest.mark.parametrize("op, call", [
+    ("conv2d_forward", lambda x, w: ops.conv2d_forward(x, w, None, (1, 1), ((0, 0), (0, 0)), (1, 1))),
+    ("conv2d_backward_input",
+     lambda x, w: ops.conv2d_backward_input(x, w, (1, 6, 6, 2), (1, 1), ((1, 1), (1, 1)), (1, 1))),
+    ("conv2d_backward_filter",
+     lambda x, w: ops.conv2d_backward_filter(x, x, (1, 1, 2, 2), (1, 1), ((0, 0), (0, 0)), (1, 1))),
+])
+def test_kernel_path_refuses_float64(kernel_backend, op, call):
+    x = np.zeros((1, 6, 6, 2))
+    w = np.zeros((3, 3, 2, 2)) if op != "conv2d_backward_filter" else None
+    with backend.use(kernel_backend):
+        with pytest.raises(TypeError, match=rf"{op} on the {kernel_backend} backend runs float32 kernels"):
+            call(x, w)
+
+
+def test_kernel_path_refuses_mismatched_channels(kernel_backend):
+    x = np.zeros((1, 6, 6, 3), np.float32)
+    w = np.zeros((3, 3, 2, 4), np.float32)
+    with backend.use(kernel_backend):
+        expected = r"conv2d_forward: x has shape \(1, 6, 6, 3\); expected \(1, 6, 6, 2\)"
+        with pytest.raises(ValueError, match=expected):
+            ops.conv2d_forward(x, w, None, (1, 1), ((0, 0), (0, 0)), (1, 1))
