@@ -4,6 +4,8 @@ import re
 
 import numpy as np
 
+from .plotting import plot_history  # re-exported: gn.utils.plot_history, as in Keras
+
 _rng = np.random.default_rng()
 
 
