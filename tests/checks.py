@@ -1,4 +1,7 @@
-"""Shared test helpers: finite-difference gradient checks and a comparison that says where it failed."""
+"""Shared test helpers: finite-difference gradient checks, a comparison that says where it failed,
+running a function on a backend while counting its kernel launches, the examples' backend."""
+import os
+
 import numpy as np
 
 
@@ -72,3 +75,11 @@ def run_on_backend(name, fn):
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
         return [None if a is None else np.array(be.to_numpy(a)) for a in outs], launched
 
+
+def example_backend():
+    """The backend the examples' tests run them on: cuda under GPUNET_BACKEND=cuda, else numpy.
+
+    Not cudasim: it runs every GPU thread as a CPU thread, which turns the examples' seconds
+    into many minutes (the U-Net's --quick run passed 300 s); test_kernels_model.py trains
+    whole models on the kernels under cudasim instead."""
+    return "cuda" if os.environ.get("GPUNET_BACKEND") == "cuda" else "numpy"

@@ -18,9 +18,13 @@ def _kernel_backends():
 
 
 @pytest.fixture(autouse=True)
-def _fresh_state():
-    """Every test starts on the suite's backend (GPUNET_BACKEND, else numpy), seeded, with fresh names."""
-    with backend.use(os.environ.get("GPUNET_BACKEND", "numpy")):
+def _fresh_state(request):
+    """Every test starts on the suite's backend (GPUNET_BACKEND, else numpy), seeded, with fresh names.
+
+    Tests marked ``reference`` check the NumPy reference in float64 (finite differences need
+    it; the kernels are float32) and stay on numpy whatever GPUNET_BACKEND says."""
+    reference = request.node.get_closest_marker("reference") is not None
+    with backend.use("numpy" if reference else os.environ.get("GPUNET_BACKEND", "numpy")):
         gn.utils.set_random_seed(1234)
         gn.layers.clear_session()
         yield

@@ -91,6 +91,7 @@ LAYER_CASES = [
 ]
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 @pytest.mark.parametrize("layer_class, x_shape, kwargs", LAYER_CASES)
 def test_layer_gradients(rng, layer_class, x_shape, kwargs):
     layer = layer_class(3, dtype="float64", **kwargs)
@@ -109,6 +110,7 @@ def test_layer_gradients(rng, layer_class, x_shape, kwargs):
     check_backward(forward, backward, [x, *weights])
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_untrainable_layer_returns_dx_and_no_grads(rng):
     layer = Conv2D(2, 3, trainable=False, dtype="float64")
     x = rng.standard_normal((1, 5, 5, 2))
@@ -117,6 +119,7 @@ def test_untrainable_layer_returns_dx_and_no_grads(rng):
     assert dx.shape == x.shape and layer.grads == []
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_layer_matches_the_op_with_the_keras_same_split(rng):
     # "same" on an even size with stride 2 pads 0 on top and 1 at the bottom (Keras's split).
     layer = Conv2D(2, 3, strides=2, padding="same", dtype="float64")

@@ -6,6 +6,10 @@ from checks import assert_close, check_backward
 from gpunet.ops import conv as C
 from gpunet.ops import conv_geometry as G
 
+# float64 checks of the NumPy reference ops: they stay on numpy under any GPUNET_BACKEND
+# (the kernels are compared with them in test_kernels_*.py)
+pytestmark = pytest.mark.reference
+
 
 # -- test-only references: slow, loop-based, written the other way round ------------------------
 

@@ -44,12 +44,14 @@ def test_dense_shapes(input_shape, units, output_shape, rng):
     assert y.shape == (2, *output_shape[1:]) and y.dtype == np.float32
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 @pytest.mark.parametrize("activation", [None, "relu", "tanh", "softmax", "elu"])
 @pytest.mark.parametrize("shape", [(3, 4), (2, 3, 4)])
 def test_dense_gradients(activation, shape, rng):
     check_layer_gradients(layers.Dense(3, activation=activation, dtype="float64"), rng.standard_normal(shape), rng)
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_dense_without_bias_gradients_and_values(rng):
     layer = layers.Dense(2, use_bias=False, dtype="float64")
     x = rng.standard_normal((4, 3))
@@ -58,6 +60,7 @@ def test_dense_without_bias_gradients_and_values(rng):
     assert_close(layer(x), x @ layer.get_weights()[0])
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_dense_softmax_exposes_its_logits_for_fusion(rng):
     layer = layers.Dense(4, activation="softmax", dtype="float64")
     x = rng.standard_normal((5, 3))
@@ -126,11 +129,13 @@ ACTIVATION_LAYERS = [
 IDS = ["relu", "relu_general", "leaky_relu", "elu", "sigmoid", "tanh", "softmax", "softmax_axis1", "activation"]
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 @pytest.mark.parametrize("make", ACTIVATION_LAYERS, ids=IDS)
 def test_activation_layer_gradients(make, rng):
     check_layer_gradients(make(), rng.standard_normal((2, 3, 4)), rng)
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 @pytest.mark.parametrize("make", ACTIVATION_LAYERS, ids=IDS)
 def test_activation_layer_config_round_trips(make, rng):
     layer = make()
@@ -140,6 +145,7 @@ def test_activation_layer_config_round_trips(make, rng):
     assert_close(again(x), layer(x))
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_activation_layer_values():
     x = np.array([[-2.0, 0.5, 3.0]])
     assert_close(layers.ReLU()(x), [[0, 0.5, 3]])
@@ -149,6 +155,7 @@ def test_activation_layer_values():
     assert_close(layers.Softmax()(np.array([[0.0, np.log(3.0)]])), [[0.25, 0.75]])
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_softmax_fusion_protocol(rng):
     layer = layers.Softmax()
     z = rng.standard_normal((3, 4))
@@ -253,6 +260,7 @@ def test_dropout_in_training_keeps_the_rate_and_backpropagates_through_the_mask(
     assert_close(layer.backward(dy), dy * kept / 0.75, rtol=1e-6)
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_dropout_masks_are_reproducible_with_set_random_seed():
     x = np.ones((8, 8))
     gn.utils.set_random_seed(3)
@@ -263,6 +271,7 @@ def test_dropout_masks_are_reproducible_with_set_random_seed():
     assert not np.array_equal(first[0], first[1])    # each call draws a fresh seed
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_dropout_with_a_seed_uses_seed_plus_call_count(rng):
     layer = layers.Dropout(0.3, seed=41)
     x = rng.standard_normal((5, 6))

@@ -1,4 +1,5 @@
-"""The encoder-decoder examples, run as a user runs them (a subprocess, --quick, numpy backend),
+"""The encoder-decoder examples, run as a user runs them (a subprocess, --quick, numpy backend;
+cuda under GPUNET_BACKEND=cuda),
 and gn.utils.plot_history, which every example uses.
 
 Measured on 2 cores, seeds 0-5 (the default run, seed 0, is the first number):
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 
 import gpunet as gn
+from checks import example_backend
 from gpunet import plotting
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
@@ -27,7 +29,8 @@ EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examp
 
 def run_example(name, *args):
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    done = subprocess.run([sys.executable, os.path.join(EXAMPLES, name), "--backend", "numpy", *args],
+    backend = example_backend()
+    done = subprocess.run([sys.executable, os.path.join(EXAMPLES, name), "--backend", backend, *args],
                           capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout

@@ -6,6 +6,10 @@ from checks import assert_close, check_backward
 from gpunet import losses, metrics
 from gpunet.ops import activation
 
+# float64 checks of the NumPy reference ops: they stay on numpy under any GPUNET_BACKEND
+# (the kernels are compared with them in test_kernels_*.py)
+pytestmark = pytest.mark.reference
+
 
 def _softmax(z):
     return activation.softmax_forward(np.asarray(z, dtype=np.float64))

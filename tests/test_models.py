@@ -170,6 +170,7 @@ def test_functional_forward_matches_the_layers_by_hand(rng):
 
 
 # -- gradients through the graph ---------------------------------------------------------------
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_gradients_summed_at_fan_out_with_tiny_layers(rng):
     inp = gn.Input((3,), **F64)
     h = Linear(4, **F64)(inp)                      # h feeds Tanh, Sum and Mul
@@ -179,6 +180,7 @@ def test_gradients_summed_at_fan_out_with_tiny_layers(rng):
     loss_gradient_check(gn.Model(inp, out), rng.standard_normal((5, 3)))
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_gradients_with_gpunet_layers_and_a_skip_connection(rng):
     inp = gn.Input((4,), **F64)
     a = layers.Dense(5, activation="tanh", **F64)(inp)
@@ -188,6 +190,7 @@ def test_gradients_with_gpunet_layers_and_a_skip_connection(rng):
     loss_gradient_check(gn.Model(inp, out), rng.standard_normal((6, 4)))
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_gradients_with_two_inputs_and_two_outputs(rng):
     left, right = gn.Input((3,), **F64), gn.Input((2,), **F64)
     h = Sum(**F64)([Linear(4, **F64)(left), Linear(4, **F64)(right)])
@@ -209,6 +212,7 @@ def test_gradients_with_two_inputs_and_two_outputs(rng):
     check_backward(forward, backward, [*xs, *model.get_weights()])
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_nested_sequential_inside_a_functional_model(rng):
     inner = gn.Sequential([Linear(4, **F64), Tanh(**F64)])
     inp = gn.Input((3,), **F64)

@@ -8,6 +8,10 @@ from gpunet import optimizers
 from gpunet.ops import optim as optim_ops
 from checks import assert_close
 
+# float64 checks of the NumPy reference ops: they stay on numpy under any GPUNET_BACKEND
+# (the kernels are compared with them in test_kernels_*.py)
+pytestmark = pytest.mark.reference
+
 P0 = np.array([[0.5, -1.0, 2.0], [0.25, 3.0, -0.75]])
 GRADS = [np.array([[0.1, -0.2, 0.3], [0.4, -0.5, 0.6]]),
          np.array([[-0.3, 0.1, 0.2], [0.0, 0.7, -0.1]]),

@@ -13,6 +13,10 @@ import gpunet as gn
 from gpunet.ops import conv, conv_geometry, parallel, passes, pool, workspace
 from checks import assert_close
 
+# float64 checks of the NumPy reference ops: they stay on numpy under any GPUNET_BACKEND
+# (the kernels are compared with them in test_kernels_*.py)
+pytestmark = pytest.mark.reference
+
 
 @pytest.fixture
 def split_everything(monkeypatch):

@@ -51,6 +51,7 @@ def test_pool_defaults_and_config_round_trip():
     assert layers.AveragePooling2D.from_config(layers.AveragePooling2D(3, 2).get_config()).strides == (2, 2)
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 @pytest.mark.parametrize("cls", [layers.MaxPooling2D, layers.AveragePooling2D])
 @pytest.mark.parametrize("kwargs, in_shape", [(dict(pool_size=2, strides=2), (2, 5, 4, 2)),
                                               (dict(pool_size=3, strides=2, padding="same"), (1, 5, 6, 1)),
@@ -61,6 +62,7 @@ def test_pool_layer_gradient(rng, cls, kwargs, in_shape):
     assert layer.grads == []
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 @pytest.mark.parametrize("keepdims, out_shape", [(False, (2, 3)), (True, (2, 1, 1, 3))])
 def test_global_average_pooling(rng, keepdims, out_shape):
     layer = layers.GlobalAveragePooling2D(keepdims=keepdims, dtype="float64")
@@ -155,6 +157,7 @@ def test_batch_norm_inference_uses_moving_stats_and_leaves_them(rng):
     assert_close(bn.get_weights()[3], var, rtol=0, atol=0)
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_frozen_batch_norm_runs_in_inference_mode(rng):
     bn = layers.BatchNormalization(trainable=False, dtype="float64")
     x = rng.standard_normal((4, 3)) * 5 + 2
@@ -167,6 +170,7 @@ def test_frozen_batch_norm_runs_in_inference_mode(rng):
     assert bn.grads == [] and bn.trainable_weights == []
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 @pytest.mark.parametrize("shape", [(5, 3), (2, 3, 4, 2), (1, 4, 3, 2)])
 @pytest.mark.parametrize("training", [True, False])
 def test_batch_norm_layer_gradient(rng, shape, training):

@@ -5,6 +5,10 @@ import pytest
 from checks import assert_close, check_backward
 from gpunet.ops import norm, pool
 
+# float64 checks of the NumPy reference ops: they stay on numpy under any GPUNET_BACKEND
+# (the kernels are compared with them in test_kernels_*.py)
+pytestmark = pytest.mark.reference
+
 # (x shape, pool_size, strides, padding, output shape by Keras's rules:
 #  valid -> (n - k) // s + 1, same -> (n - 1) // s + 1)
 POOL_CASES = [

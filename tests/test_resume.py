@@ -26,10 +26,11 @@ def training_data():
     return rng.standard_normal((40, 6, 6, 2)).astype("float32"), rng.integers(0, 3, 40)
 
 
-def build(optimizer, dropout=True):
-    """Conv, batch norm (moving statistics), dropout (draws from gpunet's generator), dense."""
+def build(optimizer, dropout=True, dropout_seed=None):
+    """Conv, batch norm (moving statistics), dropout (draws from gpunet's generator, or counts
+    its calls from ``dropout_seed``), dense."""
     layers = [gn.Input((6, 6, 2)), Conv2D(4, 3, activation="relu"), BatchNormalization()]
-    layers += [Dropout(0.3)] if dropout else []
+    layers += [Dropout(0.3, seed=dropout_seed)] if dropout else []
     model = gn.Sequential(layers + [Flatten(), Dense(3)])
     model.compile(optimizer=OPTIMIZERS[optimizer](), loss=gn.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
@@ -53,10 +54,10 @@ def crash_at(epoch, batch):
     return LambdaCallback(on_epoch_begin=lambda e, logs: state.update(epoch=e), on_train_batch_end=on_batch_end)
 
 
-def uninterrupted(optimizer, shuffle=True, dropout=True):
+def uninterrupted(optimizer, shuffle=True, dropout=True, dropout_seed=None):
     gn.utils.set_random_seed(5)
     gn.layers.clear_session()
-    model = build(optimizer, dropout)
+    model = build(optimizer, dropout, dropout_seed)
     history = model.fit(*training_data(), epochs=EPOCHS, shuffle=shuffle, **FIT)
     return model.get_weights(), history.history
 
@@ -83,6 +84,25 @@ def test_resume_from_full_model_checkpoint_is_bit_identical(tmp_path, optimizer)
         np.testing.assert_array_equal(got, want, err_msg=f"weight {k} after resuming")
     for key, values in history.history.items():
         assert values == expected_history[key][2:], key
+
+
+def test_resume_with_a_seeded_dropout_is_bit_identical(tmp_path):
+    """Dropout(seed=s) uses seed s + k on its k-th training call: the file keeps k."""
+    expected_weights, _ = uninterrupted("adam", dropout_seed=77)
+
+    gn.utils.set_random_seed(5)
+    gn.layers.clear_session()
+    model = build("adam", dropout_seed=77)
+    model.fit(*training_data(), epochs=2, **FIT)
+    model.save(str(tmp_path / "after-2.h5"))
+
+    gn.utils.set_random_seed(999)
+    resumed = saving.load_model(str(tmp_path / "after-2.h5"))
+    dropout = next(layer for layer in resumed.layers if isinstance(layer, Dropout))
+    assert dropout.seed == 77 and dropout.random_state() == {"calls": 2 * 4}   # 32 training rows, batch 8
+    resumed.fit(*training_data(), epochs=EPOCHS, initial_epoch=2, **FIT)
+    for k, (got, want) in enumerate(zip(resumed.get_weights(), expected_weights)):
+        np.testing.assert_array_equal(got, want, err_msg=f"weight {k} after resuming")
 
 
 def test_resume_from_weights_only_checkpoint_without_shuffling(tmp_path):

@@ -14,6 +14,7 @@ PAD_CASES = [
 ]
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 @pytest.mark.parametrize("x_shape, padding, out_shape", PAD_CASES)
 def test_zero_pad_values_and_gradient(rng, x_shape, padding, out_shape):
     x = rng.standard_normal(x_shape)
@@ -29,6 +30,7 @@ def test_zero_pad_values_and_gradient(rng, x_shape, padding, out_shape):
 UPSAMPLE_CASES = [((2, 3, 2, 2), (2, 2)), ((1, 2, 3, 1), (1, 3)), ((1, 3, 1, 2), (3, 2)), ((1, 1, 1, 1), (2, 2))]
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 @pytest.mark.parametrize("x_shape, size", UPSAMPLE_CASES)
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
 def test_upsample_shape_and_gradient(rng, x_shape, size, interpolation):
@@ -47,6 +49,7 @@ def test_upsample_nearest_repeats_pixels(rng):
     assert y.dtype == np.float32 and y.flags.c_contiguous
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_upsample_bilinear_half_pixel_values():
     # Output pixel o samples input coordinate (o + 0.5) / s - 0.5, clamped to the edge pixels.
     row = np.array([0.0, 1.0, 3.0]).reshape(1, 1, 3, 1)
@@ -56,6 +59,7 @@ def test_upsample_bilinear_half_pixel_values():
     assert_close(y3, [0, 0, 1 / 3, 2 / 3, 1, 5 / 3, 7 / 3, 3, 3], rtol=0, atol=1e-12)
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_upsample_bilinear_is_separable_outer_product():
     col, row = np.array([1.0, 2.0]), np.array([0.0, 4.0, 2.0])
     x = (col[:, None] * row[None, :]).reshape(1, 2, 3, 1)
@@ -70,6 +74,7 @@ def test_upsample_rejects_unknown_interpolation():
         ops.upsample2d_forward(np.zeros((1, 2, 2, 1)), (2, 2), "bicubic")
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 @pytest.mark.parametrize("shapes, axis", [
     ([(2, 3, 3, 1), (2, 3, 3, 2)], -1),
     ([(1, 2, 3, 2), (1, 1, 3, 2), (1, 3, 3, 2)], 1),
@@ -88,6 +93,7 @@ def test_concat_values_and_gradient(rng, shapes, axis):
                    lambda dy: ops.concat_backward(dy, sizes, axis), xs)
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 @pytest.mark.parametrize("count", [1, 2, 3])
 def test_add_values_and_gradient(rng, count):
     xs = [rng.standard_normal((2, 3, 2, 2)) for _ in range(count)]
@@ -95,6 +101,7 @@ def test_add_values_and_gradient(rng, count):
     check_backward(lambda *a: ops.add_forward(list(a)), lambda dy: ops.add_backward(dy, count), xs)
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_add_does_not_touch_inputs_and_gradients_are_independent():
     a, b = np.ones((2, 2)), np.full((2, 2), 2.0)
     ops.add_forward([a, b])
@@ -106,6 +113,7 @@ def test_add_does_not_touch_inputs_and_gradients_are_independent():
 
 # -- layers ---------------------------------------------------------------------------------
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 @pytest.mark.parametrize("kwargs, in_shape, out_shape", [
     (dict(), (3, 4, 2), (6, 8, 2)),
     (dict(size=3), (2, 2, 1), (6, 6, 1)),
@@ -121,6 +129,7 @@ def test_upsampling_layer(rng, kwargs, in_shape, out_shape):
     assert layers.UpSampling2D.from_config(layer.get_config()).get_config() == layer.get_config()
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 @pytest.mark.parametrize("padding, pairs, out_hw", [
     (1, ((1, 1), (1, 1)), (6, 7)),
     ((2, 0), ((2, 2), (0, 0)), (8, 5)),
@@ -157,6 +166,7 @@ def test_reshaping_wrong_rank(cls):
         layer(np.zeros((3, 8, 8), np.float32))
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_concatenate_layer(rng):
     a, b = gn.Input((4, 4, 2)), gn.Input((4, 4, 3))
     layer = layers.Concatenate(dtype="float64")
@@ -169,6 +179,7 @@ def test_concatenate_layer(rng):
     assert layer.grads == []
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_concatenate_other_axis_and_config():
     layer = layers.Concatenate(axis=1, name="cat")
     shapes = [(None, 2, 5), (None, 3, 5), (None, 1, 5)]
@@ -202,6 +213,7 @@ def test_concatenate_bad_axis():
         layers.Concatenate(axis="channels")
 
 
+@pytest.mark.reference   # float64 gradient / value check: numpy backend
 def test_add_layer(rng):
     layer = layers.Add(dtype="float64")
     assert layer([gn.Input((3, 3, 2))] * 3).shape == (None, 3, 3, 2)

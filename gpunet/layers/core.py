@@ -229,5 +229,13 @@ class Dropout(Layer):
         self.grads = []
         return dy if self._mask is None else dropout.dropout_backward(dy, self._mask)
 
+    # A seeded layer's next mask depends on how many training calls it has made: a whole-model
+    # file keeps that count, so that a resumed run draws the masks the stopped run would have.
+    def random_state(self):
+        return {"calls": self._calls}
+
+    def set_random_state(self, state):
+        self._calls = int(state["calls"])
+
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}

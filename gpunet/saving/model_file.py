@@ -5,6 +5,7 @@ exactly. The layout is Keras's legacy full-model ``.h5``, plus gpunet's own attr
     @model_config      JSON {"class_name": "Sequential" | "Functional" | ..., "config": model.get_config()}
     @training_config   JSON {"loss", "metrics", "optimizer_config"} (compiled models only)
     @gpunet_version, @gpunet_rng_state (JSON of gpunet.utils.get_rng_state())
+    @gpunet_layer_random_state (JSON: layer path -> its random_state(), e.g. a seeded Dropout's call count)
     model_weights/     the legacy weight layout (see legacy.py)
     optimizer_weights/ @weight_names; <optimizer>/iteration, learning_rate, <variable>_<slot>
 
@@ -79,6 +80,8 @@ def save_model(model, path, overwrite=True):
         if training is not None:
             f.attrs["training_config"] = training
         f.attrs["gpunet_rng_state"] = json.dumps(utils.get_rng_state())
+        f.attrs["gpunet_layer_random_state"] = json.dumps(
+            {path: layer.random_state() for path, layer in _random_layers(model)})
         legacy.write(f.create_group("model_weights"), model)
         if compiled:
             legacy.write_optimizer(f.create_group("optimizer_weights"), model)
@@ -89,7 +92,8 @@ def _read(path):
     """Everything load_model needs from the file, read in one guarded pass."""
     with open_h5(path) as f:
         raw = {key: read_text(f.attrs, key) for key in
-               ("model_config", "training_config", "gpunet_version", "gpunet_rng_state", "keras_version")}
+               ("model_config", "training_config", "gpunet_version", "gpunet_rng_state",
+                          "gpunet_layer_random_state", "keras_version")}
         if raw["model_config"] is None:
             raise FileFormatError(
                 f"'{path}' holds no model architecture (no model_config attribute); it looks like a weights "
@@ -138,4 +142,19 @@ def load_model(path, custom_objects=None, compile=True):
         model.optimizer.set_state(state)
     if compile and raw["gpunet_rng_state"] is not None:
         utils.set_rng_state(_json(raw["gpunet_rng_state"], "gpunet_rng_state", path))
+    if compile and raw["gpunet_layer_random_state"] is not None:
+        states = _json(raw["gpunet_layer_random_state"], "gpunet_layer_random_state", path)
+        for layer_path, layer in _random_layers(model):
+            if layer_path in states:
+                layer.set_random_state(states[layer_path])
     return model
+
+
+def _random_layers(model, prefix=""):
+    """``(path, layer)`` for every layer, nested models included, that has a random state."""
+    for layer in model.layers:
+        path = f"{prefix}{layer.name}"
+        if hasattr(layer, "layers"):
+            yield from _random_layers(layer, path + "/")
+        elif hasattr(layer, "random_state"):
+            yield path, layer
