@@ -3,7 +3,8 @@
 // Kernels:
 //   relu_forward(x, y, n, max_value, has_max, negative_slope, threshold)
 //       y = min(x, max_value) where x > threshold (and x >= 0), negative_slope * (x - threshold)
-//       below the threshold, else 0 (Keras's general ReLU; the defaults give max(x, 0))
+//       below the threshold, else 0 (Keras's general ReLU; the defaults give max(x, 0)).
+//       Every activation here maps NaN to NaN, as the NumPy reference does.
 //   relu_backward(dy, x, dx, n, max_value, has_max, negative_slope, threshold)   needs x
 //   leaky_relu_forward(x, y, n, negative_slope)          y = x > 0 ? x : negative_slope * x
 //   leaky_relu_backward(dy, x, dx, n, negative_slope)    needs x
@@ -57,7 +58,7 @@ extern "C" __global__ void relu_forward(const float* __restrict__ x, float* __re
         out = fmaxf(out, 0.0f);
         if (has_max) out = fminf(out, max_value);
         if (negative_slope != 0.0f) out = out - negative_slope * fmaxf(threshold - v, 0.0f);
-        y[i] = out;
+        y[i] = v != v ? v : out;   // NaN stays NaN (fmaxf / fminf and the comparisons drop it)
     }
 }
 
@@ -92,7 +93,7 @@ extern "C" __global__ void leaky_relu_backward(const float* __restrict__ dy, con
 extern "C" __global__ void elu_forward(const float* __restrict__ x, float* __restrict__ y, int n, float alpha) {
     GRID_STRIDE_LOOP(i, n) {
         float v = x[i];
-        y[i] = v > 0.0f ? v : alpha * expm1f(fminf(v, 0.0f));
+        y[i] = v > 0.0f ? v : alpha * expm1f(v);   // NaN takes this branch and stays NaN
     }
 }
 

@@ -60,6 +60,25 @@ def test_activations_saturate_without_overflow(kernel_backend):
         assert np.all(np.isfinite(y)), (name, y)
 
 
+NAN_CASES = {   # every activation, and ReLU in each of its forms
+    **{name: forward for name, (forward, _, _) in ELEMENTWISE.items()},
+    "relu_capped": lambda x: ops.relu_forward(x, max_value=6.0),
+    "relu_sloped": lambda x: ops.relu_forward(x, negative_slope=0.1, threshold=0.5),
+}
+
+
+@pytest.mark.parametrize("name", list(NAN_CASES))
+def test_nan_propagates_through_every_activation_on_both_backends(kernel_backend, name):
+    """A NaN in is a NaN out, as in Keras and PyTorch: an activation that maps it to 0 would hide
+    a diverged layer from TerminateOnNaN."""
+    x = np.array([np.nan, -2.0, 0.0, 0.7, 9.0], np.float32)
+    (expected,), _ = run_on_backend("numpy", lambda: NAN_CASES[name](x))
+    (actual,), _ = run_on_backend(kernel_backend, lambda: NAN_CASES[name](x))
+    for got, backend_name in ((expected, "numpy"), (actual, kernel_backend)):
+        assert np.isnan(got[0]), f"{name} on {backend_name} maps NaN to {got[0]}"
+    assert_close(actual[1:], expected[1:], what=name)
+
+
 RELU_SETTINGS = [   # (max_value, negative_slope, threshold)
     (None, 0.0, 0.0),
     (6, 0.0, 0.0),            # an int max_value must still reach the kernel as a float

@@ -14,6 +14,7 @@ import pytest
 from gpunet.backend import kernel_source, nvrtc
 
 TEST_KERNELS = pathlib.Path(__file__).resolve().parent / "kernels"
+DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "kernels.md"
 SOURCES = kernel_source.all_sources() + kernel_source.all_sources(TEST_KERNELS)
 
 LOG = """ptxas info    : 0 bytes gmem
@@ -62,6 +63,25 @@ def test_kernel_compiles_without_spills(path, arch):
     spilling = [f"{f.name}: {f.spill_stores} B stored, {f.spill_loads} B loaded"
                 for f in functions.values() if f.spill_stores or f.spill_loads]
     assert not spilling, f"{path.name} spills registers on {arch}: {'; '.join(spilling)}"
+    if path.parent.name == "kernels" and path.parent.parent == DOCS.parent.parent:
+        _matches_docs(path.name, arch, {f.name: f for f in functions.values() if f.entry})
+
+
+def _matches_docs(file, arch, entries):
+    """docs/kernels.md holds what this NVRTC reports, when it was made with this NVRTC's version
+    (another version may allocate differently): a kernel edited without regenerating it fails."""
+    version = nvrtc.compiler_for(arch).version_string
+    rows = {}
+    for line in DOCS.read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 10 and cells[0] == file and cells[2] == arch and cells[3] == version:
+            rows[cells[1].strip("`")] = (int(cells[4]), int(cells[5]))
+    if not rows:
+        return   # the table was made with another NVRTC version
+    stale = {name: (rows.get(name), (f.registers, f.smem)) for name, f in entries.items()
+             if rows.get(name) != (f.registers, f.smem)}
+    assert not stale, (f"docs/kernels.md is out of date for {file} on {arch} ((registers, smem) in the docs, "
+                       f"then compiled): {stale}; run python -m gpunet.backend.nvrtc --write docs/kernels.md")
 
 
 def test_ptxas_report_is_parsed():

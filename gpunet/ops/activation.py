@@ -23,7 +23,7 @@ def relu_forward(x, max_value=None, negative_slope=0.0, threshold=0.0):
     """Rectified linear unit in Keras's general form; the defaults give ``max(x, 0)``.
 
     ``y = min(x, max_value)`` where ``x > threshold`` (and ``x >= 0``),
-    ``negative_slope * (x - threshold)`` below the threshold, else 0.
+    ``negative_slope * (x - threshold)`` below the threshold, else 0. NaN stays NaN.
     """
     if backend.current().runs_kernels:
         return _elementwise_kernel("relu_forward", [x], *_relu_settings(max_value, negative_slope, threshold))
@@ -33,6 +33,7 @@ def relu_forward(x, max_value=None, negative_slope=0.0, threshold=0.0):
     y = np.clip(y, 0, max_value) if max_value is not None else np.maximum(y, x.dtype.type(0))
     if negative_slope != 0.0:
         y = y - negative_slope * np.maximum(threshold - x, x.dtype.type(0))
+    y = np.where(np.isnan(x), x, y)   # the comparisons above turn NaN into 0; keep it NaN
     return y.astype(x.dtype, copy=False)
 
 
