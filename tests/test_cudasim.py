@@ -215,6 +215,11 @@ def test_second_build_is_a_cache_hit(tmp_path, monkeypatch):
     built, mtime = len(cudasim_build.builds), first.stat().st_mtime_ns
     again = cudasim_build.build_kernels(kernel_source.load(copy))
     assert again == first and len(cudasim_build.builds) == built and first.stat().st_mtime_ns == mtime
+    moved = tmp_path / "elsewhere" / "elementwise.cu"   # the key is the content, not the folder
+    moved.parent.mkdir()
+    moved.write_text(copy.read_text())
+    assert cudasim_build.build_kernels(kernel_source.load(moved)) == first
+    assert len(cudasim_build.builds) == built
     copy.write_text(copy.read_text() + "\n// an edit\n")
     edited = cudasim_build.build_kernels(kernel_source.load(copy))
     assert edited != first and len(cudasim_build.builds) == built + 1

@@ -67,8 +67,9 @@ def cache_dir():
 def build_runtime():
     """Path of the runtime library, built on first need."""
     wrapper = '#include "cudasim_runtime.h"\n'
-    return _build("cudasim-runtime", wrapper, ("-pthread", "-I", str(HERE)),
-                  (*(p.read_text() for p in RUNTIME), HEADER.read_text()), RUNTIME[0])
+    flags = ("-pthread", "-I", str(HERE))
+    return _build("cudasim-runtime", wrapper, flags,
+                  (*(p.read_text() for p in RUNTIME), HEADER.read_text(), wrapper, *flags), RUNTIME[0])
 
 
 def build_kernels(source):
@@ -76,13 +77,18 @@ def build_kernels(source):
     lines = [f'#include "{source.path}"'] + [f"CUDASIM_ENTRY({name})" for name in source.kernels]
     wrapper = "\n".join(lines) + "\n"
     flags = ("-include", str(HEADER), "-I", str(source.path.parent))
-    return _build(source.path.stem, wrapper, flags, (source.digest, HEADER.read_text()), source.path)
+    # Keyed by content, not by where the file lies: the digest covers the .cu and the local
+    # includes it pulls in, so the same kernels copied to another folder reuse the library.
+    return _build(source.path.stem, wrapper, flags, (source.digest, HEADER.read_text(), *source.kernels),
+                  source.path)
 
 
 def _build(stem, wrapper, flags, contents, label):
+    """The library compiled from ``wrapper``, cached under a hash of ``contents`` (all that
+    decides what it holds), the compiler's version and the common flags."""
     cxx = require_compiler()
     key = hashlib.sha256()
-    for part in (*contents, wrapper, _compiler_version(cxx), *FLAGS, *flags):
+    for part in (*contents, _compiler_version(cxx), *FLAGS):
         key.update(part.encode() + b"\0")
     folder = cache_dir()
     target = folder / f"{stem}-{key.hexdigest()[:20]}.so"

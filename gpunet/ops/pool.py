@@ -22,6 +22,7 @@ On a kernel backend (``backend.current().runs_kernels``) every op runs the float
 import numpy as np
 
 from .. import backend
+from . import conv_geometry as geometry
 from . import launch, parallel
 
 __all__ = [
@@ -39,10 +40,8 @@ def pool_geometry(in_size, pool, stride, padding):
     """
     if padding == "valid":
         return (in_size - pool) // stride + 1, 0, 0
-    if padding == "same":
-        out = -(-in_size // stride)
-        total = max((out - 1) * stride + pool - in_size, 0)
-        return out, total // 2, total - total // 2
+    if padding == "same":   # the split of a conv's "same" (dilation 1): the odd cell after
+        return -(-in_size // stride), *geometry.same_padding(in_size, pool, stride, 1)
     raise ValueError(f"padding must be 'valid' or 'same'; received padding={padding!r}.")
 
 
