@@ -5,6 +5,7 @@ input gradient, the max-pooling fast paths, the first layer's skipped input grad
 in-place ReLU of Conv2D / Dense. Timings live in benchmarks/, never in tests.
 """
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -67,6 +68,22 @@ def test_run_raises_what_a_chunk_raised(split_everything):
             raise KeyError("second half")
     with pytest.raises(KeyError, match="second half"):
         parallel.run(fail_on_second_half, 4)
+
+
+def test_run_waits_for_every_chunk_when_one_fails(split_everything):
+    """A chunk that fails at once must not let run return while another still writes."""
+    parallel.set_num_threads(3)
+    finished = []
+
+    def second_fails_third_is_slow(part):
+        if part.start == 1:
+            raise ValueError("second chunk")
+        if part.start == 2:
+            time.sleep(0.2)
+        finished.append(part.start)
+    with pytest.raises(ValueError, match="second chunk"):
+        parallel.run(second_fails_third_is_slow, 3)
+    assert sorted(finished) == [0, 2]
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])

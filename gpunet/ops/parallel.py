@@ -15,7 +15,7 @@ inside a chunk (OpenBLAS would start its own threads under ours); reductions are
 """
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 __all__ = ["set_num_threads", "get_num_threads", "chunks", "run", "MIN_WORK"]
 
@@ -37,7 +37,8 @@ def _default_threads():
         if count < 1:
             raise ValueError(f"GPUNET_NUM_THREADS must be a positive integer; received {value!r}.")
         return count
-    return os.cpu_count() or 1
+    # The cores this process may run on (a container or taskset may allow fewer than exist).
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def get_num_threads():
@@ -71,14 +72,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
-def _executor(workers):
-    global _pool
-    with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gpunet")
-        return _pool
-
-
 def chunks(count, parts):
     """``parts`` contiguous slices covering ``range(count)``, sizes differing by at most one."""
     parts = max(1, min(parts, count))
@@ -104,19 +97,28 @@ def run(fn, count, work=None):
 
     ``work`` is the number of elements the whole pass touches (default: ``count``); passes
     under ``MIN_WORK`` elements, a single thread, or a call from inside a chunk run as one
-    ``fn(slice(0, count))``. Returns after every chunk has finished; the first exception
-    raised by a chunk is raised here.
+    ``fn(slice(0, count))``. Returns after every chunk has finished, failed or not; the error
+    of the first chunk (in slice order) that raised is raised here.
     """
+    global _pool
     threads = get_num_threads()
     work = count if work is None else work
     if threads == 1 or count < 2 or work < MIN_WORK or getattr(_local, "inside", False):
         fn(slice(0, count))
         return
     parts = chunks(count, threads)
-    pool = _executor(threads - 1)
-    futures = [pool.submit(_run_marked, fn, part) for part in parts[1:]]
+    with _lock:   # set_num_threads may not shut the pool down between getting it and submitting
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="gpunet")
+        futures = [_pool.submit(_run_marked, fn, part) for part in parts[1:]]
+    errors = []
     try:
         _run_marked(fn, parts[0])
-    finally:
-        for future in futures:
-            future.result()
+    except BaseException as error:
+        errors.append(error)
+    # Every chunk finishes before run returns, failed or not: a chunk still running could
+    # write into a buffer its caller reuses once the error has been handled.
+    wait(futures)
+    errors += [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]
