@@ -38,6 +38,28 @@ class Model(Trainer, Layer):
         super().__init__(name=name or unique_name("functional"), trainable=trainable, dtype=dtype)
         self._init_training()
         self._set_graph(inputs, outputs)
+        if not trainable:
+            self.trainable = False   # now that there are layers to freeze
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """As in Keras, setting a model's ``trainable`` sets every layer's inside it: a frozen
+        model's BatchNormalization layers then run in inference mode, and no layer in it
+        computes weight gradients."""
+        self._trainable = bool(value)
+        for layer in self._own_layers():
+            layer.trainable = self._trainable
+
+    def _own_layers(self):
+        """The layers so far (none while the constructor has not yet set the graph up)."""
+        try:
+            return self.layers
+        except AttributeError:
+            return []
 
     # -- the graph -----------------------------------------------------------------
     def _set_graph(self, inputs, outputs):
@@ -185,14 +207,14 @@ class Model(Trainer, Layer):
         layer = node.layer
         skip = skip_input_gradient and hasattr(layer, "needs_input_gradient")
         if skip:
-            layer.needs_input_gradient = False
+            before, layer.needs_input_gradient = layer.needs_input_gradient, False
         try:
             if from_logits and node.tensor is self.outputs[0]:
                 return layer.backward_logits(grad)
             return layer.backward(grad)
         finally:
             if skip:
-                layer.needs_input_gradient = True
+                layer.needs_input_gradient = before
 
     def _collect_grads(self):
         if not self.trainable:
@@ -300,6 +322,8 @@ class Sequential(Model):
         self.output_shape = None
         for layer in layers or []:
             self.add(layer)
+        if not trainable:
+            self.trainable = False
 
     @property
     def layers(self):

@@ -235,6 +235,43 @@ def test_frozen_layers_and_frozen_models_have_no_trainable_weights(rng):
     assert model.trainable_weights == [] and len(model.non_trainable_weights) == 4
 
 
+def test_freezing_a_model_freezes_its_layers_and_its_batch_norm_statistics(rng):
+    """Keras's transfer-learning recipe: base.trainable = False, then train a head on top."""
+    base = gn.Sequential([gn.Input((6, 6, 2)), layers.Conv2D(4, 3), layers.BatchNormalization()])
+    base.trainable = False
+    assert [layer.trainable for layer in base.layers] == [False, False]
+    inp = gn.Input((6, 6, 2))
+    model = gn.Model(inp, layers.Dense(3)(layers.Flatten()(base(inp))))
+    model.compile("adam", "mse")
+    frozen = base.get_weights()
+    model.fit(rng.random((16, 6, 6, 2)).astype("float32"), rng.random((16, 3)).astype("float32"),
+              epochs=2, verbose=0)
+    for k, (after, before) in enumerate(zip(base.get_weights(), frozen)):
+        np.testing.assert_array_equal(after, before, err_msg=f"frozen base weight {k} changed")
+    assert len(model.trainable_weights) == 2
+    base.trainable = True
+    assert [layer.trainable for layer in base.layers] == [True, True]
+    assert not gn.Sequential([gn.Input((3,)), layers.Dense(2)], trainable=False).layers[0].trainable
+
+
+def test_one_activation_instance_given_to_two_layers_keeps_their_gradients_apart(rng):
+    """Each layer gets its own copy: an activation keeps what its backward needs."""
+    def model(first_activation, second_activation):
+        gn.utils.set_random_seed(3)
+        inp = gn.Input((4,))
+        x = layers.Dense(5, activation=first_activation)(inp)
+        return gn.Model(inp, layers.Dense(5, activation=second_activation)(x))
+    shared = layers.ReLU(max_value=6.0)
+    together = model(shared, shared)
+    separate = model(layers.ReLU(max_value=6.0), layers.ReLU(max_value=6.0))
+    x = rng.standard_normal((8, 4)).astype("float32")
+    for m in (separate, together):
+        m.forward(x, training=True)
+        m.backward(np.ones((8, 5), np.float32))
+    for k, (a, b) in enumerate(zip(together.grads, separate.grads)):
+        np.testing.assert_array_equal(a, b, err_msg=f"gradient {k}")
+
+
 # -- errors ---------------------------------------------------------------------------------------
 def test_a_layer_used_twice_is_refused():
     inp = gn.Input((3,))

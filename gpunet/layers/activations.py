@@ -185,13 +185,14 @@ def get_activation(identifier):
     """A fresh activation layer from a name, a layer instance or a layer config, or None for linear.
 
     Names: ``None``/``"linear"``, ``"relu"``, ``"leaky_relu"``, ``"elu"``, ``"sigmoid"``,
-    ``"tanh"``, ``"softmax"``. A Layer instance is used as it is; a dict
+    ``"tanh"``, ``"softmax"``. A Layer instance is copied (from its config): an activation keeps
+    what its backward needs, so one instance shared by two layers would mix their values; a dict
     ``{"class_name": ..., "config": ...}`` (what ``get_config`` stores for one) is rebuilt.
     """
     if identifier is None:
         return None
     if isinstance(identifier, Layer):
-        return identifier
+        return type(identifier).from_config(identifier.get_config())
     if isinstance(identifier, str):
         key = identifier.strip().lower()
         if key == "linear":
