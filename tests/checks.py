@@ -1,5 +1,7 @@
 """Shared test helpers: finite-difference gradient checks, a comparison that says where it failed,
-running a function on a backend while counting its kernel launches, the examples' backend."""
+running a function on a backend while counting its kernel launches, cudasim thread orders, the
+examples' backend."""
+import contextlib
 import os
 
 import numpy as np
@@ -83,3 +85,20 @@ def example_backend():
     into many minutes (the U-Net's --quick run passed 300 s); test_kernels_model.py trains
     whole models on the kernels under cudasim instead."""
     return "cuda" if os.environ.get("GPUNET_BACKEND") == "cuda" else "numpy"
+
+
+@contextlib.contextmanager
+def thread_order(order):
+    """cudasim backends made inside run each block's threads in ``order`` ("ascending",
+    "descending", "alternate"). Two runs of a float atomicAdd in one fixed order add in the same
+    order and agree bit for bit; in two orders they differ, so determinism tests use both."""
+    previous = os.environ.get("GPUNET_CUDASIM_ORDER")
+    os.environ["GPUNET_CUDASIM_ORDER"] = order
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["GPUNET_CUDASIM_ORDER"]
+        else:
+            os.environ["GPUNET_CUDASIM_ORDER"] = previous
+

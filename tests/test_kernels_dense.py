@@ -6,7 +6,7 @@ and checks that the kernel backend launched exactly the op's kernels (no NumPy c
 import numpy as np
 import pytest
 
-from checks import assert_close, run_on_backend
+from checks import assert_close, run_on_backend, thread_order
 from gpunet import backend, layers
 from gpunet.ops import dense as ops
 
@@ -92,8 +92,10 @@ def test_dense_layer_on_3d_input(kernel_backend, rng):
 
 def test_dense_gradients_are_bit_identical_across_runs(kernel_backend, rng):
     x, w, dy = _normal(rng, (37, 70)), _normal(rng, (70, 66)), _normal(rng, (37, 66))
-    first, _ = run_on_backend(kernel_backend, lambda: ops.dense_backward(dy, x, w))
-    second, _ = run_on_backend(kernel_backend, lambda: ops.dense_backward(dy, x, w))
+    with thread_order("ascending"):
+        first, _ = run_on_backend(kernel_backend, lambda: ops.dense_backward(dy, x, w))
+    with thread_order("descending"):
+        second, _ = run_on_backend(kernel_backend, lambda: ops.dense_backward(dy, x, w))
     for name, a, b in zip(("dx", "dw", "db"), first, second):
         assert a.tobytes() == b.tobytes(), f"{name} differs between two runs"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import gpunet as gn
-from checks import assert_close, run_on_backend
+from checks import assert_close, run_on_backend, thread_order
 from gpunet import backend
 from gpunet.ops import loss as ops
 
@@ -191,7 +191,10 @@ def test_reductions_and_gradients_are_bit_identical_across_runs(kernel_backend, 
         lambda: ops.sum_absolute_error(y_true, y_pred),
     ]
     for fn in cases:
-        assert _kernel_values(kernel_backend, fn) == _kernel_values(kernel_backend, fn)
+        with thread_order("ascending"):
+            first = _kernel_values(kernel_backend, fn)
+        with thread_order("descending"):
+            assert _kernel_values(kernel_backend, fn) == first
 
 
 # -- metric reductions --------------------------------------------------------------------------
