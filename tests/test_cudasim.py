@@ -377,6 +377,11 @@ def test_launch_helpers():
     assert [type(v) for v in packed] == [np.int32, np.float32, np.uint32]
     with pytest.raises(OverflowError, match="does not fit"):
         launch.i32(2 ** 31)
+    # A grid-stride loop's last step (i += blocks * threads) must not pass 2**31 - 1 either.
+    largest = 2 ** 31 - 1 - 2048 * 256
+    assert launch.blocks_for(largest, cap=2048) == 2048
+    with pytest.raises(OverflowError, match="too many for a kernel that indexes with 32-bit ints"):
+        launch.blocks_for(largest + 1, cap=2048)
     with pytest.raises(TypeError, match="flag"):
         launch.pack(True)
 

@@ -45,7 +45,12 @@ def blocks_for(n, threads=THREADS, cap=None):
     if n < 0 or threads < 1:
         raise ValueError(f"blocks_for needs n >= 0 and threads >= 1; received n={n}, threads={threads}.")
     blocks = max(1, math.ceil(n / threads))
-    return min(blocks, int(cap)) if cap is not None else blocks
+    blocks = min(blocks, int(cap)) if cap is not None else blocks
+    # A thread's index, and a grid-stride loop's last step past n, must stay a 32-bit int.
+    if n + blocks * threads > 2 ** 31 - 1:
+        raise OverflowError(f"{n} items are too many for a kernel that indexes with 32-bit ints "
+                            f"(at most {2 ** 31 - 1 - blocks * threads} with {blocks} blocks of {threads}).")
+    return blocks
 
 
 def grid_for(sizes, block):

@@ -197,7 +197,9 @@ def _concat_forward_kernel(xs, axis):
         raise ValueError(f"concat_forward along axis {axis} needs inputs that match on every other axis; "
                          f"received shapes {[x.shape for x in xs]}.")
     total = sum(x.shape[axis] for x in xs)
-    y = launch.empty(shape[:axis] + (total,) + shape[axis + 1:])
+    out_shape = shape[:axis] + (total,) + shape[axis + 1:]
+    launch.i32(math.prod(out_shape), f"concat_forward: elements of the output, shape {out_shape}")
+    y = launch.empty(out_shape)
     offset = 0
     for x in xs:   # one launch per input: each writes its own slice of y
         outer, size, inner = _concat_layout(x.shape, axis)
