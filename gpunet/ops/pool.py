@@ -179,7 +179,7 @@ def max_pool2d_backward(dy, argmax, x_shape, pool_size=None, strides=None, paddi
     """
     if backend.current().runs_kernels:
         return _max_pool2d_backward_kernel(dy, argmax, x_shape, pool_size, strides, padding)
-    if pool_size is not None and np.isfinite(dy).all():
+    if None not in (pool_size, strides, padding) and np.isfinite(dy).all():
         return _max_pool2d_backward_numpy(dy, argmax, x_shape, pool_size, strides, padding)
     n, h, w, c = x_shape
     sample = (np.arange(n, dtype=np.int64) * (h * w))[:, None, None, None]
