@@ -101,10 +101,25 @@ class Loss:
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        """Rebuild from ``get_config()``; a Keras-saved config works when it asks for nothing
+        gpunet lacks (label smoothing, another axis, an ignored class)."""
+        config = dict(config)
+        for key, default in _KERAS_ONLY_DEFAULTS.items():
+            value = config.pop(key, default)
+            if value != default:
+                raise ValueError(f"{cls.__name__}: gpunet does not support {key}={value!r} "
+                                 f"(only the default {default!r}).")
+        try:
+            return cls(**config)
+        except TypeError:
+            raise ValueError(f"{cls.__name__} cannot be rebuilt from config keys {sorted(config)}.") from None
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+# Keras loss settings gpunet does not have, with the value that means "not used".
+_KERAS_ONLY_DEFAULTS = {"label_smoothing": 0.0, "axis": -1, "ignore_class": None, "dtype": None}
 
 
 class _Crossentropy(Loss):

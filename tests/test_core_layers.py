@@ -117,7 +117,7 @@ def test_dense_rejects_bad_inputs_and_settings():
 
 ACTIVATION_LAYERS = [
     lambda: layers.ReLU(dtype="float64"),
-    lambda: layers.ReLU(max_value=0.8, negative_slope=0.2, threshold=-0.3, dtype="float64"),
+    lambda: layers.ReLU(max_value=0.8, negative_slope=0.2, threshold=0.3, dtype="float64"),
     lambda: layers.LeakyReLU(dtype="float64"),
     lambda: layers.ELU(alpha=0.7, dtype="float64"),
     lambda: layers.Sigmoid(dtype="float64"),
@@ -180,8 +180,9 @@ def test_get_activation():
                 "tanh": layers.Tanh, "softmax": layers.Softmax}
     for name, cls in expected.items():
         assert type(get_activation(name)) is cls
-    layer = layers.ELU()
-    assert get_activation(layer) is layer
+    layer = layers.ELU(alpha=0.5)
+    copy = get_activation(layer)   # a copy: the activation keeps its backward's values per user
+    assert copy is not layer and type(copy) is layers.ELU and copy.get_config() == layer.get_config()
     with pytest.raises(ValueError, match=r"Unknown activation 'gelu'.*'leaky_relu', 'elu', 'sigmoid', 'tanh', 'softmax'"):
         get_activation("gelu")
     # Activations inside Dense do not use up the automatic names of standalone layers.
@@ -194,6 +195,8 @@ def test_activation_layer_settings_are_validated():
         layers.ReLU(max_value=-1)
     with pytest.raises(ValueError, match=r"negative_slope must be >= 0; received -0.1"):
         layers.LeakyReLU(negative_slope=-0.1)
+    with pytest.raises(ValueError, match=r"ReLU threshold must be >= 0; received -0.5"):   # as Keras
+        layers.ReLU(threshold=-0.5)
     with pytest.raises(ValueError, match=r"Softmax 'softmax' expects an input with an axis 3; received shape \(2, 3\)"):
         layers.Softmax(axis=3)(np.zeros((2, 3)))
 

@@ -74,6 +74,22 @@ def test_sparse_softmax_cross_entropy(kernel_backend, rng, shape, label_dtype):
              ["sparse_softmax_cross_entropy_backward"])
 
 
+@pytest.mark.parametrize("labels", [[0, -1], [0, 3], [0, 2 ** 32 + 2]])
+def test_labels_outside_the_classes_agree_on_both_backends(kernel_backend, rng, labels):
+    """A label outside [0, C) makes the sparse losses NaN and never counts as correct: int32 on the
+    kernel path must not wrap 2**32 + 2 into class 2."""
+    labels = np.array(labels, np.int64)
+    logits, p = _normal(rng, (2, 3)), _probabilities(rng, (2, 3))
+    p[1] = [0.1, 0.1, 0.8]   # class 2 wins the second row
+    for fn in (lambda: ops.sparse_softmax_cross_entropy_forward(labels, logits)[0],
+               lambda: ops.sparse_categorical_crossentropy_forward(labels, p)):
+        for name in ("numpy", kernel_backend):
+            (loss,), _ = run_on_backend(name, fn)
+            assert np.isnan(loss), f"{name}: {loss}"
+    counts = [run_on_backend(name, lambda: ops.count_label_equal(labels, p))[0][0] for name in ("numpy", kernel_backend)]
+    assert counts[0] == counts[1] == (np.argmax(p[0]) == 0)
+
+
 def test_softmax_cross_entropy_of_huge_logits_is_finite(kernel_backend):
     logits = np.array([[1e4, 0.0, -1e4], [-1e4, 1e4, 1e4], [0.0, 0.0, 1e4]], np.float32)
     labels = np.array([0, 1, 0])

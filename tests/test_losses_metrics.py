@@ -191,6 +191,16 @@ def test_get_returns_objects_and_rejects_unknown_names():
         losses.get("hinge")
 
 
+def test_keras_loss_configs_load_unless_they_ask_for_what_gpunet_lacks():
+    keras_config = {"name": "sparse_categorical_crossentropy", "reduction": "sum_over_batch_size",
+                    "from_logits": True, "ignore_class": None, "axis": -1, "dtype": None}
+    assert losses.SparseCategoricalCrossentropy.from_config(keras_config).from_logits
+    with pytest.raises(ValueError, match=r"does not support label_smoothing=0.1 \(only the default 0.0\)"):
+        losses.CategoricalCrossentropy.from_config({"label_smoothing": 0.1})
+    with pytest.raises(ValueError, match=r"MeanSquaredError cannot be rebuilt from config keys \['delta'\]"):
+        losses.MeanSquaredError.from_config({"delta": 1.0})
+
+
 @pytest.mark.parametrize("loss", [losses.CategoricalCrossentropy(from_logits=True), losses.SparseCategoricalCrossentropy(),
                                   losses.BinaryCrossentropy(from_logits=True, name="bce"), losses.MeanSquaredError()])
 def test_loss_config_round_trips(loss):

@@ -49,6 +49,8 @@ class ReLU(_ActivationLayer):
             raise ValueError(f"ReLU max_value must be None or >= 0; received {max_value!r}.")
         if not negative_slope >= 0:
             raise ValueError(f"ReLU negative_slope must be >= 0; received {negative_slope!r}.")
+        if not threshold >= 0:   # as Keras's ReLU layer; the op itself takes any threshold
+            raise ValueError(f"ReLU threshold must be >= 0; received {threshold!r}.")
         self.max_value = None if max_value is None else float(max_value)
         self.negative_slope, self.threshold = float(negative_slope), float(threshold)
 

@@ -31,6 +31,10 @@ def _rows(pred):
     return pred.size // pred.shape[-1]
 
 
+def _valid_labels(labels, num_classes):
+    return (labels >= 0) & (labels < num_classes)
+
+
 def one_hot(labels, num_classes, dtype):
     """Integer labels (...,) -> one-hot (..., num_classes) in ``dtype``."""
     return (labels[..., None] == np.arange(num_classes)).astype(dtype)
@@ -69,12 +73,15 @@ def sparse_softmax_cross_entropy_forward(labels, logits):
     if backend.current().runs_kernels:
         return _softmax_cross_entropy_forward_kernel(labels, logits, sparse=True)
     log_probs = _log_softmax(logits)
-    picked = np.take_along_axis(log_probs, labels[..., None], axis=-1)
+    valid = _valid_labels(labels, logits.shape[-1])
+    picked = np.take_along_axis(log_probs, np.where(valid, labels, 0)[..., None], axis=-1)
+    picked = np.where(valid[..., None], picked, np.nan)   # as the kernel: a bad label's row is NaN
     return -np.sum(picked) / _rows(logits), np.exp(log_probs)
 
 
 def sparse_softmax_cross_entropy_backward(labels, probs):
-    """d(mean loss)/d(logits) = ``(probs - one_hot(labels)) / rows``."""
+    """d(mean loss)/d(logits) = ``(probs - one_hot(labels)) / rows``; a label outside [0, C)
+    is no class (its row is ``probs / rows``), on every backend."""
     if backend.current().runs_kernels:
         return _sparse_softmax_cross_entropy_backward_kernel(labels, probs)
     return (probs - one_hot(labels, probs.shape[-1], probs.dtype)) / probs.dtype.type(_rows(probs))
@@ -111,7 +118,10 @@ def sparse_categorical_crossentropy_forward(labels, y_pred, eps=EPSILON):
     """:func:`categorical_crossentropy_forward` with integer labels (...,)."""
     if backend.current().runs_kernels:
         return _categorical_crossentropy_forward_kernel(labels, y_pred, eps, sparse=True)
-    return categorical_crossentropy_forward(one_hot(labels, y_pred.shape[-1], y_pred.dtype), y_pred, eps)
+    loss = categorical_crossentropy_forward(one_hot(labels, y_pred.shape[-1], y_pred.dtype), y_pred, eps)
+    # A label outside [0, C) has an all-zero one-hot row that would cost nothing: NaN instead,
+    # as the kernel gives (the Loss objects refuse such labels before they get here).
+    return loss if _valid_labels(labels, y_pred.shape[-1]).all() else loss * np.nan
 
 
 def sparse_categorical_crossentropy_backward(labels, y_pred, eps=EPSILON):
@@ -244,7 +254,11 @@ def _target_kernel_arrays(op, targets, y_pred, sparse):
         raise ValueError(f"{op} needs labels of shape {tuple(y_pred.shape[:-1])} for predictions of shape "
                          f"{tuple(y_pred.shape)}; received shape {tuple(targets.shape)}.")
     y_pred, = kernel_arrays(op, [y_pred])
-    return launch.array(targets, np.int32), y_pred   # one cast on the way in; labels < 2**31
+    # The kernels take int32 labels and treat one outside [0, C) as invalid: a label that int32
+    # cannot hold becomes -1 rather than wrapping around into a valid class.
+    xp = backend.current().xp
+    wide = xp.asarray(targets).astype(np.int64)
+    return launch.array(xp.where((wide < 0) | (wide > 2 ** 31 - 1), -1, wide), np.int32), y_pred
 
 
 def _rows_cols(op, y_pred):
