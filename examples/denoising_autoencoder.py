@@ -1,13 +1,15 @@
 """Denoise real photographs with a convolutional autoencoder (scikit-learn's sample images, no download).
 
-    python examples/denoising_autoencoder.py                    # numpy backend, about 3 minutes on 2 cores
+    python examples/denoising_autoencoder.py                    # about 3 minutes on 2 cores (numpy backend)
     python examples/denoising_autoencoder.py --backend cuda     # the same model on a GPU
     python examples/denoising_autoencoder.py --quick            # a small run in seconds (for CI)
 
 Measured on 2 CPU cores: the default run reaches a held-out PSNR of about 29.9 dB from noisy
 inputs at 21.3 dB; --quick reaches about 23.4 dB in 3 s of training. --backend cudasim runs
 the real CUDA kernels on the CPU, to check them rather than to train: a --quick run takes
-minutes there (set GPUNET_CUDASIM_CONTEXTS=fibers, see docs/backends.md).
+minutes there (set GPUNET_CUDASIM_CONTEXTS=fibers, see docs/backends.md). Without --backend the
+example runs where gpunet's default puts it: GPUNET_BACKEND if set, else cuda when CuPy sees a
+GPU, else numpy.
 
 The data are 32x32 colour patches of the two photographs that ship inside scikit-learn
 (china.jpg, flower.jpg), with Gaussian noise added. The right-most fifth of each photograph
@@ -38,10 +40,12 @@ HELD_OUT = 0.2      # right-most fraction of each photograph, used only for test
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=None, help="default: 10, 3 with --quick")
     parser.add_argument("--batch-size", type=int, default=None, help="32 (16 with --quick)")
-    parser.add_argument("--backend", choices=("numpy", "cudasim", "cuda"), default="numpy")
-    parser.add_argument("--quick", action="store_true", help="a narrower model on 768 patches, 3 epochs (for CI)")
+    parser.add_argument("--backend", choices=("numpy", "cudasim", "cuda"), default=None,
+                        help="default: GPUNET_BACKEND if set, else cuda when CuPy sees a GPU, else numpy")
+    parser.add_argument("--quick", action="store_true",
+                        help="a narrower model on 768 patches, 3 epochs unless --epochs (for CI)")
     parser.add_argument("--out", metavar="DIR", default="denoising_out",
                         help="where to write weights, images and results (default: %(default)s)")
     parser.add_argument("--noise", type=float, default=0.1, help="standard deviation of the noise on [0, 1] pixels")
@@ -135,7 +139,8 @@ def write_outputs(out, model, history, results, noisy, denoised, clean):
 
 def main(argv=None):
     args = parse_args(argv)
-    gn.set_backend(args.backend)
+    if args.backend:
+        gn.set_backend(args.backend)
     gn.utils.set_random_seed(args.seed)
     train_clean, test_clean = load_patches(768 if args.quick else 6000, args.seed)
     train_noisy = add_noise(train_clean, args.noise, args.seed + 1)
@@ -145,7 +150,7 @@ def main(argv=None):
     if args.verbose:
         model.summary()
     # Quick mode trades batch size for steps: 3 short epochs must move the model far.
-    epochs = 3 if args.quick else args.epochs
+    epochs = args.epochs if args.epochs is not None else (3 if args.quick else 10)
     batch_size = args.batch_size or (16 if args.quick else 32)
     started = time.perf_counter()
     history = model.fit(train_noisy, train_clean, batch_size=batch_size, epochs=epochs,

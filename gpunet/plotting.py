@@ -1,14 +1,16 @@
 """Training curves as a PNG: ``gn.utils.plot_history(history, path)``.
 
-matplotlib is an optional dependency (``pip install gpunet[examples]``); it is imported only
-when a plot is drawn, and through ``matplotlib.figure.Figure`` rather than ``pyplot``, so a
-plot never opens a window, needs no display and leaves the user's pyplot backend alone.
+matplotlib is an optional dependency (``pip install matplotlib``, or ``pip install -e ".[examples]"``
+from a checkout); it is imported only when a plot is drawn, and through
+``matplotlib.figure.Figure`` rather than ``pyplot``, so a plot never opens a window, needs no
+display and leaves the user's pyplot backend alone.
 """
 
 __all__ = ["plot_history"]
 
 _INSTALL_HINT = ("gpunet.utils.plot_history draws with matplotlib, which is not installed. "
-                 "Install it with: pip install gpunet[examples]  (or: pip install matplotlib)")
+                 "Install it with: pip install matplotlib  (or, from a checkout of gpunet: "
+                 "pip install -e \".[examples]\")")
 
 
 def _import_figure():
@@ -30,13 +32,19 @@ def _history_dict(history):
     return logs
 
 
+def _values(logs, key):
+    """The per-epoch values of ``key`` as a list ([] when absent); NumPy arrays are accepted too."""
+    values = logs.get(key)
+    return [] if values is None else [float(v) for v in values]
+
+
 def _panels(logs):
     """Quantities to draw, one panel each: 'loss' first, then the metrics, then the learning rate
     when it changed (a constant rate is noise). ``val_x`` shares the panel of ``x``."""
     names = [k for k in logs if not k.startswith("val_")]
     names += [k[4:] for k in logs if k.startswith("val_") and k[4:] not in logs]
     ordered = [n for n in names if n == "loss"] + [n for n in names if n not in ("loss", "learning_rate")]
-    rates = logs.get("learning_rate") or []
+    rates = _values(logs, "learning_rate")
     return ordered + (["learning_rate"] if len(set(rates)) > 1 else [])
 
 
@@ -49,7 +57,7 @@ def plot_history(history, path, title=None, dpi=100):
     ``learning_rate`` last (log scale) when a schedule or callback changed it. Epochs are
     numbered from 1. Returns ``path``.
 
-    Raises ImportError (saying ``pip install gpunet[examples]``) when matplotlib is missing.
+    Raises ImportError (saying ``pip install matplotlib``) when matplotlib is missing.
     """
     logs = _history_dict(history)
     Figure = _import_figure()
@@ -62,7 +70,7 @@ def plot_history(history, path, title=None, dpi=100):
     for index, name in enumerate(panels):
         axes = figure.add_subplot(rows, columns, index + 1)
         for key, label, style in ((name, "training", "-"), (f"val_{name}", "validation", "--")):
-            values = logs.get(key) or []
+            values = _values(logs, key)
             if len(values):
                 axes.plot(range(1, len(values) + 1), values, style, marker="o", markersize=3, label=label)
         if name == "learning_rate":

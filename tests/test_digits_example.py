@@ -4,6 +4,7 @@ GPUNET_BACKEND=cuda for the quick run; the full run's two-minute budget is the C
 Measured on 2 cores: --quick about 2 s and 0.87-0.94 test accuracy over seeds 0-9; the full run
 about 7 s (19-28 epochs before early stopping) and 0.98-0.99 test accuracy over seeds 0-5.
 """
+import importlib.util
 import json
 import os
 import re
@@ -28,6 +29,14 @@ def run_example(*args, backend=None):
     return float(found.group(1)), done.stdout
 
 
+def load_example():
+    """The example as a module (its functions), without running main()."""
+    spec = importlib.util.spec_from_file_location("digits_cnn", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_quick_run_trains_and_writes_its_outputs(tmp_path):
     accuracy, stdout = run_example("--quick", "--verbose", "2", "--out", str(tmp_path))
     assert accuracy >= 0.8, stdout
@@ -38,9 +47,46 @@ def test_quick_run_trains_and_writes_its_outputs(tmp_path):
     assert saved["test_accuracy"] == pytest.approx(accuracy, abs=1e-4)
     assert len(saved["history"]["loss"]) == 5 and "val_loss" in saved["history"]
     assert "Total params: 6,154" in (tmp_path / "summary.txt").read_text()
-    assert (tmp_path / "training.png").stat().st_size > 1000
+    with open(tmp_path / "history.png", "rb") as f:                 # drawn by gn.utils.plot_history
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "history.png").stat().st_size > 5000
+
+    # The saved weights are the trained model's: loaded into a fresh one, they give the same accuracy.
+    example = load_example()
+    _, (x_test, y_test) = example.load_data(quick=True, seed=0)
+    model = example.build_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.load_weights(str(tmp_path / "digits.weights.h5"))
+    assert model.evaluate(x_test, y_test, verbose=0)[1] == pytest.approx(accuracy, abs=1e-4)
 
 
-def test_full_run_reaches_95_percent():
-    accuracy, stdout = run_example("--verbose", "0", backend="numpy")
+def test_epochs_overrides_quick(tmp_path):
+    _, stdout = run_example("--quick", "--epochs", "2", "--verbose", "2", "--out", str(tmp_path))
+    assert re.search(r"Epoch 2/2 - 41 steps", stdout), stdout
+    assert "Epoch 3/" not in stdout, stdout
+
+
+def test_backend_is_left_to_gpunet_unless_given(monkeypatch):
+    """Without --backend the example does not call set_backend, so GPUNET_BACKEND (or the default) applies."""
+    example = load_example()
+    assert example.parse_args([]).backend is None and example.parse_args([]).epochs is None
+    chosen = []
+
+    class StopBeforeTraining(Exception):
+        pass
+
+    def stop(quick, seed):
+        raise StopBeforeTraining
+    monkeypatch.setattr(example.gn, "set_backend", chosen.append)
+    monkeypatch.setattr(example, "load_data", stop)
+    with pytest.raises(StopBeforeTraining):
+        example.main(["--quick"])
+    assert chosen == []
+    with pytest.raises(StopBeforeTraining):
+        example.main(["--quick", "--backend", "cudasim"])
+    assert chosen == ["cudasim"]
+
+
+def test_full_run_reaches_95_percent(tmp_path):
+    accuracy, stdout = run_example("--verbose", "0", "--out", str(tmp_path), backend="numpy")
     assert accuracy >= 0.95, stdout

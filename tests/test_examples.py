@@ -98,7 +98,7 @@ def test_unet_quick_beats_the_trivial_predictors(tmp_path):
     assert again["iou_model"] == pytest.approx(results["iou_model"], abs=1e-4)
 
 
-@pytest.mark.parametrize("name", ["denoising_autoencoder.py", "unet_segmentation.py"])
+@pytest.mark.parametrize("name", ["digits_cnn.py", "denoising_autoencoder.py", "unet_segmentation.py"])
 def test_examples_document_their_flags(name):
     stdout = run_example(name, "--help")
     for flag in ("--epochs", "--backend", "--quick", "--out", "--batch-size", "--seed"):
@@ -122,6 +122,13 @@ def test_plot_history_draws_a_png_from_a_dict_or_a_history(tmp_path):
     assert_png(tmp_path / "b.png")
 
 
+def test_plot_history_takes_numpy_arrays(tmp_path):
+    history = {key: np.array(values) for key, values in HISTORY.items()}
+    assert plotting._panels(history) == ["loss", "accuracy"]
+    plotting.plot_history(history, tmp_path / "arrays.png")
+    assert_png(tmp_path / "arrays.png")
+
+
 def test_plot_history_panels_pair_training_with_validation():
     assert plotting._panels(HISTORY) == ["loss", "accuracy"]          # a constant learning rate is left out
     changing = {**HISTORY, "learning_rate": [0.1, 0.01, 0.001]}
@@ -133,7 +140,7 @@ def test_plot_history_without_matplotlib_says_how_to_install_it(tmp_path, monkey
     for module in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, module)
     monkeypatch.setitem(sys.modules, "matplotlib", None)     # makes "import matplotlib" fail
-    with pytest.raises(ImportError, match=r"pip install gpunet\[examples\]"):
+    with pytest.raises(ImportError, match=r"pip install matplotlib"):
         plotting.plot_history(HISTORY, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
 
