@@ -46,7 +46,10 @@
 #define TILE_M 64          // GEMM rows a block owns
 #define TILE_N 64          // GEMM columns a block owns
 #define TILE_K 16          // depth of one shared-memory step
-#define TILE_PAD 4         // keeps the transposing tile stores off a single bank
+// Tile row padding: a k-major store (below) puts lane l at tile[k = l % 16][row = l / 16 + 16*r],
+// bank (k * TILE_PAD + row) % 32: with 2 a warp's 32 lanes hit 32 distinct banks (4 gave 2-way
+// conflicts). Row-major stores and the multiply's reads touch consecutive or identical addresses.
+#define TILE_PAD 2
 #define THREADS 256
 #define SUBTILE 4          // each thread: 4 rows x 4 columns, and 4 operand loads per tile
 #define BIAS_COLS 32       // bias_backward: channels a block owns (one warp wide)

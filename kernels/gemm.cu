@@ -14,13 +14,17 @@
 // The three products share one tiled SGEMM, gemm_tile<TRANS_A, TRANS_B>. A block of 256
 // threads computes a 64 x 64 tile of C; each thread owns a 4 x 4 register tile: rows
 // ty + 16*i and columns tx + 16*j (tx = tid % 16, ty = tid / 16), so a warp's stores cover
-// whole 16-column runs. K advances 16 at a time through two shared tiles (16 x 64 of A and
-// of B, k-major, 8.3 KiB in all), each thread loading 4 elements of each with consecutive
-// threads on consecutive addresses of whichever layout the operand has. Elements beyond the
-// matrices load as zero, so every thread reaches every barrier. Why 64 x 64 and not 16 x 16:
-// a thread reuses each shared value it reads 4 times (16 multiply-adds for 8 shared loads),
-// and on cudasim, where each barrier costs a context switch per thread, a layer with 64
-// outputs runs as one block instead of sixteen.
+// whole 16-column runs. Grid: (ceil(M / 64), ceil(N / 64)) when M >= N, else (ceil(N / 64),
+// ceil(M / 64)): the longer side of C takes grid axis x (2^31 - 1 blocks), the shorter one
+// axis y (65,535 blocks, 4.2M rows or columns), which it never fills: M * N < 2^31 (dense.py
+// checks) leaves the shorter side under 46,341, i.e. at most 725 tiles.
+// K advances 16 at a time through two shared tiles (16 x 64 of A and of B, k-major, rows
+// padded to 66 floats: 8,448 B = 8.25 KiB in all), each thread loading 4 elements of each with
+// consecutive threads on consecutive addresses of whichever layout the operand has. Elements
+// beyond the matrices load as zero, so every thread reaches every barrier. Why 64 x 64 and not
+// 16 x 16: a thread reuses each shared value it reads 4 times (16 multiply-adds for 8 shared
+// loads), and on cudasim, where each barrier costs a context switch per thread, a layer with
+// 64 outputs runs as one block instead of sixteen.
 //
 // dense_backward_bias: a block of 32 x 8 threads owns 32 columns; thread (tx, ty) sums rows
 // ty, ty + 8, ... of column tx in order, then the 8 partial sums of a column are added in a
@@ -36,7 +40,13 @@
 #define THREADS 256
 #define SIDE 16          // threads along each side of the 16 x 16 thread grid
 #define PER_THREAD 4     // BLOCK_M / SIDE outputs per thread along each axis
-#define PAD 1            // keeps k-major stores of row-major operands free of bank conflicts
+// Row padding of the shared tiles. An operand stored with k fastest (A as (M, K), B as (N, K))
+// is transposed on its way in: a warp writes tile[k][m] with k = lane % 16 and m = lane / 16
+// plus a multiple of 16, in bank (k * (64 + PAD) + m) % 32 = (k * PAD + m) % 32. PAD 2 puts
+// the 32 lanes in 32 distinct banks (m in even banks, m + 1 in odd ones): no conflict. PAD 1
+// would put two lanes in each of banks 1-15 (2-way conflicts). The other stores and all tile
+// reads touch consecutive (or identical) addresses, conflict-free at any padding.
+#define PAD 2
 
 // Loads the BLOCK_K x BLOCK_M slice of op(A) starting at (row0, k0) into tile[k][m].
 // op(A) is (M, K); A is stored (M, K), or (K, M) when TRANS.
@@ -76,7 +86,9 @@ __device__ __forceinline__ void gemm_tile(const float* __restrict__ a, const flo
     __shared__ float a_tile[BLOCK_K][BLOCK_M + PAD];
     __shared__ float b_tile[BLOCK_K][BLOCK_N + PAD];
     int tid = threadIdx.x, tx = tid % SIDE, ty = tid / SIDE;
-    int row0 = blockIdx.y * BLOCK_M, col0 = blockIdx.x * BLOCK_N;
+    // The longer side of C runs along grid axis x (up to 2^31 - 1 blocks), the shorter along y.
+    int row_tile = M >= N ? blockIdx.x : blockIdx.y, col_tile = M >= N ? blockIdx.y : blockIdx.x;
+    int row0 = row_tile * BLOCK_M, col0 = col_tile * BLOCK_N;
     float acc[PER_THREAD][PER_THREAD];
     for (int i = 0; i < PER_THREAD; ++i)
         for (int j = 0; j < PER_THREAD; ++j) acc[i][j] = 0.0f;

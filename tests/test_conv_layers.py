@@ -7,6 +7,7 @@ import pytest
 import gpunet as gn
 from checks import assert_close, check_backward
 from gpunet.layers import Conv2D, Conv2DTranspose
+from gpunet.ops import conv as conv_ops
 
 
 # -- output shapes ---------------------------------------------------------------------------
@@ -111,12 +112,23 @@ def test_layer_gradients(rng, layer_class, x_shape, kwargs):
 
 
 @pytest.mark.reference   # float64 gradient / value check: numpy backend
-def test_untrainable_layer_returns_dx_and_no_grads(rng):
-    layer = Conv2D(2, 3, trainable=False, dtype="float64")
-    x = rng.standard_normal((1, 5, 5, 2))
-    y = layer(x)
-    dx = layer.backward(np.ones_like(y))
-    assert dx.shape == x.shape and layer.grads == []
+@pytest.mark.parametrize("layer_class, kwargs, backward_input, pads", [
+    (Conv2D, dict(strides=2, padding="same"), conv_ops.conv2d_backward_input, ((1, 1), (0, 1))),
+    (Conv2DTranspose, dict(strides=2, padding="same", output_padding=1),
+     conv_ops.conv2d_transpose_backward_input, ((0, 1), (0, 1))),
+])
+def test_untrainable_layer_returns_the_ops_dx_and_no_grads(rng, layer_class, kwargs, backward_input, pads):
+    layer = layer_class(2, 3, trainable=False, dtype="float64", **kwargs)
+    x = rng.standard_normal((2, 5, 6, 3))
+    layer.build(x.shape)
+    for training in (True, False):
+        y = layer.forward(x, training=training)
+        dy = rng.standard_normal(y.shape)
+        dx = layer.backward(dy)
+        assert layer.grads == []
+        # pads: what conv_geometry gives these settings for a 5 x 6 input (Keras's "same" split).
+        expected = backward_input(dy, layer.get_weights()[0], x.shape, (2, 2), pads, (1, 1))
+        assert_close(dx, expected, rtol=1e-12, atol=1e-12, what=f"{layer_class.__name__} dx")
 
 
 @pytest.mark.reference   # float64 gradient / value check: numpy backend

@@ -5,6 +5,8 @@ Each case runs an op under the numpy backend and under a kernel backend, compare
 NumPy path can stand in for a kernel. Shapes are small (cudasim runs a CUDA thread as an OS
 thread) but cross every tile edge: 64-pixel and 64-channel GEMM tiles, 16-deep K steps.
 """
+import re
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ import gpunet as gn
 from checks import assert_close
 from gpunet import backend, layers
 from gpunet.ops import conv as ops
+from gpunet.ops import conv_fused
 from gpunet.ops import conv_geometry as geometry
 
 
@@ -222,3 +225,85 @@ def test_kernel_path_refuses_mismatched_channels(kernel_backend):
         expected = r"conv2d_forward: x has shape \(1, 6, 6, 3\); expected \(1, 6, 6, 2\)"
         with pytest.raises(ValueError, match=expected):
             ops.conv2d_forward(x, w, None, (1, 1), ((0, 0), (0, 0)), (1, 1))
+
+
+@pytest.mark.parametrize("op, call", [
+    ("conv2d_forward", lambda: ops.conv2d_forward(
+        np.zeros((1, 1024, 1024, 1), np.float32), np.zeros((3, 3, 1, 4096), np.float32), None,
+        (1, 1), ((1, 1), (1, 1)), (1, 1))),
+    ("conv2d_backward_input", lambda: ops.conv2d_backward_input(
+        np.zeros((1, 1024, 1024, 1), np.float32), np.zeros((1, 1, 4096, 1), np.float32),
+        (1, 1024, 1024, 4096), (1, 1), ((0, 0), (0, 0)), (1, 1))),
+    ("conv2d_transpose_forward", lambda: ops.conv2d_transpose_forward(
+        np.zeros((1, 1024, 1024, 1), np.float32), np.zeros((1, 1, 4096, 1), np.float32), None,
+        (1, 1), ((0, 0), (0, 0)), (1, 1))),
+])
+def test_kernel_outputs_of_2_to_the_32_elements_are_refused(kernel_backend, monkeypatch, op, call):
+    """y / dx of 2**32 elements would overflow the kernels' 32-bit indexes; small inputs pass."""
+    with backend.use(kernel_backend) as be:
+        monkeypatch.setattr(be, "empty", lambda *a: pytest.fail("allocated the output"))
+        be.launch = lambda *a: pytest.fail("launched a kernel")
+        with pytest.raises(OverflowError, match=rf"{op}: elements of (y|dx) \(1, 1024, 1024, 4096\) "
+                                                r"= 4294967296 does not fit"):
+            call()
+
+
+# Transposed conv, s=2, crops ((0, 1), (0, 1)): x (1, 4, 4, 3), w (3, 3, 5, 3) -> y (1, 8, 8, 5).
+_T_ARGS = ((2, 2), ((0, 1), (0, 1)), (1, 1))
+
+
+@pytest.mark.parametrize("op, call", [
+    ("conv2d_transpose_backward_input",
+     lambda dy, x, w: ops.conv2d_transpose_backward_input(dy, w, x.shape, *_T_ARGS)),
+    ("conv2d_transpose_backward_filter",
+     lambda dy, x, w: ops.conv2d_transpose_backward_filter(dy, x, w.shape, *_T_ARGS)),
+    ("conv2d_transpose_backward", lambda dy, x, w: conv_fused.conv2d_transpose_backward(dy, x, w, *_T_ARGS)),
+])
+@pytest.mark.parametrize("dy_shape", [(1, 9, 9, 5), (1, 7, 8, 5), (2, 8, 8, 5), (1, 8, 8, 4)])
+def test_transpose_backward_refuses_a_dy_of_another_shape(kernel_backend, op, call, dy_shape):
+    """A dy one pixel too large would still run (its conv crops it) and give wrong gradients."""
+    x, w = np.zeros((1, 4, 4, 3), np.float32), np.zeros((3, 3, 5, 3), np.float32)
+    dy = np.zeros(dy_shape, np.float32)
+    expected = rf"{op}: dy has shape {re.escape(str(dy_shape))}; expected \(1, 8, 8, 5\)"
+    for name in ("numpy", kernel_backend):
+        with backend.use(name):
+            with pytest.raises(ValueError, match=expected):
+                call(dy, x, w)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: ops.conv2d_backward_input(np.zeros((1, 4, 4, 3), np.float32), np.zeros((3, 3, 2, 2), np.float32),
+                                       (1, 6, 6, 2), (1, 1), ((0, 0), (0, 0)), (1, 1)),
+     r"conv2d_backward_input: dy has shape \(1, 4, 4, 3\); expected \(1, 4, 4, 2\)"),
+    (lambda: ops.conv2d_transpose_forward(np.zeros((1, 4, 4, 2), np.float32), np.zeros((3, 3, 5, 3), np.float32),
+                                          None, *_T_ARGS),
+     r"conv2d_transpose_forward: x has shape \(1, 4, 4, 2\); expected \(1, 4, 4, 3\)"),
+    (lambda: ops.conv2d_transpose_backward_filter(np.zeros((1, 8, 8, 5), np.float32),
+                                                  np.zeros((1, 4, 4, 2), np.float32), (3, 3, 5, 3), *_T_ARGS),
+     r"conv2d_transpose_backward_filter: x has shape \(1, 4, 4, 2\); expected \(1, 4, 4, 3\)"),
+    (lambda: ops.conv2d_transpose_backward_filter(np.zeros((1, 8, 8, 5)), np.zeros((1, 4, 4, 3)),
+                                                  (3, 3, 5, 3), *_T_ARGS),
+     r"conv2d_transpose_backward_filter on the \w+ backend runs float32 kernels"),
+])
+def test_kernel_path_errors_name_the_callers_arguments(kernel_backend, call, message):
+    """The transposed conv runs the conv kernels with its arrays in other roles; errors still
+    name the op called and its own arguments (its x is not "the output gradient")."""
+    with backend.use(kernel_backend):
+        with pytest.raises((ValueError, TypeError), match=message):
+            call()
+
+
+def test_batch_of_zero_gives_zero_weight_gradients(kernel_backend):
+    x, w = np.zeros((0, 5, 5, 2), np.float32), np.ones((3, 3, 2, 4), np.float32)
+    dy = np.zeros((0, 3, 3, 4), np.float32)
+    args = ((1, 1), ((0, 0), (0, 0)), (1, 1))
+    dw, db = _compare(kernel_backend, lambda: ops.conv2d_backward_filter(dy, x, w.shape, *args),
+                      ["conv2d_backward_filter", "bias_backward"], "conv2d_backward_filter, batch 0")
+    assert dw.shape == w.shape and db.shape == (4,) and not dw.any() and not db.any()
+    # The transposed conv of dy (0, 3, 3, 4) to x's shape, with the kernel (3, 3, 2, 4).
+    dw, db = _compare(kernel_backend, lambda: ops.conv2d_transpose_backward_filter(x, dy, w.shape, *args),
+                      ["conv2d_backward_filter", "bias_backward"], "conv2d_transpose_backward_filter, batch 0")
+    assert dw.shape == w.shape and db.shape == (2,) and not dw.any() and not db.any()
+    dx, = _compare(kernel_backend, lambda: ops.conv2d_backward_input(dy, w, x.shape, *args),
+                   ["conv2d_backward_input"], "conv2d_backward_input, batch 0")
+    assert dx.shape == x.shape

@@ -97,8 +97,10 @@ class Dense(ActivationMixin, Layer):
         return self._linear_backward(self._deactivate(dy))
 
     def _linear_backward(self, dz):
+        # A frozen layer (trainable=False) computes no weight gradients, only dx.
         dx, dw, db = dense.dense_backward(dz.reshape(-1, self.units), self._x2d, self.kernel,
-                                          need_dx=self.needs_input_gradient, need_db=self.use_bias)
+                                          need_dx=self.needs_input_gradient,
+                                          need_db=self.use_bias and self.trainable, need_dw=self.trainable)
         self.grads = ([dw, db] if self.use_bias else [dw]) if self.trainable else []
         return None if dx is None else dx.reshape(self._x_shape)
 

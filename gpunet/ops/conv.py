@@ -12,8 +12,9 @@ NumPy reference:
 * forward: im2col as one strided view of the padded input, one copy to
   ``(N*OH*OW, kh*kw*Cin)``, one matmul with the kernel as ``(kh*kw*Cin, Cout)``.
 * backward-filter: the same im2col, transposed, times ``dy`` as ``(N*OH*OW, Cout)``.
-* backward-input: one GEMM per kernel offset, ``dy @ w[i, j].T``, added with a strided
-  slice into a padded buffer (no ``kh*kw``-times-larger col2im buffer), then cropped.
+* backward-input: one GEMM per kernel offset, ``dy @ w[i, j].T``, written or added through
+  strided slices straight into dx; ``conv_taps`` plans which part of dx each tap reaches, so
+  there is no padded buffer to crop and no ``kh*kw``-times-larger col2im buffer.
 
 Every op keeps the input dtype (float64 in gradient checks).
 
@@ -95,6 +96,8 @@ def conv2d_forward(x, w, b, strides, padding, dilation):
     x ``(N, H, W, Cin)``, w ``(kh, kw, Cin, Cout)``, b ``(Cout,)`` or None
     -> y ``(N, OH, OW, Cout)``.
     """
+    _expect_shape("conv2d_forward", "x", x.shape, (*x.shape[:3], w.shape[2]),
+                  f"(w has shape {w.shape})")
     if backend.current().runs_kernels:
         return _conv2d_forward_kernel(x, w, b, strides, padding, dilation)
     kh, kw, cin, cout = w.shape
@@ -166,19 +169,21 @@ def conv2d_backward_filter(dy, x, w_shape, strides, padding, dilation):
     return _filter_gradient(dy, x, w_shape, strides, padding, dilation), bias_backward(dy)
 
 
-def _filter_gradient(dy, x, w_shape, strides, padding, dilation, kernel_hw=None):
+def _filter_gradient(dy, x, w_shape, strides, padding, dilation, kernel_hw=None,
+                     op="conv2d_backward_filter", names=("dy", "x")):
     """``dw = im2col(x).T @ dy``: the kernel gradient of a conv of x whose output gradient is dy.
 
     numpy backend only: with ``kernel_hw`` given (``w_shape`` unused), the result is the
     ``(rows, Cout)`` matrix, ending with the bias gradient's row when the patches were copied
-    (they then carry a column of ones).
+    (they then carry a column of ones). ``op`` and ``names`` (the caller's names for dy and x)
+    are what errors quote.
     """
     if backend.current().runs_kernels:
-        return _filter_gradient_kernel(dy, x, w_shape, strides, padding, dilation)
+        return _filter_gradient_kernel(dy, x, w_shape, strides, padding, dilation, op, names)
     ones = kernel_hw is not None
     cols, out_hw = _im2col(x, tuple(kernel_hw if ones else w_shape[:2]), strides, padding, dilation, ones)
     if tuple(dy.shape[1:3]) != out_hw:
-        raise ValueError(f"conv2d_backward_filter: dy has spatial size {tuple(dy.shape[1:3])}; "
+        raise ValueError(f"{op}: {names[0]} has spatial size {tuple(dy.shape[1:3])}; "
                          f"the geometry gives {out_hw}.")
     product = cols.T @ dy.reshape(-1, dy.shape[-1])
     return product if ones else product.reshape(w_shape)
@@ -192,15 +197,32 @@ def conv2d_transpose_forward(x, w, b, strides, padding, dilation):
     from ``conv_geometry.conv_transpose_padding``. -> y ``(N, OH, OW, Cout)`` with
     ``OH = (H - 1) * sh + (kh - 1) * dh + 1 - top - bottom``.
     """
+    _expect_shape("conv2d_transpose_forward", "x", x.shape, (*x.shape[:3], w.shape[3]),
+                  f"(w has shape {w.shape})")
     out_hw = conv_geometry.conv_transpose_output_shape(x.shape[1:3], w.shape[:2], strides,
                                                        padding, dilation)
     if backend.current().runs_kernels:
         return _input_gradient_kernel("conv2d_transpose_forward", x, w, b,
-                                      (x.shape[0], *out_hw, w.shape[2]), strides, padding, dilation)
+                                      (x.shape[0], *out_hw, w.shape[2]), strides, padding, dilation,
+                                      names=("x", "y"))
     y = conv2d_backward_input(x, w, (x.shape[0], *out_hw, w.shape[2]), strides, padding, dilation)
     if b is not None:
         passes.add_bias(y, b)
     return y
+
+
+def check_transpose_dy(op, dy, x_shape, w_shape, strides, padding, dilation):
+    """Raise unless ``dy`` has the shape ``conv2d_transpose_forward`` gives for x and w.
+
+    A dy of another size would still run (its conv is merely cropped or padded differently) and
+    return gradients of some other problem, so the transposed conv's backward ops check first.
+    """
+    x_shape, w_shape = tuple(int(v) for v in x_shape), tuple(int(v) for v in w_shape)
+    _expect_shape(op, "x", x_shape, (*x_shape[:3], w_shape[3]), f"(w has shape {w_shape})")
+    out_hw = conv_geometry.conv_transpose_output_shape(x_shape[1:3], w_shape[:2], strides,
+                                                       padding, dilation)
+    _expect_shape(op, "dy", dy.shape, (x_shape[0], *out_hw, w_shape[2]),
+                  f"(the output of conv2d_transpose_forward for x {x_shape}, w {w_shape})")
 
 
 def conv2d_transpose_backward_input(dy, w, x_shape, strides, padding, dilation):
@@ -208,11 +230,8 @@ def conv2d_transpose_backward_input(dy, w, x_shape, strides, padding, dilation):
 
     dy ``(N, OH, OW, Cout)``, w ``(kh, kw, Cout, Cin)`` -> dx ``x_shape = (N, H, W, Cin)``.
     """
-    dx = conv2d_forward(dy, w, None, strides, padding, dilation)
-    if dx.shape != tuple(x_shape):
-        raise ValueError(f"conv2d_transpose_backward_input: dy {tuple(dy.shape)} gives dx "
-                         f"{dx.shape}; expected {tuple(x_shape)}.")
-    return dx
+    check_transpose_dy("conv2d_transpose_backward_input", dy, x_shape, w.shape, strides, padding, dilation)
+    return conv2d_forward(dy, w, None, strides, padding, dilation)    # of x's shape, given that dy's
 
 
 def conv2d_transpose_backward_filter(dy, x, w_shape, strides, padding, dilation):
@@ -221,9 +240,11 @@ def conv2d_transpose_backward_filter(dy, x, w_shape, strides, padding, dilation)
     dy ``(N, OH, OW, Cout)``, x ``(N, H, W, Cin)``, w_shape ``(kh, kw, Cout, Cin)``
     -> ``(dw (kh, kw, Cout, Cin), db (Cout,))``.
     """
+    op = "conv2d_transpose_backward_filter"
+    check_transpose_dy(op, dy, x.shape, w_shape, strides, padding, dilation)
     # The transposed conv is conv2d_backward_input(x, w), so its kernel gradient is the
     # conv's filter gradient with the roles of input (here dy) and output gradient (x) swapped.
-    dw = _filter_gradient(x, dy, w_shape, strides, padding, dilation)
+    dw = _filter_gradient(x, dy, w_shape, strides, padding, dilation, op=op, names=("x", "dy"))
     return dw, bias_backward(dy)
 
 
@@ -239,9 +260,18 @@ _SPLIT_MIN_ROWS = 512       # ...and this many rows in each bias-gradient split
 _MAX_BLOCKS = 2048          # grid-stride sum_splits: enough blocks to fill a GPU
 
 
-def _expect_shape(op, name, shape, expected):
+def _expect_shape(op, name, shape, expected, given=""):
+    """A ValueError naming ``op`` and ``name`` unless ``shape`` is ``expected`` (for ``given``)."""
     if tuple(shape) != tuple(expected):
-        raise ValueError(f"{op}: {name} has shape {tuple(shape)}; expected {tuple(expected)}.")
+        reason = f" {given}" if given else ""
+        raise ValueError(f"{op}: {name} has shape {tuple(shape)}; expected {tuple(expected)}{reason}.")
+
+
+def _output(op, name, shape):
+    """An output array for a conv.cu kernel, refused when its element count overflows the
+    kernel's 32-bit indexes (the inputs are checked by ``launch.inputs``)."""
+    launch.i32(math.prod(shape), f"{op}: elements of {name} {tuple(shape)}")
+    return launch.empty(shape)
 
 
 def _geometry(x_shape, w_shape, out_hw, strides, padding, dilation):
@@ -252,7 +282,11 @@ def _geometry(x_shape, w_shape, out_hw, strides, padding, dilation):
 
 
 def _splits(count, blocks, minimum, multiple=1):
-    """``(splits, per_split)``: cut a reduction over ``count`` items, the same way for the same shapes."""
+    """``(splits, per_split)``: cut a reduction over ``count`` items, the same way for the same shapes.
+
+    Nothing to reduce (a batch of 0) is one empty split: the kernel writes zeros."""
+    if count == 0:
+        return 1, multiple
     splits = max(1, min(math.ceil(_SPLIT_BLOCKS / blocks), count // minimum))
     per_split = math.ceil(math.ceil(count / splits) / multiple) * multiple
     return math.ceil(count / per_split), per_split
@@ -273,12 +307,11 @@ def _conv2d_forward_kernel(x, w, b, strides, padding, dilation):
     op = "conv2d_forward"
     x, w = launch.inputs(op, x, w)
     kh, kw, cin, cout = w.shape
-    _expect_shape(op, "x", x.shape, (*x.shape[:3], cin))
     out_hw = _plan(x.shape[1:3], (kh, kw), strides, padding, dilation)[0]
     if b is not None:
         b, = launch.inputs(op, b)
         _expect_shape(op, "b", b.shape, (cout,))
-    y = launch.empty((x.shape[0], *out_hw, cout))
+    y = _output(op, "y", (x.shape[0], *out_hw, cout))
     pixels = x.shape[0] * out_hw[0] * out_hw[1]
     grid = launch.grid_for((pixels, cout), (_TILE, _TILE))
     launch.run("conv.cu", op, grid, launch.THREADS, x, w, w if b is None else b, y,
@@ -286,18 +319,20 @@ def _conv2d_forward_kernel(x, w, b, strides, padding, dilation):
     return y
 
 
-def _input_gradient_kernel(op, dy, w, b, x_shape, strides, padding, dilation):
-    """conv2d_backward_input (b None) or the transposed conv's forward (dy its x, plus b)."""
+def _input_gradient_kernel(op, dy, w, b, x_shape, strides, padding, dilation, names=("dy", "dx")):
+    """conv2d_backward_input (b None) or the transposed conv's forward (dy its x, plus b).
+
+    ``names``: what the caller calls the gathered input (dy) and the output (dx), for errors."""
     dy, w = launch.inputs(op, dy, w)
     n, h, wd, cin = (int(v) for v in x_shape)
     kh, kw, _, cout = w.shape
     out_hw = _plan((h, wd), (kh, kw), strides, padding, dilation)[0]
-    _expect_shape(op, "the kernel", w.shape, (kh, kw, cin, cout))
-    _expect_shape(op, "the output gradient" if b is None else "x", dy.shape, (n, *out_hw, cout))
+    _expect_shape(op, "w", w.shape, (kh, kw, cin, cout))
+    _expect_shape(op, names[0], dy.shape, (n, *out_hw, cout))
     if b is not None:
         b, = launch.inputs(op, b)
         _expect_shape(op, "b", b.shape, (cin,))
-    dx = launch.empty((n, h, wd, cin))
+    dx = _output(op, names[1], (n, h, wd, cin))
     sh, sw = strides
     # blockIdx.z is the phase (row phase * sw + column phase); the largest phase has this many pixels.
     phase_pixels = n * math.ceil(h / sh) * math.ceil(wd / sw)
@@ -307,23 +342,24 @@ def _input_gradient_kernel(op, dy, w, b, x_shape, strides, padding, dilation):
     return dx
 
 
-def _filter_gradient_kernel(dy, x, w_shape, strides, padding, dilation):
-    """im2col(x).T @ dy on conv.cu: one launch, plus sum_splits when the pixels are split."""
-    op = "conv2d_backward_filter"
+def _filter_gradient_kernel(dy, x, w_shape, strides, padding, dilation, op, names):
+    """im2col(x).T @ dy on conv.cu: one launch, plus sum_splits when the pixels are split.
+    ``op`` and ``names`` (the caller's names for dy and x) are what errors quote."""
     dy, x = launch.inputs(op, dy, x)
     kh, kw, cin, cout = (int(v) for v in w_shape)
     out_hw = _plan(x.shape[1:3], (kh, kw), strides, padding, dilation)[0]
     if tuple(dy.shape[1:3]) != out_hw:
-        raise ValueError(f"conv2d_backward_filter: dy has spatial size {tuple(dy.shape[1:3])}; "
+        raise ValueError(f"{op}: {names[0]} has spatial size {tuple(dy.shape[1:3])}; "
                          f"the geometry gives {out_hw}.")
-    _expect_shape(op, "x", x.shape, (*x.shape[:3], cin))
-    _expect_shape(op, "the output gradient", dy.shape, (x.shape[0], *out_hw, cout))
+    _expect_shape(op, names[1], x.shape, (*x.shape[:3], cin))
+    _expect_shape(op, names[0], dy.shape, (x.shape[0], *out_hw, cout))
     pixels = x.shape[0] * out_hw[0] * out_hw[1]
     tiles = launch.grid_for((kh * kw * cin, cout), (_TILE, _TILE))
     splits, per_split = _splits(pixels, tiles[0] * tiles[1], _SPLIT_MIN_PIXELS, _TILE_K)
-    partial = launch.empty((splits, kh, kw, cin, cout))
-    launch.run("conv.cu", op, (*tiles, splits), launch.THREADS, x, dy, partial, per_split,
-               *_geometry(x.shape, (kh, kw, cin, cout), out_hw, strides, padding, dilation))
+    partial = _output(op, "the split filter gradients", (splits, kh, kw, cin, cout))
+    geometry = _geometry(x.shape, (kh, kw, cin, cout), out_hw, strides, padding, dilation)
+    launch.run("conv.cu", "conv2d_backward_filter", (*tiles, splits), launch.THREADS, x, dy, partial,
+               per_split, *geometry)
     return _sum_splits(partial, splits, (kh, kw, cin, cout))
 
 

@@ -52,16 +52,15 @@ def conv2d_transpose_backward(dy, x, w, strides, padding, dilation, need_dx=True
     when ``need_dx`` is False), dw like w, db ``(Cout,)``. ``saved`` is unused (the forward's
     work has nothing the backward can reuse).
     """
+    # A dy of the wrong size would still give patches (and gradients of another problem).
+    conv.check_transpose_dy("conv2d_transpose_backward", dy, x.shape, w.shape, strides, padding, dilation)
     if backend.current().runs_kernels:
         dx = conv.conv2d_transpose_backward_input(dy, w, x.shape, strides, padding, dilation) \
             if need_dx else None
         dw, db = conv.conv2d_transpose_backward_filter(dy, x, w.shape, strides, padding, dilation)
         return dx, dw, db
     kh, kw, _, cin = w.shape
-    cols, out_hw = conv._im2col(dy, (kh, kw), strides, padding, dilation)
-    if tuple(out_hw) != tuple(x.shape[1:3]):
-        raise ValueError(f"conv2d_transpose_backward: dy {tuple(dy.shape)} gives an input gradient "
-                         f"of spatial size {tuple(out_hw)}; x has {tuple(x.shape[1:3])}.")
+    cols, _ = conv._im2col(dy, (kh, kw), strides, padding, dilation)   # x's height and width: dy was checked
     dx = (cols @ w.reshape(-1, cin)).reshape(x.shape) if need_dx else None
     dw = (cols.T @ x.reshape(-1, cin)).reshape(w.shape)
     return dx, dw, conv.bias_backward(dy)

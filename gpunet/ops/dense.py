@@ -1,7 +1,8 @@
 """Fully connected layer: ``y = x @ w + b``, forward and backward side by side.
 
 Shapes: x (N, in), w (in, out) as Keras stores a Dense kernel, b (out,) or None, y (N, out).
-Higher-rank inputs are the layer's business (it folds the leading axes into N).
+Higher-rank inputs are the layer's business (it folds the leading axes into N). Both ops check
+these shapes against each other on every backend and name the op in the error.
 
 On a kernel backend (``backend.current().runs_kernels``) both ops run the float32 kernels of
 ``kernels/gemm.cu``: a tiled SGEMM per product (the bias added in its epilogue) and a
@@ -13,12 +14,37 @@ from .. import backend
 from . import launch
 
 _GEMM_BLOCK = (256, 1, 1)     # gemm.cu's THREADS
-_GEMM_TILE = (64, 64)         # gemm.cu's BLOCK_N (columns of C), BLOCK_M (rows of C)
+_GEMM_TILE = (64, 64)         # gemm.cu's BLOCK_M (rows of C), BLOCK_N (columns of C)
 _BIAS_BLOCK = (32, 8, 1)      # gemm.cu's BIAS_COLS x BIAS_ROWS
+
+
+def _shape_text(shape):
+    return f"({', '.join(str(s) for s in shape)}{',' if len(shape) == 1 else ''})"
+
+
+def _expect(op, name, array, expected, given):
+    """A ValueError naming ``op`` unless ``array`` has shape ``expected`` (which ``given`` implies)."""
+    if tuple(array.shape) != tuple(expected):
+        raise ValueError(f"{op}: {name} has shape {_shape_text(array.shape)}; expected "
+                         f"{_shape_text(expected)} for {given}.")
+
+
+def _check_shapes(op, x, w, b=None, dy=None):
+    """x (N, in), w (in, out), b (out,), dy (N, out) must agree: checked before either path runs."""
+    if w.ndim != 2:
+        raise ValueError(f"{op}: w has shape {_shape_text(w.shape)}; expected a 2-D kernel (in, out).")
+    fan_in, units = w.shape
+    w_text = f"w of shape {_shape_text(w.shape)}"
+    _expect(op, "x", x, (x.shape[0] if x.ndim == 2 else "batch", fan_in), w_text)
+    if b is not None:
+        _expect(op, "b", b, (units,), w_text)
+    if dy is not None:
+        _expect(op, "dy", dy, (x.shape[0], units), f"x of shape {_shape_text(x.shape)} and {w_text}")
 
 
 def dense_forward(x, w, b=None):
     """``x @ w (+ b)``: x (N, in), w (in, out), b (out,) or None -> y (N, out), in x's dtype."""
+    _check_shapes("dense_forward", x, w, b)
     if backend.current().runs_kernels:
         return _dense_forward_kernel(x, w, b)
     y = x @ w
@@ -27,27 +53,32 @@ def dense_forward(x, w, b=None):
     return y
 
 
-def dense_backward(dy, x, w, need_dx=True, need_db=True):
+def dense_backward(dy, x, w, need_dx=True, need_db=True, need_dw=True):
     """Gradients of :func:`dense_forward` from dy (N, out) and the saved input x (N, in).
 
-    Returns ``(dx, dw, db)``: dx (N, in) or None when ``need_dx`` is False (a first layer
-    needs no input gradient), dw (in, out), db (out,) or None when ``need_db`` is False.
+    Returns ``(dx, dw, db)``: dx (N, in), dw (in, out), db (out,), each None when its ``need_*``
+    is False (a first layer needs no input gradient, a frozen layer no weight gradients).
     Every gradient is written, not accumulated.
     """
+    _check_shapes("dense_backward", x, w, dy=dy)
     if backend.current().runs_kernels:
-        return _dense_backward_kernel(dy, x, w, need_dx, need_db)
+        return _dense_backward_kernel(dy, x, w, need_dx, need_db, need_dw)
     dx = dy @ w.T if need_dx else None
-    dw = x.T @ dy
+    dw = x.T @ dy if need_dw else None
     # A ones-vector product reduces over the batch with the same BLAS call a GPU would use.
     db = np.ones(dy.shape[0], dtype=dy.dtype) @ dy if need_db else None
     return dx, dw, db
 
 
 def _gemm(kernel, inputs, out, m, k, n, *flags):
-    """Launch the gemm.cu product ``kernel(*inputs, out, m, k, n, *flags)`` writing ``out`` (m, n)."""
+    """Launch the gemm.cu product ``kernel(*inputs, out, m, k, n, *flags)`` writing ``out`` (m, n).
+
+    The longer side of ``out`` goes on grid axis x, so no size of a layer meets the 65,535-block
+    limit of axis y: with ``m * n < 2**31`` the shorter side has at most 725 tiles."""
     for what, size in (("rows x depth", m * k), ("depth x columns", k * n), ("rows x columns", m * n)):
         launch.i32(size, f"{kernel}: {what}")      # the kernel indexes with 32-bit ints
-    grid = launch.grid_for((n, m), _GEMM_TILE)
+    row_tiles, col_tiles = launch.grid_for((m, n), _GEMM_TILE)
+    grid = (row_tiles, col_tiles) if m >= n else (col_tiles, row_tiles)   # gemm.cu's rule
     launch.run("gemm.cu", kernel, grid, _GEMM_BLOCK, *inputs, out, m, k, n, *flags)
 
 
@@ -61,16 +92,16 @@ def _dense_forward_kernel(x, w, b):
     return y
 
 
-def _dense_backward_kernel(dy, x, w, need_dx, need_db):
+def _dense_backward_kernel(dy, x, w, need_dx, need_db, need_dw):
     dy, x, w = launch.inputs("dense_backward", dy, x, w)
     (batch, out_features), in_features = dy.shape, w.shape[0]
-    dx = None
+    dx = dw = db = None
     if need_dx:
         dx = launch.empty((batch, in_features))
         _gemm("dense_backward_input", (dy, w), dx, batch, out_features, in_features)
-    dw = launch.empty((in_features, out_features))
-    _gemm("dense_backward_filter", (x, dy), dw, in_features, batch, out_features)
-    db = None
+    if need_dw:
+        dw = launch.empty((in_features, out_features))
+        _gemm("dense_backward_filter", (x, dy), dw, in_features, batch, out_features)
     if need_db:
         db = launch.empty((out_features,))
         grid = launch.grid_for((out_features,), _BIAS_BLOCK[:1])
