@@ -121,3 +121,17 @@ def deserialize(config):
         return get(config)
     classes = {c.__name__: c for c in (VarianceScaling, Constant, RandomNormal, RandomUniform)}
     return classes[config["class_name"]](**config["config"])
+
+
+def checked(identifier, what):
+    """``identifier`` checked now, so that a typo fails when the layer is made, not when it is
+    built; a name stays a name (get_config stays readable), a config dict becomes an object.
+    ``what`` names the argument in the error, e.g. "Dense kernel_initializer"."""
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    try:
+        get(identifier)
+    except ValueError as error:
+        raise ValueError(f"{what}: {error}") from None
+    return identifier
+

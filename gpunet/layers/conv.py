@@ -21,17 +21,6 @@ def _positive_pair(value, what):
     return pair
 
 
-def _initializer(identifier, what):
-    """Check an initializer now, so a typo fails at construction; names stay names for get_config."""
-    if isinstance(identifier, dict):
-        return initializers.deserialize(identifier)
-    try:
-        initializers.get(identifier)
-    except ValueError as error:
-        raise ValueError(f"{what}: {error}") from None
-    return identifier
-
-
 class BaseConv(ActivationMixin, Layer):
     """What Conv2D and Conv2DTranspose share: arguments, weights, checks, forward and backward.
 
@@ -62,8 +51,8 @@ class BaseConv(ActivationMixin, Layer):
             raise ValueError(f"{kind} {error}") from None
         self._init_activation(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = _initializer(kernel_initializer, f"{kind} kernel_initializer")
-        self.bias_initializer = _initializer(bias_initializer, f"{kind} bias_initializer")
+        self.kernel_initializer = initializers.checked(kernel_initializer, f"{kind} kernel_initializer")
+        self.bias_initializer = initializers.checked(bias_initializer, f"{kind} bias_initializer")
         self.kernel = self.bias = None
         self._x = self._pads = self._saved = None
 

@@ -41,17 +41,6 @@ def Input(shape, batch_size=None, name=None, dtype="float32"):
     return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype).output
 
 
-def _initializer(identifier, what):
-    """Validate an initializer argument now (clear error at construction); names stay names for get_config."""
-    if isinstance(identifier, dict):
-        return initializers.deserialize(identifier)
-    try:
-        initializers.get(identifier)
-    except ValueError as error:
-        raise ValueError(f"{what}: {error}") from None
-    return identifier
-
-
 class Dense(ActivationMixin, Layer):
     """Fully connected layer: ``activation(x @ kernel + bias)``.
 
@@ -69,8 +58,8 @@ class Dense(ActivationMixin, Layer):
         self.units = int(units)
         self._init_activation(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = _initializer(kernel_initializer, "Dense kernel_initializer")
-        self.bias_initializer = _initializer(bias_initializer, "Dense bias_initializer")
+        self.kernel_initializer = initializers.checked(kernel_initializer, "Dense kernel_initializer")
+        self.bias_initializer = initializers.checked(bias_initializer, "Dense bias_initializer")
         self.kernel = self.bias = None
         self._x2d = self._x_shape = None
 

@@ -6,17 +6,6 @@ from .base import Layer
 __all__ = ["BatchNormalization"]
 
 
-def _initializer(identifier, what):
-    """Validate an initializer argument; keep names as names so get_config stays readable."""
-    if isinstance(identifier, dict):
-        return initializers.deserialize(identifier)
-    try:
-        initializers.get(identifier)
-    except ValueError as error:
-        raise ValueError(f"{what}: {error}") from None
-    return identifier
-
-
 class BatchNormalization(Layer):
     """Normalise each channel (last axis) to zero mean and unit variance, then scale and shift.
 
@@ -44,10 +33,10 @@ class BatchNormalization(Layer):
         self.axis = axis
         self.momentum, self.epsilon = float(momentum), float(epsilon)
         self.center, self.scale = bool(center), bool(scale)
-        self.beta_initializer = _initializer(beta_initializer, "beta_initializer")
-        self.gamma_initializer = _initializer(gamma_initializer, "gamma_initializer")
-        self.moving_mean_initializer = _initializer(moving_mean_initializer, "moving_mean_initializer")
-        self.moving_variance_initializer = _initializer(moving_variance_initializer,
+        self.beta_initializer = initializers.checked(beta_initializer, "beta_initializer")
+        self.gamma_initializer = initializers.checked(gamma_initializer, "gamma_initializer")
+        self.moving_mean_initializer = initializers.checked(moving_mean_initializer, "moving_mean_initializer")
+        self.moving_variance_initializer = initializers.checked(moving_variance_initializer,
                                                         "moving_variance_initializer")
         self.gamma = self.beta = self.moving_mean = self.moving_variance = None
         self._saved = None
