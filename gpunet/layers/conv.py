@@ -58,14 +58,16 @@ class BaseConv(ActivationMixin, Layer):
 
     # -- what a subclass defines (per spatial axis: 0 = height, 1 = width) ------------------
     def _kernel_shape(self, in_channels):
-        raise NotImplementedError
+        """The kernel's shape for ``in_channels`` input channels (Keras's layout)."""
+        raise NotImplementedError(f"{type(self).__name__} must define _kernel_shape(in_channels).")
 
     def _axis_padding(self, size, axis):
         """``(before, after)`` the ops take for an input of ``size`` on ``axis``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define _axis_padding(size, axis).")
 
     def _axis_output(self, size, axis, pad):
-        raise NotImplementedError
+        """The output size on ``axis`` for an input of ``size`` padded by ``pad``."""
+        raise NotImplementedError(f"{type(self).__name__} must define _axis_output(size, axis, pad).")
 
     def _check_axis(self, shape, size, axis, pad):
         out = self._axis_output(size, axis, pad)
