@@ -158,7 +158,7 @@ def _batch_norm_case(data, F):
     gamma, beta = (gn.backend.current().asarray(v) for v in (np.ones(64), np.zeros(64)))
 
     def gn_bn():
-        _, mean, inv_std = norm_ops.batch_norm_train_forward(x, gamma, beta, 1e-3)
+        _, mean, inv_std, _ = norm_ops.batch_norm_train_forward(x, gamma, beta, 1e-3)
         norm_ops.batch_norm_backward(dy, x, gamma, mean, inv_std)
     tx, tg, tb = data.tensor(x, nchw=True), data.tensor(gamma), data.tensor(beta)
     tdy = data.tensor(dy, grad=False, nchw=True)

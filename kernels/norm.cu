@@ -9,9 +9,9 @@
 //   batch_norm_inv_std(var, inv_std, c, eps)       inv_std = 1 / sqrt(var + eps)
 //   batch_norm_normalize(x, mean, inv_std, gamma, beta, y, ...)
 //                                                  y = (x - mean) * inv_std * gamma + beta
-//   batch_norm_update_moving_stats(moving_mean, moving_var, mean, inv_std, ...)
-//                                                  moving = momentum * moving + blend * batch, in place;
-//                                                  batch variance = max(1 / inv_std^2 - eps, 0)
+//   batch_norm_update_moving_stats(moving_mean, moving_var, mean, var, ...)
+//                                                  moving = momentum * moving + blend * batch, in place,
+//                                                  for the batch mean and biased batch variance
 //   batch_norm_backward_input(dy, x, mean, inv_std, gamma, dgamma, dbeta, dx, ...)
 //                                                  dx = (dy - dbeta / M - x_hat * dgamma / M) * inv_std * gamma
 //   batch_norm_inference_backward_input(dy, inv_std, gamma, dx, ...)
@@ -28,7 +28,9 @@
 // order depends on the shapes only: results are bit-identical run to run, no atomics.
 // Training forward: column sums of x / M -> mean; centered squares / M -> biased variance;
 // batch_norm_inv_std; batch_norm_normalize. Backward needs x, mean and inv_std (the training
-// forward's, or the moving mean and 1 / sqrt(moving_var + eps) in inference mode).
+// forward's, or the moving mean and 1 / sqrt(moving_var + eps) in inference mode). The moving
+// variance is updated from the variance itself: 1 / inv_std^2 - eps loses the digits of a
+// variance far below eps.
 // Elementwise kernels: a grid-stride loop, one thread per element (per channel for the (C,) ones).
 // Gradients: dx, dgamma and dbeta are written (=); only the moving statistics update in place.
 
@@ -137,13 +139,11 @@ batch_norm_normalize(const float* __restrict__ x, const float* __restrict__ mean
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 batch_norm_update_moving_stats(float* __restrict__ moving_mean, float* __restrict__ moving_var,
-                               const float* __restrict__ mean, const float* __restrict__ inv_std,
-                               int c, float momentum, float blend, float eps) {
+                               const float* __restrict__ mean, const float* __restrict__ var,
+                               int c, float momentum, float blend) {
     GRID_STRIDE_LOOP(ch, c) {
-        float var = 1.0f / (inv_std[ch] * inv_std[ch]) - eps;
-        var = var < 0.0f ? 0.0f : var;   // rounding can take a zero variance a hair below 0
         moving_mean[ch] = moving_mean[ch] * momentum + blend * mean[ch];
-        moving_var[ch] = moving_var[ch] * momentum + blend * var;
+        moving_var[ch] = moving_var[ch] * momentum + blend * var[ch];
     }
 }
 

@@ -1,8 +1,9 @@
 """The pooling and batch-norm kernels (kernels/pool.cu, kernels/norm.cu) against the NumPy reference.
 
 Every op runs once on the numpy backend and once on a kernel backend with the same float32
-inputs; outputs, gradients and what forward saves for backward (argmax, mean, inv_std) must
-agree. Argmax is compared exactly, gradients of the kernels must repeat bit for bit.
+inputs; outputs, gradients and what forward saves for backward (argmax, mean, inv_std) or
+hands on (the batch variance) must agree. Argmax is compared exactly, gradients of the kernels
+must repeat bit for bit.
 """
 import numpy as np
 import pytest
@@ -123,9 +124,9 @@ def test_batch_norm_training_matches_numpy(kernel_backend, rng, shape, affine):
     x, gamma, beta, _, _, dy = _norm_inputs(rng, shape)
     gamma, beta = (gamma, beta) if affine else (None, None)
     ref, out = _both(kernel_backend, norm.batch_norm_train_forward, x, gamma, beta, 1e-3)
-    for name, a, b in zip(("y", "mean", "inv_std"), out, ref):
+    for name, a, b in zip(("y", "mean", "inv_std", "var"), out, ref):
         assert_close(a, b, what=f"batch norm {name}")
-    _, mean, inv_std = ref   # one set of saved statistics for both backwards
+    _, mean, inv_std, _ = ref   # one set of saved statistics for both backwards
     ref, out = _both(kernel_backend, norm.batch_norm_backward, dy, x, gamma, mean, inv_std)
     for name, a, b in zip(("dx", "dgamma", "dbeta"), out, ref):
         assert_close(a, b, what=f"batch norm {name}")
@@ -148,24 +149,39 @@ def test_batch_norm_inference_matches_numpy(kernel_backend, rng, shape, affine):
 @pytest.mark.parametrize("channels", [1, 3, 67])
 def test_moving_stats_update_in_place(kernel_backend, rng, channels):
     moving_mean, moving_var = _normal(rng, (channels,)), (0.5 + rng.random(channels)).astype(np.float32)
-    mean, inv_std = _normal(rng, (channels,)), (0.5 + rng.random(channels)).astype(np.float32)
-    inv_std[0] = 1 / np.sqrt(np.float32(1e-3))          # a zero batch variance: clamped at 0, not below
+    mean, var = _normal(rng, (channels,)), (0.5 + rng.random(channels)).astype(np.float32)
+    var[0] = 0.0                                          # a constant channel
     results = {}
     for name in ("numpy", kernel_backend):
         with backend.use(name) as be:
             stats = [be.asarray(moving_mean.copy()), be.asarray(moving_var.copy())]   # updated in place
-            norm.batch_norm_update_moving_stats(*stats, be.asarray(mean), be.asarray(inv_std), 0.9, 1e-3)
+            norm.batch_norm_update_moving_stats(*stats, be.asarray(mean), be.asarray(var), 0.9)
             results[name] = [be.to_numpy(s) for s in stats]
     for what, a, b in zip(("moving_mean", "moving_var"), results[kernel_backend], results["numpy"]):
         assert_close(a, b, what=what)
-    assert results[kernel_backend][1][0] >= 0
+    assert_close(results[kernel_backend][1], 0.9 * moving_var + 0.1 * var, rtol=1e-6, what="moving_var")
     assert not np.array_equal(results["numpy"][0], moving_mean)     # it did update
+
+
+@pytest.mark.parametrize("std", [1e-4, 1e-3])
+def test_moving_variance_far_below_epsilon_is_the_batch_variance(kernel_backend, rng, std):
+    # Rebuilt as 1 / inv_std**2 - epsilon, a variance far below epsilon lost its digits
+    # (1.7% off at std 1e-4, epsilon 1e-3); Keras stores the batch variance itself.
+    x = _normal(rng, (2, 5, 7, 3), offset=0.5, scale=std)
+    expected = x.astype(np.float64).reshape(-1, 3).var(axis=0)
+    for name in ("numpy", kernel_backend):
+        with backend.use(name) as be:
+            _, mean, _, var = norm.batch_norm_train_forward(be.asarray(x, np.float32), None, None, 1e-3)
+            moving_mean, moving_var = be.asarray(np.zeros(3), np.float32), be.asarray(np.ones(3), np.float32)
+            norm.batch_norm_update_moving_stats(moving_mean, moving_var, mean, var, 0.0)
+            assert_close(be.to_numpy(moving_var), expected, rtol=1e-5, atol=0,
+                         what=f"moving variance on {name}")
 
 
 def _gradients(name, rng):
     """Every gradient kernel of this family once, on inputs drawn from ``rng``."""
     x, gamma, _, moving_mean, moving_var, dy = _norm_inputs(rng, (3, 9, 11, 67))
-    mean, inv_std = _on("numpy", norm.batch_norm_train_forward, x, gamma, None, 1e-3)[1:]
+    mean, inv_std = _on("numpy", norm.batch_norm_train_forward, x, gamma, None, 1e-3)[1:3]
     px = _normal(rng, (2, 9, 8, 3))
     argmax = _on("numpy", pool.max_pool2d_forward, px, (3, 3), (2, 2), "same")[1]
     pdy = _normal(rng, argmax.shape)
@@ -205,7 +221,7 @@ OP_KERNELS = [
     (norm.batch_norm_inference_backward, ("x", "x", "c", "c", "c", 1e-3),
      {"batch_norm_inv_std", "batch_norm_backward_sums", "batch_norm_column_sums",
       "batch_norm_inference_backward_input"}),
-    (norm.batch_norm_update_moving_stats, ("c", "c", "c", "c", 0.99, 1e-3), {"batch_norm_update_moving_stats"}),
+    (norm.batch_norm_update_moving_stats, ("c", "c", "c", "c", 0.99), {"batch_norm_update_moving_stats"}),
 ]
 
 

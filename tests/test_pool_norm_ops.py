@@ -173,20 +173,22 @@ BN_SHAPES = [(6, 3), (2, 3, 4, 2), (1, 5, 5, 2), (4, 1, 1, 1)]
 def test_batch_norm_train_forward_real_numbers():
     x = np.array([[1.0, 10.0], [2.0, 10.0], [3.0, 14.0], [4.0, 14.0]], dtype=np.float32)
     gamma, beta = np.array([2.0, 0.5], np.float32), np.array([1.0, -1.0], np.float32)
-    y, mean, inv_std = norm.batch_norm_train_forward(x, gamma, beta, 1e-3)
+    y, mean, inv_std, var = norm.batch_norm_train_forward(x, gamma, beta, 1e-3)
     # channel 0: mean 2.5, biased var 1.25; channel 1: mean 12, var 4.
     assert_close(mean, [2.5, 12.0], rtol=0, atol=1e-6)
     assert_close(inv_std, [1 / np.sqrt(1.251), 1 / np.sqrt(4.001)], rtol=1e-6)
+    assert_close(var, [1.25, 4.0], rtol=1e-6)
     expected = np.array([[2 * (v - 2.5) / np.sqrt(1.251) + 1, 0.5 * (w - 12) / np.sqrt(4.001) - 1]
                          for v, w in x])
     assert_close(y, expected, rtol=1e-5, atol=1e-6)
-    assert y.dtype == mean.dtype == inv_std.dtype == np.float32
+    assert y.dtype == mean.dtype == inv_std.dtype == var.dtype == np.float32
 
 
 def test_batch_norm_train_forward_large_mean_stays_accurate():
     x = (1e4 + np.array([-1.0, 1.0, -1.0, 1.0])).astype(np.float32).reshape(4, 1)
-    y, _, inv_std = norm.batch_norm_train_forward(x, None, None, 1e-3)
+    y, _, inv_std, var = norm.batch_norm_train_forward(x, None, None, 1e-3)
     assert_close(inv_std, [1 / np.sqrt(1.001)], rtol=1e-5)
+    assert_close(var, [1.0], rtol=1e-5)
     assert_close(y[:, 0], np.array([-1, 1, -1, 1]) / np.sqrt(1.001), rtol=1e-5)
 
 
@@ -198,7 +200,7 @@ def test_batch_norm_train_gradient(rng, shape, affine):
 
     def forward(x, *params):
         gamma, beta = params if affine else (None, None)
-        y, saved["mean"], saved["inv_std"] = norm.batch_norm_train_forward(x, gamma, beta, 1e-3)
+        y, saved["mean"], saved["inv_std"], _ = norm.batch_norm_train_forward(x, gamma, beta, 1e-3)
         saved["x"], saved["gamma"] = x, gamma
         return y
 
@@ -229,17 +231,17 @@ def test_batch_norm_inference_forward_and_gradient(rng, shape):
 
 def test_batch_norm_update_moving_stats_real_numbers():
     x = np.array([[1.0], [2.0], [3.0], [4.0]], dtype=np.float32)
-    _, mean, inv_std = norm.batch_norm_train_forward(x, None, None, 1e-3)
+    _, mean, _, var = norm.batch_norm_train_forward(x, None, None, 1e-3)
     moving_mean, moving_var = np.array([1.0], np.float32), np.array([2.0], np.float32)
-    norm.batch_norm_update_moving_stats(moving_mean, moving_var, mean, inv_std, 0.9, 1e-3)
+    norm.batch_norm_update_moving_stats(moving_mean, moving_var, mean, var, 0.9)
     assert_close(moving_mean, [0.9 * 1.0 + 0.1 * 2.5], rtol=1e-6)
     assert_close(moving_var, [0.9 * 2.0 + 0.1 * 1.25], rtol=1e-6)
 
 
 def test_batch_norm_update_constant_channel_gives_zero_variance():
     x = np.full((5, 2), 3.0, dtype=np.float32)
-    _, mean, inv_std = norm.batch_norm_train_forward(x, None, None, 1e-3)
-    moving_mean, moving_var = np.zeros(2, np.float32), np.zeros(2, np.float32)
-    norm.batch_norm_update_moving_stats(moving_mean, moving_var, mean, inv_std, 0.0, 1e-3)
+    _, mean, _, var = norm.batch_norm_train_forward(x, None, None, 1e-3)
+    moving_mean, moving_var = np.zeros(2, np.float32), np.ones(2, np.float32)
+    norm.batch_norm_update_moving_stats(moving_mean, moving_var, mean, var, 0.0)
     assert_close(moving_mean, [3.0, 3.0], rtol=0, atol=0)
-    assert np.all(moving_var >= 0) and np.all(moving_var < 1e-8)
+    assert_close(moving_var, [0.0, 0.0], rtol=0, atol=0)

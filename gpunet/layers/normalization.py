@@ -70,9 +70,9 @@ class BatchNormalization(Layer):
         self.ensure_built((None, *x.shape[1:]))
         self._check_shape(x.shape, self.moving_mean.shape[0])
         if training and self.trainable:
-            y, mean, inv_std = norm.batch_norm_train_forward(x, self.gamma, self.beta, self.epsilon)
-            norm.batch_norm_update_moving_stats(self.moving_mean, self.moving_variance, mean, inv_std,
-                                                self.momentum, self.epsilon)
+            y, mean, inv_std, var = norm.batch_norm_train_forward(x, self.gamma, self.beta, self.epsilon)
+            norm.batch_norm_update_moving_stats(self.moving_mean, self.moving_variance, mean, var,
+                                                self.momentum)
             self._saved = ("batch", x, mean, inv_std)
             return y
         self._saved = ("moving", x, self.moving_mean, self.moving_variance)

@@ -3,8 +3,9 @@
 Inputs are (..., C): (N, C) after a Dense, (N, H, W, C) after a conv. Statistics are per channel
 over the other ``M = x.size / C`` values. Training uses the batch's mean and biased variance and
 returns ``mean`` and ``inv_std = 1 / sqrt(var + epsilon)`` (C,), which is all its backward needs
-besides ``x``; inference uses the moving statistics. ``gamma`` None means a scale of 1 and
-``beta`` None an offset of 0 (BatchNormalization with ``scale=False`` / ``center=False``).
+besides ``x``, and ``var`` itself for the moving variance (a variance far below epsilon cannot be
+recovered from ``inv_std``); inference uses the moving statistics. ``gamma`` None means a scale
+of 1 and ``beta`` None an offset of 0 (BatchNormalization with ``scale=False`` / ``center=False``).
 
 On a kernel backend (``backend.current().runs_kernels``) every op runs the float32 kernels of
 ``kernels/norm.cu``; the functions named ``_<op>_kernel`` at the end of this file launch them.
@@ -33,8 +34,9 @@ def _affine(x_hat, gamma, beta):
 def batch_norm_train_forward(x, gamma, beta, epsilon):
     """Normalise with batch statistics. ``x`` (..., C); ``gamma``, ``beta`` (C,) or None.
 
-    Returns ``(y, mean, inv_std)``: ``y`` like ``x``; ``mean`` and ``inv_std`` (C,), the batch
-    mean and ``1 / sqrt(biased variance + epsilon)``.
+    Returns ``(y, mean, inv_std, var)``: ``y`` like ``x``; the others (C,): the batch mean,
+    ``1 / sqrt(var + epsilon)`` (what backward needs) and the biased batch variance ``var`` (what
+    batch_norm_update_moving_stats needs).
     """
     if backend.current().runs_kernels:
         return _batch_norm_train_forward_kernel(x, gamma, beta, epsilon)
@@ -45,7 +47,7 @@ def batch_norm_train_forward(x, gamma, beta, epsilon):
     var = np.mean(centered * centered, axis=0)
     inv_std = 1 / np.sqrt(var + epsilon)
     y = _affine(centered * inv_std, gamma, beta)
-    return y.reshape(x.shape), mean, inv_std
+    return y.reshape(x.shape), mean, inv_std, var
 
 
 def batch_norm_backward(dy, x, gamma, mean, inv_std):
@@ -89,17 +91,14 @@ def batch_norm_inference_backward(dy, x, gamma, moving_mean, moving_var, epsilon
     return dy * scale, dgamma, dbeta
 
 
-def batch_norm_update_moving_stats(moving_mean, moving_var, mean, inv_std, momentum, epsilon):
+def batch_norm_update_moving_stats(moving_mean, moving_var, mean, var, momentum):
     """In place: ``moving = momentum * moving + (1 - momentum) * batch`` for mean and variance.
 
-    The batch's biased variance is recovered from the training forward's ``inv_std`` as
-    ``1 / inv_std**2 - epsilon`` (rounding can take a zero variance a hair below 0: clamped).
-    All arrays (C,).
+    ``mean`` and ``var`` are the training forward's batch mean and biased batch variance, as
+    Keras stores them. All arrays (C,).
     """
     if backend.current().runs_kernels:
-        return _batch_norm_update_moving_stats_kernel(moving_mean, moving_var, mean, inv_std,
-                                                      momentum, epsilon)
-    var = np.maximum(1 / (inv_std * inv_std) - epsilon, 0)
+        return _batch_norm_update_moving_stats_kernel(moving_mean, moving_var, mean, var, momentum)
     moving_mean *= momentum
     moving_mean += (1 - momentum) * mean
     moving_var *= momentum
@@ -167,7 +166,7 @@ def _batch_norm_train_forward_kernel(x, gamma, beta, epsilon):
     mean, = _column_sums("batch_norm_column_sums", rows, channels, x, divisor=rows, tail=(1.0,))
     var, = _column_sums("batch_norm_centered_squares", rows, channels, x, mean, divisor=rows)
     inv_std = _inv_std_kernel(var, epsilon)
-    return _normalize_kernel(x, mean, inv_std, gamma, beta), mean, inv_std
+    return _normalize_kernel(x, mean, inv_std, gamma, beta), mean, inv_std, var
 
 
 def _batch_norm_backward_kernel(dy, x, gamma, mean, inv_std):
@@ -200,12 +199,12 @@ def _batch_norm_inference_backward_kernel(dy, x, gamma, moving_mean, moving_var,
     return dx, dgamma, dbeta
 
 
-def _batch_norm_update_moving_stats_kernel(moving_mean, moving_var, mean, inv_std, momentum, epsilon):
+def _batch_norm_update_moving_stats_kernel(moving_mean, moving_var, mean, var, momentum):
     op = "batch_norm_update_moving_stats"
     for name, a in (("moving_mean", moving_mean), ("moving_var", moving_var)):
         if a.dtype != np.float32 or not a.flags.c_contiguous:
             raise TypeError(f"{op} on the {backend.current().name} backend updates {name} in place and "
                             f"needs a C-contiguous float32 array; received dtype {a.dtype}.")
-    mean, inv_std = launch.inputs(op, mean, inv_std)
-    _launch_elementwise(op, mean.size, moving_mean, moving_var, mean, inv_std, mean.size,
-                        float(momentum), float(1 - momentum), float(epsilon))
+    mean, var = launch.inputs(op, mean, var)
+    _launch_elementwise(op, mean.size, moving_mean, moving_var, mean, var, mean.size,
+                        float(momentum), float(1 - momentum))
