@@ -26,27 +26,7 @@
 // Backward needs what the list above says: x for relu/leaky_relu/elu, y for the others.
 // Gradients: every kernel writes (=) its output; nothing accumulates.
 
-#define FULL_MASK 0xffffffffu
-#define ROWS_PER_BLOCK 8   // warps of a 256-thread block; the launcher must use blockDim.x == 256
-
-#define GRID_STRIDE_LOOP(i, count) \
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < (count); i += gridDim.x * blockDim.x)
-
-// Each warp takes rows warp, warp + warps_in_grid, ...; every lane of a warp sees the same rows,
-// so the warp's shuffles are always reached by all 32 lanes together.
-#define ROW_PER_WARP_LOOP(row, rows)                                                            \
-    for (int row = blockIdx.x * ROWS_PER_BLOCK + (int)(threadIdx.x / 32); row < (rows);         \
-         row += gridDim.x * ROWS_PER_BLOCK)
-
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(FULL_MASK, v, offset);
-    return v;
-}
-
-__device__ __forceinline__ float warp_max(float v) {
-    for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, offset));
-    return v;
-}
+#include "common.cuh"   // GRID_STRIDE_LOOP, ROW_PER_WARP_LOOP, warp_sum, warp_max
 
 // -- ReLU in Keras's general form -------------------------------------------------------------
 

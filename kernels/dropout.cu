@@ -16,8 +16,7 @@
 // Backward needs the mask that forward writes.
 // Gradients: written (=).
 
-#define GRID_STRIDE_LOOP(i, count) \
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < (count); i += gridDim.x * blockDim.x)
+#include "common.cuh"   // GRID_STRIDE_LOOP
 
 __device__ __forceinline__ unsigned mix32(unsigned h) {
     h ^= h >> 16;

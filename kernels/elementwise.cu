@@ -14,6 +14,8 @@
 // Backward: add needs nothing saved: d(x_k) = d(out) for every input, written as copies of dy.
 // Gradients: add_backward writes (=) dx; only the forward accumulate kernel uses +=.
 
+// Self-contained (no common.cuh): tests copy this file alone to other folders to exercise builds.
+
 extern "C" __global__ void add_forward(const float* __restrict__ a, const float* __restrict__ b,
                                        float* __restrict__ out, int n) {
     int stride = gridDim.x * blockDim.x;

@@ -40,26 +40,10 @@
 // Gradients and partials are written (=). The counts are integers accumulated (+=) with one
 // atomicAdd per block into a zeroed unsigned long long: integer sums are exact in any order.
 
-#define FULL_MASK 0xffffffffu
 #define THREADS 256
 #define WARPS (THREADS / 32)
 
-#define GRID_STRIDE_LOOP(i, count) \
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < (count); i += gridDim.x * blockDim.x)
-
-// Each warp takes rows warp, warp + warps_in_grid, ...; all lanes of a warp see the same rows.
-#define ROW_PER_WARP_LOOP(row, rows) \
-    for (int row = blockIdx.x * WARPS + (int)(threadIdx.x / 32); row < (rows); row += gridDim.x * WARPS)
-
-template <class T> __device__ __forceinline__ T warp_sum(T v) {
-    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(FULL_MASK, v, offset);
-    return v;
-}
-
-__device__ __forceinline__ float warp_max(float v) {
-    for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, offset));
-    return v;
-}
+#include "common.cuh"   // GRID_STRIDE_LOOP, ROW_PER_WARP_LOOP, warp_sum, warp_max
 
 // The block's total of one value per warp (the same in every lane of it), in warp order.
 // Every thread of the block must call it; the result is meaningful in thread 0.

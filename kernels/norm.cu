@@ -36,8 +36,7 @@
 
 #define THREADS 256
 
-#define GRID_STRIDE_LOOP(i, count) \
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < (count); i += gridDim.x * blockDim.x)
+#include "common.cuh"   // GRID_STRIDE_LOOP
 
 // This thread's place in a column-reduction block: channel `c`, and the rows it visits,
 // begin, begin + step, ... < end.

@@ -31,8 +31,7 @@
 
 #define THREADS 256
 
-#define GRID_STRIDE_LOOP(i, count) \
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < (count); i += gridDim.x * blockDim.x)
+#include "common.cuh"   // GRID_STRIDE_LOOP
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 sgd_update(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ velocity, int n,

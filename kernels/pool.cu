@@ -31,8 +31,7 @@
 
 #define THREADS 256
 
-#define GRID_STRIDE_LOOP(i, count) \
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < (count); i += gridDim.x * blockDim.x)
+#include "common.cuh"   // GRID_STRIDE_LOOP, nhwc_at
 
 // Clipped extent [*begin, *end) of output index o's window on one axis of size n.
 __device__ __forceinline__ void window_span(int o, int stride, int pad, int k, int n, int* begin, int* end) {
@@ -54,10 +53,7 @@ max_pool2d_forward(const float* __restrict__ x, float* __restrict__ y, int* __re
                    int n, int h, int w, int c, int out_h, int out_w, int kh, int kw,
                    int sh, int sw, int pt, int pl) {
     GRID_STRIDE_LOOP(index, n * out_h * out_w * c) {
-        int ch = index % c;
-        int ow = (index / c) % out_w;
-        int oh = (index / (c * out_w)) % out_h;
-        int image = index / (c * out_w * out_h);
+        auto [image, oh, ow, ch] = nhwc_at(index, out_h, out_w, c);
         int row0, row1, col0, col1;
         window_span(oh, sh, pt, kh, h, &row0, &row1);
         window_span(ow, sw, pl, kw, w, &col0, &col1);
@@ -83,10 +79,7 @@ max_pool2d_backward(const float* __restrict__ dy, const int* __restrict__ argmax
                     int n, int h, int w, int c, int out_h, int out_w, int kh, int kw,
                     int sh, int sw, int pt, int pl) {
     GRID_STRIDE_LOOP(index, n * h * w * c) {
-        int ch = index % c;
-        int col = (index / c) % w;
-        int row = (index / (c * w)) % h;
-        int image = index / (c * w * h);
+        auto [image, row, col, ch] = nhwc_at(index, h, w, c);
         int oh0, oh1, ow0, ow1;
         covering_windows(row, sh, pt, kh, out_h, &oh0, &oh1);
         covering_windows(col, sw, pl, kw, out_w, &ow0, &ow1);
@@ -107,10 +100,7 @@ avg_pool2d_forward(const float* __restrict__ x, float* __restrict__ y,
                    int n, int h, int w, int c, int out_h, int out_w, int kh, int kw,
                    int sh, int sw, int pt, int pl) {
     GRID_STRIDE_LOOP(index, n * out_h * out_w * c) {
-        int ch = index % c;
-        int ow = (index / c) % out_w;
-        int oh = (index / (c * out_w)) % out_h;
-        int image = index / (c * out_w * out_h);
+        auto [image, oh, ow, ch] = nhwc_at(index, out_h, out_w, c);
         int row0, row1, col0, col1;
         window_span(oh, sh, pt, kh, h, &row0, &row1);
         window_span(ow, sw, pl, kw, w, &col0, &col1);
@@ -127,10 +117,7 @@ avg_pool2d_backward(const float* __restrict__ dy, float* __restrict__ dx,
                     int n, int h, int w, int c, int out_h, int out_w, int kh, int kw,
                     int sh, int sw, int pt, int pl) {
     GRID_STRIDE_LOOP(index, n * h * w * c) {
-        int ch = index % c;
-        int col = (index / c) % w;
-        int row = (index / (c * w)) % h;
-        int image = index / (c * w * h);
+        auto [image, row, col, ch] = nhwc_at(index, h, w, c);
         int oh0, oh1, ow0, ow1;
         covering_windows(row, sh, pt, kh, out_h, &oh0, &oh1);
         covering_windows(col, sw, pl, kw, out_w, &ow0, &ow1);

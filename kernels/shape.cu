@@ -20,8 +20,7 @@
 // Backward needs nothing saved beyond the settings (padding, size, the input sizes of concat).
 // Gradients: every kernel here writes (=) its output, never accumulates (+=).
 
-#define GRID_STRIDE_LOOP(i, count) \
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < (count); i += gridDim.x * blockDim.x)
+#include "common.cuh"   // GRID_STRIDE_LOOP, nhwc_at
 
 extern "C" __global__ void zero_pad2d_forward(const float* __restrict__ x, float* __restrict__ y,
                                               int n, int h, int w, int c, int top, int left,
@@ -40,10 +39,7 @@ extern "C" __global__ void zero_pad2d_backward(const float* __restrict__ dy, flo
                                                int n, int h, int w, int c, int top, int left,
                                                int out_h, int out_w) {
     GRID_STRIDE_LOOP(index, n * h * w * c) {
-        int ch = index % c;
-        int col = (index / c) % w;
-        int row = (index / (c * w)) % h;
-        int image = index / (c * w * h);
+        auto [image, row, col, ch] = nhwc_at(index, h, w, c);
         dx[index] = dy[((image * out_h + row + top) * out_w + col + left) * c + ch];
     }
 }
@@ -52,10 +48,7 @@ extern "C" __global__ void upsample2d_nearest_forward(const float* __restrict__ 
                                                       int n, int h, int w, int c, int sh, int sw) {
     int out_h = h * sh, out_w = w * sw;
     GRID_STRIDE_LOOP(index, n * out_h * out_w * c) {
-        int ch = index % c;
-        int col = (index / c) % out_w;
-        int row = (index / (c * out_w)) % out_h;
-        int image = index / (c * out_w * out_h);
+        auto [image, row, col, ch] = nhwc_at(index, out_h, out_w, c);
         y[index] = x[((image * h + row / sh) * w + col / sw) * c + ch];
     }
 }
@@ -64,10 +57,7 @@ extern "C" __global__ void upsample2d_nearest_backward(const float* __restrict__
                                                        int n, int h, int w, int c, int sh, int sw) {
     int out_w = w * sw;
     GRID_STRIDE_LOOP(index, n * h * w * c) {
-        int ch = index % c;
-        int col = (index / c) % w;
-        int row = (index / (c * w)) % h;
-        int image = index / (c * w * h);
+        auto [image, row, col, ch] = nhwc_at(index, h, w, c);
         const float* block = dy + ((image * h * sh + row * sh) * out_w + col * sw) * c + ch;
         float sum = 0.0f;
         for (int i = 0; i < sh; ++i)
