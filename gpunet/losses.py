@@ -103,12 +103,7 @@ class Loss:
     def from_config(cls, config):
         """Rebuild from ``get_config()``; a Keras-saved config works when it asks for nothing
         gpunet lacks (label smoothing, another axis, an ignored class)."""
-        config = dict(config)
-        for key, default in _KERAS_ONLY_DEFAULTS.items():
-            value = config.pop(key, default)
-            if value != default:
-                raise ValueError(f"{cls.__name__}: gpunet does not support {key}={value!r} "
-                                 f"(only the default {default!r}).")
+        config = utils.without_keras_defaults(config, _KERAS_ONLY_DEFAULTS, cls.__name__)
         try:
             return cls(**config)
         except TypeError:

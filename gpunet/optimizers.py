@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from . import backend
+from . import backend, utils
 from .ops import optim as optim_ops
 from .schedules import (CosineDecay, ExponentialDecay, LearningRateSchedule, _check_positive,
                         _check_range, _is_number, _subclasses, deserialize_schedule, schedules,
@@ -233,12 +233,7 @@ class Optimizer:
         if cls is Optimizer:
             raise TypeError("Optimizer.from_config needs a concrete class: call e.g. "
                             "Adam.from_config(config), or optimizers.deserialize(serialize(opt)).")
-        config = dict(config)
-        for key, default in _KERAS_ONLY_DEFAULTS.items():
-            value = config.pop(key, default)
-            if value != default:
-                raise ValueError(f"{cls.__name__}: gpunet does not support {key}={value!r} "
-                                 f"(only the default {default!r}).")
+        config = utils.without_keras_defaults(config, _KERAS_ONLY_DEFAULTS, cls.__name__)
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = deserialize_schedule(config["learning_rate"])
         return cls(**config)

@@ -54,3 +54,16 @@ def normalize_tuple(value, n, what):
     if len(values) != n:
         raise ValueError(f"{what} must be an int or a tuple of {n} ints; received {value!r}.")
     return values
+
+
+def without_keras_defaults(config, keras_only, owner):
+    """A copy of a Keras-style ``config`` without the settings gpunet lacks (``keras_only``:
+    name -> the value that means "not used"); a setting with any other value is a ValueError
+    naming ``owner``, so a Keras config loads only when it asks for nothing gpunet lacks."""
+    config = dict(config)
+    for key, default in keras_only.items():
+        value = config.pop(key, default)
+        if value != default:
+            raise ValueError(f"{owner}: gpunet does not support {key}={value!r} (only the default {default!r}).")
+    return config
+
