@@ -11,35 +11,17 @@ import numpy as np
 import pytest
 
 import gpunet as gn
-from checks import assert_close
+from checks import assert_close, run_on_backend, thread_order
 from gpunet import backend, layers
 from gpunet.ops import conv as ops
 from gpunet.ops import conv_fused
 from gpunet.ops import conv_geometry as geometry
 
 
-def _run(name, fn, thread_order=None):
-    """``fn()`` under backend ``name``: (NumPy copies of its outputs as a list, kernels launched)."""
-    launched = []
-    with backend.use(name) as be:
-        if be.runs_kernels:
-            real_launch = be.launch
-
-            def counting_launch(file, kernel, grid, block, args):
-                launched.append(kernel if file == "conv.cu" else f"{file}:{kernel}")
-                real_launch(file, kernel, grid, block, args)
-            be.launch = counting_launch
-        if thread_order is not None:
-            be.thread_order = thread_order
-        out = fn()
-        outs = list(out) if isinstance(out, tuple) else [out]
-        return [np.array(be.to_numpy(a)) for a in outs], launched
-
-
 def _compare(kernel_backend, fn, kernels, what):
     """Kernel-backend outputs of ``fn`` equal the numpy backend's; exactly ``kernels`` were launched."""
-    expected, _ = _run("numpy", fn)
-    actual, launched = _run(kernel_backend, fn)
+    expected, _ = run_on_backend("numpy", fn)
+    actual, launched = run_on_backend(kernel_backend, fn)
     assert launched == kernels, f"{what}: launched {launched}, expected {kernels}"
     assert len(actual) == len(expected)
     for k, (a, e) in enumerate(zip(actual, expected)):
@@ -165,12 +147,12 @@ def test_gradients_are_bit_identical_across_runs(kernel_backend, rng):
         dw, db = ops.conv2d_backward_filter(dy, x, w.shape, strides, pads, dilation)
         return ops.conv2d_backward_input(dy, w, x.shape, strides, pads, dilation), dw, db
 
-    first, launched = _run(kernel_backend, gradients)
+    first, launched = run_on_backend(kernel_backend, gradients)
     assert launched == ["conv2d_backward_filter", "sum_splits", "bias_backward", "sum_splits",
                         "conv2d_backward_input"]
-    orders = ["ascending", "descending"] if kernel_backend == "cudasim" else [None, None]
-    for order in orders:
-        again, _ = _run(kernel_backend, gradients, thread_order=order)
+    for order in ("ascending", "descending"):   # cudasim's thread orders (cuda ignores them)
+        with thread_order(order):
+            again, _ = run_on_backend(kernel_backend, gradients)
         for name, a, b in zip(("dx", "dw", "db"), first, again):
             assert np.array_equal(a, b), f"{name} differs between two runs (thread order {order})"
 
@@ -192,8 +174,8 @@ def test_conv_layers_run_kernels(kernel_backend, rng, layer_class, kwargs):
         dx = layer.backward(be.asarray(dy))
         return (y, dx, *layer.grads)
 
-    expected, _ = _run("numpy", step)
-    actual, launched = _run(kernel_backend, step)
+    expected, _ = run_on_backend("numpy", step)
+    actual, launched = run_on_backend(kernel_backend, step)
     forward = "conv2d_forward" if layer_class is layers.Conv2D else "conv2d_backward_input"
     backward_input = "conv2d_backward_input" if layer_class is layers.Conv2D else "conv2d_forward"
     assert launched[0] == forward and launched.count(backward_input) == 1, launched

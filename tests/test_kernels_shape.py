@@ -6,7 +6,7 @@ output, and checks that the kernel backend really launched the op's kernel (no N
 import numpy as np
 import pytest
 
-from checks import assert_close, run_on_backend
+from checks import assert_close, run_on_backend, thread_order
 from gpunet import backend, layers
 from gpunet.ops import shape as ops
 
@@ -115,12 +115,9 @@ def test_add_backward_gives_separate_arrays(kernel_backend, rng):
 
 def _backward_twice(kernel_backend, fn):
     runs = []
-    for order in ("ascending", "descending"):
-        with backend.use(kernel_backend) as be:
-            if hasattr(be, "thread_order"):   # cudasim: run the threads of each block in another order
-                be.thread_order = order
-            out = fn()
-            runs.append([np.array(be.to_numpy(a)) for a in (out if isinstance(out, list) else [out])])
+    for order in ("ascending", "descending"):   # cudasim: the threads of each block in another order
+        with thread_order(order):
+            runs.append(run_on_backend(kernel_backend, fn)[0])
     return runs
 
 
