@@ -78,6 +78,24 @@ def run_on_backend(name, fn):
         return [None if a is None else np.array(be.to_numpy(a)) for a in outs], launched
 
 
+def compare_with_numpy(kernel_backend, fn, kernels, what=None):
+    """``fn()`` on ``kernel_backend`` launches exactly ``kernels``, in order, and its outputs
+    equal the numpy backend's: as many, float32, the same shapes, None where numpy gives None.
+    Returns the kernel backend's outputs (NumPy copies)."""
+    what = what or (kernels[0] if kernels else "fn")
+    expected, _ = run_on_backend("numpy", fn)
+    actual, launched = run_on_backend(kernel_backend, fn)
+    assert launched == list(kernels), f"{what}: launched {launched}, expected {list(kernels)}"
+    assert len(actual) == len(expected), f"{what}: {len(actual)} outputs, numpy gives {len(expected)}"
+    for k, (a, e) in enumerate(zip(actual, expected)):
+        if e is None:
+            assert a is None, f"{what} output {k} should be None"
+            continue
+        assert a.dtype == np.float32 and a.shape == e.shape, f"{what} output {k}: {a.dtype} {a.shape} vs {e.shape}"
+        assert_close(a, e, what=f"{what} output {k}")
+    return actual
+
+
 def example_backend():
     """The backend the examples' tests run them on: cuda under GPUNET_BACKEND=cuda, else numpy.
 

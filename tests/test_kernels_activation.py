@@ -7,22 +7,10 @@ op's kernel, so no NumPy compute hides on the kernel path.
 import numpy as np
 import pytest
 
-from checks import assert_close, run_on_backend, thread_order
+from checks import assert_close, compare_with_numpy, run_on_backend, thread_order
 from gpunet import backend
 from gpunet.ops import activation as ops
 from gpunet.ops import dropout
-
-
-def _compare(kernel_backend, fn, kernels):
-    """Kernel-backend outputs of ``fn`` equal the numpy backend's; exactly ``kernels`` were launched."""
-    expected, _ = run_on_backend("numpy", fn)
-    actual, launched = run_on_backend(kernel_backend, fn)
-    assert launched == list(kernels), launched
-    assert len(actual) == len(expected)
-    for k, (a, e) in enumerate(zip(actual, expected)):
-        assert a.dtype == np.float32, f"output {k} is {a.dtype}"
-        assert_close(a, e, what=f"{kernels[0]} output {k}")
-    return actual
 
 
 def _normal(rng, shape, scale=1.0):
@@ -47,16 +35,16 @@ def test_elementwise_activation(kernel_backend, rng, name, shape):
     forward, backward, saved = ELEMENTWISE[name]
     x = _normal(rng, shape, 3.0)
     x.flat[0] = 0.0   # the kink of the piecewise activations
-    y, = _compare(kernel_backend, lambda: forward(x), [f"{name}_forward"])
+    y, = compare_with_numpy(kernel_backend, lambda: forward(x), [f"{name}_forward"])
     dy = _normal(rng, shape)
-    _compare(kernel_backend, lambda: backward(dy, x if saved == "x" else y), [f"{name}_backward"])
+    compare_with_numpy(kernel_backend, lambda: backward(dy, x if saved == "x" else y), [f"{name}_backward"])
 
 
 def test_activations_saturate_without_overflow(kernel_backend):
     x = np.array([-1e4, -100.0, -88.0, 88.0, 100.0, 1e4, 3e38, -3e38], np.float32)
     for name in ("sigmoid", "tanh", "elu"):
         forward = ELEMENTWISE[name][0]
-        y, = _compare(kernel_backend, lambda: forward(x), [f"{name}_forward"])
+        y, = compare_with_numpy(kernel_backend, lambda: forward(x), [f"{name}_forward"])
         assert np.all(np.isfinite(y)), (name, y)
 
 
@@ -94,14 +82,14 @@ def test_relu_settings(kernel_backend, rng, max_value, negative_slope, threshold
     x = _normal(rng, (2, 7, 5, 3), 3.0)
     x.flat[:4] = [threshold, 0.0, max_value or 6.0, -threshold]   # every boundary the masks compare with
     settings = (max_value, negative_slope, threshold)
-    _compare(kernel_backend, lambda: ops.relu_forward(x, *settings), ["relu_forward"])
+    compare_with_numpy(kernel_backend, lambda: ops.relu_forward(x, *settings), ["relu_forward"])
     dy = _normal(rng, x.shape)
-    _compare(kernel_backend, lambda: ops.relu_backward(dy, x, *settings), ["relu_backward"])
+    compare_with_numpy(kernel_backend, lambda: ops.relu_backward(dy, x, *settings), ["relu_backward"])
 
 
 def test_grid_stride_covers_more_elements_than_the_grid(kernel_backend, rng):
     x = _normal(rng, (2049 * 256 + 7,))   # past the 2048-block cap: threads loop
-    _compare(kernel_backend, lambda: ops.leaky_relu_forward(x, 0.3), ["leaky_relu_forward"])
+    compare_with_numpy(kernel_backend, lambda: ops.leaky_relu_forward(x, 0.3), ["leaky_relu_forward"])
 
 
 SOFTMAX_CASES = [   # (shape, axis)
@@ -118,22 +106,22 @@ SOFTMAX_CASES = [   # (shape, axis)
 @pytest.mark.parametrize("shape, axis", SOFTMAX_CASES)
 def test_softmax(kernel_backend, rng, shape, axis):
     x = _normal(rng, shape, 4.0)
-    y, = _compare(kernel_backend, lambda: ops.softmax_forward(x, axis), ["softmax_forward"])
+    y, = compare_with_numpy(kernel_backend, lambda: ops.softmax_forward(x, axis), ["softmax_forward"])
     assert_close(y.sum(axis=axis), np.ones(y.sum(axis=axis).shape, np.float32), what="row sums")
     dy = _normal(rng, shape)
-    _compare(kernel_backend, lambda: ops.softmax_backward(dy, y, axis), ["softmax_backward"])
+    compare_with_numpy(kernel_backend, lambda: ops.softmax_backward(dy, y, axis), ["softmax_backward"])
 
 
 def test_softmax_warps_loop_over_rows_past_the_grid(kernel_backend, rng, monkeypatch):
     monkeypatch.setattr(ops, "_MAX_BLOCKS", 2)   # 16 warps for 45 rows
     x, dy = _normal(rng, (45, 40)), _normal(rng, (45, 40))
-    y, = _compare(kernel_backend, lambda: ops.softmax_forward(x), ["softmax_forward"])
-    _compare(kernel_backend, lambda: ops.softmax_backward(dy, y), ["softmax_backward"])
+    y, = compare_with_numpy(kernel_backend, lambda: ops.softmax_forward(x), ["softmax_forward"])
+    compare_with_numpy(kernel_backend, lambda: ops.softmax_backward(dy, y), ["softmax_backward"])
 
 
 def test_softmax_of_huge_logits_is_finite(kernel_backend):
     x = np.array([[1e4, 0.0, -1e4], [1e4, 1e4, 0.0], [-1e4, -1e4, -1e4]], np.float32)
-    y, = _compare(kernel_backend, lambda: ops.softmax_forward(x), ["softmax_forward"])
+    y, = compare_with_numpy(kernel_backend, lambda: ops.softmax_forward(x), ["softmax_forward"])
     assert np.all(np.isfinite(y))
     assert_close(y, np.array([[1, 0, 0], [0.5, 0.5, 0], [1 / 3, 1 / 3, 1 / 3]], np.float32))
 
@@ -183,7 +171,7 @@ def test_dropout_matches_the_numpy_hash_bit_for_bit(kernel_backend, rng, shape, 
         assert a.dtype == np.float32 and a.shape == shape
         assert a.tobytes() == e.tobytes(), f"dropout {name} differs at {np.flatnonzero(a != e)[:5]}"
     dy = _normal(rng, shape)
-    dx, = _compare(kernel_backend, lambda: dropout.dropout_backward(dy, actual[1]), ["dropout_backward"])
+    dx, = compare_with_numpy(kernel_backend, lambda: dropout.dropout_backward(dy, actual[1]), ["dropout_backward"])
     assert dx.tobytes() == (dy * expected[1]).tobytes()
 
 

@@ -11,23 +11,11 @@ import numpy as np
 import pytest
 
 import gpunet as gn
-from checks import assert_close, run_on_backend, thread_order
+from checks import assert_close, compare_with_numpy, run_on_backend, thread_order
 from gpunet import backend, layers
 from gpunet.ops import conv as ops
 from gpunet.ops import conv_fused
 from gpunet.ops import conv_geometry as geometry
-
-
-def _compare(kernel_backend, fn, kernels, what):
-    """Kernel-backend outputs of ``fn`` equal the numpy backend's; exactly ``kernels`` were launched."""
-    expected, _ = run_on_backend("numpy", fn)
-    actual, launched = run_on_backend(kernel_backend, fn)
-    assert launched == kernels, f"{what}: launched {launched}, expected {kernels}"
-    assert len(actual) == len(expected)
-    for k, (a, e) in enumerate(zip(actual, expected)):
-        assert a.dtype == np.float32, f"{what} output {k} is {a.dtype}"
-        assert_close(a, e, what=f"{what} output {k}")
-    return actual
 
 
 def _normal(rng, shape):
@@ -79,16 +67,16 @@ def test_conv2d_matches_numpy(kernel_backend, rng, case):
     w = _normal(rng, (kh, kw, x_shape[3], filters))
     b = _normal(rng, (filters,))
     pads = _conv_pads(padding, x_shape, (kh, kw), strides, dilation)
-    y, = _compare(kernel_backend, lambda: ops.conv2d_forward(x, w, b, strides, pads, dilation),
+    y, = compare_with_numpy(kernel_backend, lambda: ops.conv2d_forward(x, w, b, strides, pads, dilation),
                   ["conv2d_forward"], "conv2d_forward")
     assert y.shape == out_shape
-    _compare(kernel_backend, lambda: ops.conv2d_forward(x, w, None, strides, pads, dilation),
+    compare_with_numpy(kernel_backend, lambda: ops.conv2d_forward(x, w, None, strides, pads, dilation),
              ["conv2d_forward"], "conv2d_forward without bias")
     dy = _normal(rng, out_shape)
-    _compare(kernel_backend, lambda: ops.conv2d_backward_input(dy, w, x_shape, strides, pads, dilation),
+    compare_with_numpy(kernel_backend, lambda: ops.conv2d_backward_input(dy, w, x_shape, strides, pads, dilation),
              ["conv2d_backward_input"], "conv2d_backward_input")
     pixels = out_shape[0] * out_shape[1] * out_shape[2]
-    _compare(kernel_backend, lambda: ops.conv2d_backward_filter(dy, x, w.shape, strides, pads, dilation),
+    compare_with_numpy(kernel_backend, lambda: ops.conv2d_backward_filter(dy, x, w.shape, strides, pads, dilation),
              _filter_kernels(pixels, kh * kw * x_shape[3], filters), "conv2d_backward_filter")
 
 
@@ -111,15 +99,15 @@ def test_conv2d_transpose_matches_numpy(kernel_backend, rng, case):
     x = _normal(rng, x_shape)
     w = _normal(rng, (kh, kw, filters, x_shape[3]))
     b = _normal(rng, (filters,))
-    y, = _compare(kernel_backend, lambda: ops.conv2d_transpose_forward(x, w, b, strides, crops, dilation),
+    y, = compare_with_numpy(kernel_backend, lambda: ops.conv2d_transpose_forward(x, w, b, strides, crops, dilation),
                   ["conv2d_backward_input"], "conv2d_transpose_forward")
     assert y.shape == out_shape
     dy = _normal(rng, out_shape)
-    _compare(kernel_backend,
+    compare_with_numpy(kernel_backend,
              lambda: ops.conv2d_transpose_backward_input(dy, w, x_shape, strides, crops, dilation),
              ["conv2d_forward"], "conv2d_transpose_backward_input")
     pixels = x_shape[0] * x_shape[1] * x_shape[2]
-    _compare(kernel_backend,
+    compare_with_numpy(kernel_backend,
              lambda: ops.conv2d_transpose_backward_filter(dy, x, w.shape, strides, crops, dilation),
              _filter_kernels(pixels, kh * kw * filters, x_shape[3]), "conv2d_transpose_backward_filter")
 
@@ -131,7 +119,7 @@ def test_conv2d_transpose_matches_numpy(kernel_backend, rng, case):
 ])
 def test_bias_backward_matches_numpy(kernel_backend, rng, shape, kernels):
     dy = _normal(rng, shape)
-    db, = _compare(kernel_backend, lambda: ops.bias_backward(dy), kernels, "bias_backward")
+    db, = compare_with_numpy(kernel_backend, lambda: ops.bias_backward(dy), kernels, "bias_backward")
     assert db.shape == (shape[-1],)
 
 
@@ -279,13 +267,13 @@ def test_batch_of_zero_gives_zero_weight_gradients(kernel_backend):
     x, w = np.zeros((0, 5, 5, 2), np.float32), np.ones((3, 3, 2, 4), np.float32)
     dy = np.zeros((0, 3, 3, 4), np.float32)
     args = ((1, 1), ((0, 0), (0, 0)), (1, 1))
-    dw, db = _compare(kernel_backend, lambda: ops.conv2d_backward_filter(dy, x, w.shape, *args),
+    dw, db = compare_with_numpy(kernel_backend, lambda: ops.conv2d_backward_filter(dy, x, w.shape, *args),
                       ["conv2d_backward_filter", "bias_backward"], "conv2d_backward_filter, batch 0")
     assert dw.shape == w.shape and db.shape == (4,) and not dw.any() and not db.any()
     # The transposed conv of dy (0, 3, 3, 4) to x's shape, with the kernel (3, 3, 2, 4).
-    dw, db = _compare(kernel_backend, lambda: ops.conv2d_transpose_backward_filter(x, dy, w.shape, *args),
+    dw, db = compare_with_numpy(kernel_backend, lambda: ops.conv2d_transpose_backward_filter(x, dy, w.shape, *args),
                       ["conv2d_backward_filter", "bias_backward"], "conv2d_transpose_backward_filter, batch 0")
     assert dw.shape == w.shape and db.shape == (2,) and not dw.any() and not db.any()
-    dx, = _compare(kernel_backend, lambda: ops.conv2d_backward_input(dy, w, x.shape, *args),
+    dx, = compare_with_numpy(kernel_backend, lambda: ops.conv2d_backward_input(dy, w, x.shape, *args),
                    ["conv2d_backward_input"], "conv2d_backward_input, batch 0")
     assert dx.shape == x.shape

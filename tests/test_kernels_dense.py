@@ -8,24 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from checks import assert_close, run_on_backend, thread_order
+from checks import assert_close, compare_with_numpy, run_on_backend, thread_order
 from gpunet import backend, layers
 from gpunet.backend import kernel_source
 from gpunet.ops import dense as ops
-
-
-def _compare(kernel_backend, fn, kernels):
-    """Kernel-backend outputs of ``fn`` equal the numpy backend's; exactly ``kernels`` were launched."""
-    expected, _ = run_on_backend("numpy", fn)
-    actual, launched = run_on_backend(kernel_backend, fn)
-    assert launched == kernels
-    for k, (a, e) in enumerate(zip(actual, expected, strict=True)):
-        if e is None:
-            assert a is None, f"output {k} should be None"
-            continue
-        assert a.dtype == np.float32, f"output {k} is {a.dtype}"
-        assert_close(a, e, what=f"{kernels} output {k}")
-    return actual
 
 
 def _normal(rng, shape):
@@ -42,7 +28,7 @@ SHAPES = [(1, 1, 1), (5, 67, 3), (33, 17, 65), (64, 100, 10), (70, 65, 129), (1,
 def test_dense_forward(kernel_backend, rng, batch, fan_in, units, use_bias):
     x, w = _normal(rng, (batch, fan_in)), _normal(rng, (fan_in, units))
     b = _normal(rng, (units,)) if use_bias else None
-    y, = _compare(kernel_backend, lambda: ops.dense_forward(x, w, b), ["dense_forward"])
+    y, = compare_with_numpy(kernel_backend, lambda: ops.dense_forward(x, w, b), ["dense_forward"])
     assert y.shape == (batch, units)
 
 
@@ -50,7 +36,7 @@ def test_dense_forward(kernel_backend, rng, batch, fan_in, units, use_bias):
 def test_dense_backward(kernel_backend, rng, batch, fan_in, units):
     x, w, dy = _normal(rng, (batch, fan_in)), _normal(rng, (fan_in, units)), _normal(rng, (batch, units))
     kernels = ["dense_backward_input", "dense_backward_filter", "dense_backward_bias"]
-    dx, dw, db = _compare(kernel_backend, lambda: ops.dense_backward(dy, x, w), kernels)
+    dx, dw, db = compare_with_numpy(kernel_backend, lambda: ops.dense_backward(dy, x, w), kernels)
     assert (dx.shape, dw.shape, db.shape) == ((batch, fan_in), (fan_in, units), (units,))
 
 
@@ -63,7 +49,7 @@ def test_dense_backward(kernel_backend, rng, batch, fan_in, units):
 ])
 def test_dense_backward_skips_unneeded_gradients(kernel_backend, rng, need_dx, need_db, need_dw, kernels):
     x, w, dy = _normal(rng, (9, 5)), _normal(rng, (5, 4)), _normal(rng, (9, 4))
-    grads = _compare(kernel_backend, lambda: ops.dense_backward(dy, x, w, need_dx=need_dx, need_db=need_db,
+    grads = compare_with_numpy(kernel_backend, lambda: ops.dense_backward(dy, x, w, need_dx=need_dx, need_db=need_db,
                                                                 need_dw=need_dw), kernels)
     assert [g is not None for g in grads] == [need_dx, need_dw, need_db]
 
@@ -91,7 +77,7 @@ def test_dense_bias_gradient_of_many_rows(kernel_backend, rng):
     # 300 rows: each of a block's 8 row lanes sums many rows before the tree adds the lanes.
     x, w, dy = _normal(rng, (300, 2)), _normal(rng, (2, 33)), _normal(rng, (300, 33))
     kernels = ["dense_backward_input", "dense_backward_filter", "dense_backward_bias"]
-    _compare(kernel_backend, lambda: ops.dense_backward(dy, x, w), kernels)
+    compare_with_numpy(kernel_backend, lambda: ops.dense_backward(dy, x, w), kernels)
 
 
 def test_dense_layer_on_3d_input(kernel_backend, rng):

@@ -8,23 +8,11 @@ import numpy as np
 import pytest
 
 import gpunet as gn
-from checks import assert_close, run_on_backend, thread_order
+from checks import assert_close, compare_with_numpy, run_on_backend, thread_order
 from gpunet import backend
 from gpunet.ops import loss as ops
 
 FINISH = "sum_partials_finish"
-
-
-def _compare(kernel_backend, fn, kernels):
-    """Kernel-backend outputs of ``fn`` equal the numpy backend's; exactly ``kernels`` were launched."""
-    expected, _ = run_on_backend("numpy", fn)
-    actual, launched = run_on_backend(kernel_backend, fn)
-    assert launched == list(kernels), launched
-    assert len(actual) == len(expected)
-    for k, (a, e) in enumerate(zip(actual, expected)):
-        assert a.dtype == np.float32 and a.shape == e.shape, f"output {k}: {a.dtype} {a.shape} vs {e.shape}"
-        assert_close(a, e, what=f"{kernels[0]} output {k}")
-    return actual
 
 
 def _normal(rng, shape, scale=1.0):
@@ -56,10 +44,10 @@ def test_softmax_cross_entropy(kernel_backend, rng, shape):
     logits = _normal(rng, shape, 3.0)
     _, y_true = _one_hot(rng, shape)
     y_true[0] = rng.uniform(0, 1, shape[1:])   # a soft target row, not summing to 1
-    loss, probs = _compare(kernel_backend, lambda: ops.softmax_cross_entropy_forward(y_true, logits),
+    loss, probs = compare_with_numpy(kernel_backend, lambda: ops.softmax_cross_entropy_forward(y_true, logits),
                            ["softmax_cross_entropy_forward", FINISH])
     assert loss.shape == ()
-    _compare(kernel_backend, lambda: ops.softmax_cross_entropy_backward(y_true, probs),
+    compare_with_numpy(kernel_backend, lambda: ops.softmax_cross_entropy_backward(y_true, probs),
              ["softmax_cross_entropy_backward"])
 
 
@@ -68,9 +56,9 @@ def test_softmax_cross_entropy(kernel_backend, rng, shape):
 def test_sparse_softmax_cross_entropy(kernel_backend, rng, shape, label_dtype):
     logits = _normal(rng, shape, 3.0)
     labels = rng.integers(0, shape[-1], shape[:-1]).astype(label_dtype)
-    _, probs = _compare(kernel_backend, lambda: ops.sparse_softmax_cross_entropy_forward(labels, logits),
+    _, probs = compare_with_numpy(kernel_backend, lambda: ops.sparse_softmax_cross_entropy_forward(labels, logits),
                         ["sparse_softmax_cross_entropy_forward", FINISH])
-    _compare(kernel_backend, lambda: ops.sparse_softmax_cross_entropy_backward(labels, probs),
+    compare_with_numpy(kernel_backend, lambda: ops.sparse_softmax_cross_entropy_backward(labels, probs),
              ["sparse_softmax_cross_entropy_backward"])
 
 
@@ -97,7 +85,7 @@ def test_softmax_cross_entropy_of_huge_logits_is_finite(kernel_backend):
     for fn, kernel in [(lambda: ops.softmax_cross_entropy_forward(y_true, logits), "softmax_cross_entropy_forward"),
                        (lambda: ops.sparse_softmax_cross_entropy_forward(labels, logits),
                         "sparse_softmax_cross_entropy_forward")]:
-        loss, probs = _compare(kernel_backend, fn, [kernel, FINISH])
+        loss, probs = compare_with_numpy(kernel_backend, fn, [kernel, FINISH])
         assert np.isfinite(loss) and np.all(np.isfinite(probs))
         assert_close(loss, np.float32((np.log(2) + 1e4) / 3))   # rows lose 0, log 2 and 1e4
 
@@ -111,8 +99,8 @@ def test_categorical_crossentropy_on_probabilities(kernel_backend, rng, shape):
     for sparse, targets in [("", y_true), ("sparse_", np.argmax(y_true, axis=-1))]:
         forward = getattr(ops, f"{sparse}categorical_crossentropy_forward")
         backward = getattr(ops, f"{sparse}categorical_crossentropy_backward")
-        _compare(kernel_backend, lambda: forward(targets, y_pred), [f"{sparse}categorical_crossentropy_forward", FINISH])
-        _compare(kernel_backend, lambda: backward(targets, y_pred), [f"{sparse}categorical_crossentropy_backward"])
+        compare_with_numpy(kernel_backend, lambda: forward(targets, y_pred), [f"{sparse}categorical_crossentropy_forward", FINISH])
+        compare_with_numpy(kernel_backend, lambda: backward(targets, y_pred), [f"{sparse}categorical_crossentropy_backward"])
 
 
 # Elementwise losses: 1 element, a 1-channel image, 67 channels, and over 256 elements (several
@@ -131,9 +119,9 @@ def _binary_case(rng, shape):
 @pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
 def test_binary_crossentropy(kernel_backend, rng, shape):
     y_true, y_pred = _binary_case(rng, shape)
-    _compare(kernel_backend, lambda: ops.binary_crossentropy_forward(y_true, y_pred),
+    compare_with_numpy(kernel_backend, lambda: ops.binary_crossentropy_forward(y_true, y_pred),
              ["binary_crossentropy_sum_partials", FINISH])
-    _compare(kernel_backend, lambda: ops.binary_crossentropy_backward(y_true, y_pred), ["binary_crossentropy_backward"])
+    compare_with_numpy(kernel_backend, lambda: ops.binary_crossentropy_backward(y_true, y_pred), ["binary_crossentropy_backward"])
 
 
 @pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
@@ -141,10 +129,10 @@ def test_binary_crossentropy_from_logits(kernel_backend, rng, shape):
     y_true, _ = _binary_case(rng, shape)
     logits = _normal(rng, shape, 4.0)
     logits.flat[:3] = [1e4, -1e4, 0.0][:logits.size]
-    loss, = _compare(kernel_backend, lambda: ops.binary_crossentropy_from_logits_forward(y_true, logits),
+    loss, = compare_with_numpy(kernel_backend, lambda: ops.binary_crossentropy_from_logits_forward(y_true, logits),
                      ["binary_crossentropy_from_logits_sum_partials", FINISH])
     assert np.isfinite(loss)
-    _compare(kernel_backend, lambda: ops.binary_crossentropy_from_logits_backward(y_true, logits),
+    compare_with_numpy(kernel_backend, lambda: ops.binary_crossentropy_from_logits_backward(y_true, logits),
              ["binary_crossentropy_from_logits_backward"])
 
 
@@ -154,8 +142,8 @@ def test_binary_crossentropy_from_logits(kernel_backend, rng, shape):
 def test_regression_losses(kernel_backend, rng, shape, name, partials):
     y_true, y_pred = _normal(rng, shape), _normal(rng, shape)
     y_pred.flat[0] = y_true.flat[0]   # sign(0) = 0 for mae
-    _compare(kernel_backend, lambda: getattr(ops, f"{name}_forward")(y_true, y_pred), [partials, FINISH])
-    _compare(kernel_backend, lambda: getattr(ops, f"{name}_backward")(y_true, y_pred), [f"{name}_backward"])
+    compare_with_numpy(kernel_backend, lambda: getattr(ops, f"{name}_forward")(y_true, y_pred), [partials, FINISH])
+    compare_with_numpy(kernel_backend, lambda: getattr(ops, f"{name}_backward")(y_true, y_pred), [f"{name}_backward"])
 
 
 def test_grids_smaller_than_the_work_loop(kernel_backend, rng, monkeypatch):
@@ -165,17 +153,17 @@ def test_grids_smaller_than_the_work_loop(kernel_backend, rng, monkeypatch):
     monkeypatch.setattr(ops, "_MAX_BLOCKS", 2)
     logits, labels = _normal(rng, (61, 5)), rng.integers(0, 5, 61)
     y_true = ops.one_hot(labels, 5, np.float32)
-    _, probs = _compare(kernel_backend, lambda: ops.sparse_softmax_cross_entropy_forward(labels, logits),
+    _, probs = compare_with_numpy(kernel_backend, lambda: ops.sparse_softmax_cross_entropy_forward(labels, logits),
                         ["sparse_softmax_cross_entropy_forward", FINISH])
-    _compare(kernel_backend, lambda: ops.softmax_cross_entropy_backward(y_true, probs), ["softmax_cross_entropy_backward"])
+    compare_with_numpy(kernel_backend, lambda: ops.softmax_cross_entropy_backward(y_true, probs), ["softmax_cross_entropy_backward"])
     many_labels, many_probs = rng.integers(0, 5, 200), _normal(rng, (200, 5))   # more than 2 blocks' elements
-    _compare(kernel_backend, lambda: ops.sparse_softmax_cross_entropy_backward(many_labels, many_probs),
+    compare_with_numpy(kernel_backend, lambda: ops.sparse_softmax_cross_entropy_backward(many_labels, many_probs),
              ["sparse_softmax_cross_entropy_backward"])
     p = _probabilities(rng, (61, 5))
-    _compare(kernel_backend, lambda: ops.categorical_crossentropy_backward(y_true, p), ["categorical_crossentropy_backward"])
+    compare_with_numpy(kernel_backend, lambda: ops.categorical_crossentropy_backward(y_true, p), ["categorical_crossentropy_backward"])
     y_true, y_pred = _normal(rng, (7, 300)), _normal(rng, (7, 300))
-    _compare(kernel_backend, lambda: ops.mse_forward(y_true, y_pred), ["squared_error_sum_partials", FINISH])
-    _compare(kernel_backend, lambda: ops.mae_backward(y_true, y_pred), ["mae_backward"])
+    compare_with_numpy(kernel_backend, lambda: ops.mse_forward(y_true, y_pred), ["squared_error_sum_partials", FINISH])
+    compare_with_numpy(kernel_backend, lambda: ops.mae_backward(y_true, y_pred), ["mae_backward"])
     _count(kernel_backend, lambda: ops.count_label_equal(labels, logits), "count_label_equal")
     _count(kernel_backend, lambda: ops.count_argmax_equal(logits, probs), "count_argmax_equal")
     _count(kernel_backend, lambda: ops.count_binary_equal(np.round(y_pred), y_pred, 0.0), "count_binary_equal")
@@ -257,7 +245,7 @@ def test_count_binary_equal(kernel_backend, rng, shape):
 def test_sums_of_errors(kernel_backend, rng, name, partials):
     for shape in [(1, 1), (4, 67), (3, 1000)]:
         y_true, y_pred = _normal(rng, shape), _normal(rng, shape)
-        _compare(kernel_backend, lambda: getattr(ops, name)(y_true, y_pred), [partials, FINISH])
+        compare_with_numpy(kernel_backend, lambda: getattr(ops, name)(y_true, y_pred), [partials, FINISH])
     ints = rng.integers(-3, 4, (5, 9)).astype(np.float32)   # integer-valued: exact
     (total,), _ = run_on_backend(kernel_backend, lambda: getattr(ops, name)(ints, np.zeros_like(ints)))
     assert float(total) == float(np.sum(ints ** 2 if name == "sum_squared_error" else np.abs(ints)))
@@ -278,7 +266,7 @@ def test_loss_and_metric_objects_run_on_kernels(kernel_backend, rng, loss, metri
         accuracy = gn.metrics.get(metric)
         accuracy.update_state(targets, logits)
         return np.float32(value), dlogits, np.float32(accuracy.result())
-    _compare(kernel_backend, fused, [f"{'sparse_' if sparse else ''}softmax_cross_entropy_forward", FINISH,
+    compare_with_numpy(kernel_backend, fused, [f"{'sparse_' if sparse else ''}softmax_cross_entropy_forward", FINISH,
                                      f"{'sparse_' if sparse else ''}softmax_cross_entropy_backward",
                                      "count_label_equal" if sparse else "count_argmax_equal"])
 

@@ -8,19 +8,9 @@ import numpy as np
 import pytest
 
 import gpunet as gn
-from checks import assert_close, run_on_backend, thread_order
+from checks import assert_close, compare_with_numpy, run_on_backend, thread_order
 from gpunet import backend
 from gpunet.ops import optim as ops
-
-
-def _compare(kernel_backend, fn, kernels, what):
-    expected, _ = run_on_backend("numpy", fn)
-    actual, launched = run_on_backend(kernel_backend, fn)
-    assert launched == kernels
-    for k, (a, e) in enumerate(zip(actual, expected, strict=True)):
-        assert a.dtype == np.float32, f"{what} output {k} is {a.dtype}"
-        assert_close(a, e, what=f"{what} output {k}")
-    return actual
 
 
 SHAPE = (33, 67)   # 2211 elements: nine blocks of 256, the last one partly filled
@@ -74,7 +64,7 @@ def test_update_matches_numpy_over_three_steps(kernel_backend, case):
             op(param, be.asarray(grad), **slots, **settings, **extra)
         return [param, *slots.values()]
 
-    _compare(kernel_backend, three_steps, [KERNELS[op]] * STEPS, case)
+    compare_with_numpy(kernel_backend, three_steps, [KERNELS[op]] * STEPS, case)
 
 
 @pytest.mark.parametrize("optimizer", [
@@ -110,7 +100,7 @@ def _gradient(shape, scale=1.0, seed=0):
 @pytest.mark.parametrize("shape, clipvalue", [((1,), 0.5), ((67, 3), 0.3), ((5, 1, 1, 67), 2.0)])
 def test_clip_by_value(kernel_backend, shape, clipvalue):
     grad = _gradient(shape)
-    clipped, = _compare(kernel_backend, lambda: ops.clip_by_value(grad, clipvalue), ["clip_by_value"],
+    clipped, = compare_with_numpy(kernel_backend, lambda: ops.clip_by_value(grad, clipvalue), ["clip_by_value"],
                         "clip_by_value")
     assert np.abs(clipped).max() <= clipvalue
 
@@ -128,14 +118,14 @@ def test_clip_by_value_passes_nan_through(kernel_backend):
 def test_clip_by_norm(kernel_backend, shape, clipnorm):
     grad = _gradient(shape)
     kernels = ["sum_squares_partial", "sum_squares_total", "clip_by_norm_apply"]
-    _compare(kernel_backend, lambda: ops.clip_by_norm(grad, clipnorm), kernels, "clip_by_norm")
+    compare_with_numpy(kernel_backend, lambda: ops.clip_by_norm(grad, clipnorm), kernels, "clip_by_norm")
 
 
 @pytest.mark.parametrize("clipnorm", [0.5, 1e6])
 def test_clip_by_global_norm(kernel_backend, clipnorm):
     grads = [_gradient((3, 3, 3, 67), seed=1), _gradient((67,), seed=2), _gradient((1,), 10.0, seed=3)]
     kernels = ["sum_squares_partial", "sum_squares_total"] * 3 + ["clip_by_global_norm_apply"] * 3
-    _compare(kernel_backend, lambda: ops.clip_by_global_norm(grads, clipnorm), kernels,
+    compare_with_numpy(kernel_backend, lambda: ops.clip_by_global_norm(grads, clipnorm), kernels,
              "clip_by_global_norm")
 
 
