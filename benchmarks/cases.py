@@ -90,6 +90,40 @@ def make_data(rng, shape, classes):
     return x, y
 
 
+class ModelPair:
+    """One model in both libraries: the gpunet model compiled with SGD, its torch twin on
+    ``device`` with the same SGD and loss, the batch as NumPy (``x``, ``y``) and as torch tensors
+    on the device (``tx``, ``ty``, NCHW). The scripts add how gpunet takes its step."""
+
+    def __init__(self, torch, kind, batch, device="cpu", lr=0.01, seed=0):
+        rng = np.random.default_rng(seed)
+        gn.utils.set_random_seed(seed)
+        self.torch = torch
+        if kind == "cnn":
+            self.model, (x, y) = gn_cnn(), make_data(rng, (batch, 28, 28, 1), 10)
+            loss, self.torch_loss = "sparse_categorical_crossentropy", torch.nn.CrossEntropyLoss()
+        else:
+            self.model, (x, y) = gn_autoencoder(), make_data(rng, (batch, 32, 32, 1), 0)
+            loss, self.torch_loss = "mse", torch.nn.MSELoss()
+        self.model.compile(optimizer=gn.optimizers.SGD(learning_rate=lr), loss=loss)
+        self.twin = torch_twin(torch, self.model).to(device)
+        self.torch_opt = torch.optim.SGD(self.twin.parameters(), lr=lr)
+        self.x, self.y = x, y
+        self.tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(device)
+        self.ty = torch.from_numpy(y if kind == "cnn" else y.transpose(0, 3, 1, 2).copy()).to(device)
+
+    def torch_step(self):
+        self.torch_opt.zero_grad(set_to_none=True)
+        loss = self.torch_loss(self.twin(self.tx), self.ty)
+        loss.backward()
+        self.torch_opt.step()
+        return float(loss.detach())
+
+    def torch_predict(self):
+        with self.torch.inference_mode():
+            return self.twin(self.tx)
+
+
 # -- per-op cases: forward + backward of one op -----------------------------------------------
 
 class _OpData:

@@ -36,50 +36,21 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import gpunet as gn  # noqa: E402
-from cases import gn_autoencoder, gn_cnn, make_data, op_cases, torch_twin  # noqa: E402
+from cases import ModelPair, op_cases  # noqa: E402
 
 gn.set_backend("numpy")
 
 
 # -- the model cases on the CPU --------------------------------------------------------------
 
-class ModelCase:
-    """One model in both libraries, with matching data and optimizers, and step / predict callables."""
-
-    def __init__(self, torch, kind, batch, lr=0.01, seed=0):
-        rng = np.random.default_rng(seed)
-        gn.utils.set_random_seed(seed)
-        self.torch = torch
-        if kind == "cnn":
-            self.model, (x, y) = gn_cnn(), make_data(rng, (batch, 28, 28, 1), 10)
-            loss, torch_loss = "sparse_categorical_crossentropy", torch.nn.CrossEntropyLoss()
-        else:
-            self.model, (x, y) = gn_autoencoder(), make_data(rng, (batch, 32, 32, 1), 0)
-            loss, torch_loss = "mse", torch.nn.MSELoss()
-        self.model.compile(optimizer=gn.optimizers.SGD(learning_rate=lr), loss=loss)
-        self.twin = torch_twin(torch, self.model)
-        self.torch_opt = torch.optim.SGD(self.twin.parameters(), lr=lr)
-        self.torch_loss = torch_loss
-        self.x, self.y = x, y
-        self.tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
-        self.ty = torch.from_numpy(y) if kind == "cnn" else torch.from_numpy(y.transpose(0, 3, 1, 2).copy())
+class ModelCase(ModelPair):
+    """One model in both libraries (cases.ModelPair), gpunet stepping through train_on_batch."""
 
     def gn_step(self):
         return self.model.train_on_batch(self.x, self.y)
 
-    def torch_step(self):
-        self.torch_opt.zero_grad(set_to_none=True)
-        loss = self.torch_loss(self.twin(self.tx), self.ty)
-        loss.backward()
-        self.torch_opt.step()
-        return float(loss.detach())
-
     def gn_predict(self):
         return self.model.predict(self.x, batch_size=len(self.x), verbose=0)
-
-    def torch_predict(self):
-        with self.torch.inference_mode():
-            return self.twin(self.tx)
 
     def check_same(self):
         """Same weights, same data: the two losses agree before timing starts (float32 tolerance)."""

@@ -19,7 +19,6 @@ import statistics
 import sys
 import time
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,44 +26,19 @@ import cases as shared          # noqa: E402  (the same models, twins and op cas
 import gpunet as gn             # noqa: E402
 
 
-class DeviceModelCase:
+class DeviceModelCase(shared.ModelPair):
     """One model on both sides with its batch already on the device; ``step`` and ``predict``."""
 
     def __init__(self, torch, kind, batch, device, lr=0.01, seed=0):
-        rng = np.random.default_rng(seed)
-        gn.utils.set_random_seed(seed)
-        if kind == "cnn":
-            self.model, (x, y) = shared.gn_cnn(), shared.make_data(rng, (batch, 28, 28, 1), 10)
-            loss, self.torch_loss = "sparse_categorical_crossentropy", torch.nn.CrossEntropyLoss()
-        else:
-            self.model, (x, y) = shared.gn_autoencoder(), shared.make_data(rng, (batch, 32, 32, 1), 0)
-            loss, self.torch_loss = "mse", torch.nn.MSELoss()
-        self.model.compile(optimizer=gn.optimizers.SGD(learning_rate=lr), loss=loss)
-        self.twin = shared.torch_twin(torch, self.model).to(device)
-        self.torch_opt = torch.optim.SGD(self.twin.parameters(), lr=lr)
-        self.torch = torch
+        super().__init__(torch, kind, batch, device, lr, seed)
         # The training loop's own conversions, done once: data is device-resident on both sides.
-        self.xb, self.yb = self.model._to_backend([x]), self.model._targets_to_backend(y)
-        self.tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(device)
-        ty = y if kind == "cnn" else y.transpose(0, 3, 1, 2).copy()
-        self.ty = torch.from_numpy(ty).to(device)
+        self.xb, self.yb = self.model._to_backend([self.x]), self.model._targets_to_backend(self.y)
 
     def gn_step(self):
         return self.model._train_step(self.xb, self.yb)
 
-    def torch_step(self):
-        self.torch_opt.zero_grad(set_to_none=True)
-        loss = self.torch_loss(self.twin(self.tx), self.ty)
-        loss.backward()
-        self.torch_opt.step()
-        return float(loss.detach())
-
     def gn_predict(self):
         return self.model.forward(self.xb, training=False)
-
-    def torch_predict(self):
-        with self.torch.inference_mode():
-            return self.twin(self.tx)
 
 
 class Clock:
