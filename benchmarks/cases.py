@@ -15,7 +15,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import gpunet as gn  # noqa: E402
-from gpunet.ops import conv as conv_ops, dense as dense_ops, norm as norm_ops, pool as pool_ops  # noqa: E402
+from gpunet.primitives import conv as conv_ops, dense as dense_ops, norm as norm_ops, pool as pool_ops  # noqa: E402
 
 # -- the two models, in both libraries ---------------------------------------------------------
 

@@ -164,7 +164,7 @@ def set_threads(torch, threads):
     torch.set_num_threads(threads)
     threadpoolctl.threadpool_limits(threads)
     try:
-        from gpunet.ops import parallel
+        from gpunet.primitives import parallel
         parallel.set_num_threads(threads)
     except ImportError:
         pass

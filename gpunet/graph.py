@@ -3,7 +3,7 @@ its backward pass (summing the gradients of a tensor read by several layers, the
 fusion on the numpy backend)."""
 import collections
 
-from .ops import shape as shape_ops
+from .primitives import shape as shape_ops
 
 
 class Node:

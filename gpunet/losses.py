@@ -10,7 +10,7 @@ the softmax's input and returns ``(value, dlogits, probs)`` from one stable op.
 import numpy as np
 
 from . import backend, utils
-from .ops import loss as ops
+from .primitives import loss as ops
 
 __all__ = ["Loss", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy",
            "MeanSquaredError", "MeanAbsoluteError", "get", "align_targets"]

@@ -6,7 +6,7 @@
 import numpy as np
 
 from . import backend, losses, utils
-from .ops import loss as ops
+from .primitives import loss as ops
 
 __all__ = ["Metric", "MeanMetric", "CategoricalAccuracy", "SparseCategoricalAccuracy", "BinaryAccuracy",
            "MeanSquaredError", "MeanAbsoluteError", "get"]

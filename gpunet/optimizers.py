@@ -9,7 +9,7 @@ Each step follows Keras's ``BaseOptimizer.apply``: gradients are clipped (``clip
 array, ``global_clipnorm`` jointly, or ``clipvalue``; at most one), the learning rate is the
 schedule evaluated at ``iterations`` (0 on the first step), ``weight_decay`` decays each
 parameter by ``p * weight_decay * lr`` before its update, then the optimizer's own update
-runs (``gpunet/ops/optim.py``) and ``iterations`` grows by one.
+runs (``gpunet/primitives/optim.py``) and ``iterations`` grows by one.
 """
 import math
 import warnings
@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from . import backend, utils
-from .ops import optim as optim_ops
+from .primitives import optim as optim_ops
 from .schedules import (CosineDecay, ExponentialDecay, LearningRateSchedule, _check_positive,
                         _check_range, _is_number, _subclasses, deserialize_schedule, schedules,
                         serialize_schedule)

@@ -6,7 +6,7 @@
 //       mask[i] = kept ? scale : 0 (scale = 1 / (1 - rate)), y[i] = x[i] * mask[i]
 //   dropout_backward(dy, mask, dx, n)     dx[i] = dy[i] * mask[i]
 //
-// The hash is gpunet/ops/dropout.py's, bit for bit (all uint32, wrapping):
+// The hash is gpunet/primitives/dropout.py's, bit for bit (all uint32, wrapping):
 //   mix32(h): h ^= h >> 16; h *= 0x7feb352d; h ^= h >> 15; h *= 0x846ca68b; h ^= h >> 16
 //   key = mix32(seed); hash(seed, i) = mix32(mix32(i ^ key) + key)
 // keep_threshold = ceil(rate * 2^24) is computed on the host, so "u >= rate" is an exact integer

@@ -15,7 +15,7 @@
 // Layout: any; a parameter, its gradient and its slots are flat float32 buffers of n elements.
 // Threads: the update, clip_by_value and *_apply kernels are grid-stride loops; a thread
 // computes whole elements (element i is read and written by one thread only).
-// Formulas and their order of operations are those of gpunet/ops/optim.py (Keras 3's), so a
+// Formulas and their order of operations are those of gpunet/primitives/optim.py (Keras 3's), so a
 // float32 step rounds as the NumPy reference does (up to the fused multiply-adds NVRTC forms).
 // Weight decay, when nonzero, comes first in the same pass: p -= p * weight_decay * lr.
 // Constants the reference computes in double on the host (Adam's bias-corrected alpha,

@@ -11,7 +11,7 @@
 //   global_avg_pool2d_backward(dy, dx, ...)   dx[n,h,w,c] = dy[n,c] / (H * W)
 //
 // Layout: NHWC, C-contiguous; y / dy are (N, OH, OW, C), global pooling's y / dy (N, C).
-// Geometry (host side, gpunet/ops/pool.py): window (kh, kw), stride (sh, sw), padding before
+// Geometry (host side, gpunet/primitives/pool.py): window (kh, kw), stride (sh, sw), padding before
 // (pt, pl). Window (oh, ow) covers rows oh*sh - pt ... + kh - 1, clipped to the image; padding is
 // never read: max pooling scans from the window's first real cell (a padded -inf never wins),
 // average pooling divides by the count of real cells.

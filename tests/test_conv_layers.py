@@ -7,7 +7,7 @@ import pytest
 import gpunet as gn
 from checks import assert_close, check_backward
 from gpunet.layers import Conv2D, Conv2DTranspose
-from gpunet.ops import conv as conv_ops
+from gpunet.primitives import conv as conv_ops
 
 
 # -- output shapes ---------------------------------------------------------------------------

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from checks import assert_close, check_backward
-from gpunet.ops import conv as C
-from gpunet.ops import conv_geometry as G
+from gpunet.primitives import conv as C
+from gpunet.primitives import conv_geometry as G
 
 # float64 checks of the NumPy reference ops: they stay on numpy under any GPUNET_BACKEND
 # (the kernels are compared with them in test_kernels_*.py)

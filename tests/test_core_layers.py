@@ -6,7 +6,7 @@ import gpunet as gn
 from checks import assert_close, check_backward
 from gpunet import layers
 from gpunet.layers.activations import get_activation
-from gpunet.ops import dropout as dropout_ops
+from gpunet.primitives import dropout as dropout_ops
 
 
 def check_layer_gradients(layer, x, rng):

@@ -12,7 +12,7 @@ import pytest
 
 from gpunet import backend
 from gpunet.backend import cuda, cudasim, cudasim_build, cupy_device, kernel_source
-from gpunet.ops import launch
+from gpunet.primitives import launch
 
 from checks import assert_close
 

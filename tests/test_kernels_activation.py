@@ -9,8 +9,8 @@ import pytest
 
 from checks import assert_close, compare_with_numpy, run_on_backend, thread_order
 from gpunet import backend
-from gpunet.ops import activation as ops
-from gpunet.ops import dropout
+from gpunet.primitives import activation as ops
+from gpunet.primitives import dropout
 
 
 def _normal(rng, shape, scale=1.0):

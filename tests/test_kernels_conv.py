@@ -13,9 +13,9 @@ import pytest
 import gpunet as gn
 from checks import assert_close, compare_with_numpy, run_on_backend, thread_order
 from gpunet import backend, layers
-from gpunet.ops import conv as ops
-from gpunet.ops import conv_fused
-from gpunet.ops import conv_geometry as geometry
+from gpunet.primitives import conv as ops
+from gpunet.primitives import conv_fused
+from gpunet.primitives import conv_geometry as geometry
 
 
 def _normal(rng, shape):

@@ -11,7 +11,7 @@ import pytest
 from checks import assert_close, compare_with_numpy, run_on_backend, thread_order
 from gpunet import backend, layers
 from gpunet.backend import kernel_source
-from gpunet.ops import dense as ops
+from gpunet.primitives import dense as ops
 
 
 def _normal(rng, shape):

@@ -10,7 +10,7 @@ import pytest
 import gpunet as gn
 from checks import assert_close, compare_with_numpy, run_on_backend, thread_order
 from gpunet import backend
-from gpunet.ops import loss as ops
+from gpunet.primitives import loss as ops
 
 FINISH = "sum_partials_finish"
 

@@ -13,7 +13,7 @@ import numpy as np
 import gpunet as gn
 from checks import assert_close
 from gpunet import backend, layers
-from gpunet.ops import activation, conv, dense, dropout, loss, norm, optim, pool, shape
+from gpunet.primitives import activation, conv, dense, dropout, loss, norm, optim, pool, shape
 
 STEPS = 3
 OP_MODULES = (activation, conv, dense, dropout, loss, norm, optim, pool, shape)

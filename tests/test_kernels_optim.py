@@ -10,7 +10,7 @@ import pytest
 import gpunet as gn
 from checks import assert_close, compare_with_numpy, run_on_backend, thread_order
 from gpunet import backend
-from gpunet.ops import optim as ops
+from gpunet.primitives import optim as ops
 
 
 SHAPE = (33, 67)   # 2211 elements: nine blocks of 256, the last one partly filled

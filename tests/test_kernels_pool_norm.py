@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gpunet import backend
-from gpunet.ops import norm, pool
+from gpunet.primitives import norm, pool
 
 from checks import assert_close, thread_order
 

@@ -8,7 +8,7 @@ import pytest
 
 from checks import assert_close, run_on_backend, thread_order
 from gpunet import backend, layers
-from gpunet.ops import shape as ops
+from gpunet.primitives import shape as ops
 
 
 def _compare(kernel_backend, fn, kernel, launches=1):

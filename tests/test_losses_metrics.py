@@ -4,7 +4,7 @@ import pytest
 
 from checks import assert_close, check_backward
 from gpunet import losses, metrics
-from gpunet.ops import activation
+from gpunet.primitives import activation
 
 # float64 checks of the NumPy reference ops: they stay on numpy under any GPUNET_BACKEND
 # (the kernels are compared with them in test_kernels_*.py)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gpunet import optimizers
-from gpunet.ops import optim as optim_ops
+from gpunet.primitives import optim as optim_ops
 from checks import assert_close
 
 # float64 checks of the NumPy reference ops: they stay on numpy under any GPUNET_BACKEND

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import gpunet as gn
-from gpunet.ops import conv, conv_geometry, parallel, passes, pool, workspace
+from gpunet.primitives import conv, conv_geometry, parallel, passes, pool, workspace
 from checks import assert_close
 
 # float64 checks of the NumPy reference ops: they stay on numpy under any GPUNET_BACKEND
@@ -329,7 +329,7 @@ def test_conv_bias_through_the_gemm_matches_a_separate_sum(rng, kernel, strides,
                                                     ((1, 1), (1, 1), ((0, 0), (0, 0))),
                                                     ((2, 3), (2, 1), ((0, 0), (1, 1)))])
 def test_transposed_conv_backward_in_one_call_matches_its_two_ops(rng, kernel, strides, crops):
-    from gpunet.ops import conv_fused
+    from gpunet.primitives import conv_fused
     x, w = rng.standard_normal((2, 4, 5, 3)), rng.standard_normal((*kernel, 6, 3))
     y = conv.conv2d_transpose_forward(x, w, None, strides, crops, (1, 1))
     dy = rng.standard_normal(y.shape)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from checks import assert_close, check_backward
-from gpunet.ops import norm, pool
+from gpunet.primitives import norm, pool
 
 # float64 checks of the NumPy reference ops: they stay on numpy under any GPUNET_BACKEND
 # (the kernels are compared with them in test_kernels_*.py)

@@ -5,7 +5,7 @@ import pytest
 import gpunet as gn
 from checks import assert_close, check_backward
 from gpunet import layers
-from gpunet.ops import shape as ops
+from gpunet.primitives import shape as ops
 
 PAD_CASES = [
     ((2, 3, 4, 2), ((1, 1), (1, 1)), (2, 5, 6, 2)),

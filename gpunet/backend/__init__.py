@@ -1,6 +1,6 @@
 """The active backend: which array module holds tensors and who runs the kernels.
 
-Three backends share one op layer (``gpunet/ops``):
+Three backends share one op layer (``gpunet/primitives``):
 
 * ``numpy``   - NumPy arrays, vectorised NumPy reference code; runs anywhere.
 * ``cuda``    - CuPy arrays, every op a kernel from ``kernels/*.cu`` (needs a GPU).

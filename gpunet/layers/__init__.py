@@ -1,4 +1,4 @@
-"""Keras-style layers. Each is thin: settings, weights, shape checks; compute goes through ``gpunet.ops``."""
+"""Keras-style layers. Each is thin: settings, weights, shape checks; compute goes through ``gpunet.primitives``."""
 from .base import Layer, SymbolicTensor, clear_session
 from .core import *           # Input, InputLayer, Dense, Activation, Flatten, Reshape, Dropout
 from .activations import *    # ReLU, LeakyReLU, ELU, Sigmoid, Tanh, Softmax

@@ -7,8 +7,8 @@ so that the training loop can replace softmax + cross-entropy by one stable op.
 import numpy as np
 
 from .. import backend
-from ..ops import activation as ops
-from ..ops import passes
+from ..primitives import activation as ops
+from ..primitives import passes
 from .base import Layer
 
 __all__ = ["ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Softmax", "get_activation", "ActivationMixin"]

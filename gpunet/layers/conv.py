@@ -1,13 +1,13 @@
 """Conv2D and Conv2DTranspose: thin subclasses of one BaseConv (settings, weights, shape checks).
 
-Compute goes through ``gpunet.ops.conv``; sizes and paddings come from ``gpunet.ops.conv_geometry``.
+Compute goes through ``gpunet.primitives.conv``; sizes and paddings come from ``gpunet.primitives.conv_geometry``.
 """
 import numpy as np
 
 from .. import initializers, utils
-from ..ops import conv as conv_ops
-from ..ops import conv_fused
-from ..ops import conv_geometry as geometry
+from ..primitives import conv as conv_ops
+from ..primitives import conv_fused
+from ..primitives import conv_geometry as geometry
 from .activations import ActivationMixin
 from .base import Layer, SymbolicTensor
 
@@ -29,7 +29,7 @@ class BaseConv(ActivationMixin, Layer):
     output size for an input of a given size.
     """
 
-    _ops = None   # (forward, backward_input, backward_filter) from gpunet.ops.conv
+    _ops = None   # (forward, backward_input, backward_filter) from gpunet.primitives.conv
     _whole_backward = None   # or one op giving (dx, dw, db), when its parts share work...
     _forward_saving = None   # ...and a training forward giving (y, what that backward reuses)
     needs_input_gradient = True   # a model's training step sets False on a first layer: dx is None

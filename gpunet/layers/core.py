@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from .. import initializers, utils
-from ..ops import dense, dropout
+from ..primitives import dense, dropout
 from .activations import ActivationMixin
 from .base import Layer, SymbolicTensor
 

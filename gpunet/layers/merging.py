@@ -3,7 +3,7 @@
 They take a list and give one tensor: ``forward([x1, x2, ...]) -> y``, ``backward(dy) ->
 [dx1, dx2, ...]``, ``build([shape1, shape2, ...])``.
 """
-from ..ops import shape as shape_ops
+from ..primitives import shape as shape_ops
 from .base import Layer
 
 __all__ = ["Concatenate", "Add"]

@@ -1,6 +1,6 @@
 """BatchNormalization over the channels (last) axis."""
 from .. import initializers
-from ..ops import norm
+from ..primitives import norm
 from .base import Layer
 
 __all__ = ["BatchNormalization"]

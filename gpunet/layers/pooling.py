@@ -1,6 +1,6 @@
 """MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D (NHWC), with Keras's aliases."""
 from .. import utils
-from ..ops import passes, pool
+from ..primitives import passes, pool
 from .base import Layer
 
 __all__ = [

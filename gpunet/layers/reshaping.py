@@ -1,6 +1,6 @@
 """UpSampling2D and ZeroPadding2D (NHWC)."""
 from .. import utils
-from ..ops import shape as shape_ops
+from ..primitives import shape as shape_ops
 from .base import Layer
 
 __all__ = ["UpSampling2D", "ZeroPadding2D"]

@@ -6,7 +6,7 @@
 * Conv2DTranspose: its input gradient is a plain (strided) conv of ``dy`` and its kernel gradient
   ``im2col(dy)^T @ x``; ``conv2d_transpose_backward`` builds those patches of dy once for both.
 
-A kernel backend runs the separate ops of ``gpunet.ops.conv`` (its kernels gather patches from
+A kernel backend runs the separate ops of ``gpunet.primitives.conv`` (its kernels gather patches from
 the tensors themselves and keep nothing); the saved patches are then None.
 """
 import numpy as np
