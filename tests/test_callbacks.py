@@ -266,8 +266,7 @@ def test_model_checkpoint_missing_template_key(tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"filepath": "m.keras", "save_weights_only": True}, "must end in .weights.h5 or .h5"),
-    ({"filepath": "m.txt"}, "must end in .h5"),
-    ({"filepath": "m.keras"}, "must end in .h5"),
+    ({"filepath": "m.txt"}, "must end in .keras or .h5"),
     ({"filepath": "m.h5", "save_freq": "batch"}, "save_freq must be 'epoch' or a positive int"),
     ({"filepath": "m.h5", "mode": "best"}, "mode must be 'auto', 'min' or 'max'")])
 def test_model_checkpoint_bad_settings(kwargs, message):

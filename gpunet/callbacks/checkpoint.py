@@ -22,9 +22,8 @@ class ModelCheckpoint(MonitorCallback):
         if not valid_freq or isinstance(save_freq, bool):
             raise ValueError(f"ModelCheckpoint: save_freq must be 'epoch' or a positive int; "
                              f"received {save_freq!r}.")
-        # A whole model is written as HDF5 (Keras's legacy .h5 format); a .keras name would promise
-        # Keras's zip format, which gpunet does not write.
-        suffixes = (".weights.h5", ".h5") if save_weights_only else (".h5",)
+        # A whole model: Keras 3's zip for .keras, the legacy full-model HDF5 for .h5.
+        suffixes = (".weights.h5", ".h5") if save_weights_only else (".keras", ".h5")
         if not self.filepath.endswith(suffixes):
             raise ValueError(f"ModelCheckpoint: with save_weights_only={save_weights_only} the filepath "
                              f"must end in {' or '.join(suffixes)}; received filepath={self.filepath!r}.")

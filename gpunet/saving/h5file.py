@@ -120,8 +120,8 @@ def _why_unreadable(path, error):
     with open(path, "rb") as raw:
         head = raw.read(8)
     if head[:4] == b"PK\x03\x04":
-        return ("it is a zip archive (Keras's .keras format), which gpunet does not read. "
-                "In Keras, save the weights with model.save_weights('name.weights.h5') and load that file.")
+        return ("it is a zip archive (Keras's .keras format), not HDF5: open it with "
+                "gn.models.load_model(path).")
     if head != b"\x89HDF\r\n\x1a\n":
         return f"it is not an HDF5 file (it starts with {head!r}, not the HDF5 signature)."
     return f"the HDF5 file is truncated or corrupt (h5py: {error})."

@@ -13,9 +13,10 @@ Only JSON is read back: classes are looked up by name among gpunet's and ``custo
 nothing in the file is executed.
 """
 import json
+import os
 
 from .. import losses, metrics, optimizers, utils
-from . import legacy
+from . import keras_file, legacy
 from .h5file import FileFormatError, atomic_h5, open_h5, read_text, to_json
 from .tree import WeightPlan, require_built
 
@@ -67,8 +68,14 @@ def _compile(model, config, custom_objects):
 
 # -- saving ---------------------------------------------------------------------------------
 def save_model(model, path, overwrite=True):
-    """Write ``model`` (architecture, weights, compile settings, optimizer state, RNG state) to ``path``."""
+    """Write ``model`` (architecture, weights, compile settings, optimizer state, RNG state) to ``path``:
+    Keras 3's zip for a ``.keras`` name, the legacy full-model HDF5 otherwise."""
     require_built(model, "save")
+    if os.fspath(path).endswith(".keras"):
+        extra = {"gpunet": {"version": _version(), "rng_state": utils.get_rng_state(),
+                            "layer_random_state": {p: layer.random_state() for p, layer in _random_layers(model)}}}
+        keras_file.save_model(model, os.fspath(path), overwrite, extra_metadata=extra)
+        return
     architecture = to_json({"class_name": _class_name(model), "config": model.get_config()},
                            f"model '{model.name}'")
     compiled = getattr(model, "optimizer", None) is not None
@@ -119,7 +126,8 @@ def _json(text, what, path):
 
 
 def load_model(path, custom_objects=None, compile=True):
-    """The model saved by :func:`save_model` at ``path``, with its weights.
+    """The model saved by :func:`save_model` at ``path``, with its weights (a ``.keras`` zip
+    written by gpunet or Keras 3, or gpunet's full-model ``.h5``).
 
     ``custom_objects`` maps class names to user classes (layers, models, losses, metrics,
     optimizers). With ``compile=True`` the model comes back compiled with its optimizer state
@@ -127,6 +135,8 @@ def load_model(path, custom_objects=None, compile=True):
     time, so that ``fit(initial_epoch=k)`` continues a run exactly.
     """
     from ..models import Model, deserialize_layer
+    if keras_file.is_keras_zip(os.fspath(path)):
+        return keras_file.load_model(os.fspath(path), custom_objects, compile)
     raw = _read(path)
     model = deserialize_layer(_json(raw["model_config"], "model_config", path), custom_objects)
     if not isinstance(model, Model):

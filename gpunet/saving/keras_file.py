@@ -1,0 +1,300 @@
+"""Keras 3's ``.keras`` format: a zip of ``config.json``, ``metadata.json`` and ``model.weights.h5``.
+
+::
+
+    config.json       {"module", "class_name": "Sequential" | "Functional", "config": {...layers...},
+                       "registered_name", "build_config", "compile_config": {"optimizer", "loss",
+                       "metrics", ...}}                        (layer entries: see keras_config.py)
+    metadata.json     {"keras_version", "date_saved"}, plus "gpunet": the random generator's state
+                      and each layer's random state, so that a checkpoint resumes a run exactly
+    model.weights.h5  the Keras 3 weights layout (keras3.py), optimizer variables included
+
+A file is read in full and every class looked up before any model is made, so an unknown
+class or a Lambda is an error naming it and the file, and nothing half-built comes back.
+Configs are data only: nothing in a file is executed.
+"""
+import contextlib
+import datetime
+import io
+import json
+import os
+import tempfile
+import uuid
+import warnings
+import zipfile
+
+import h5py
+
+from .. import losses, metrics, optimizers, utils
+from . import keras3
+from .h5file import FileFormatError, open_h5, to_json
+from .keras_config import check_classes, layer_from_keras, layer_to_keras
+from .tree import WeightPlan, require_built
+
+KERAS_FORMAT_VERSION = "3.15.1"   # the Keras release whose files these are checked against
+_CONFIG, _METADATA, _WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
+
+
+def is_keras_zip(path):
+    return os.path.isfile(path) and zipfile.is_zipfile(path)
+
+
+# -- models -> config.json ----------------------------------------------------------------------
+def _tensor(t):
+    return {"class_name": "__keras_tensor__",
+            "config": {"shape": list(t.shape), "dtype": "float32", "keras_history": [t.layer.name, 0, 0]}}
+
+
+def _model_to_keras(model):
+    """A model's Keras entry (class, config), nested models included."""
+    from ..models import Sequential
+    if isinstance(model, Sequential):
+        items = ([model._input_layer] if model._input_layer is not None else []) + model.layers
+        config = {"name": model.name, "trainable": model.trainable,
+                  "layers": [_entry(layer) for layer in items]}
+        if model.built:
+            config["build_input_shape"] = list(model.input_shape)
+        return {"module": "keras", "class_name": "Sequential", "config": config, "registered_name": None,
+                "build_config": {"input_shape": list(model.input_shape) if model.built else None}}
+    entries = []
+    for node in model._nodes:
+        entry = _entry(node.layer)
+        entry["name"] = node.layer.name
+        args = [[_tensor(t) for t in node.inputs]] if node.many else [_tensor(t) for t in node.inputs]
+        entry["inbound_nodes"] = [{"args": args, "kwargs": {}}] if node.inputs else []
+        entries.append(entry)
+
+    def ends(tensors, many):
+        refs = [[t.layer.name, 0, 0] for t in tensors]
+        return refs if many else refs[0]
+    config = {"name": model.name, "trainable": model.trainable, "layers": entries,
+              "input_layers": ends(model.inputs, model._many_inputs),
+              "output_layers": ends(model.outputs, model._many_outputs)}
+    return {"module": "keras.src.models.functional", "class_name": "Functional", "config": config,
+            "registered_name": "Functional", "build_config": {"input_shape": None}}
+
+
+def _entry(layer):
+    from ..models import Model
+    return _model_to_keras(layer) if isinstance(layer, Model) else layer_to_keras(layer)
+
+
+def _keras_object(module, entry):
+    """gpunet's ``{"class_name", "config"}`` (or a name) in Keras's serialized form."""
+    if not isinstance(entry, dict):
+        return entry
+    config = dict(entry["config"])
+    if isinstance(config.get("learning_rate"), dict):
+        config["learning_rate"] = _keras_object("keras.optimizers.schedules", config["learning_rate"])
+    return {"module": module, "class_name": entry["class_name"], "config": config, "registered_name": None}
+
+
+def compile_config(model):
+    """Keras's ``compile_config`` of a compiled model (the settings ``model_file`` saves in .h5)."""
+    from .model_file import training_config
+    settings = training_config(model)
+    return {"optimizer": _keras_object("keras.optimizers", settings["optimizer_config"]),
+            "loss": _keras_object("keras.losses", settings["loss"]), "loss_weights": None,
+            "metrics": [_keras_object("keras.metrics", m) for m in settings["metrics"]] or None,
+            "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
+
+
+# -- config.json -> models ----------------------------------------------------------------------
+def _ref_name(ref, where):
+    """The layer name of a ``[name, node_index, tensor_index]`` reference or a Keras tensor."""
+    if isinstance(ref, dict):
+        ref = ref["config"]["keras_history"]
+    if ref[1] != 0 or ref[2] != 0:
+        raise FileFormatError(f"{where} calls layer '{ref[0]}' more than once or uses its output "
+                              f"{ref[2]}: shared layers are not supported by gpunet.")
+    return ref[0]
+
+
+def _single_ref(refs):
+    return len(refs) == 3 and isinstance(refs[0], str)
+
+
+def _functional_from_keras(config, custom_objects, where):
+    from ..layers.core import InputLayer
+    from ..models import Model
+    tensors = {}
+    for entry in config["layers"]:
+        layer = _from_keras(entry, custom_objects, where)
+        if isinstance(layer, InputLayer):
+            tensors[layer.name] = layer.output
+            continue
+        nodes = entry.get("inbound_nodes") or []
+        if len(nodes) != 1:
+            raise FileFormatError(f"{where}: layer '{layer.name}' is called {len(nodes)} times; gpunet "
+                                  f"supports layers called once (no shared layers).")
+        arg = nodes[0]["args"][0]
+        names = [_ref_name(t, where) for t in arg] if isinstance(arg, list) else _ref_name(arg, where)
+        try:
+            inputs = [tensors[n] for n in names] if isinstance(names, list) else tensors[names]
+        except KeyError as missing:
+            raise FileFormatError(f"{where}: layer '{layer.name}' reads {missing}, which no earlier layer "
+                                  f"of the config makes.") from None
+        tensors[layer.name] = layer(inputs)
+
+    def pick(refs):
+        if _single_ref(refs):
+            return tensors[_ref_name(refs, where)]
+        return [tensors[_ref_name(r, where)] for r in refs]
+    return Model(pick(config["input_layers"]), pick(config["output_layers"]),
+                 name=config.get("name"), trainable=config.get("trainable", True))
+
+
+def _sequential_from_keras(config, custom_objects, where):
+    from ..models import Sequential
+    model = Sequential([_from_keras(e, custom_objects, where) for e in config["layers"]],
+                       name=config.get("name"), trainable=config.get("trainable", True))
+    if not model.built and config.get("build_input_shape"):
+        model.build(tuple(config["build_input_shape"]))
+    return model
+
+
+def _from_keras(entry, custom_objects, where):
+    name = entry.get("class_name")
+    if name == "Sequential":
+        return _sequential_from_keras(entry["config"], custom_objects, where)
+    if name in ("Functional", "Model"):
+        return _functional_from_keras(entry["config"], custom_objects, where)
+    return layer_from_keras(entry, custom_objects, where)
+
+
+def _plain_object(entry):
+    if not isinstance(entry, dict):
+        return entry
+    config = dict(entry.get("config") or {})
+    if isinstance(config.get("learning_rate"), dict):
+        config["learning_rate"] = _plain_object(config["learning_rate"])
+    return {"class_name": entry.get("registered_name") if entry.get("class_name") is None
+            else entry["class_name"], "config": config}
+
+
+def _compile_from_keras(model, config, custom_objects, where):
+    """Compile ``model`` as ``compile_config`` says; a setting gpunet lacks is a warning, as Keras
+    warns when it cannot restore a compile config, and the model stays uncompiled."""
+    from .model_file import _from_entry
+    try:
+        optimizer = optimizers.deserialize(_plain_object(config["optimizer"]), custom_objects)
+        loss = config.get("loss")
+        loss = _from_entry(_plain_object(loss), losses, custom_objects) if isinstance(loss, dict) else loss
+        found = [_from_entry(_plain_object(m), metrics, custom_objects) if isinstance(m, dict) else m
+                 for m in config.get("metrics") or []]
+        if config.get("loss_weights") is not None:
+            raise ValueError(f"loss_weights={config['loss_weights']!r} is not supported")
+        model.compile(optimizer=optimizer, loss=loss, metrics=found or None)
+        return True
+    except (KeyError, TypeError, ValueError) as error:
+        warnings.warn(f"{where}: the compile settings could not be restored ({error}); the model is "
+                      f"returned uncompiled.", stacklevel=3)
+        return False
+
+
+# -- the zip ----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _atomic_path(path, overwrite):
+    """A temporary name in ``path``'s folder, renamed onto ``path`` when the block completes."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"Cannot save to '{path}': it is a folder.")
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"'{path}' already exists and overwrite=False.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Cannot save to '{path}': the folder '{folder}' does not exist.")
+    temp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        yield temp
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temp)
+        raise
+
+
+def _weights_bytes(model):
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        keras3.write(f, model)
+    return buffer.getvalue()
+
+
+def save_model(model, path, overwrite=True, extra_metadata=None):
+    """Write ``model`` as a Keras 3 ``.keras`` zip (Keras's ``keras.saving.load_model`` reads it)."""
+    require_built(model, "save")
+    config = _model_to_keras(model)
+    compiled = getattr(model, "optimizer", None) is not None
+    config["compile_config"] = compile_config(model) if compiled else {}   # Keras writes {} too
+    config_text = to_json(config, f"model '{model.name}'")
+    metadata = {"keras_version": KERAS_FORMAT_VERSION,
+                "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
+                **(extra_metadata or {})}
+    weights = _weights_bytes(model)
+    with _atomic_path(path, overwrite) as temp:
+        with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_STORED) as archive:
+            archive.writestr(_METADATA, to_json(metadata, "the metadata"))
+            archive.writestr(_CONFIG, config_text)
+            archive.writestr(_WEIGHTS, weights)
+        with open(temp, "rb+") as f:
+            os.fsync(f.fileno())
+
+
+def _read_zip(path):
+    """``(config, metadata, weight groups)`` of a .keras file, read in one guarded pass."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            missing = {_CONFIG, _WEIGHTS} - names
+            if missing:
+                raise FileFormatError(f"'{path}' is a zip archive but not a .keras model: it lacks "
+                                      f"{sorted(missing)} (it holds {sorted(names)}).")
+            config = json.loads(archive.read(_CONFIG))
+            metadata = json.loads(archive.read(_METADATA)) if _METADATA in names else {}
+            weights = archive.read(_WEIGHTS)
+    except (zipfile.BadZipFile, ValueError, KeyError) as error:
+        if isinstance(error, FileFormatError):
+            raise
+        raise FileFormatError(f"Cannot read '{path}': the .keras archive is damaged ({error}).") from error
+    with tempfile.TemporaryDirectory() as folder:
+        weights_path = os.path.join(folder, _WEIGHTS)
+        with open(weights_path, "wb") as f:
+            f.write(weights)
+        with open_h5(weights_path) as f:
+            groups = keras3.read(f)
+    return config, metadata, groups
+
+
+def load_model(path, custom_objects=None, compile=True):
+    """The model in the ``.keras`` file at ``path`` (written by gpunet or by Keras 3), with its
+    weights; compiled, with its optimizer state, when the file has compile settings."""
+    config, metadata, groups = _read_zip(path)
+    where = f"'{path}'"
+    if config.get("class_name") not in ("Sequential", "Functional", "Model"):
+        raise FileFormatError(f"{where} holds a {config.get('class_name')!r}, not a Sequential or "
+                              f"functional model; gpunet loads those two.")
+    check_classes(config, custom_objects, where)
+    model = _from_keras(config, custom_objects, where)
+    weight_plan = WeightPlan()
+    keras3.plan(model, groups, weight_plan)
+    state = None
+    if compile and config.get("compile_config"):
+        if _compile_from_keras(model, config["compile_config"], custom_objects, where):
+            state = keras3.optimizer_state(model, groups, where)
+    weight_plan.apply()
+    if state is not None:
+        model.optimizer.set_state(state)
+    extra = metadata.get("gpunet") if compile else None
+    if isinstance(extra, dict):
+        _restore_random_state(model, extra)
+    return model
+
+
+def _restore_random_state(model, extra):
+    from .model_file import _random_layers
+    if extra.get("rng_state") is not None:
+        utils.set_rng_state(extra["rng_state"])
+    states = extra.get("layer_random_state") or {}
+    for layer_path, layer in _random_layers(model):
+        if layer_path in states:
+            layer.set_random_state(states[layer_path])
