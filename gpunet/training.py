@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from . import backend, callbacks as callbacks_module, losses, metrics as metrics_module, optimizers, utils
+from . import backend, callbacks as callbacks_module, distribute, losses, metrics as metrics_module, optimizers, utils
 from .progress import Progress
 
 
@@ -39,6 +39,9 @@ class Trainer:
         self.compiled = False
         self.stop_training = False
         self.history = None
+        # Data parallel: the distribution the model was made under, and the ranks' view of this fit.
+        self._made_under, self._replicas = distribute.distribution(), distribute.local_replicas()
+        self._grad_ready = None   # called as each layer's backward returns (gradient buckets)
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
         """Choose the optimizer, loss and metrics (names or objects) for fit / evaluate."""
@@ -117,10 +120,15 @@ class Trainer:
         else:
             value, dy = self.compiled_loss.compute(yb, y_pred)
             self._train_backward(dy, from_logits=False)
-        self.optimizer.apply(self.trainable_weights, self.grads)
+        self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
         for metric in self.compiled_metrics:
             metric.update_state(yb, y_pred)
         return float(value)
+
+    def _idle_step(self):
+        """A rank with no part of a short last batch still joins the gradient reduction."""
+        self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
+        return 0.0
 
     def _test_step(self, xb, yb):
         y_pred = self.forward(xb, training=False)
@@ -152,9 +160,12 @@ class Trainer:
         (``[loss, *metrics]`` when metrics are compiled, or a dict with ``return_dict``)."""
         self._require_compiled("train_on_batch")
         xs, y = self._prepare(x, y, "train_on_batch")
+        if not getattr(self._replicas, "synchronized", False):   # checked and broadcast once
+            self._replicas = distribute.replicas(self, len(y), len(y))
+        index = self._replicas.shard(slice(0, len(y)))
         self._reset_metrics()
-        return self._results(self._logs(self._train_step(self._to_backend(xs), self._targets_to_backend(y))),
-                             return_dict)
+        value = self._train_step(self._to_backend(xs, index), self._targets_to_backend(y, index))
+        return self._results(self._replicas.reduce_logs(self._logs(value), len(y[index])), return_dict)
 
     def test_on_batch(self, x, y, return_dict=False):
         """Loss (and metrics) of one batch with ``training=False``; no update."""
@@ -192,9 +203,10 @@ class Trainer:
         xs, y = self._prepare(x, y, "fit")
         (xs, y), validation = self._validation(xs, y, validation_split, validation_data)
         steps = math.ceil(len(y) / batch_size)
-        callback_list = callbacks_module.CallbackList(callbacks, add_history=True, model=self, epochs=epochs,
-                                                      steps=steps, verbose=verbose)
-        progress = Progress(verbose)
+        self._replicas = distribute.replicas(self, len(y), batch_size)
+        callback_list = callbacks_module.CallbackList(self._replicas.local_callbacks(callbacks), add_history=True,
+                                                      model=self, epochs=epochs, steps=steps, verbose=verbose)
+        progress = Progress(verbose if self._replicas.is_chief else 0)
         self.stop_training, logs = False, {}
         callback_list.on_train_begin(logs={})
         for epoch in range(initial_epoch, epochs):
@@ -219,10 +231,13 @@ class Trainer:
         total, seen, logs = 0.0, 0, {}
         for step, index in enumerate(_batches(len(y), batch_size, order)):
             callback_list.on_train_batch_begin(step, logs={})
-            value = self._train_step(self._to_backend(xs, index), self._targets_to_backend(y, index))
+            index = self._replicas.shard(index)   # this rank's part of the global batch
             count = len(y[index])
+            value = self._train_step(self._to_backend(xs, index), self._targets_to_backend(y, index)) \
+                if count else self._idle_step()
             total, seen = total + value * count, seen + count
-            logs = self._logs(total / seen)   # running means, weighted by batch size as Keras does
+            # running means, weighted by batch size as Keras does (and over the ranks)
+            logs = self._replicas.reduce_logs(self._logs(total / max(seen, 1)), seen)
             callback_list.on_train_batch_end(step, logs=dict(logs))
             progress.update(logs)
             if self.stop_training:
