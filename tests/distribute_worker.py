@@ -59,6 +59,21 @@ def case_bn(folder):
     save(folder, "bn", model, history)
 
 
+def train_batchnorm(synchronized, samples=33):
+    """Conv, BatchNormalization, Dense; 3 global batches of 16, 16 and 1 (rank 1 idles in the last)."""
+    gn.utils.set_random_seed(3)
+    model = gn.Sequential([gn.Input((5, 5, 2)), gn.layers.Conv2D(4, 3),
+                           gn.layers.BatchNormalization(synchronized=synchronized, momentum=0.5),
+                           gn.layers.Flatten(), gn.layers.Dense(3, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = data(samples)
+    return model, model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0)
+
+
+def case_syncbn(folder):
+    save(folder, "syncbn", *train_batchnorm(synchronized=True))
+
+
 def case_checkpoint(folder):
     """One epoch with a checkpoint and a CSV log (rank 0 writes them), then a second epoch."""
     checkpoint = gn.callbacks.ModelCheckpoint(os.path.join(folder, "ckpt.h5"), save_freq="epoch")

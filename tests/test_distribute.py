@@ -54,7 +54,9 @@ def _load(folder, name, rank):
 
 
 def _relative_error(a, b):
-    return max(float(np.max(np.abs(x - y)) / max(np.max(np.abs(y)), 1e-12)) for x, y in zip(a, b))
+    """Largest |a - b| of each weight over that weight's largest |b| (at least 1e-3: a bias in
+    front of a batch norm gets gradients of 1e-9 whose rounding is not a relative quantity)."""
+    return max(float(np.max(np.abs(x - y)) / max(np.max(np.abs(y)), 1e-3)) for x, y in zip(a, b))
 
 
 # -- two ranks --------------------------------------------------------------------------------
@@ -88,6 +90,18 @@ def test_uneven_last_batch_and_batchnorm_statistics_agree_across_ranks(tmp_path)
     for a, b in zip(w0, w1):
         assert np.array_equal(a, b)
     assert not np.allclose(w0[4], 0.0) and np.isfinite(loss0).all() and np.array_equal(loss0, loss1)
+
+
+def test_synchronized_batchnorm_on_two_ranks_is_batchnorm_on_one(tmp_path):
+    code, _, err, _ = run_ranks("syncbn", tmp_path)
+    assert code == 0, err
+    reference, history = worker.train_batchnorm(synchronized=True)   # one process: plain batch norm
+    w0, loss0, _ = _load(tmp_path, "syncbn", 0)
+    w1, _, _ = _load(tmp_path, "syncbn", 1)
+    assert all(np.array_equal(a, b) for a, b in zip(w0, w1))
+    error = _relative_error(w0, reference.get_weights())   # moving statistics included
+    assert error < 1e-5, f"synchronized BatchNorm, 2 ranks vs 1: relative error {error:.2e}"
+    assert np.allclose(loss0, history.history["loss"], rtol=1e-5)
 
 
 def test_checkpoint_from_two_ranks_resumes_on_one(tmp_path):
@@ -140,6 +154,19 @@ def test_weighted_row_sum_kernel(kernel_backend, rng, rows, n):
                               ["weighted_row_sum"])
     expected = sum(np.float64(w) * p.astype(np.float64) for w, p in zip(weights, parts))
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (2, 3, 5, 4)])
+def test_batch_norm_backward_from_own_sums_is_batch_norm_backward(kernel_backend, rng, shape):
+    from gpunet.primitives import norm, norm_sync
+    x, dy = rng.standard_normal(shape).astype(np.float32), rng.standard_normal(shape).astype(np.float32)
+    gamma = rng.uniform(0.5, 1.5, shape[-1]).astype(np.float32)
+    with gn.backend.use("numpy"):
+        _, mean, inv_std, _ = norm.batch_norm_train_forward(x, gamma, None, 1e-3)
+        expected, dgamma, dbeta = norm.batch_norm_backward(dy, x, gamma, mean, inv_std)
+    dx, = compare_with_numpy(kernel_backend, lambda: norm_sync.batch_norm_backward_from_sums(
+        dy, x, gamma, mean, inv_std, dgamma, dbeta), ["batch_norm_backward_input"])
+    np.testing.assert_allclose(dx, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_weighted_row_sum_refuses_mismatched_weights():
@@ -233,3 +260,118 @@ def test_an_empty_rank_contributes_zeros():
     grads = reducer.finish(model, empty=True)
     # rank 0's row is the fake's peer(zeros) = zeros, weighted 1; stale gradients would show
     assert all(np.array_equal(g, np.zeros_like(g)) for g in grads)
+
+
+# -- the NCCL glue, with CuPy and NCCL faked (no GPU here): arguments, bootstrap, abort ---------
+class _DeviceArray(np.ndarray):
+    """A NumPy array with CuPy's ``.data.ptr``."""
+
+    @property
+    def data(self):
+        return type("Pointer", (), {"ptr": self.ctypes.data})()
+
+
+class _FakeCupy:
+    def __init__(self):
+        self.arrays, self.cuda = {}, self
+        self.Stream = lambda non_blocking: _FakeStream()
+        self.Event = lambda disable_timing: _FakeEvent()
+
+    def _track(self, a):
+        a = a.view(_DeviceArray)
+        self.arrays[a.ctypes.data] = a
+        return a
+
+    def empty(self, shape, dtype):
+        return self._track(np.empty(shape, dtype))
+
+    def empty_like(self, a):
+        return self._track(np.empty_like(a))
+
+    def get_current_stream(self):
+        return _FakeStream()
+
+
+class _FakeStream:
+    ptr = 1234
+
+    def wait_event(self, event):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+class _FakeEvent:
+    done = False   # a collective that never completes: a peer that died
+
+    def record(self, stream=None):
+        pass
+
+
+class _FakeNccl:
+    NCCL_FLOAT32, NCCL_FLOAT64, NCCL_SUM = 7, 8, 0
+
+    def __init__(self, cp):
+        self.cp, self.calls = cp, []
+        outer = self
+
+        class Communicator:
+            def __init__(self, size, unique_id, rank):
+                outer.calls.append(("init", size, unique_id, rank))
+
+            def allGather(self, send, recv, count, dtype, stream):
+                outer.calls.append(("allGather", count, dtype, stream))
+                out = outer.cp.arrays[recv]
+                out[0] = np.ctypeslib.as_array(np.ctypeslib.ctypes.cast(
+                    send, np.ctypeslib.ctypes.POINTER(np.ctypeslib.ctypes.c_float)), (count,))
+                out[1:] = 2 * out[0]
+
+            def abort(self):
+                outer.calls.append(("abort",))
+        self.NcclCommunicator = Communicator
+
+    def get_unique_id(self):
+        return tuple(range(128))
+
+
+class _FakeWorld:
+    rank, size = 0, 3
+
+    def __init__(self):
+        self.broadcasts = []
+
+    def broadcast_object(self, value, what):
+        self.broadcasts.append(what)
+        return value
+
+    def poll(self, done, what):
+        if not done():
+            raise mpi.DistributedError(f"rank 0: {what} did not complete within 0 s")
+
+
+def test_nccl_glue_bootstraps_gathers_and_aborts(monkeypatch):
+    from gpunet.backend import cupy_device
+    from gpunet.distribute import nccl
+    cp = _FakeCupy()
+    fake = _FakeNccl(cp)
+    monkeypatch.setattr(cupy_device, "cupy", lambda: cp)
+    monkeypatch.setattr(nccl, "_nccl", lambda: fake)
+    world = _FakeWorld()
+    collective = nccl.NcclCollective(world)
+    assert world.broadcasts == ["NCCL unique id broadcast"] and fake.calls[0] == ("init", 3, tuple(range(128)), 0)
+    buf = cp._track(np.arange(5, dtype=np.float32))
+    gathered = collective.all_gather(buf)
+    assert fake.calls[1] == ("allGather", 5, fake.NCCL_FLOAT32, _FakeStream.ptr)
+    np.testing.assert_array_equal(gathered, [np.arange(5), 2 * np.arange(5), 2 * np.arange(5)])
+    with pytest.raises(TypeError, match="float32 or float64; received int32"):
+        collective.all_gather(cp._track(np.arange(5, dtype=np.int32)))
+    streams = nccl.CudaStreams(world, collective)
+    streams.on_side(lambda: None)
+    streams.join("gradient reduction")            # the first step: nothing earlier to check
+    with pytest.raises(mpi.DistributedError, match="gradient reduction did not complete"):
+        streams.join("gradient reduction")        # the step before never finished
+    assert fake.calls[-1] == ("abort",)

@@ -20,6 +20,7 @@ print progress and run ``ModelCheckpoint`` / ``CSVLogger``. Layers and ops never
 """
 from .data_parallel import DataParallel, Replicas, local_replicas
 from .mpi import DistributedError
+from .statistics import cross_replica
 
 __all__ = ["DataParallel", "DistributedError", "distribution", "set_distribution", "list_devices",
            "initialize", "scope"]

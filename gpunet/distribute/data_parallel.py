@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from .. import backend, utils
-from . import buckets, mpi
+from . import buckets, mpi, statistics
 
 DEFAULT_TIMEOUT = 300.0   # seconds any collective may wait for the other ranks
 _world = None
@@ -152,6 +152,8 @@ class _DataParallelReplicas(Replicas):
 
     def gradients(self, model):
         """The global batch's gradients (every rank's, weighted by its share), on every rank."""
+        if self.count == 0:
+            statistics.idle_step(model)   # join the synchronized BatchNorm exchanges the others run
         return self.reducer.finish(model, empty=self.count == 0)
 
     def reduce_logs(self, logs, seen):
