@@ -194,7 +194,7 @@ class Model(Trainer, Layer):
                 grad = grads.pop(id(node.tensor))
                 skip = not input_gradients and all(id(t) in input_ids for t in node.inputs)
                 dx = self._node_backward(node, grad, from_logits, skip)
-                if self._grad_ready is not None:   # data parallel: this layer's gradients are final
+                if getattr(self, "_grad_ready", None) is not None:   # data parallel: these gradients are final
                     self._grad_ready(node.layer, node.layer.grads)
                 for t, g in zip(node.inputs, as_list(dx) if node.many else [dx]):
                     add_gradient(grads, t, g)
