@@ -161,11 +161,13 @@ class Trainer:
         self._require_compiled("train_on_batch")
         xs, y = self._prepare(x, y, "train_on_batch")
         if not getattr(self._replicas, "synchronized", False):   # checked and broadcast once
-            self._replicas = distribute.replicas(self, len(y), len(y))
-        index = self._replicas.shard(slice(0, len(y)))
+            self._replicas = distribute.replicas(self)
+        index = self._replicas.shard(slice(0, len(y)))   # data parallel: x, y are the global batch
         self._reset_metrics()
-        value = self._train_step(self._to_backend(xs, index), self._targets_to_backend(y, index))
-        return self._results(self._replicas.reduce_logs(self._logs(value), len(y[index])), return_dict)
+        count = len(y[index])
+        value = self._train_step(self._to_backend(xs, index), self._targets_to_backend(y, index)) \
+            if count else self._idle_step()
+        return self._results(self._replicas.reduce_logs(self._logs(value), count), return_dict)
 
     def test_on_batch(self, x, y, return_dict=False):
         """Loss (and metrics) of one batch with ``training=False``; no update."""

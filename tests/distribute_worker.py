@@ -43,8 +43,20 @@ def save(folder, name, model, history):
 
 
 def case_exact(folder):
-    """10 Adam steps on 2 ranks; weights and logs saved per rank."""
+    """10 Adam steps on 2 ranks; weights and logs saved per rank. Then 3 train_on_batch calls."""
     save(folder, "exact", *train())
+    save(folder, "on_batch", *train_on_batches())
+
+
+def train_on_batches():
+    """Three ``train_on_batch`` calls on global batches of 16, 15 and 1 samples."""
+    gn.utils.set_random_seed(3)
+    model = make_model()
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = data()
+    logs = [model.train_on_batch(x[a:b], y[a:b], return_dict=True) for a, b in ((0, 16), (16, 31), (31, 32))]
+    history = {"loss": [l["loss"] for l in logs], "accuracy": [l["accuracy"] for l in logs]}
+    return model, type("History", (), {"history": history})
 
 
 def case_bn(folder):
@@ -72,6 +84,38 @@ def train_batchnorm(synchronized, samples=33):
 
 def case_syncbn(folder):
     save(folder, "syncbn", *train_batchnorm(synchronized=True))
+
+
+def dataset_batches():
+    """A PyDataset's batches as a list: six of 8 samples, a last one of 5."""
+    x, y = data(53)
+    return [(x[k:k + 8], y[k:k + 8]) for k in range(0, 53, 8)]
+
+
+def train_batches(steps):
+    """Adam on a model, one step per entry of ``steps`` (a (x, y) batch, or None: idle), through
+    the hooks a PyDataset adapter calls."""
+    gn.utils.set_random_seed(3)
+    model = make_model()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    replicas = model._replicas = gn.distribute.replicas(model, batches=len(dataset_batches()))
+    for batch in steps:
+        replicas.start_batch(0 if batch is None else len(batch[1]))
+        if batch is None:
+            model._idle_step()
+        else:
+            model._train_step(model._to_backend([batch[0]]), model._targets_to_backend(batch[1]))
+    return model
+
+
+def case_pydataset(folder):
+    """Batches dealt out by index: rank 0 trains 0, 2, 4, 6; rank 1 trains 1, 3, 5, then idles."""
+    batches = dataset_batches()
+    replicas = gn.distribute.replicas(make_model(), batches=len(batches))
+    indices = replicas.batch_indices(len(batches))
+    model = train_batches([None if i is None else batches[i] for i in indices])
+    print(f"rank {replicas.rank} batches {indices}", flush=True)
+    save(folder, "pydataset", model, type("H", (), {"history": {"loss": [0.0], "accuracy": [0.0]}}))
 
 
 def case_checkpoint(folder):
@@ -111,6 +155,7 @@ def case_bad_input(folder):
     model.compile("sgd", "sparse_categorical_crossentropy")
     for label, run in (("models", lambda: model.fit(x, y, batch_size=BATCH, verbose=0)),
                        ("short", lambda: make_model_compiled().fit(x[:1], y[:1], batch_size=BATCH, verbose=0)),
+                       ("batches", lambda: gn.distribute.replicas(make_model_compiled(), batches=1)),
                        ("late", late_distribution)):
         try:
             run()

@@ -79,6 +79,11 @@ def test_two_ranks_give_one_rank_weights_and_repeat_bit_for_bit(tmp_path):
     assert np.allclose(loss0, history.history["loss"], rtol=1e-5)
     assert np.allclose(acc0, history.history["accuracy"], rtol=1e-6)
     assert np.array_equal(loss0, loss1)
+    on_batch, loss0, acc0 = _load(first, "on_batch", 0)
+    reference, history = worker.train_on_batches()     # global batches of 16, 15, 1: rank 1 idles last
+    assert _relative_error(on_batch, reference.get_weights()) < 1e-5
+    assert np.allclose(loss0, history.history["loss"], rtol=1e-5)
+    assert np.allclose(acc0, history.history["accuracy"], rtol=1e-6)
 
 
 def test_uneven_last_batch_and_batchnorm_statistics_agree_across_ranks(tmp_path):
@@ -102,6 +107,20 @@ def test_synchronized_batchnorm_on_two_ranks_is_batchnorm_on_one(tmp_path):
     error = _relative_error(w0, reference.get_weights())   # moving statistics included
     assert error < 1e-5, f"synchronized BatchNorm, 2 ranks vs 1: relative error {error:.2e}"
     assert np.allclose(loss0, history.history["loss"], rtol=1e-5)
+
+
+def test_pydataset_batches_dealt_by_index_match_one_rank_on_their_union(tmp_path):
+    code, out, err, _ = run_ranks("pydataset", tmp_path)
+    assert code == 0, err
+    assert "rank 0 batches [0, 2, 4, 6]" in out and "rank 1 batches [1, 3, 5, None]" in out
+    batches = worker.dataset_batches()
+    steps = [tuple(np.concatenate(part) for part in zip(*batches[k:k + 2])) for k in range(0, 7, 2)]
+    reference = worker.train_batches(steps)   # one process: each step on the union of two batches
+    w0, _, _ = _load(tmp_path, "pydataset", 0)
+    w1, _, _ = _load(tmp_path, "pydataset", 1)
+    assert all(np.array_equal(a, b) for a, b in zip(w0, w1))
+    error = _relative_error(w0, reference.get_weights())
+    assert error < 1e-5, f"PyDataset batches on 2 ranks vs 1: relative error {error:.2e}"
 
 
 def test_checkpoint_from_two_ranks_resumes_on_one(tmp_path):
@@ -142,6 +161,7 @@ def test_bad_input_is_reported_on_every_rank(tmp_path):
         assert (f"models: rank {rank} got: rank 1 built a different model than rank 0: weight 0 is "
                 f"'conv2d/kernel' (3, 3, 2, 5) float32 there and 'conv2d/kernel' (3, 3, 2, 4) float32 on rank 0.") in out
         assert f"short: rank {rank} got: ranks 0, 1: the data has 1 samples, fewer than the 2 ranks." in out
+        assert f"batches: rank {rank} got: ranks 0, 1: the dataset has 1 batches, fewer than the 2 ranks." in out
         assert f"late: rank {rank} got: ranks 0, 1: DataParallel was set after model" in out
 
 

@@ -84,11 +84,17 @@ def initialize(timeout=None):
     return world.rank, world.size
 
 
-def replicas(model, samples=None, batch_size=None):
+def replicas(model, samples=None, batch_size=None, batches=None):
     """The training loop's view of the ranks for ``model``: ``local_replicas()`` in one process,
     else its distribution's, which checks and synchronises the ranks first (``DataParallel``).
-    A model made under a distribution stays with it."""
+    A model made under a distribution stays with it.
+
+    Arrays: ``replicas(model, samples, batch_size)``, then ``shard(index)`` per global batch.
+    A PyDataset of ``n`` batches: ``replicas(model, batches=n)``, then the loop runs over
+    ``batch_indices(n, order)`` (this rank's batch per step, None: idle) and calls
+    ``start_batch(len(batch))`` before each step.
+    """
     chosen = getattr(model, "_made_under", None) or _distribution
     if chosen is None:
         return local_replicas()
-    return chosen.replicas_for(model, samples, batch_size)
+    return chosen.replicas_for(model, samples, batch_size, batches)

@@ -42,6 +42,15 @@ class Replicas:
     def shard(self, index):
         return index
 
+    def batch_indices(self, count, order=None):
+        """The batches of a ``count``-batch dataset (a PyDataset) this rank trains on, one per
+        step: ``order`` (default ``range(count)``) here; see the data-parallel version."""
+        return list(range(count)) if order is None else list(order)
+
+    def start_batch(self, count):
+        """A step on a batch of ``count`` samples begins (the data-parallel version tells the
+        other ranks; ``shard`` does this itself for arrays)."""
+
     def gradients(self, model):
         return model.grads
 
@@ -102,9 +111,10 @@ class DataParallel:
         from . import scope
         return scope(self)
 
-    def replicas_for(self, model, samples, batch_size):
+    def replicas_for(self, model, samples, batch_size, batches=None):
         """Check that every rank agrees (the model, the data), synchronise weights and random
-        state from rank 0, and return this fit's ``_DataParallelReplicas``."""
+        state from rank 0, and return this fit's ``_DataParallelReplicas``. ``samples`` and
+        ``batch_size`` for arrays, ``batches`` (its length) for a PyDataset."""
         problem = None
         if getattr(model, "_made_under", None) is not self:
             problem = (f"DataParallel was set after model '{model.name}' was made; call "
@@ -112,10 +122,12 @@ class DataParallel:
                        f"so that each rank makes its weights on its own device")
         elif samples is not None and samples < self.num_processes:
             problem = f"the data has {samples} samples, fewer than the {self.num_processes} ranks"
+        elif batches is not None and batches < self.num_processes:
+            problem = f"the dataset has {batches} batches, fewer than the {self.num_processes} ranks"
         elif batch_size is not None and batch_size < self.num_processes:
             problem = (f"batch_size={batch_size} is the global batch, split over the ranks; it must "
                        f"be at least the number of ranks ({self.num_processes})")
-        signature = (samples, [(n, tuple(w.shape), str(w.dtype)) for n, w in zip(model.weight_names, model.weights)])
+        signature = (samples if batches is None else batches, [(n, tuple(w.shape), str(w.dtype)) for n, w in zip(model.weight_names, model.weights)])
         _agree(self.world, problem, signature)
         _broadcast_weights(self.world, model)
         utils.set_rng_state(self.world.broadcast_object(utils.get_rng_state(), "random state"))
@@ -149,6 +161,22 @@ class _DataParallelReplicas(Replicas):
         self.count = counts[self.rank]
         self.reducer.start(counts)
         return index[start:start + self.count]
+
+    def batch_indices(self, count, order=None):
+        """A PyDataset's batches, dealt out by index: step s trains rank r on batch
+        ``order[s * size + r]``, so one step covers ``size`` batches (the global batch is
+        ``size`` dataset batches). Every rank gets ``ceil(count / size)`` steps; where the
+        batches run out a rank's entry is None: it idles that step (``start_batch(0)``)."""
+        order = list(range(count)) if order is None else list(order)
+        steps = -(-len(order) // self.size)
+        return [order[k] if k < len(order) else None for k in range(self.rank, steps * self.size, self.size)]
+
+    def start_batch(self, count):
+        """Begin a step on this rank's batch of ``count`` samples (0: idle): the ranks exchange
+        their counts, which weight their gradients (a PyDataset's batches may differ in size)."""
+        counts = self.world.allgather(np.array([count], dtype=np.int64), "batch sizes")[:, 0]
+        self.count = int(count)
+        self.reducer.start([int(c) for c in counts])
 
     def gradients(self, model):
         """The global batch's gradients (every rank's, weighted by its share), on every rank."""
