@@ -4,6 +4,11 @@
     value = loss(y_true, y_pred)                     # a float, the mean over the batch
     value, dy_pred = loss.compute(y_true, y_pred)    # and d(value)/d(y_pred)
 
+The training loop calls the ``device_*`` forms, which return the mean as a 0-d backend array
+and never read it on the host (a read would wait for the device). Sparse labels outside
+[0, classes) give a NaN loss there, from the kernels themselves; ``check_targets`` refuses
+them with a clear error before fit / evaluate start, on the host data.
+
 Cross-entropies on probabilities also fuse with a final softmax: ``compute_from_logits`` takes
 the softmax's input and returns ``(value, dlogits, probs)`` from one stable op.
 """
@@ -44,13 +49,21 @@ class Loss:
 
     def __call__(self, y_true, y_pred):
         """The mean loss over the batch, a float."""
-        y_true = self._prepare(y_true, y_pred)
-        return float(self._value(y_true, y_pred))
+        return float(self.device_value(y_true, y_pred))
 
     def compute(self, y_true, y_pred):
         """``(value, dy_pred)``: the mean loss and its gradient with respect to ``y_pred``."""
+        value, gradient = self.device_compute(y_true, y_pred)
+        return float(value), gradient
+
+    def device_value(self, y_true, y_pred):
+        """The mean loss as a 0-d backend array, not read on the host."""
+        return self._value(self._prepare(y_true, y_pred), y_pred)
+
+    def device_compute(self, y_true, y_pred):
+        """``(value, dy_pred)`` with the value a 0-d backend array, not read on the host."""
         y_true = self._prepare(y_true, y_pred)
-        return float(self._value(y_true, y_pred)), self._gradient(y_true, y_pred)
+        return self._value(y_true, y_pred), self._gradient(y_true, y_pred)
 
     @property
     def fuses_softmax(self):
@@ -58,6 +71,11 @@ class Loss:
         return False
 
     def compute_from_logits(self, y_true, logits):
+        """``(value, dlogits, probs)`` of softmax + this loss, the value a float (see fuses_softmax)."""
+        value, dlogits, probs = self.device_compute_from_logits(y_true, logits)
+        return float(value), dlogits, probs
+
+    def device_compute_from_logits(self, y_true, logits):
         raise TypeError(f"Loss '{self.name}' does not fuse with a softmax; call compute(y_true, y_pred).")
 
     # -- targets ----------------------------------------------------------------------------
@@ -128,11 +146,12 @@ class _Crossentropy(Loss):
     def fuses_softmax(self):
         return not self.from_logits
 
-    def compute_from_logits(self, y_true, logits):
-        """``(value, dlogits, probs)`` of softmax + this cross-entropy, stable for large logits."""
+    def device_compute_from_logits(self, y_true, logits):
+        """``(value, dlogits, probs)`` of softmax + this cross-entropy, stable for large logits;
+        the value a 0-d backend array."""
         y_true = self._prepare(y_true, logits)
         value, probs = self._softmax_ce_forward(y_true, logits)
-        return float(value), self._softmax_ce_backward(y_true, probs), probs
+        return value, self._softmax_ce_backward(y_true, probs), probs
 
     def _value(self, y_true, y_pred):
         if self.from_logits:
@@ -183,7 +202,8 @@ class SparseCategoricalCrossentropy(_Crossentropy):
         if labels.shape != y_pred.shape[:-1]:
             raise ValueError(f"Loss '{self.name}' needs integer labels of shape {tuple(y_pred.shape[:-1])} for "
                              f"predictions of shape {tuple(y_pred.shape)}; received shape {tuple(labels.shape)}.")
-        self._check_label_range(int(labels.min()), int(labels.max()), y_pred.shape[-1], "")
+        # No range check here: reading labels.min() would wait for the device. A label outside
+        # [0, classes) makes the loss NaN on every backend; check_targets names it before fit.
         return labels
 
     def _check_label_range(self, low, high, classes, where):

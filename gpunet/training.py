@@ -3,13 +3,23 @@
 NumPy arrays come in, go to the active backend one batch at a time, and come back as NumPy;
 the loop never asks which backend runs. ``fit`` uses ``training=True`` (dropout, batch
 statistics), ``evaluate`` and ``predict`` ``training=False``.
+
+Nothing inside a step reads the device: the loss and the metrics' batch totals stay backend
+arrays (``DeviceSum``), and the logs are read only when something needs them - the progress
+bar's refresh, a callback that reads batch logs (``callbacks.reads_batch_logs``), the end of
+an epoch. Each step runs inside ``backend.step(kind)``, the mark strict-sync mode and the
+profiler count by.
 """
 import math
 
 import numpy as np
 
 from . import backend, callbacks as callbacks_module, distribute, losses, metrics as metrics_module, optimizers, utils
+from .callbacks.base import reads_batch_logs
+from .device_sums import DeviceSum
 from .progress import Progress
+
+_PREDICT_DEVICE_BYTES = 64 * 2 ** 20   # predict's outputs wait on the device up to this, then one read
 
 
 def _check_batch_size(batch_size):
@@ -22,6 +32,30 @@ def _check_finite(array, what):
     if array.dtype.kind in "fc" and not np.isfinite(array).all():
         index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
         raise ValueError(f"{what} contains {array[index]} at index {index}; expected finite numbers only.")
+
+
+class _Feed:
+    """Batches on the device in order: taking batch i queues batch i+1's upload (pinned memory,
+    copy stream, ``backend.upload_async``), so the copy runs while batch i computes."""
+
+    def __init__(self, upload, batches, ahead=True):
+        self.upload, self.batches, self.ahead, self.position = upload, list(batches), ahead, 0
+        self.pending = upload(self.batches[0]) if self.batches and ahead else None
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def take(self):
+        """The arrays of the next batch, ready for the compute stream (it waits; the host does not).
+        Without ``ahead`` each batch is uploaded when taken (its index may depend on the step)."""
+        if not self.ahead:
+            self.pending = self.upload(self.batches[self.position])
+        arrays, events = self.pending
+        self.position += 1
+        more = self.ahead and self.position < len(self.batches)
+        self.pending = self.upload(self.batches[self.position]) if more else None
+        backend.current().wait_events(events)
+        return arrays
 
 
 def _batches(count, batch_size, order=None):
@@ -98,6 +132,17 @@ class Trainer:
         self.compiled_loss.check_targets(y, self.output_shape, where=f"{where}: y")
         return xs, y
 
+    def _upload(self, xs, y, index):
+        """``((xb, yb, count), events)`` for one batch, queued with ``upload_async`` (yb None without y)."""
+        device = backend.current()
+        uploads = [device.upload_async(a[index], t.layer.dtype) for a, t in zip(xs, self.inputs)]
+        if y is not None:
+            uploads.append(device.upload_async(y[index], y.dtype if y.dtype.kind in "iu" else self.inputs[0].layer.dtype))
+        arrays = [a for a, _ in uploads]
+        xb = arrays[:len(xs)] if self._many_inputs else arrays[0]
+        count = len(arrays[0])
+        return (xb, arrays[len(xs)] if y is not None else None, count), [e for _, e in uploads]
+
     def _to_backend(self, xs, index=slice(None)):
         device = backend.current()
         arrays = [device.asarray(a[index], dtype=t.layer.dtype) for a, t in zip(xs, self.inputs)]
@@ -112,18 +157,18 @@ class Trainer:
         return bool(getattr(self.compiled_loss, "fuses_softmax", False)) and self.fusable_softmax
 
     def _train_step(self, xb, yb):
-        """Forward, loss, backward, update; returns the loss before the update."""
+        """Forward, loss, backward, update; returns the loss before the update (a 0-d backend array)."""
         y_pred = self.forward(xb, training=True)
         if self._fused():
-            value, dlogits, y_pred = self.compiled_loss.compute_from_logits(yb, self.logits)
+            value, dlogits, y_pred = self.compiled_loss.device_compute_from_logits(yb, self.logits)
             self._train_backward(dlogits, from_logits=True)
         else:
-            value, dy = self.compiled_loss.compute(yb, y_pred)
+            value, dy = self.compiled_loss.device_compute(yb, y_pred)
             self._train_backward(dy, from_logits=False)
         self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
         for metric in self.compiled_metrics:
             metric.update_state(yb, y_pred)
-        return float(value)
+        return value
 
     def _idle_step(self):
         """A rank with no part of a short last batch still joins the gradient reduction."""
@@ -131,19 +176,49 @@ class Trainer:
         return 0.0
 
     def _test_step(self, xb, yb):
+        """The loss of one batch with ``training=False`` (a 0-d backend array); metrics updated."""
         y_pred = self.forward(xb, training=False)
         if self._fused():
-            value, _, y_pred = self.compiled_loss.compute_from_logits(yb, self.logits)
+            value, _, y_pred = self.compiled_loss.device_compute_from_logits(yb, self.logits)
         else:
-            value = self.compiled_loss(yb, y_pred)
+            value = self.compiled_loss.device_value(yb, y_pred)
         for metric in self.compiled_metrics:
             metric.update_state(yb, y_pred)
-        return float(value)
+        return value
 
     def _logs(self, loss):
-        logs = {"loss": float(loss)}
+        """Logs for a loss (a float, a 0-d backend array or a DeviceSum mean) and the metrics: reads the device."""
+        logs = {"loss": float(loss() if callable(loss) else loss)}
         logs.update({m.name: float(m.result()) for m in self.compiled_metrics})
         return logs
+
+    def _run_steps(self, kind, step, xs, y, batches, callback_list, progress):
+        """``step(xb, yb)`` over ``batches`` (index per batch): the running logs, read only when needed.
+
+        In one process the logs are read when a callback or the progress bar asks; with several
+        (gn.distribute) every rank averages them at every step, a collective that must run at the
+        same steps everywhere, and each rank uploads its part of a batch when the step starts.
+        """
+        replicas = self._replicas if kind == "train" else distribute.local_replicas()
+        total, seen = DeviceSum(), 0
+        wants_logs = replicas.size > 1 or reads_batch_logs(callback_list, kind)
+        begin, end = getattr(callback_list, f"on_{kind}_batch_begin"), getattr(callback_list, f"on_{kind}_batch_end")
+        # running means, weighted by batch size as Keras does (and over the ranks)
+        mean = lambda: replicas.reduce_logs(self._logs(lambda: total.value() / max(seen, 1)), seen)
+        feed = _Feed(lambda index: self._upload(xs, y, replicas.shard(index)), batches, ahead=replicas.size == 1)
+        for index_in_epoch, _ in enumerate(feed):
+            begin(index_in_epoch, logs={})
+            with backend.step(kind):
+                xb, yb, count = feed.take()
+                value = step(xb, yb) if count else self._idle_step()
+            total.add(value, count)
+            seen += count
+            logs = mean() if wants_logs else None
+            end(index_in_epoch, logs=dict(logs) if logs is not None else {})
+            progress.update(logs if logs is not None else mean)
+            if kind == "train" and self.stop_training:
+                break
+        return mean() if seen or replicas.size > 1 else {}
 
     def _results(self, logs, return_dict):
         if return_dict:
@@ -165,8 +240,10 @@ class Trainer:
         index = self._replicas.shard(slice(0, len(y)))   # data parallel: x, y are the global batch
         self._reset_metrics()
         count = len(y[index])
-        value = self._train_step(self._to_backend(xs, index), self._targets_to_backend(y, index)) \
-            if count else self._idle_step()
+        with backend.step("train"):
+            value = self._train_step(self._to_backend(xs, index), self._targets_to_backend(y, index)) \
+                if count else self._idle_step()
+        # an explicit read, after the step
         return self._results(self._replicas.reduce_logs(self._logs(value), count), return_dict)
 
     def test_on_batch(self, x, y, return_dict=False):
@@ -174,8 +251,9 @@ class Trainer:
         self._require_compiled("test_on_batch")
         xs, y = self._prepare(x, y, "test_on_batch")
         self._reset_metrics()
-        return self._results(self._logs(self._test_step(self._to_backend(xs), self._targets_to_backend(y))),
-                             return_dict)
+        with backend.step("test"):
+            value = self._test_step(self._to_backend(xs), self._targets_to_backend(y))
+        return self._results(self._logs(value), return_dict)
 
     def predict_on_batch(self, x):
         """The model's output for ``x`` in one forward pass, as NumPy."""
@@ -230,21 +308,8 @@ class Trainer:
     def _fit_epoch(self, xs, y, batch_size, shuffle, callback_list, progress):
         order = utils.rng().permutation(len(y)) if shuffle else None
         self._reset_metrics()
-        total, seen, logs = 0.0, 0, {}
-        for step, index in enumerate(_batches(len(y), batch_size, order)):
-            callback_list.on_train_batch_begin(step, logs={})
-            index = self._replicas.shard(index)   # this rank's part of the global batch
-            count = len(y[index])
-            value = self._train_step(self._to_backend(xs, index), self._targets_to_backend(y, index)) \
-                if count else self._idle_step()
-            total, seen = total + value * count, seen + count
-            # running means, weighted by batch size as Keras does (and over the ranks)
-            logs = self._replicas.reduce_logs(self._logs(total / max(seen, 1)), seen)
-            callback_list.on_train_batch_end(step, logs=dict(logs))
-            progress.update(logs)
-            if self.stop_training:
-                break
-        return logs
+        return self._run_steps("train", self._train_step, xs, y, _batches(len(y), batch_size, order),
+                               callback_list, progress)
 
     def _validation(self, xs, y, split, data):
         """((train xs, train y), (val xs, val y) or None) from validation_data or validation_split."""
@@ -267,14 +332,7 @@ class Trainer:
         self._reset_metrics()
         callback_list.on_test_begin(logs={})
         progress.start(math.ceil(len(y) / batch_size), "evaluate")
-        total, seen, logs = 0.0, 0, {}
-        for step, index in enumerate(_batches(len(y), batch_size)):
-            callback_list.on_test_batch_begin(step, logs={})
-            value = self._test_step(self._to_backend(xs, index), self._targets_to_backend(y, index))
-            total, seen = total + value * len(y[index]), seen + len(y[index])
-            logs = self._logs(total / seen)
-            callback_list.on_test_batch_end(step, logs=dict(logs))
-            progress.update(logs)
+        logs = self._run_steps("test", self._test_step, xs, y, _batches(len(y), batch_size), callback_list, progress)
         progress.finish(logs)
         callback_list.on_test_end(logs=dict(logs))
         return logs
@@ -298,14 +356,30 @@ class Trainer:
         progress = Progress(verbose)
         callback_list.on_predict_begin(logs={})
         progress.start(math.ceil(len(xs[0]) / batch_size), "predict")
-        chunks = []
-        for step, index in enumerate(_batches(len(xs[0]), batch_size)):
+        chunks, waiting, waiting_bytes = [], [], 0
+        feed = _Feed(lambda index: self._upload(xs, None, index), _batches(len(xs[0]), batch_size))
+        for step, _ in enumerate(feed):
             callback_list.on_predict_batch_begin(step, logs={})
-            chunks.append(self._to_numpy(self.forward(self._to_backend(xs, index), training=False)))
+            with backend.step("predict"):
+                out = self.forward(feed.take()[0], training=False)
+            waiting.append(out)   # read between steps, many batches at once (reads wait for the device)
+            waiting_bytes += sum(o.nbytes for o in out) if isinstance(out, list) else out.nbytes
+            if waiting_bytes > _PREDICT_DEVICE_BYTES:
+                chunks.append(self._read_outputs(waiting))
+                waiting, waiting_bytes = [], 0
             callback_list.on_predict_batch_end(step, logs={})
             progress.update({})
+        if waiting:
+            chunks.append(self._read_outputs(waiting))
         progress.finish({})
         callback_list.on_predict_end(logs={})
         if self._many_outputs:
             return [np.concatenate(parts) for parts in zip(*chunks)]
         return np.concatenate(chunks)
+
+    def _read_outputs(self, outputs):
+        """Predicted batches (backend arrays, or lists of them) as one NumPy array (or list) per output."""
+        xp = backend.current().xp
+        if self._many_outputs:
+            return [self._to_numpy(xp.concatenate(parts)) for parts in zip(*outputs)]
+        return self._to_numpy(xp.concatenate(outputs))

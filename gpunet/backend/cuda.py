@@ -12,7 +12,7 @@ silent reinterpretation of bytes on the GPU. CuPy is reached only through ``cupy
 """
 import numpy as np
 
-from . import cupy_device, kernel_source
+from . import cupy_device, hooks, kernel_source, streams
 from .nvrtc import compile_options
 
 __all__ = ["CudaBackend"]
@@ -28,11 +28,16 @@ class CudaBackend:
 
     def __init__(self):
         self.xp = cupy_device.cupy()   # a clear RuntimeError without CuPy or a visible GPU
+        self._uploader = None
 
     def asarray(self, a, dtype=np.float32):
+        if not isinstance(a, self.xp.ndarray):   # pageable host memory: CuPy copies synchronously
+            hooks.host_to_device(np.asarray(a).size * np.dtype(dtype).itemsize, True)
         return self.xp.ascontiguousarray(self.xp.asarray(a, dtype=dtype))
 
     def to_numpy(self, a):
+        if isinstance(a, self.xp.ndarray):
+            hooks.device_to_host(a.nbytes, f"to_numpy() of a device array of shape {a.shape}")
         return self.xp.asnumpy(a)
 
     def empty(self, shape, dtype=np.float32):
@@ -42,7 +47,26 @@ class CudaBackend:
         return self.xp.zeros(shape, dtype)
 
     def synchronize(self):
+        hooks.synchronized("synchronize()")
         self.xp.cuda.get_current_stream().synchronize()
+
+    def upload_async(self, host, dtype=np.float32):
+        """``(device array, event)``: ``host`` copied from a pinned buffer on the copy stream
+        (``backend.streams``); pass the event to ``wait_events`` before a kernel reads the array."""
+        if self._uploader is None:
+            self._uploader = streams.Uploader(streams._CudaDriver(self))
+        return self._uploader.upload(host, dtype)
+
+    def wait_events(self, events):
+        """Make the compute stream wait for upload events (the host does not wait)."""
+        if self._uploader is not None:
+            self._uploader.wait(events)
+
+    def sync_guard(self):
+        """What a step runs under in strict-sync mode: ``cupyx.allow_synchronize(False)``, which
+        makes CuPy raise ``cupyx.DeviceSynchronized`` at every synchronising call."""
+        import cupyx
+        return cupyx.allow_synchronize(False)
 
     def launch(self, file, kernel, grid, block, args):
         """Run ``kernel`` from ``file`` over ``grid`` blocks of ``block`` threads."""
@@ -51,7 +75,16 @@ class CudaBackend:
         grid, block = kernel_source.launch_dims(grid, "grid"), kernel_source.launch_dims(block, "block")
         args = tuple(args)
         kernel_source.check_args(source, signature, args, lambda a: isinstance(a, self.xp.ndarray), "cupy.ndarray")
-        self._function(source, kernel)(grid, block, args)
+        function = self._function(source, kernel)
+        if not hooks.watching():
+            function(grid, block, args)
+            return
+        start, end = self.xp.cuda.Event(), self.xp.cuda.Event()
+        start.record()
+        function(grid, block, args)
+        end.record()
+        hooks.launched(source, signature, grid, block, args,
+                       lambda: self.xp.cuda.get_elapsed_time(start, end) / 1e3)
 
     def _function(self, source, kernel):
         cp = self.xp
