@@ -19,8 +19,7 @@ __all__ = ["DeviceSum", "read_scalars"]
 def read_scalars(values):
     """The 0-d backend arrays (or numbers) ``values`` as one float64 NumPy vector, in one read."""
     device = backend.current()
-    xp = device.xp
-    stacked = xp.stack([xp.asarray(v).reshape(()) for v in values])
+    stacked = device.xp.stack([device.asarray(v, dtype=np.float64).reshape(()) for v in values])
     return np.asarray(device.to_numpy(stacked), dtype=np.float64)
 
 

@@ -21,6 +21,11 @@ __all__ = ["Loss", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "
            "MeanSquaredError", "MeanAbsoluteError", "get", "align_targets"]
 
 
+def label_dtype(labels):
+    """int32 labels stay int32 (what the kernels read, no conversion in the step); others int64."""
+    return np.int32 if getattr(labels, "dtype", None) == np.int32 else np.int64
+
+
 def align_targets(y_true, y_pred):
     """Targets of rank one less than (or one more than) y_pred around a last axis of size 1 are
     reshaped to y_pred's shape, as Keras does: (N,) targets fit a (N, 1) output."""
@@ -196,7 +201,7 @@ class SparseCategoricalCrossentropy(_Crossentropy):
     _probability_backward = staticmethod(ops.sparse_categorical_crossentropy_backward)
 
     def _prepare(self, y_true, y_pred):
-        labels = backend.current().asarray(y_true, dtype=np.int64)
+        labels = backend.current().asarray(y_true, dtype=label_dtype(y_true))
         if labels.shape == y_pred.shape[:-1] + (1,):
             labels = labels.reshape(y_pred.shape[:-1])
         if labels.shape != y_pred.shape[:-1]:

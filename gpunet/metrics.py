@@ -101,7 +101,7 @@ class SparseCategoricalAccuracy(MeanMetric):
     default_name = "sparse_categorical_accuracy"
 
     def _targets(self, y_true, y_pred):
-        labels = backend.current().asarray(y_true, dtype=np.int64)
+        labels = backend.current().asarray(y_true, dtype=losses.label_dtype(y_true))
         if labels.shape == y_pred.shape[:-1] + (1,):
             labels = labels.reshape(y_pred.shape[:-1])
         if labels.shape != y_pred.shape[:-1]:

@@ -58,6 +58,13 @@ class _Feed:
         return arrays
 
 
+def _narrow_labels(y):
+    """Integer targets as int32 when they fit (the kernels' label type: no conversion in the step)."""
+    if y is None or y.dtype.kind not in "iu" or y.dtype == np.int32 or y.size == 0:
+        return y
+    return y.astype(np.int32) if -2 ** 31 <= y.min() and y.max() < 2 ** 31 else y
+
+
 def _batches(count, batch_size, order=None):
     """Index per batch: slices in order, or chunks of a permutation."""
     for start in range(0, count, batch_size):
@@ -205,6 +212,7 @@ class Trainer:
         begin, end = getattr(callback_list, f"on_{kind}_batch_begin"), getattr(callback_list, f"on_{kind}_batch_end")
         # running means, weighted by batch size as Keras does (and over the ranks)
         mean = lambda: replicas.reduce_logs(self._logs(lambda: total.value() / max(seen, 1)), seen)
+        y = _narrow_labels(y)
         feed = _Feed(lambda index: self._upload(xs, y, replicas.shard(index)), batches, ahead=replicas.size == 1)
         for index_in_epoch, _ in enumerate(feed):
             begin(index_in_epoch, logs={})

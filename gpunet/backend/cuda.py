@@ -5,15 +5,21 @@ Same launch API as cudasim (see ``gpunet.backend.cudasim``)::
     be.launch("conv.cu", "conv2d_forward", grid=(gx, gy, gz), block=(bx, by, bz), args=[...])
 
 Each .cu file becomes one ``cupy.RawModule`` (``nvrtc.compile_options``: C++17, the file's
-folder on the include path, ``nvrtc_prelude.h`` pre-included), compiled on first use and cached per file and device; CuPy keeps its own
-on-disk cache of the binaries. Arguments are checked against the kernel's C signature
-before the launch (``kernel_source.check_args``), so a wrong type is a Python error, not a
-silent reinterpretation of bytes on the GPU. CuPy is reached only through ``cupy_device``.
+folder on the include path, ``nvrtc_prelude.h`` pre-included, ``-ftz=true``), compiled on
+first use and cached per file and device; CuPy keeps its own on-disk cache of the binaries,
+keyed on the code text, which therefore carries a digest of every header (``module_code``).
+Arguments are checked against the kernel's C signature and the block against its
+``__launch_bounds__`` before the launch (``kernel_source``), so a wrong type is a Python
+error, not a silent reinterpretation of bytes on the GPU. CuPy is reached only through
+``cupy_device``. Under a profiler each launch is timed by two CUDA events (``hooks``);
+``upload_async`` streams batches through pinned memory on a copy stream (``streams``).
 """
+import hashlib
+
 import numpy as np
 
 from . import cupy_device, hooks, kernel_source, streams
-from .nvrtc import compile_options
+from .nvrtc import PRELUDE, compile_options
 
 __all__ = ["CudaBackend"]
 
@@ -73,6 +79,7 @@ class CudaBackend:
         source = kernel_source.load(file)
         signature = source.kernel(kernel)
         grid, block = kernel_source.launch_dims(grid, "grid"), kernel_source.launch_dims(block, "block")
+        kernel_source.check_launch_bounds(signature, block)
         args = tuple(args)
         kernel_source.check_args(source, signature, args, lambda a: isinstance(a, self.xp.ndarray), "cupy.ndarray")
         function = self._function(source, kernel)
@@ -92,7 +99,7 @@ class CudaBackend:
         key = (source.path, source.digest, device.id)
         if key not in _modules:
             options = tuple(compile_options([source.path.parent]))
-            _modules[key] = (cp.RawModule(code=source.text, options=options), {})
+            _modules[key] = (cp.RawModule(code=module_code(source, options), options=options), {})
         module, functions = _modules[key]
         if kernel not in functions:
             try:
@@ -100,6 +107,15 @@ class CudaBackend:
             except cp.cuda.compiler.CompileException as exc:
                 raise _compile_error(source, device, exc) from exc
         return functions[kernel]
+
+
+def module_code(source, options):
+    """The text RawModule compiles: the .cu, then a comment with a digest of it, every local header
+    it includes, the pre-included ``nvrtc_prelude.h`` and the options. CuPy keys its on-disk binary
+    cache on this text, and the .cu alone does not change when only a header does: without the
+    digest an upgrade that edits ``common.cuh`` would run the old binary."""
+    digest = hashlib.sha256("\0".join((source.digest, PRELUDE.read_text(), *options)).encode()).hexdigest()
+    return f"{source.text}\n// gpunet build digest {digest} (the .cu, its includes, nvrtc_prelude.h, options)\n"
 
 
 def _compile_error(source, device, exc):

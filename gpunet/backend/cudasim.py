@@ -196,6 +196,7 @@ class CudasimBackend:
         source = kernel_source.load(file)
         signature = source.kernel(kernel)
         grid, block = kernel_source.launch_dims(grid, "grid"), kernel_source.launch_dims(block, "block")
+        kernel_source.check_launch_bounds(signature, block)
         args = list(args)
         kernel_source.check_args(source, signature, args, lambda a: isinstance(a, np.ndarray), "numpy.ndarray")
         _check_writable(signature, args)
