@@ -77,6 +77,11 @@ def kernel_bytes(signature, args):
 _FP32_LANES = {(7, 0): 64, (7, 5): 64, (8, 0): 64, (8, 6): 128, (8, 9): 128, (9, 0): 128, (10, 0): 128, (12, 0): 128}
 
 
+# FP32 FLOP/s (no tensor cores) and DRAM bytes/s, NVIDIA's datasheets, when attributes fail.
+_DATASHEET = {"H200": (67e12, 4.8e12), "H100 PCIe": (51e12, 2.0e12), "H100": (67e12, 3.35e12),
+              "A100": (19.5e12, 2.0e12), "L40S": (91.6e12, 0.864e12), "V100": (15.7e12, 0.9e12)}
+
+
 def device_roof():
     """``(peak FP32 FLOP/s, DRAM bytes/s, description)`` of the cuda device, or None on other backends."""
     from . import backend
@@ -94,8 +99,10 @@ def device_roof():
         flops = 2.0 * sms * lanes * clock_khz * 1e3
         bandwidth = 2.0 * mem_khz * 1e3 * bus_bits / 8
         return flops, bandwidth, f"sm_{major}{minor}: {flops / 1e12:.1f} TFLOP/s FP32, {bandwidth / 1e12:.2f} TB/s"
-    except Exception:   # an attribute this CUDA version lacks: no roof rather than a wrong one
-        return None
+    except Exception:   # an attribute this CUDA version lacks: the datasheet, if the GPU is listed
+        name = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)["name"].decode()
+        peaks = next((p for key, p in _DATASHEET.items() if key in name), None)
+        return (*peaks, f"{name} (datasheet)") if peaks else None
 
 
 class Profile:

@@ -72,7 +72,8 @@ class CudaBackend:
         """What a step runs under in strict-sync mode: ``cupyx.allow_synchronize(False)``, which
         makes CuPy raise ``cupyx.DeviceSynchronized`` at every synchronising call."""
         import cupyx
-        return cupyx.allow_synchronize(False)
+        guard = getattr(cupyx, "allow_synchronize", None)   # experimental in CuPy: absent, no guard
+        return guard(False) if guard is not None else None
 
     def launch(self, file, kernel, grid, block, args):
         """Run ``kernel`` from ``file`` over ``grid`` blocks of ``block`` threads."""
@@ -90,8 +91,7 @@ class CudaBackend:
         start.record()
         function(grid, block, args)
         end.record()
-        hooks.launched(source, signature, grid, block, args,
-                       lambda: self.xp.cuda.get_elapsed_time(start, end) / 1e3)
+        hooks.launched(source, signature, grid, block, args, lambda: _elapsed(self.xp, start, end))
 
     def _function(self, source, kernel):
         cp = self.xp
@@ -107,6 +107,12 @@ class CudaBackend:
             except cp.cuda.compiler.CompileException as exc:
                 raise _compile_error(source, device, exc) from exc
         return functions[kernel]
+
+
+def _elapsed(cp, start, end):
+    """Seconds between two recorded events; waits for the second (the profiler asks after the steps)."""
+    end.synchronize()
+    return cp.cuda.get_elapsed_time(start, end) / 1e3
 
 
 def module_code(source, options):
