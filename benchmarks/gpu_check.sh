@@ -26,7 +26,7 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 REPORT_DIR="${1:-${OUT:-$ROOT/gpu_check_report}}"
 mkdir -p "$REPORT_DIR"
 REPORT="$REPORT_DIR/gpu_check_report.md"
-PY="${PYTHON:-python3}"
+PY="${PYTHON:-$(command -v python || command -v python3)}"
 START=$(date +%s)
 BUDGET="${GPU_CHECK_SECONDS:-470}"   # the whole run, setup included, stays under 8 minutes
 : > "$REPORT"
