@@ -36,26 +36,39 @@ def _check_finite(array, what):
 
 class _Feed:
     """Batches on the device in order: taking batch i queues batch i+1's upload (pinned memory,
-    copy stream, ``backend.upload_async``), so the copy runs while batch i computes."""
+    copy stream, ``backend.upload_async``), so the copy runs while batch i computes. ``batches``
+    may be any iterable (index arrays, or host batches with an ``upload`` that takes them); it is
+    read one item ahead, never whole."""
 
     def __init__(self, upload, batches, ahead=True):
-        self.upload, self.batches, self.ahead, self.position = upload, list(batches), ahead, 0
-        self.pending = upload(self.batches[0]) if self.batches and ahead else None
+        self.upload, self.ahead, self.source = upload, ahead, iter(batches)
+        self.pending = self._read_next() if ahead else None
+
+    def _read_next(self):
+        item = next(self.source, _END)
+        return None if item is _END else (item, self.upload(item))
 
     def __iter__(self):
-        return iter(self.batches)
+        """Each batch's item; call ``take()`` once per item for its arrays. Without ``ahead`` each
+        batch is uploaded when taken (its index may depend on the step, as a rank's shard does)."""
+        while True:
+            if not self.ahead:
+                item = next(self.source, _END)
+                self.pending = None if item is _END else (item, None)
+            if self.pending is None:
+                return
+            yield self.pending[0]
 
     def take(self):
-        """The arrays of the next batch, ready for the compute stream (it waits; the host does not).
-        Without ``ahead`` each batch is uploaded when taken (its index may depend on the step)."""
-        if not self.ahead:
-            self.pending = self.upload(self.batches[self.position])
-        arrays, events = self.pending
-        self.position += 1
-        more = self.ahead and self.position < len(self.batches)
-        self.pending = self.upload(self.batches[self.position]) if more else None
+        """The arrays of the current batch, ready for the compute stream (it waits; the host does not)."""
+        item, uploaded = self.pending
+        arrays, events = uploaded if uploaded is not None else self.upload(item)
+        self.pending = self._read_next() if self.ahead else None
         backend.current().wait_events(events)
         return arrays
+
+
+_END = object()
 
 
 def _narrow_labels(y):
