@@ -6,4 +6,4 @@ from .conv import *           # Conv2D, Conv2DTranspose
 from .pooling import *        # MaxPooling2D, MaxPool2D, AveragePooling2D, GlobalAveragePooling2D
 from .normalization import *  # BatchNormalization
 from .reshaping import *      # UpSampling2D, ZeroPadding2D
-from .merging import *        # Concatenate, Add
+from .merging import *        # Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, add, ...
