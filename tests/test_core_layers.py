@@ -105,8 +105,8 @@ def test_dense_rejects_bad_inputs_and_settings():
         layers.Dense(3).build((None,))
     with pytest.raises(ValueError, match=r"units must be a positive int; received 0"):
         layers.Dense(0)
-    with pytest.raises(ValueError, match=r"Unknown activation 'swish'; expected one of None, 'linear', 'relu', "):
-        layers.Dense(3, activation="swish")
+    with pytest.raises(ValueError, match=r"Unknown activation 'swishy'; expected one of None, 'linear', 'relu', "):
+        layers.Dense(3, activation="swishy")
     with pytest.raises(ValueError, match=r"kernel_initializer: Unknown initializer 'glorot'"):
         layers.Dense(3, kernel_initializer="glorot")
     with pytest.raises(TypeError, match="unexpected argument"):

@@ -249,7 +249,7 @@ def get_activation(identifier):
     if isinstance(identifier, dict) and identifier.get("class_name") in _LAYER_CLASSES:
         return _LAYER_CLASSES[identifier["class_name"]](**identifier.get("config", {}))
     raise ValueError(f"Unknown activation {identifier!r}; expected one of None, 'linear', "
-                     f"{', '.join(repr(n) for n in ACTIVATION_NAMES)}, a gpunet.activations function "
+                     f"{', '.join(repr(n) for n in ACTIVATION_NAMES[1:])}, a gpunet.activations function "
                      "or an activation layer.")
 
 
