@@ -19,6 +19,10 @@
 //       softsign, hard_sigmoid (clip(x / 6 + 0.5, 0, 1), Keras 3), hard_silu (x * hard_sigmoid(x)),
 //       mish (x * tanh(softplus(x))), selu, exponential: one template pair (map_forward /
 //       map_backward) over a functor per op that gives f(x) and f'(x) (Keras 3's definitions).
+//   prelu_forward(x, alpha, y, n, alpha_size)    y = x > 0 ? x : alpha[i % alpha_size] * x
+//   prelu_backward(dy, x, alpha, dx, alpha_terms, n, alpha_size)   needs x: dx = dy or alpha * dy;
+//       alpha_terms = x > 0 ? 0 : dy * x, which the host sums per alpha with conv.cu's bias_backward
+//       (the batch and shared axes moved in front, so element i uses alpha[i % alpha_size]).
 //   softmax_forward(x, y, rows, cols)                    y = exp(x - max) / sum(exp(x - max)) per row
 //   softmax_backward(dy, y, dx, rows, cols)              needs y: dx = y * (dy - sum(dy * y)) per row
 //
@@ -281,6 +285,27 @@ extern "C" __global__ void exponential_forward(const float* __restrict__ x, floa
 extern "C" __global__ void exponential_backward(const float* __restrict__ dy, const float* __restrict__ x,
                                                 float* __restrict__ dx, int n) {
     map_backward<Exponential>(dy, x, dx, n);
+}
+
+// -- PReLU: a learned slope per element of alpha ------------------------------------------------
+
+extern "C" __global__ void prelu_forward(const float* __restrict__ x, const float* __restrict__ alpha,
+                                         float* __restrict__ y, int n, int alpha_size) {
+    GRID_STRIDE_LOOP(i, n) {
+        float v = x[i];
+        y[i] = v > 0.0f ? v : alpha[i % alpha_size] * v;
+    }
+}
+
+extern "C" __global__ void prelu_backward(const float* __restrict__ dy, const float* __restrict__ x,
+                                          const float* __restrict__ alpha, float* __restrict__ dx,
+                                          float* __restrict__ alpha_terms, int n, int alpha_size) {
+    GRID_STRIDE_LOOP(i, n) {
+        float v = x[i], g = dy[i];
+        bool positive = v > 0.0f;
+        dx[i] = positive ? g : alpha[i % alpha_size] * g;
+        alpha_terms[i] = positive ? 0.0f : g * v;
+    }
 }
 
 // -- softmax over the last axis: one warp per row ----------------------------------------------

@@ -7,5 +7,6 @@ from .conv1d import *         # Conv1D, Conv1DTranspose
 from .conv_depthwise import *  # DepthwiseConv2D, SeparableConv2D
 from .pooling import *        # MaxPooling2D, MaxPool2D, AveragePooling2D, GlobalAveragePooling2D
 from .normalization import *  # BatchNormalization
+from .normalization_groups import *  # LayerNormalization, GroupNormalization
 from .reshaping import *      # UpSampling2D, ZeroPadding2D
 from .merging import *        # Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, add, ...

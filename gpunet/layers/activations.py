@@ -7,12 +7,12 @@ so that the training loop can replace softmax + cross-entropy by one stable op.
 import numpy as np
 
 from .. import activations as functions
-from .. import backend
+from .. import backend, initializers
 from ..primitives import activation as ops
 from ..primitives import passes
 from .base import Layer
 
-__all__ = ["ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Softmax", "get_activation", "ActivationMixin"]
+__all__ = ["ReLU", "LeakyReLU", "ELU", "PReLU", "Sigmoid", "Tanh", "Softmax", "get_activation", "ActivationMixin"]
 
 
 class _ActivationLayer(Layer):
@@ -115,6 +115,52 @@ class ELU(_ActivationLayer):
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha}
+
+
+class PReLU(Layer):
+    """Parametric ReLU: ``x`` where positive, ``alpha * x`` elsewhere, with a learned ``alpha``.
+
+    Input (N, ...), output the same shape. Weight ``alpha`` shaped like the input without the
+    batch axis, with 1 on each of ``shared_axes`` (e.g. ``shared_axes=[1, 2]`` on images: one
+    slope per channel). ``alpha_initializer`` is Keras's, zeros.
+    """
+
+    def __init__(self, alpha_initializer="zeros", shared_axes=None, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha_initializer = initializers.checked(alpha_initializer, "PReLU alpha_initializer")
+        if shared_axes is not None:
+            shared_axes = [shared_axes] if isinstance(shared_axes, int) else list(shared_axes)
+            if not all(isinstance(a, int) and not isinstance(a, bool) and a >= 1 for a in shared_axes):
+                raise ValueError(f"PReLU shared_axes must be None or axes >= 1 (the batch axis 0 is always "
+                                 f"shared); received shared_axes={shared_axes!r}.")
+        self.shared_axes = shared_axes
+        self.alpha = None
+        self._x = None
+
+    def build(self, input_shape):
+        shape = list(input_shape[1:])
+        for axis in self.shared_axes or []:
+            if axis >= len(input_shape):
+                raise self.shape_error(f"an input with an axis {axis} to share alpha over", input_shape)
+            shape[axis - 1] = 1
+        if None in shape:
+            raise self.shape_error("known sizes on every axis alpha is not shared over", input_shape)
+        self.alpha = self.add_weight("alpha", shape, self.alpha_initializer)
+
+    def forward(self, x, training=False):
+        if x.ndim != self.alpha.ndim + 1 or any(a not in (1, s) for s, a in zip(x.shape[1:], self.alpha.shape)):
+            raise self.shape_error(f"inputs matching alpha {tuple(self.alpha.shape)} on the unshared axes", x.shape)
+        self._x = x
+        return ops.prelu_forward(x, self.alpha)
+
+    def backward(self, dy):
+        dx, dalpha = ops.prelu_backward(dy, self._x, self.alpha)
+        self.grads = [dalpha] if self.trainable else []
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "alpha_initializer": initializers.serialize(self.alpha_initializer),
+                "shared_axes": self.shared_axes}
 
 
 class Sigmoid(_ActivationLayer):

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import backend
 from . import launch
+from .conv import bias_backward
 from .passes import relu_backward as _relu_mask_multiply
 
 _FILE = "activation.cu"
@@ -200,6 +201,51 @@ def unary_backward(name, dy, x):
     if backend.current().runs_kernels:
         return _elementwise_kernel(f"{name}_backward", [dy, x])
     return (dy * UNARY[name][1](x)).astype(dy.dtype, copy=False)
+
+
+# -- PReLU: y = x where positive, alpha * x elsewhere; alpha broadcast over the batch and shared axes
+
+def _prelu_layout(x_shape, alpha_shape):
+    """``(perm, alpha_size)``: the axes of x with the batch and the shared axes (alpha's 1s) first,
+    so that the kernels find element i's slope at ``alpha[i % alpha_size]``."""
+    shared = [0] + [k + 1 for k, size in enumerate(alpha_shape) if size == 1 and x_shape[k + 1] != 1]
+    perm = shared + [k for k in range(len(x_shape)) if k not in shared]
+    return perm, int(np.prod([x_shape[k] for k in perm[len(shared):]], dtype=np.int64))
+
+
+def prelu_forward(x, alpha):
+    """x ``(N, ...)``, alpha shaped like ``x.shape[1:]`` with 1 on the shared axes -> y like x."""
+    if backend.current().runs_kernels:
+        return _prelu_kernel("prelu_forward", x, alpha)[0]
+    return np.where(x > 0, x, alpha * x).astype(x.dtype, copy=False)
+
+
+def prelu_backward(dy, x, alpha):
+    """``(dx, dalpha)``; needs the input ``x``; dalpha sums ``dy * x`` where ``x <= 0`` over the
+    batch and the shared axes."""
+    if backend.current().runs_kernels:
+        return _prelu_kernel("prelu_backward", x, alpha, dy)
+    dx = np.where(x > 0, dy, alpha * dy).astype(dy.dtype, copy=False)
+    terms = np.where(x > 0, 0, dy * x)
+    axes = tuple(k for k in range(x.ndim) if k == 0 or (alpha.shape[k - 1] == 1 and x.shape[k] != 1))
+    return dx, terms.sum(axis=axes, keepdims=True).reshape(alpha.shape).astype(dy.dtype, copy=False)
+
+
+def _prelu_kernel(kernel, x, alpha, dy=None):
+    xp = backend.current().xp
+    perm, size = _prelu_layout(x.shape, alpha.shape)
+    inverse = list(np.argsort(perm))
+    moved = [a if perm == sorted(perm) else launch.array(xp.transpose(a, perm)) for a in
+             kernel_arrays(kernel, [x] if dy is None else [dy, x])]
+    alpha, = launch.inputs(kernel, alpha)
+    outputs = [launch.empty(moved[0].shape) for _ in range(1 if dy is None else 2)]
+    n = launch.i32(outputs[0].size, f"{kernel}: elements")
+    launch.run(_FILE, kernel, launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS,
+               *(moved if dy is None else [moved[0], moved[1]]), alpha, *outputs, n, size)
+    first = outputs[0] if perm == sorted(perm) else launch.array(xp.transpose(outputs[0], inverse))
+    if dy is None:
+        return [first]
+    return first, bias_backward(outputs[1].reshape(-1, size)).reshape(alpha.shape)
 
 
 # -- kernel paths -------------------------------------------------------------------------------
