@@ -180,3 +180,18 @@ def test_separable_unet_block_trains_and_round_trips(tmp_path, rng):
                 continue
             again.load_weights(path)
         np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_keras_zip_with_every_new_layer_loads_and_saves_back(tmp_path):
+    """issue14_model.keras was written by Keras 3.15 (make_layer_fixtures.py): SeparableConv2D,
+    DepthwiseConv2D, grouped Conv2D, GroupNormalization, PReLU, SpatialDropout2D, the croppings,
+    global pools, merges, Conv1D(causal), Conv1DTranspose, LayerNormalization, new activations."""
+    import os
+    from keras_layers import LAYER_FIXTURES
+    model = gn.models.load_model(os.path.join(LAYER_FIXTURES, "issue14_model.keras"))
+    with np.load(os.path.join(LAYER_FIXTURES, "issue14_model.io.npz")) as data:
+        x, y = data["x"], data["y"]
+    np.testing.assert_allclose(model.predict(x, verbose=0), y, rtol=1e-5, atol=1e-6)
+    path = str(tmp_path / "back.keras")
+    model.save(path)
+    np.testing.assert_allclose(gn.models.load_model(path).predict(x, verbose=0), y, rtol=1e-5, atol=1e-6)

@@ -263,4 +263,7 @@ class SpatialDropout2D(Dropout):
         return dropout.spatial_dropout2d_backward(dy, self._mask)
 
     def get_config(self):
-        return {**super().get_config(), "data_format": "channels_last"}
+        # Keras's SpatialDropout2D takes (and writes) no `trainable`: its .keras loader refuses one.
+        config = {**super().get_config(), "data_format": "channels_last"}
+        config.pop("trainable")
+        return config

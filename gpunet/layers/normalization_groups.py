@@ -16,6 +16,8 @@ class _GroupNorm(Layer):
                  gamma_initializer="ones", **kwargs):
         super().__init__(**kwargs)
         kind = type(self).__name__
+        if isinstance(axis, (list, tuple)) and len(axis) == 1:   # Keras stores LayerNormalization's as [-1]
+            axis = axis[0]
         if isinstance(axis, bool) or not isinstance(axis, int):
             raise ValueError(f"{kind} axis must be an int, the channels axis (-1); received axis={axis!r}.")
         if not float(epsilon) > 0.0:

@@ -14,6 +14,11 @@ root as::
   as JSON.
 - ``<name>.weights.h5`` for a case with weights: ``model.save_weights`` of the one-layer
   Sequential, so that gpunet reads the file Keras writes for that layer.
+
+And ``issue14_model.keras`` (``model.save``) with ``issue14_model.io.npz`` (``x``, ``y =
+model.predict(x)``): one functional model using every layer and several activations above, so
+that gpunet's ``load_model`` is checked on Keras's own configs of them. (The reverse, Keras
+loading the file gpunet writes back, was checked by hand with Keras 3.15.1: identical outputs.)
 """
 import functools
 import json
@@ -112,8 +117,38 @@ def make_case(name, seed):
     print(name, [x.shape for x in xs], "->", y.shape, len(layer.weights), "weights")
 
 
+def make_issue14_model():
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((8, 8, 3))
+    h = layers.SeparableConv2D(6, 3, padding="same", activation="gelu")(inp)
+    h = layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", activation="swish")(h)
+    h = layers.Conv2D(6, 1, groups=3)(h)
+    h = layers.GroupNormalization(groups=3)(h)
+    h = layers.PReLU(shared_axes=[1, 2])(h)
+    h = layers.SpatialDropout2D(0.2)(h)
+    h = layers.Cropping2D(1)(h)
+    a, b = layers.GlobalMaxPooling2D()(h), layers.GlobalAveragePooling2D()(h)
+    h = layers.concatenate([layers.maximum([a, b]), layers.subtract([a, b]), layers.multiply([a, b]),
+                            layers.average([a, b]), layers.minimum([a, b])])
+    h = layers.Reshape((30, 1))(h)
+    h = layers.Conv1D(4, 3, padding="causal", activation="mish")(h)
+    h = layers.Conv1DTranspose(2, 3, strides=2, padding="same")(h)
+    h = layers.Cropping1D((1, 1))(h)
+    h = layers.LayerNormalization()(h)
+    h = layers.GlobalMaxPooling1D()(h)
+    model = keras.Model(inp, layers.Dense(2, activation="selu")(h))
+    for v in model.weights:
+        shift = 1.0 if "gamma" in v.path else 0.0
+        v.assign(np.random.default_rng(1).normal(0, 0.3, v.shape).astype("float32") + shift)
+    x = np.random.default_rng(2).standard_normal((2, 8, 8, 3)).astype("float32")
+    model.save(os.path.join(OUT, "issue14_model.keras"))
+    np.savez(os.path.join(OUT, "issue14_model.io.npz"), x=x, y=model.predict(x, verbose=0))
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     print("keras", keras.__version__, "backend", keras.backend.backend())
     for index, case in enumerate(CASES):
         make_case(case, seed=1000 + index)
+    make_issue14_model()
