@@ -17,6 +17,8 @@ from .. import optimizers
 def slot_groups(optimizer):
     """Slot names grouped as Keras creates them: names in one group alternate per variable."""
     names = list(optimizer.slot_names())
+    if getattr(optimizer, "interleaved_slots", False):
+        return [names]
     if isinstance(optimizer, optimizers.Adam) and names[:2] == ["momentum", "velocity"]:
         return [names[:2]] + [[n] for n in names[2:]]
     return [[n] for n in names]
