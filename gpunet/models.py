@@ -14,6 +14,7 @@ from . import backend
 from .graph import Node, add_gradient, as_list, keras_order, mark_relu_pool, relu_pool_pairs
 from .layers.base import Layer, SymbolicTensor, unique_name
 from .layers.core import InputLayer
+from .layers.weight_rules import model_regularization_losses
 from .progress import summary_lines
 from .training import Trainer
 from .saving import load_model
@@ -229,6 +230,11 @@ class Model(Trainer, Layer):
                                    f"trainable weights; backward must fill layer.grads in trainable_weights order.")
             grads.extend(layer.grads if expected else [])
         return grads
+
+    @property
+    def losses(self):
+        """Keras's ``model.losses``: the regularization penalties of every layer (0-d arrays)."""
+        return [*model_regularization_losses(self), *getattr(super(), "losses", [])]
 
     # -- weights: each layer's, in self.layers order -------------------------------
     @property

@@ -17,6 +17,7 @@ import numpy as np
 from . import backend, callbacks as callbacks_module, distribute, losses, metrics as metrics_module, optimizers, utils
 from .callbacks.base import reads_batch_logs
 from .device_sums import DeviceSum
+from .layers.weight_rules import add_penalties, apply_model_constraints
 from .progress import Progress
 
 _PREDICT_DEVICE_BYTES = 64 * 2 ** 20   # predict's outputs wait on the device up to this, then one read
@@ -185,7 +186,9 @@ class Trainer:
         else:
             value, dy = self.compiled_loss.device_compute(yb, y_pred)
             self._train_backward(dy, from_logits=False)
+        value = add_penalties(value, self.losses)   # regularization penalties, as Keras adds them (on the device)
         self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
+        apply_model_constraints(self)   # kernel_constraint / bias_constraint after each step, as Keras
         for metric in self.compiled_metrics:
             metric.update_state(yb, y_pred)
         return value
@@ -202,6 +205,7 @@ class Trainer:
             value, _, y_pred = self.compiled_loss.device_compute_from_logits(yb, self.logits)
         else:
             value = self.compiled_loss.device_value(yb, y_pred)
+        value = add_penalties(value, self.losses)   # Keras's evaluate adds them too
         for metric in self.compiled_metrics:
             metric.update_state(yb, y_pred)
         return value
