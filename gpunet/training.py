@@ -10,6 +10,7 @@ bar's refresh, a callback that reads batch logs (``callbacks.reads_batch_logs``)
 an epoch. Each step runs inside ``backend.step(kind)``, the mark strict-sync mode and the
 profiler count by.
 """
+import itertools
 import math
 
 import numpy as np
@@ -314,6 +315,8 @@ class Trainer:
         progress = Progress(verbose if self._replicas.is_chief else 0)
         self.stop_training, logs = False, {}
         callback_list.on_train_begin(logs={})
+        # A callback may move the start (BackupAndRestore restoring a backup), as in Keras.
+        initial_epoch, self._initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch, None
         for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch, logs={})
             progress.start(steps, f"Epoch {epoch + 1}/{epochs}")
@@ -333,8 +336,12 @@ class Trainer:
     def _fit_epoch(self, xs, y, batch_size, shuffle, callback_list, progress):
         order = utils.rng().permutation(len(y)) if shuffle else None
         self._reset_metrics()
-        return self._run_steps("train", self._train_step, xs, y, _batches(len(y), batch_size, order),
-                               callback_list, progress)
+        batches = _batches(len(y), batch_size, order)
+        skip, self._resume_batches = getattr(self, "_resume_batches", None) or (0, None), None
+        if skip[0]:   # a mid-epoch backup: this epoch's order is drawn; continue after its done batches
+            utils.set_rng_state(skip[1])
+            batches = itertools.islice(batches, skip[0], None)
+        return self._run_steps("train", self._train_step, xs, y, batches, callback_list, progress)
 
     def _validation(self, xs, y, split, data):
         """((train xs, train y), (val xs, val y) or None) from validation_data or validation_split."""
