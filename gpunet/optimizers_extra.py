@@ -8,7 +8,7 @@ from .optimizers import Optimizer
 from .primitives import optim_extra as ops
 from .schedules import _check_range
 
-__all__ = ["Adagrad", "Adadelta", "Adamax", "Nadam", "Lion"]
+__all__ = ["Adagrad", "Adadelta", "Adamax", "Nadam", "Lion", "Adafactor"]
 
 
 class _KerasOptimizer(Optimizer):
@@ -142,3 +142,67 @@ class Lion(_KerasOptimizer):
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
+class Adafactor(_KerasOptimizer):
+    """Adafactor (Shazeer & Stern, 2018) as Keras 3 has it: second moments factored into row and
+    column means for weights of rank >= 2, a step ``min(lr, 1 / sqrt(t))`` scaled by the weight's
+    RMS (at least ``epsilon_2``), updates clipped to RMS ``clip_threshold``.
+
+    Slots, per weight and in Keras's saved order: ``r`` and ``c`` (the factored moments: the
+    weight's shape without its last, or its second-to-last, axis; 0-d for weights of rank < 2)
+    and ``velocity`` (the weight's shape; the moment itself for weights of rank < 2).
+    """
+
+    def __init__(self, learning_rate=0.001, beta_2_decay=-0.8, epsilon_1=1e-30, epsilon_2=1e-3, clip_threshold=1.0,
+                 relative_step=True, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 name=None):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
+        self.beta_2_decay, self.epsilon_1, self.epsilon_2 = beta_2_decay, epsilon_1, epsilon_2
+        self.clip_threshold, self.relative_step = clip_threshold, bool(relative_step)
+
+    interleaved_slots = True   # Keras builds r, c and velocity of one weight together
+
+    def slot_names(self):
+        return ["r", "c", "velocity"]
+
+    @staticmethod
+    def slot_shape(name, shape):
+        """The shape of slot ``name`` for a weight of ``shape`` (unused slots are 0-d)."""
+        shape = tuple(shape)
+        factored = len(shape) >= 2
+        if name == "r":
+            return shape[:-1] if factored else ()
+        if name == "c":
+            return shape[:-2] + shape[-1:] if factored else ()
+        return shape   # Keras keeps it for every weight (a factored one's is recomputed each step)
+
+    def build(self, params):
+        pending = self._pending_slots
+        self._pending_slots = None
+        super().build(params)
+        for name in self.slot_names():
+            self._slots[name] = [_zeros_like_module(p, self.slot_shape(name, p.shape)) for p in params]
+        if pending is not None:
+            self._load_slots(pending)
+
+    def update_step(self, index, param, grad, lr):
+        from .primitives import optim_adafactor
+        rate = lr
+        if not callable(self._learning_rate) and self.relative_step:
+            rate = min(lr, 1.0 / math.sqrt(self.iterations + 1))
+        factored = param.ndim >= 2
+        optim_adafactor.adafactor_update(
+            param, grad, self.slot("r", index) if factored else None, self.slot("c", index) if factored else None,
+            None if factored else self.slot("velocity", index), rate, self.iterations + 1, self.beta_2_decay,
+            self.epsilon_1, self.epsilon_2, self.clip_threshold, self._decay(), decay_lr=lr)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_2_decay": self.beta_2_decay, "epsilon_1": self.epsilon_1,
+                "epsilon_2": self.epsilon_2, "clip_threshold": self.clip_threshold,
+                "relative_step": self.relative_step}
+
+
+def _zeros_like_module(param, shape):
+    from .optimizers import _module_of
+    return _module_of(param).zeros(shape, dtype=param.dtype)

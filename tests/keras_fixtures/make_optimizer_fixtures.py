@@ -20,6 +20,8 @@ CASES = [
     ["Adamax", {"learning_rate": 0.02}], ["Adamax", {"beta_1": 0.8, "clipnorm": 0.5}],
     ["Nadam", {"learning_rate": 0.02}], ["Nadam", {"beta_2": 0.9, "weight_decay": 0.05}],
     ["Lion", {"learning_rate": 0.01}], ["Lion", {"beta_1": 0.5, "beta_2": 0.9, "weight_decay": 0.2}],
+    ["Adafactor", {}], ["Adafactor", {"learning_rate": 0.1, "weight_decay": 0.05}],
+    ["Adafactor", {"learning_rate": 0.5, "relative_step": False, "clip_threshold": 0.5, "beta_2_decay": -0.5}],
 ]
 STEPS = 3
 
