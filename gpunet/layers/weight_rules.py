@@ -20,8 +20,16 @@ class WeightRulesMixin:
     Expects the layer to keep ``kernel`` / ``bias`` (None without one), to fill ``grads`` as
     ``[dkernel, dbias]`` in ``_linear_backward``, and to route ``backward(dy)`` through it."""
 
+    _weight_rules = True   # False: a layer whose Keras twin names its weights' rules otherwise
+
     def __init__(self, *args, kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
+        given = {"kernel_regularizer": kernel_regularizer, "bias_regularizer": bias_regularizer,
+                 "activity_regularizer": activity_regularizer, "kernel_constraint": kernel_constraint,
+                 "bias_constraint": bias_constraint}
+        if not self._weight_rules and any(v is not None for v in given.values()):
+            raise TypeError(f"{type(self).__name__} got unexpected argument(s): "
+                            f"{', '.join(k for k, v in given.items() if v is not None)}.")
         super().__init__(*args, **kwargs)
         owner = f"{type(self).__name__} '{self.name}'"
         self.kernel_regularizer = _checked(regularizers.get, kernel_regularizer, owner, "kernel_regularizer")
@@ -70,6 +78,8 @@ class WeightRulesMixin:
             self.bias_constraint(self.bias)
 
     def get_config(self):
+        if not self._weight_rules:
+            return super().get_config()
         config = {**super().get_config(),
                   "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
                   "bias_regularizer": regularizers.serialize(self.bias_regularizer),
@@ -116,10 +126,11 @@ def _backward_rules(self, call, dy):
 def _weight_gradient_rules(self, call, dz):
     dx = call(dz)
     if self.grads:
-        if self.kernel_regularizer is not None:
-            self.kernel_regularizer.add_gradient(self.kernel, self.grads[0])
-        if self.bias_regularizer is not None and self.bias is not None and len(self.grads) > 1:
-            self.bias_regularizer.add_gradient(self.bias, self.grads[1])
+        # The gradient of a weight is at that weight's place among the trainable ones.
+        place = {id(w): i for i, w in enumerate(self.trainable_weights)}
+        for rule, weight in ((self.kernel_regularizer, self.kernel), (self.bias_regularizer, self.bias)):
+            if rule is not None and weight is not None and id(weight) in place:
+                rule.add_gradient(weight, self.grads[place[id(weight)]])
     return dx
 
 
