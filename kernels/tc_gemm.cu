@@ -27,20 +27,9 @@ __device__ __forceinline__ void tc_gemm(const T* __restrict__ a, const T* __rest
     float acc[2][4][4] = {};
     bool fast = tc_aligned16(a) && tc_aligned16(b) && (lda * int(sizeof(T))) % 16 == 0 &&
                 (ldb * int(sizeof(T))) % 16 == 0;
-    if (fast) tc_mainloop<T, A_KMAJOR, B_KMAJOR, true>(la, lb, k_begin, k_end, smem, acc);
-    else tc_mainloop<T, A_KMAJOR, B_KMAJOR, false>(la, lb, k_begin, k_end, smem, acc);
-    float* out = c + (long long)blockIdx.z * M * N;
-    bool add_bias = has_bias && gridDim.z == 1;
-    TcOut at(m0, n0);
-#pragma unroll
-    for (int i = 0; i < 2; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-#pragma unroll
-            for (int r = 0; r < 4; ++r) {
-                int row = at.row_of(i, r), col = at.col_of(j, r);
-                if (row < M && col < N) out[(long long)row * N + col] = acc[i][j][r] + (add_bias ? bias[col] : 0.0f);
-            }
+    if (fast) tc_mainloop<T, true>(la, lb, k_begin, k_end, smem, acc);
+    else tc_mainloop<T, false>(la, lb, k_begin, k_end, smem, acc);
+    tc_store(acc, c + (long long)blockIdx.z * M * N, M, N, m0, n0, has_bias && gridDim.z == 1 ? bias : nullptr);
 }
 
 extern "C" __global__ void __launch_bounds__(TC_THREADS)

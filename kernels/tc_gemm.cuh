@@ -63,8 +63,9 @@ __device__ __forceinline__ void tc_mma(float* d, const unsigned* a, const unsign
 // t + 128 of the 256. K-major: chunk c = (row c / 4, bytes 16 (c % 4)); MN-major: chunk c =
 // (k row c / CPR, columns 16 (c % CPR) bytes on), CPR = chunks a row. Each chunk keeps its
 // global pointer and the k position it has reached, advanced by one k-tile per stage.
-template <class T, bool KMAJOR>
+template <class T, bool KMAJOR_>
 struct TcLoader {
+    static constexpr bool KMAJOR = KMAJOR_;
     static constexpr int EPC = 16 / sizeof(T);                 // elements a chunk
     static constexpr int BK = TC_KBYTES / sizeof(T);           // k elements a stage
     static constexpr int CPR = KMAJOR ? 4 : 64 / EPC;          // chunks a shared row
@@ -177,6 +178,8 @@ __device__ __forceinline__ void tc_fragments_b(const unsigned char* tile, int kk
 
 // acc += the block tile's product over k in [k_begin, k_end): the multistage main loop.
 // Every thread of the block must call it (barriers); FAST selects 16-byte cp.async loads.
+// LA / LB: loaders with KMAJOR (their shared layout) and load<FAST>(stage tile) (TcLoader for
+// matrices, the conv loaders of tc_conv.cu for implicit-GEMM operands).
 // The stages live in TcSmem, declared once by the kernel (the FAST and the slow instantiation
 // share it; a __shared__ array in this template would exist once per instantiation).
 struct TcSmem {
@@ -184,9 +187,9 @@ struct TcSmem {
     unsigned char b[TC_STAGES][TC_STAGE_BYTES];
 };
 
-template <class T, bool A_KMAJOR, bool B_KMAJOR, bool FAST>
-__device__ __forceinline__ void tc_mainloop(TcLoader<T, A_KMAJOR>& la, TcLoader<T, B_KMAJOR>& lb,
-                                            int k_begin, int k_end, TcSmem& smem, float (&acc)[2][4][4]) {
+template <class T, bool FAST, class LA, class LB>
+__device__ __forceinline__ void tc_mainloop(LA& la, LB& lb, int k_begin, int k_end, TcSmem& smem,
+                                            float (&acc)[2][4][4]) {
     auto& smem_a = smem.a;
     auto& smem_b = smem.b;
     constexpr int BK = TC_KBYTES / sizeof(T);
@@ -211,8 +214,8 @@ __device__ __forceinline__ void tc_mainloop(TcLoader<T, A_KMAJOR>& la, TcLoader<
 #pragma unroll
         for (int kk = 0; kk < TC_KBYTES / 32; ++kk) {
             unsigned a[2][4], b[4][2];
-            tc_fragments_a<T, A_KMAJOR>(smem_a[read], kk, wm, a);
-            tc_fragments_b<T, B_KMAJOR>(smem_b[read], kk, wn, b);
+            tc_fragments_a<T, LA::KMAJOR>(smem_a[read], kk, wm, a);
+            tc_fragments_b<T, LB::KMAJOR>(smem_b[read], kk, wn, b);
 #pragma unroll
             for (int i = 0; i < 2; ++i)
 #pragma unroll
@@ -238,4 +241,46 @@ struct TcOut {
     }
     __device__ int row_of(int i, int r) const { return row + 16 * i + 8 * (r >> 1); }
     __device__ int col_of(int j, int r) const { return col + 8 * j + (r & 1); }
+};
+
+// out (rows x cols, row-major) = the block tile's accumulators (+ bias[col] when bias is not null).
+__device__ __forceinline__ void tc_store(const float (&acc)[2][4][4], float* __restrict__ out, int rows, int cols,
+                                         int m0, int n0, const float* __restrict__ bias) {
+    TcOut at(m0, n0);
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) {
+                int row = at.row_of(i, r), col = at.col_of(j, r);
+                if (row < rows && col < cols) out[(long long)row * cols + col] = acc[i][j][r] + (bias ? bias[col] : 0.0f);
+            }
+}
+
+// A mixed-radix counter (d0 fastest, radices r0 and r1, d2 unbounded) advanced by a fixed step
+// without division: the step's digits are found once, then each advance is adds and at most
+// one carry per digit. Used for (channel, tap column, tap row) and (out col, out row, image).
+struct TcCounter {
+    int d0, d1, d2, r0, r1, s0, s1, s2;
+    __device__ void start(int value, int radix0, int radix1, int step) {   // divisions: once, outside loops
+        r0 = radix0, r1 = radix1;
+        d0 = value % r0, d1 = (value / r0) % r1, d2 = value / (r0 * r1);
+        s0 = step % r0, s1 = (step / r0) % r1, s2 = step / (r0 * r1);
+    }
+    __device__ __forceinline__ void advance() {
+        d0 += s0;
+        int carry = d0 >= r0;
+        d0 -= carry ? r0 : 0;
+        d1 += s1 + carry;
+        carry = d1 >= r1;
+        d1 -= carry ? r1 : 0;
+        d2 += s2 + carry;
+    }
+    __device__ __forceinline__ void next() {   // + 1
+        if (++d0 == r0) {
+            d0 = 0;
+            if (++d1 == r1) d1 = 0, ++d2;
+        }
+    }
 };

@@ -49,7 +49,7 @@ def _check_shapes(op, x, w, b=None, dy=None):
 def dense_forward(x, w, b=None):
     """``x @ w (+ b)``: x (N, in), w (in, out), b (out,) or None -> y (N, out), in x's dtype."""
     _check_shapes("dense_forward", x, w, b)
-    if config.tf32_enabled(x, w):
+    if config.tf32_enabled(x, w) and tensorcore.usable():
         return tensorcore.matmul(x, w, b, op="dense_forward")
     if backend.current().runs_kernels:
         return _dense_forward_kernel(x, w, b)
@@ -67,7 +67,7 @@ def dense_backward(dy, x, w, need_dx=True, need_db=True, need_dw=True):
     Every gradient is written, not accumulated.
     """
     _check_shapes("dense_backward", x, w, dy=dy)
-    if config.tf32_enabled(dy, x, w):
+    if config.tf32_enabled(dy, x, w) and tensorcore.usable():   # else FFMA, as PyTorch on pre-sm_80
         return _dense_backward_tf32(dy, x, w, need_dx, need_db, need_dw)
     if backend.current().runs_kernels:
         return _dense_backward_kernel(dy, x, w, need_dx, need_db, need_dw)

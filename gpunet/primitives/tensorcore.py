@@ -33,7 +33,7 @@ try:
 except ImportError:   # pragma: no cover - bf16 operands then cannot exist either
     _BF16 = None
 
-__all__ = ["matmul", "tf32_round", "operand_type", "operand_unit_roundoff"]
+__all__ = ["matmul", "usable", "tf32_round", "operand_type", "operand_unit_roundoff"]
 
 _THREADS = 128          # tc_gemm.cuh's TC_THREADS
 _TILE = 64              # TC_BM == TC_BN
@@ -58,6 +58,15 @@ def operand_type(dtype):
 def operand_unit_roundoff(kind):
     """Unit roundoff u of an operand format: half an ulp of 1, relative (tf32, fp16: 2^-11; bf16: 2^-8)."""
     return {"tf32": 2.0 ** -11, "f16": 2.0 ** -11, "bf16": 2.0 ** -8, "f32": 2.0 ** -24}[kind]
+
+
+def usable():
+    """Whether the active backend runs tensor-core products: numpy (the reference) and cudasim
+    always; the cuda backend on compute capability 8.0 and newer (mma.sync tf32/bf16, cp.async)."""
+    be = backend.current()
+    if be.name != "cuda":
+        return True
+    return int(be.xp.cuda.Device().compute_capability) >= 80
 
 
 def tf32_round(x):
@@ -88,6 +97,9 @@ def _check(op, a, b, bias, trans_a, trans_b):
 def matmul(a, b, bias=None, trans_a=False, trans_b=False, op="matmul"):
     """``op(a) @ op(b) (+ bias)`` on tensor cores, float32 (M, N); see the module doc for shapes."""
     m, k, n = _check(op, a, b, bias, trans_a, trans_b)
+    if not usable():
+        raise RuntimeError(f"{op}: tensor-core products need a GPU of compute capability 8.0 or newer; "
+                           f"this one is {backend.current().xp.cuda.Device().compute_capability}.")
     if backend.current().runs_kernels:
         return _matmul_kernel(op, a, b, bias, trans_a, trans_b, m, k, n)
     a32, b32 = (tf32_round(v) if v.dtype == np.float32 else v.astype(np.float32) for v in (a, b))
