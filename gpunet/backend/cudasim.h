@@ -73,7 +73,7 @@ struct Thread {
     uint3 threadIdx, blockIdx;
     dim3 blockDim, gridDim;
     const Ops* ops;
-    unsigned long long block_serial;   // unique per block of every launch (cp.async bookkeeping)
+    unsigned long long block_serial;   // (launch << 40) | (block + 1): unique per block of every launch
 };
 
 constexpr int ABI_VERSION = 2;

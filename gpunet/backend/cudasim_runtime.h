@@ -72,7 +72,7 @@ struct Sim {
     std::string error;
     // contexts, kept across launches
     std::vector<Context*> free_threads, free_fibers;
-    uint64_t switches = 0, block_serial = 0;
+    uint64_t switches = 0, launches = 0;
 
     void start_block(uint64_t b);
     int next_runnable();
@@ -135,7 +135,7 @@ inline Context* Sim::acquire() {
 
 inline void Sim::start_block(uint64_t b) {
     block_id = b;
-    ++block_serial;
+    uint64_t block_serial = (launches << 40) | (b + 1);   // launch in the top bits (cp.async bookkeeping)
     uint3 idx{unsigned(b % grid.x), unsigned((b / grid.x) % grid.y), unsigned(b / (uint64_t(grid.x) * grid.y))};
     descending = order == DESCENDING || (order == ALTERNATE && (b & 1));
     for (unsigned t = 0; t < nthreads; ++t) {
@@ -435,6 +435,7 @@ __attribute__((visibility("default"))) int gpunet_cudasim_launch(
     s.sync_line.assign(s.nthreads, 0);
     s.failed = false;
     s.error.clear();
+    ++s.launches;
     s.start_block(0);
 #ifdef __linux__
     launch_cpu.store(sched_getcpu(), std::memory_order_relaxed);

@@ -190,17 +190,21 @@ struct CopyQueue {
     int count = 0;
 };
 
-inline CopyQueue& copy_queue() {   // one per CUDA thread of the running block
+// One queue per CUDA thread of the running block. `static`: each kernel library keeps its own
+// (an inline function's static would be one GNU-unique object shared by every library loaded).
+static CopyQueue& copy_queue() {
     static CopyQueue queues[1024];
     unsigned tid = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
     const Thread* me = gpunet_cudasim_current;
     CopyQueue& q = queues[tid];
     if (q.block_serial != me->block_serial) {
-        if (q.count > 0)
+        bool same_launch = (q.block_serial >> 40) == (me->block_serial >> 40);
+        if (q.count > 0 && same_launch)   // copies left by an earlier (maybe failed) launch are dropped
             throw std::runtime_error("cp.async: thread " + std::to_string(tid) + " of a previous block "
                                      "returned with copies not waited for (cp.async.wait_group)");
         q.block_serial = me->block_serial;
         q.committed = 0;
+        q.count = 0;
     }
     return q;
 }
