@@ -43,6 +43,7 @@ import sys
 from . import kernel_source
 
 ARCHS = ("sm_70", "sm_80", "sm_90")
+SASS_SECTION = "## Main loops in the machine code"   # written by benchmarks/sass.py --write
 PRELUDE = pathlib.Path(__file__).resolve().parent / "nvrtc_prelude.h"
 DEFAULT_BLOCK = 256
 # libnvrtc.so.12 / libnvrtc.so.13 on Linux, nvrtc64_120_0.dll on Windows; not the .alt. or
