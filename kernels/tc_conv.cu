@@ -1,12 +1,16 @@
 // tc_conv.cu - 2-D convolution on tensor cores as implicit GEMM (the core: tc_gemm.cuh):
-// forward and filter gradient, TF32 (float32 operands), bf16 and fp16 operands, float32
-// results. sm_80 and newer; conv.cu's FFMA kernels stay the default for float32 and still run
-// the input gradient (gn.config.set_float32_matmul_precision("high") picks these two).
+// forward, input gradient (stride 1) and filter gradient, TF32 (float32 operands), bf16 and fp16
+// operands, float32 results. sm_80 and newer; conv.cu's FFMA kernels stay the default for
+// float32 (gn.config.set_float32_matmul_precision("high") picks these) and run strided dx.
 //
 // Kernels (<type>: tf32 with float arrays, bf16 with bf16_t, f16 with fp16_t):
 //   tc_conv2d_forward_<type>(x, w, b, y, has_bias, <geometry>)
 //       y (N, OH, OW, Cout) = x (*) w (+ b). GEMM: M = N*OH*OW pixels, N = Cout,
 //       K = kh*kw*Cin with k = (i, j, c), c fastest. Grid (ceil(M / 64), ceil(Cout / 64)).
+//   tc_conv2d_backward_input_<type>(dy, w, dx, <geometry>)   (stride 1 only)
+//       dx (N, H, W, Cin) of a stride-1 conv: dx[h] = sum over (i, j, co) of dy[h + pad - i*dil]
+//       w[i, j, :, co]. GEMM: M = N*H*W, N = Cin, K = kh*kw*Cout. Grid (ceil(M / 64), ceil(Cin / 64)).
+//       Strided convs (and so most transposed convs) keep conv.cu's per-phase FFMA kernel.
 //   tc_conv2d_backward_filter_<type>(x, dy, dw, pixels_per_split, <geometry>)
 //       dw[split] (kh, kw, Cin, Cout) = im2col(x)^T @ dy over one split of the pixels.
 //       GEMM: M = kh*kw*Cin taps, N = Cout, K = pixels. Grid (ceil(M / 64), ceil(Cout / 64),
@@ -30,32 +34,40 @@ struct TcConv {
 
 __device__ __forceinline__ bool tc_inside(int i, int size) { return (unsigned)i < (unsigned)size; }
 
-// Forward A, K-major: rows are output pixels m0.., k = (i, j, c). Thread t's two chunks are
+// Where a patch loader gathers from: a (batch, src_h, src_w, src_c) tensor read at
+// (row0 + tap_h * i, col0 + tap_w * j) for output pixel (oh, ow) with row0 = oh * stride_h +
+// off_h. Forward: x with the conv's strides, -pads and dilations. Input gradient of a stride-1
+// conv: dy, offsets +pads and taps -dilations (dx[h] = sum over i of dy[h + pad - i*dil] w[i]).
+struct TcGather {
+    int batch, src_h, src_w, src_c, out_h, out_w, stride_h, stride_w, off_h, off_w, tap_h, tap_w, kw;
+};
+
+// A, K-major: rows are output pixels m0.., k = (i, j, c), c fastest. Thread t's two chunks are
 // rows t / 4 and t / 4 + 32 at the same k (bytes 16 (t % 4)), so they share one tap counter.
 template <class T>
 struct TcPatchLoader {
     static constexpr bool KMAJOR = true;
     static constexpr int EPC = 16 / sizeof(T), BK = TC_KBYTES / sizeof(T);
     const T* x;
-    TcConv g;
+    TcGather g;
     const T* image[2];
     int ih0[2], iw0[2], smem[2], k, k_end;
     TcCounter tap;   // (c, j, i) of k
 
-    __device__ TcPatchLoader(const T* x_, const TcConv& g_, int m0, int k_begin, int k_end_)
+    __device__ TcPatchLoader(const T* x_, const TcGather& g_, int m0, int k_begin, int k_end_)
         : x(x_), g(g_), k_end(k_end_) {
         int pixels = g.batch * g.out_h * g.out_w;
 #pragma unroll
         for (int q = 0; q < 2; ++q) {
             int c = threadIdx.x + TC_THREADS * q, row = c >> 2, m = m0 + row;
             int ow = m % g.out_w, oh = (m / g.out_w) % g.out_h, n = m / (g.out_w * g.out_h);
-            image[q] = x + (long long)n * g.in_h * g.in_w * g.cin;
-            ih0[q] = m < pixels ? oh * g.sh - g.pad_t : -(1 << 30);   // a row past the end is never inside
-            iw0[q] = ow * g.sw - g.pad_l;
+            image[q] = x + (long long)n * g.src_h * g.src_w * g.src_c;
+            ih0[q] = m < pixels ? oh * g.stride_h + g.off_h : -(1 << 30);   // a row past the end: never inside
+            iw0[q] = ow * g.stride_w + g.off_w;
             smem[q] = row * TC_KMAJOR_STRIDE + (c & 3) * 16;
         }
         k = k_begin + (threadIdx.x & 3) * EPC;
-        tap.start(k, g.cin, g.kw, BK);
+        tap.start(k, g.src_c, g.kw, BK);
     }
 
     template <bool FAST>
@@ -63,18 +75,64 @@ struct TcPatchLoader {
 #pragma unroll
         for (int q = 0; q < 2; ++q) {
             T* dst = reinterpret_cast<T*>(tile + smem[q]);
-            if (FAST) {   // Cin % EPC == 0: the chunk is EPC channels of one tap
-                int ih = ih0[q] + tap.d2 * g.dil_h, iw = iw0[q] + tap.d1 * g.dil_w;
-                bool ok = k < k_end && tc_inside(ih, g.in_h) && tc_inside(iw, g.in_w);
-                const T* src = ok ? image[q] + ((long long)ih * g.in_w + iw) * g.cin + tap.d0 : x;
+            if (FAST) {   // src_c % EPC == 0: the chunk is EPC channels of one tap
+                int ih = ih0[q] + tap.d2 * g.tap_h, iw = iw0[q] + tap.d1 * g.tap_w;
+                bool ok = k < k_end && tc_inside(ih, g.src_h) && tc_inside(iw, g.src_w);
+                const T* src = ok ? image[q] + ((long long)ih * g.src_w + iw) * g.src_c + tap.d0 : x;
                 cp_async_cg16(dst, src, ok ? 16 : 0);
             } else {      // element by element, each with its own (c, j, i)
                 TcCounter e = tap;
 #pragma unroll
                 for (int v = 0; v < EPC; ++v, e.next()) {
-                    int ih = ih0[q] + e.d2 * g.dil_h, iw = iw0[q] + e.d1 * g.dil_w;
-                    bool ok = k + v < k_end && tc_inside(ih, g.in_h) && tc_inside(iw, g.in_w);
-                    dst[v] = ok ? image[q][((long long)ih * g.in_w + iw) * g.cin + e.d0] : T{};
+                    int ih = ih0[q] + e.d2 * g.tap_h, iw = iw0[q] + e.d1 * g.tap_w;
+                    bool ok = k + v < k_end && tc_inside(ih, g.src_h) && tc_inside(iw, g.src_w);
+                    dst[v] = ok ? image[q][((long long)ih * g.src_w + iw) * g.src_c + e.d0] : T{};
+                }
+            }
+        }
+        k += BK;
+        tap.advance();
+    }
+};
+
+// Input-gradient B, K-major: rows are input channels ci n0.., k = (i, j, co), co fastest;
+// element w[i, j, ci, co] (a tap's w is (Cin, Cout): co contiguous). Thread t's chunks: rows
+// t / 4 and t / 4 + 32, k bytes 16 (t % 4), one (co, j, i) counter for both.
+template <class T>
+struct TcFilterLoader {
+    static constexpr bool KMAJOR = true;
+    static constexpr int EPC = 16 / sizeof(T), BK = TC_KBYTES / sizeof(T);
+    const T* w;
+    int cin, cout, kw, k, k_end, ci[2], smem[2];
+    TcCounter tap;   // (co, j, i) of k
+
+    __device__ TcFilterLoader(const T* w_, int cin_, int cout_, int kw_, int n0, int k_end_)
+        : w(w_), cin(cin_), cout(cout_), kw(kw_), k_end(k_end_) {
+#pragma unroll
+        for (int q = 0; q < 2; ++q) {
+            int c = threadIdx.x + TC_THREADS * q, row = c >> 2;
+            ci[q] = n0 + row;
+            smem[q] = row * TC_KMAJOR_STRIDE + (c & 3) * 16;
+        }
+        k = (threadIdx.x & 3) * EPC;
+        tap.start(k, cout, kw, BK);
+    }
+
+    template <bool FAST>
+    __device__ __forceinline__ void load(unsigned char* tile) {
+#pragma unroll
+        for (int q = 0; q < 2; ++q) {
+            T* dst = reinterpret_cast<T*>(tile + smem[q]);
+            if (FAST) {   // cout % EPC == 0: EPC output channels of one tap
+                bool ok = k < k_end && ci[q] < cin;
+                const T* src = w + ((long long)(tap.d2 * kw + tap.d1) * cin + ci[q]) * cout + tap.d0;
+                cp_async_cg16(dst, ok ? src : w, ok ? 16 : 0);
+            } else {
+                TcCounter e = tap;
+#pragma unroll
+                for (int v = 0; v < EPC; ++v, e.next()) {
+                    bool ok = k + v < k_end && ci[q] < cin;
+                    dst[v] = ok ? w[((long long)(e.d2 * kw + e.d1) * cin + ci[q]) * cout + e.d0] : T{};
                 }
             }
         }
@@ -152,7 +210,9 @@ __device__ __forceinline__ void tc_conv_forward(const T* __restrict__ x, const T
                                                 const TcConv& g) {
     __shared__ __align__(16) TcSmem smem;
     int m0 = blockIdx.x * TC_BM, n0 = blockIdx.y * TC_BN, depth = g.kh * g.kw * g.cin;
-    TcPatchLoader<T> la(x, g, m0, 0, depth);
+    TcGather gather = {g.batch, g.in_h, g.in_w, g.cin, g.out_h, g.out_w, g.sh, g.sw, -g.pad_t, -g.pad_l,
+                       g.dil_h, g.dil_w, g.kw};
+    TcPatchLoader<T> la(x, gather, m0, 0, depth);
     TcLoader<T, false> lb(w, g.cout, g.cout, n0, 0, depth);
     float acc[2][4][4] = {};
     int s = sizeof(T);
@@ -160,6 +220,23 @@ __device__ __forceinline__ void tc_conv_forward(const T* __restrict__ x, const T
     if (fast) tc_mainloop<T, true>(la, lb, 0, depth, smem, acc);
     else tc_mainloop<T, false>(la, lb, 0, depth, smem, acc);
     tc_store(acc, y, g.batch * g.out_h * g.out_w, g.cout, m0, n0, has_bias ? b : nullptr);
+}
+
+// dx of a stride-1 conv: GEMM M = N*H*W dx pixels, N = Cin, K = kh*kw*Cout.
+template <class T>
+__device__ __forceinline__ void tc_conv_input(const T* __restrict__ dy, const T* __restrict__ w,
+                                              float* __restrict__ dx, const TcConv& g) {
+    __shared__ __align__(16) TcSmem smem;
+    int m0 = blockIdx.x * TC_BM, n0 = blockIdx.y * TC_BN, depth = g.kh * g.kw * g.cout;
+    TcGather gather = {g.batch, g.out_h, g.out_w, g.cout, g.in_h, g.in_w, 1, 1, g.pad_t, g.pad_l,
+                       -g.dil_h, -g.dil_w, g.kw};
+    TcPatchLoader<T> la(dy, gather, m0, 0, depth);
+    TcFilterLoader<T> lb(w, g.cin, g.cout, g.kw, n0, depth);
+    float acc[2][4][4] = {};
+    bool fast = tc_aligned16(dy) && tc_aligned16(w) && (g.cout * int(sizeof(T))) % 16 == 0;
+    if (fast) tc_mainloop<T, true>(la, lb, 0, depth, smem, acc);
+    else tc_mainloop<T, false>(la, lb, 0, depth, smem, acc);
+    tc_store(acc, dx, g.batch * g.in_h * g.in_w, g.cin, m0, n0, nullptr);
 }
 
 template <class T>
@@ -225,4 +302,31 @@ tc_conv2d_backward_filter_f16(const fp16_t* __restrict__ x, const fp16_t* __rest
         int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
     TcConv g = TC_GEOMETRY;
     tc_conv_filter<fp16_t>(x, dy, dw, pixels_per_split, g);
+}
+
+// Stride 1 only (the launcher checks): sh and sw are in the signature for the common geometry.
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+tc_conv2d_backward_input_tf32(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
+        int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_input<float>(dy, w, dx, g);
+}
+
+// Stride 1 only (the launcher checks): sh and sw are in the signature for the common geometry.
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+tc_conv2d_backward_input_bf16(const bf16_t* __restrict__ dy, const bf16_t* __restrict__ w, float* __restrict__ dx,
+        int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_input<bf16_t>(dy, w, dx, g);
+}
+
+// Stride 1 only (the launcher checks): sh and sw are in the signature for the common geometry.
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+tc_conv2d_backward_input_f16(const fp16_t* __restrict__ dy, const fp16_t* __restrict__ w, float* __restrict__ dx,
+        int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_input<fp16_t>(dy, w, dx, g);
 }

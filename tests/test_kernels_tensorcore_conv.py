@@ -27,6 +27,8 @@ CASES = [
     ("f16", (2, 8, 7, 67), (2, 3, 3), (3, 2), ((2, 0), (1, 3)), (1, 1)),
     ("tf32", (1, 6, 5, 16), (1, 1, 8), (3, 3), ((-1, 0), (0, -1)), (1, 1)),
     ("tf32", (1, 10, 9, 8), (3, 3, 8), (2, 2), "same", (3, 3)),
+    ("f16", (1, 11, 10, 8), (3, 3, 8), (1, 1), "same", (2, 2)),
+    ("tf32", (1, 5, 6, 33), (3, 3, 2), (1, 1), "same", (1, 1)),
     ("bf16", (3, 16, 16, 3), (3, 3, 5), (1, 1), "valid", (1, 1)),
 ]
 
@@ -68,6 +70,15 @@ def test_forward_and_filter_gradient_match_numpy(kernel_backend, rng, kind, x_sh
         dw_scale = tc.conv2d_backward_filter(ady, ax, w.shape, strides, pads, dilation)
     _within(y, y_ref, y_scale, kh * kw * x_shape[3], f"{kind} forward")
     _within(dw, dw_ref, dw_scale, y_ref.size // filters, f"{kind} filter gradient")
+    if tuple(strides) != (1, 1):
+        return   # strided input gradients stay on conv.cu's per-phase kernel
+    backward = lambda: tc.conv2d_backward_input(dy, w, x_shape, strides, pads, dilation)   # noqa: E731
+    (dx_ref,), _ = run_on_backend("numpy", backward)
+    (dx,), launched = run_on_backend(kernel_backend, backward)
+    assert launched == [f"tc_conv2d_backward_input_{kind}"]
+    with backend.use("numpy"):
+        dx_scale = tc.conv2d_backward_input(ady, aw, x_shape, strides, pads, dilation)
+    _within(dx, dx_ref, dx_scale, kh * kw * filters, f"{kind} input gradient")
 
 
 def test_bit_identical_across_thread_orders_and_alignments(rng):
@@ -80,15 +91,17 @@ def test_bit_identical_across_thread_orders_and_alignments(rng):
         with thread_order(order), backend.use("cudasim") as be:
             be.misalign = misalign    # 4: the element-wise path instead of cp.async
             results.append([np.array(tc.conv2d_forward(x, w, None, (1, 1), pads, (1, 1))),
-                            np.array(tc.conv2d_backward_filter(dy, x, w.shape, (1, 1), pads, (1, 1)))])
+                            np.array(tc.conv2d_backward_filter(dy, x, w.shape, (1, 1), pads, (1, 1))),
+                            np.array(tc.conv2d_backward_input(dy, w, x.shape, (1, 1), pads, (1, 1)))])
     for other in results[1:]:
         for got, first in zip(other, results[0]):
             np.testing.assert_array_equal(got.view(np.uint32), first.view(np.uint32))
 
 
 def test_float32_convs_use_tf32_under_high_precision(kernel_backend, rng):
-    """Conv2D and Conv2DTranspose (output_padding 1) products: forward and filter gradients on
-    tensor cores, input gradients on the FFMA kernels, every output against numpy under "high"."""
+    """Conv2D and Conv2DTranspose (output_padding 1) products: forward, filter gradients and the
+    stride-1 input gradient on tensor cores, the stride-2 one (the transposed conv's forward) on
+    the FFMA kernel, every output against numpy under "high"."""
     x = rng.standard_normal((1, 5, 6, 8)).astype(np.float32)
     w = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)
     wt = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)    # (kh, kw, Cout, Cin) of the transpose
@@ -98,10 +111,11 @@ def test_float32_convs_use_tf32_under_high_precision(kernel_backend, rng):
     def products():
         y = conv.conv2d_forward(x, w, None, (1, 1), pads, (1, 1))
         dw, db = conv.conv2d_backward_filter(y, x, w.shape, (1, 1), pads, (1, 1))
+        dx = conv.conv2d_backward_input(y, w, x.shape, (1, 1), pads, (1, 1))
         yt = conv.conv2d_transpose_forward(x, wt, None, (2, 2), t_pads, (1, 1))
         dxt = conv.conv2d_transpose_backward_input(yt, wt, x.shape, (2, 2), t_pads, (1, 1))
         dwt, _ = conv.conv2d_transpose_backward_filter(yt, x, wt.shape, (2, 2), t_pads, (1, 1))
-        return y, dw, db, yt, dxt, dwt
+        return y, dw, db, dx, yt, dxt, dwt
     gn.config.set_float32_matmul_precision("high")
     try:
         expected, _ = run_on_backend("numpy", products)
@@ -109,8 +123,9 @@ def test_float32_convs_use_tf32_under_high_precision(kernel_backend, rng):
     finally:
         gn.config.set_float32_matmul_precision("highest")
     assert [k for k in launched if k.startswith("tc_")] == [
-        "tc_conv2d_forward_tf32", "tc_conv2d_backward_filter_tf32", "tc_conv2d_forward_tf32",
-        "tc_conv2d_backward_filter_tf32"]
-    assert expected[3].shape == (1, 10, 12, 8)
+        "tc_conv2d_forward_tf32", "tc_conv2d_backward_filter_tf32", "tc_conv2d_backward_input_tf32",
+        "tc_conv2d_forward_tf32", "tc_conv2d_backward_filter_tf32"]
+    assert "conv2d_backward_input" in launched    # the stride-2 transposed forward: FFMA
+    assert expected[4].shape == (1, 10, 12, 8)
     for got, want in zip(actual, expected):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max() * 10)

@@ -24,7 +24,7 @@ file; the transposed conv maps onto them exactly as its NumPy code maps onto the
 
 Under ``gn.config.set_float32_matmul_precision("high")`` float32 forward and filter-gradient
 products run as TF32 on tensor cores (``tensorcore_conv``, kernels/tc_conv.cu; on the numpy
-backend its reference with TF32-rounded operands); the input gradient stays float32.
+backend its reference with TF32-rounded operands); so do stride-1 input gradients.
 """
 import math
 
@@ -131,6 +131,8 @@ def conv2d_backward_input(dy, w, x_shape, strides, padding, dilation):
     if tuple(dy.shape[1:3]) != out_hw:
         raise ValueError(f"conv2d_backward_input: dy has spatial size {tuple(dy.shape[1:3])}; "
                          f"the geometry gives {out_hw}.")
+    if tuple(strides) == (1, 1) and _tf32(dy, w):
+        return tensorcore_conv.conv2d_backward_input(dy, w, x_shape, strides, padding, dilation)
     if backend.current().runs_kernels:
         return _input_gradient_kernel("conv2d_backward_input", dy, w, None, x_shape, strides,
                                       padding, dilation)

@@ -4,6 +4,8 @@ launch side by side; shapes and padding exactly as in ``conv.py``:
 
     y = conv2d_forward(x, w, b, strides, padding, dilation)
         x (N, H, W, Cin), w (kh, kw, Cin, Cout), b (Cout,) float32 or None -> y (N, OH, OW, Cout)
+    dx = conv2d_backward_input(dy, w, x_shape, strides, padding, dilation)     (strides (1, 1))
+        dy (N, OH, OW, Cout), w (kh, kw, Cin, Cout) -> dx x_shape (N, H, W, Cin)
     dw = conv2d_backward_filter(dy, x, w_shape, strides, padding, dilation)
         dy (N, OH, OW, Cout), x (N, H, W, Cin) -> dw w_shape (kh, kw, Cin, Cout)
 
@@ -13,17 +15,19 @@ to float32 exactly, then multiplies in float32: the kernels compute the same exa
 differ only in summation order (tests/test_kernels_tensorcore_conv.py derives the tolerance).
 
 ``conv.py`` routes float32 convs here under ``gn.config.set_float32_matmul_precision("high")``;
-the input gradient (and with it the transposed conv's forward) stays on conv.cu's FFMA kernels.
+the input gradient of a strided conv (and with it a strided transposed conv's forward) stays
+on conv.cu's per-phase FFMA kernel.
 The filter gradient splits its pixels like conv.cu's (deterministic, conv.cu's ``sum_splits``).
 """
+import contextlib
 import math
 
 import numpy as np
 
-from .. import backend
+from .. import backend, config
 from . import conv, launch, tensorcore
 
-__all__ = ["conv2d_forward", "conv2d_backward_filter"]
+__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_filter"]
 
 _THREADS = 128       # tc_gemm.cuh's TC_THREADS
 _TILE = 64           # TC_BM == TC_BN
@@ -60,6 +64,39 @@ def conv2d_forward(x, w, b, strides, padding, dilation):
     if b is not None:
         y += b
     return y.reshape(x.shape[0], *out_hw, cout)
+
+
+@contextlib.contextmanager
+def _float32_products():
+    """conv.py's float32 paths for the reference (under "high" they would route back here)."""
+    previous = config.get_float32_matmul_precision()
+    config.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        config.set_float32_matmul_precision(previous)
+
+
+def conv2d_backward_input(dy, w, x_shape, strides, padding, dilation):
+    """The input gradient of a stride-1 conv on tensor cores; see the module doc for shapes."""
+    op = "conv2d_backward_input"
+    kind = _kind(op, dy, w)
+    if tuple(strides) != (1, 1):
+        raise ValueError(f"{op}: the tensor-core input gradient takes strides (1, 1); received {tuple(strides)}.")
+    n, h, wd, cin = (int(v) for v in x_shape)
+    kh, kw, _, cout = w.shape
+    out_hw = conv._plan((h, wd), (kh, kw), strides, padding, dilation)[0]
+    conv._expect_shape(op, "w", w.shape, (kh, kw, cin, cout))
+    conv._expect_shape(op, "dy", dy.shape, (n, *out_hw, cout))
+    if backend.current().runs_kernels:
+        dy, w = launch.inputs(op, dy, w, dtype=dy.dtype)
+        dx = conv._output(op, "dx", (n, h, wd, cin))
+        grid = launch.grid_for((n * h * wd, cin), (_TILE, _TILE))
+        launch.run("tc_conv.cu", f"tc_conv2d_backward_input_{kind}", grid, _THREADS, dy, w, dx,
+                   *conv._geometry(dx.shape, w.shape, out_hw, strides, padding, dilation))
+        return dx
+    with _float32_products():
+        return conv.conv2d_backward_input(_rounded(dy), _rounded(w), x_shape, strides, padding, dilation)
 
 
 def conv2d_backward_filter(dy, x, w_shape, strides, padding, dilation, op="conv2d_backward_filter",
