@@ -41,6 +41,7 @@ _K_BYTES = 64           # TC_KBYTES: k bytes of an operand row per k-tile
 _SPLIT_BLOCKS = 256     # split K until about this many blocks run (2 per SM on an A100 / H100)...
 _SPLIT_MIN_TILES = 4    # ...keeping at least this many k-tiles in each split (the pipeline depth)
 _MAX_SUM_BLOCKS = 2048
+_CAPABILITY = {}        # device id -> compute capability as an int (80 for 8.0)
 
 
 def operand_type(dtype):
@@ -66,7 +67,10 @@ def usable():
     be = backend.current()
     if be.name != "cuda":
         return True
-    return int(be.xp.cuda.Device().compute_capability) >= 80
+    device = be.xp.cuda.Device()
+    if device.id not in _CAPABILITY:   # asked once per device: dense and conv ask on every call
+        _CAPABILITY[device.id] = int(device.compute_capability)
+    return _CAPABILITY[device.id] >= 80
 
 
 def tf32_round(x):
