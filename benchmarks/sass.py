@@ -185,11 +185,19 @@ every shape. The FFMA kernels (gemm.cu, conv.cu) have one loop.
 
 
 def write_section(path, text):
-    """Replace (or append) the main-loop section of a kernels.md with ``text``."""
+    """Replace (or add) the main-loop section of a kernels.md with ``text``: after nvrtc's
+    NOTES_MARKER, whose part of the file ``python -m gpunet.backend.nvrtc --write`` keeps."""
     path = pathlib.Path(path)
     old = path.read_text() if path.exists() else ""
-    head = old[:old.index(nvrtc.SASS_SECTION)].rstrip() + "\n\n" if nvrtc.SASS_SECTION in old else old
-    path.write_text(head + nvrtc.SASS_SECTION + "\n" + SECTION_TEXT + text)
+    section = nvrtc.SASS_SECTION + "\n" + SECTION_TEXT + text
+    if nvrtc.SASS_SECTION in old:   # up to the next section, or the end
+        start = old.index(nvrtc.SASS_SECTION)
+        end = old.find("\n## ", start + 1)
+        new = old[:start] + section + (old[end:] if end >= 0 else "")
+    else:
+        marker = "" if nvrtc.NOTES_MARKER in old else "\n" + nvrtc.NOTES_MARKER + "\n"
+        new = old.rstrip() + "\n" + marker + "\n" + section
+    path.write_text(new)
 
 
 def main(argv=None):
