@@ -68,6 +68,9 @@ def _make(name):
     if name == "cudasim":
         from .cudasim import CudasimBackend
         return CudasimBackend()
+    if name == "noop":   # measurement only: see noop.py
+        from .noop import NoopBackend
+        return NoopBackend()
     raise ValueError(f"Unknown backend {name!r}; expected one of {', '.join(NAMES)}.")
 
 
