@@ -9,8 +9,8 @@ folder on the include path, ``nvrtc_prelude.h`` pre-included, ``-ftz=true``), co
 first use and cached per file and device; CuPy keeps its own on-disk cache of the binaries,
 keyed on the code text, which therefore carries a digest of every header (``module_code``).
 Arguments are checked against the kernel's C signature and the block against its
-``__launch_bounds__`` before the launch (``kernel_source``), so a wrong type is a Python
-error, not a silent reinterpretation of bytes on the GPU. CuPy is reached only through
+``__launch_bounds__`` before the launch (``kernel_source.LaunchChecks``: once per argument
+kinds), so a wrong type is a Python error, not a silent reinterpretation of bytes on the GPU. CuPy is reached only through
 ``cupy_device``. Under a profiler each launch is timed by two CUDA events (``hooks``);
 ``upload_async`` streams batches through pinned memory on a copy stream (``streams``).
 """
@@ -35,6 +35,7 @@ class CudaBackend:
     def __init__(self):
         self.xp = cupy_device.cupy()   # a clear RuntimeError without CuPy or a visible GPU
         self._uploader = None
+        self._checked = kernel_source.LaunchChecks((self.xp.ndarray,), "cupy.ndarray")
 
     def asarray(self, a, dtype=np.float32):
         if not isinstance(a, self.xp.ndarray):   # pageable host memory: CuPy copies synchronously
@@ -77,13 +78,11 @@ class CudaBackend:
 
     def launch(self, file, kernel, grid, block, args):
         """Run ``kernel`` from ``file`` over ``grid`` blocks of ``block`` threads."""
-        source = kernel_source.load(file)
-        signature = source.kernel(kernel)
-        grid, block = kernel_source.launch_dims(grid, "grid"), kernel_source.launch_dims(block, "block")
-        kernel_source.check_launch_bounds(signature, block)
-        args = tuple(args)
-        kernel_source.check_args(source, signature, args, lambda a: isinstance(a, self.xp.ndarray), "cupy.ndarray")
-        function = self._function(source, kernel)
+        checked = self._checked.get(file, kernel, grid, block, args)   # checks once per argument kinds
+        device = self.xp.cuda.Device().id
+        if checked.handle is None or checked.handle[0] != device:
+            checked.handle = (device, self._function(checked.source, kernel))
+        function, grid, block, args = checked.handle[1], checked.grid, checked.block, tuple(args)
         if not hooks.watching():
             function(grid, block, args)
             return
@@ -91,7 +90,7 @@ class CudaBackend:
         start.record()
         function(grid, block, args)
         end.record()
-        hooks.launched(source, signature, grid, block, args, lambda: _elapsed(self.xp, start, end))
+        hooks.launched(checked.source, checked.signature, grid, block, args, lambda: _elapsed(self.xp, start, end))
 
     def _function(self, source, kernel):
         cp = self.xp

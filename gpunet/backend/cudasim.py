@@ -154,6 +154,7 @@ class CudasimBackend:
         self.guard_bytes = 4096
         self._uploader = None
         self.misalign = int(os.environ.get("GPUNET_CUDASIM_MISALIGN", "0"))
+        self._checked = kernel_source.LaunchChecks((np.ndarray, DeviceArray), "numpy.ndarray")
 
     def asarray(self, a, dtype=np.float32):
         if not isinstance(a, DeviceArray):
@@ -199,12 +200,9 @@ class CudasimBackend:
 
     def launch(self, file, kernel, grid, block, args):
         """Run ``kernel`` from ``file`` over ``grid`` blocks of ``block`` threads (see the module doc)."""
-        source = kernel_source.load(file)
-        signature = source.kernel(kernel)
-        grid, block = kernel_source.launch_dims(grid, "grid"), kernel_source.launch_dims(block, "block")
-        kernel_source.check_launch_bounds(signature, block)
         args = list(args)
-        kernel_source.check_args(source, signature, args, lambda a: isinstance(a, np.ndarray), "numpy.ndarray")
+        checked = self._checked.get(file, kernel, grid, block, args)
+        source, signature, grid, block = checked.source, checked.signature, checked.grid, checked.block
         _check_writable(signature, args)
         order, contexts = self._setting("thread_order", _ORDERS), self._setting("contexts", _CONTEXTS)
         library = _library(source)

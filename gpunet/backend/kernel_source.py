@@ -7,9 +7,9 @@ Finding sources. ``locate("conv.cu")`` looks in the kernels directory: ``gpunet/
 inside an installed wheel, else the repository's top-level ``kernels/``. A path with a
 directory part (``tests/kernels/sgemm.cu``, absolute or relative) is taken as it is.
 
-Kernel signatures. ``load(file)`` reads a source once (again only when the file changes) and
-parses every ``extern "C" __global__ void name(...)`` in it, with an optional
-``__launch_bounds__(N)`` before or after ``void``. Kernels must be ``extern "C"`` so that
+Kernel signatures. ``load(file)`` reads a shipped source once per process (a path again when
+the file changes) and parses every ``extern "C" __global__ void name(...)`` in it, with an
+optional ``__launch_bounds__(N)`` before or after ``void``. Kernels must be ``extern "C"`` so that
 NVRTC and the cudasim build both find them by their plain names. Parameter types::
 
     C type (pointer: an array of)          NumPy dtype
@@ -27,6 +27,10 @@ A pointer parameter takes a C-contiguous array of the backend (numpy.ndarray on 
 cupy.ndarray on cuda) with exactly that dtype; a scalar parameter takes a NumPy scalar of
 exactly that type (``np.int32(n)``, ``np.float32(alpha)``). Python ints and floats are refused:
 their C width would be a guess.
+
+Checked once. A backend keeps a ``LaunchChecks``: the checks of a launch run once per
+(file, kernel, grid, block, argument kinds) and later launches of the same kinds cost one dict
+lookup, which is what keeps gpunet's Python per launch to a few microseconds.
 """
 import dataclasses
 import hashlib
@@ -132,10 +136,17 @@ def all_sources(folder=None):
 
 _cache = {}
 _located = {}
+_shipped = {}
 
 
 def load(file):
-    """The parsed ``Source`` of a kernel file, cached until the file changes."""
+    """The parsed ``Source`` of a kernel file.
+
+    A bare name (``"conv.cu"``, a shipped kernel) is read once per process; a path is read
+    again when the file changes (tests edit copies of kernels)."""
+    source = _shipped.get(file)
+    if source is not None:
+        return source
     path = _located.get(file)
     if path is None:
         path = locate(file)
@@ -146,6 +157,8 @@ def load(file):
     if key not in _cache:
         text = path.read_text()
         _cache[key] = Source(path, text, parse_kernels(text, path), _digest(path, text))
+    if isinstance(file, str) and len(pathlib.Path(file).parts) == 1:
+        _shipped[file] = _cache[key]
     return _cache[key]
 
 
@@ -268,3 +281,55 @@ def _check_array(where, param, value, is_array, array_kind):
     if not value.flags.c_contiguous:
         raise ValueError(f"{where} must be C-contiguous; received shape {tuple(value.shape)} with strides "
                          f"{tuple(value.strides)}. Pass xp.ascontiguousarray(...) first.")
+
+
+@dataclasses.dataclass
+class CheckedLaunch:
+    """A launch whose grid, block and argument kinds passed the checks: what the backend needs.
+
+    ``handle`` is the backend's own (a compiled function, a library entry), filled on first use."""
+    source: Source
+    signature: Signature
+    grid: tuple
+    block: tuple
+    handle: object = None
+
+
+_UNCACHED = []   # the kind of an argument that must be checked every time: unhashable, no cache key
+
+
+class LaunchChecks:
+    """One backend's launches, checked once per (file, kernel, grid, block, argument kinds).
+
+    An argument's kind is its dtype for a C-contiguous array of the backend's array types and its
+    Python type otherwise (a NumPy scalar's type holds its dtype), so a later launch with new
+    arrays of the same kinds costs a dict lookup; anything else (a Python int, a strided view, a
+    list as grid) runs the full checks of ``launch_dims`` and ``check_args``, which raise.
+    """
+
+    def __init__(self, array_types, array_kind):
+        self.array_types, self.array_kind = tuple(array_types), array_kind
+        self._checked = {}
+
+    def get(self, file, kernel, grid, block, args):
+        """The ``CheckedLaunch`` for these arguments; a TypeError/ValueError if they do not fit."""
+        types = self.array_types
+        key = (file, kernel, grid, block,
+               *[a.dtype if type(a) in types and a.flags.c_contiguous else
+                 type(a) if isinstance(a, np.generic) else _UNCACHED for a in args])
+        try:
+            return self._checked[key]
+        except KeyError:
+            pass
+        except TypeError:   # an unhashable grid or block (a list): checked every time
+            return self._check(file, kernel, grid, block, args)
+        checked = self._checked[key] = self._check(file, kernel, grid, block, args)
+        return checked
+
+    def _check(self, file, kernel, grid, block, args):
+        source = load(file)
+        signature = source.kernel(kernel)
+        grid, block = launch_dims(grid, "grid"), launch_dims(block, "block")
+        check_launch_bounds(signature, block)
+        check_args(source, signature, args, lambda a: isinstance(a, self.array_types), self.array_kind)
+        return CheckedLaunch(source, signature, grid, block)

@@ -24,7 +24,7 @@ class NoopBackend:
     runs_kernels = True
 
     def __init__(self):
-        pass
+        self._checked = kernel_source.LaunchChecks((np.ndarray,), "numpy.ndarray")
 
     def asarray(self, a, dtype=np.float32):
         return np.ascontiguousarray(a, dtype=dtype)
@@ -41,10 +41,15 @@ class NoopBackend:
     def synchronize(self):
         pass
 
+    def sync_guard(self):
+        return None   # nothing runs, so nothing waits
+
+    def upload_async(self, host, dtype=np.float32):
+        return np.ascontiguousarray(host, dtype=dtype), None
+
+    def wait_events(self, events):
+        """Nothing to wait for: uploads are plain copies here."""
+
     def launch(self, file, kernel, grid, block, args):
         """Check the launch as the cuda backend would; run nothing."""
-        source = kernel_source.load(file)
-        signature = source.kernel(kernel)
-        grid, block = kernel_source.launch_dims(grid, "grid"), kernel_source.launch_dims(block, "block")
-        args = tuple(args)
-        kernel_source.check_args(source, signature, args, lambda a: isinstance(a, np.ndarray), "numpy.ndarray")
+        self._checked.get(file, kernel, grid, block, args)

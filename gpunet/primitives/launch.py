@@ -23,6 +23,7 @@ C-contiguous array of exactly the C type's dtype, a scalar a NumPy scalar of exa
 leaves everything else alone, so a kernel taking ``unsigned`` or ``long long`` still needs an
 explicit ``np.uint32(...)`` / ``np.int64(...)``.
 """
+import functools
 import math
 
 import numpy as np
@@ -30,12 +31,22 @@ import numpy as np
 from .. import backend
 
 __all__ = ["THREADS", "TILE", "blocks_for", "grid_for", "i32", "f32", "pack", "array", "inputs",
-           "channel_lanes", "empty", "zeros", "run"]
+           "channel_lanes", "empty", "zeros", "run", "launch_count", "plan"]
 
 THREADS = 256     # threads per block of a 1-D kernel: 8 warps
 TILE = 16         # side of a 2-D tile: 16 x 16 = 256 threads
 
 
+def plan(function):
+    """Cache ``function`` per its (hashable) arguments: an op's launch plan for one input shape.
+
+    A plan is what a launch needs besides the arrays, computed from shapes and settings (output
+    shape, grid, NumPy-typed scalar arguments) and checked once; later calls with the same shapes
+    look it up. Errors are not cached: a bad shape raises on every call."""
+    return functools.lru_cache(maxsize=1024)(function)
+
+
+@plan
 def blocks_for(n, threads=THREADS, cap=None):
     """Blocks of ``threads`` needed to give each of ``n`` items a thread (at least 1).
 
@@ -53,6 +64,7 @@ def blocks_for(n, threads=THREADS, cap=None):
     return blocks
 
 
+@plan
 def grid_for(sizes, block):
     """Blocks per axis so that ``block`` tiles cover ``sizes``: grid_for((w, h), (16, 16)) -> (gx, gy)."""
     sizes, block = tuple(int(s) for s in sizes), tuple(int(b) for b in block)
@@ -75,16 +87,23 @@ def f32(value):
 
 def pack(*values):
     """Kernel arguments: Python ints -> np.int32, floats -> np.float32, the rest unchanged."""
-    packed = []
-    for value in values:
+    return [_convert(v) if type(v) in _PYTHON_SCALARS else v for v in values]
+
+
+_PYTHON_SCALARS = frozenset((int, float, bool, np.bool_))
+_converted = {}     # (type, value) -> its NumPy scalar: sizes and settings repeat every step
+
+
+def _convert(value):
+    key = (type(value), value)
+    converted = _converted.get(key)
+    if converted is None:
         if isinstance(value, (bool, np.bool_)):
             raise TypeError("pass a flag to a kernel as an int: np.int32(1 if flag else 0).")
-        if isinstance(value, int):
-            value = i32(value)
-        elif isinstance(value, float):
-            value = np.float32(value)
-        packed.append(value)
-    return packed
+        converted = i32(value) if isinstance(value, int) else np.float32(value)
+        if len(_converted) < 4096:   # a schedule's learning rates are new every step: bounded
+            _converted[key] = converted
+    return converted
 
 
 def array(a, dtype=np.float32):
@@ -120,7 +139,7 @@ def channel_lanes(channels):
 
 def empty(shape, dtype=np.float32):
     """An output array on the active backend (on cudasim filled with NaN, so unwritten elements show)."""
-    return backend.current().empty(tuple(int(s) for s in shape), dtype)
+    return backend.current().empty(shape if type(shape) is tuple else tuple(int(s) for s in shape), dtype)
 
 
 def zeros(shape, dtype=np.float32):
@@ -128,6 +147,16 @@ def zeros(shape, dtype=np.float32):
     return backend.current().zeros(tuple(int(s) for s in shape), dtype)
 
 
+_launches = 0   # launches through run() in this process: what tests and benchmarks count
+
+
+def launch_count():
+    """How many kernels ``run`` has launched in this process (read it before and after a step)."""
+    return _launches
+
+
 def run(file, kernel, grid, block, *args):
-    """``backend.current().launch(file, kernel, grid, block, pack(*args))``."""
+    """``backend.current().launch(file, kernel, grid, block, pack(*args))``, counted."""
+    global _launches
+    _launches += 1
     backend.current().launch(file, kernel, grid, block, pack(*args))
