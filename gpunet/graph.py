@@ -63,6 +63,26 @@ def mark_relu_pool(pairs, on):
         producer.relu_mask_applied = pool_layer.apply_relu_mask = on
 
 
+def activation_fold_pairs(nodes, outputs):
+    """(producer, consumer) layers where a layer's output feeds one layer and nothing else, and
+    that layer's input-gradient kernel can apply the producer's activation derivative (its
+    ``fold_from``): on a kernel backend the producer then launches nothing for it."""
+    readers = collections.Counter(id(t) for node in nodes for t in node.inputs)
+    ends = {id(t) for t in outputs}
+    return [(node.inputs[0].layer, node.layer) for node in nodes
+            if getattr(node.layer, "takes_fold", False) and len(node.inputs) == 1 and not node.many
+            and readers[id(node.inputs[0])] == 1 and id(node.inputs[0]) not in ends
+            and hasattr(node.inputs[0].layer, "activation_fold")]
+
+
+def mark_activation_folds(pairs, on):
+    """Before a backward pass (``on``): each consumer gets the producer's fused activation to fold
+    (when the last forward fused one); after it, both are reset."""
+    for producer, consumer in pairs:
+        fold = producer.activation_fold() if on else None
+        consumer.fold_from, producer.activation_folded = fold, fold is not None
+
+
 def add_gradient(grads, tensor, grad):
     """Sum ``grad`` into ``grads[id(tensor)]``: a tensor read by several layers gets the sum.
 

@@ -11,7 +11,8 @@ connections), so a model nests inside another model like any layer. ``compile`` 
     model = gn.Model(inputs, outputs)
 """
 from . import backend
-from .graph import Node, add_gradient, as_list, keras_order, mark_relu_pool, relu_pool_pairs
+from .graph import (Node, activation_fold_pairs, add_gradient, as_list, keras_order, mark_activation_folds,
+                    mark_relu_pool, relu_pool_pairs)
 from .layers.base import Layer, SymbolicTensor, unique_name
 from .layers.core import InputLayer
 from .layers.weight_rules import model_regularization_losses
@@ -67,6 +68,7 @@ class Model(Trainer, Layer):
         self._check_graph_ends()
         self._nodes = [Node(t) for t in keras_order(self.outputs)]
         self._relu_pools = relu_pool_pairs(self._nodes, self.outputs)
+        self._activation_folds = activation_fold_pairs(self._nodes, self.outputs)
         self._check_graph_nodes()
         shapes_in = [t.shape for t in self.inputs]
         shapes_out = [t.shape for t in self.outputs]
@@ -184,7 +186,9 @@ class Model(Trainer, Layer):
             add_gradient(grads, t, g)
         input_ids = {id(t) for t in self.inputs}
         relu_pools = [] if backend.current().runs_kernels else self._relu_pools
+        folds = self._activation_folds if backend.current().runs_kernels else []
         mark_relu_pool(relu_pools, True)
+        mark_activation_folds(folds, True)
         try:
             for node in reversed(self._nodes):
                 if isinstance(node.layer, InputLayer) or id(node.tensor) not in grads:
@@ -198,6 +202,7 @@ class Model(Trainer, Layer):
                     add_gradient(grads, t, g)
         finally:
             mark_relu_pool(relu_pools, False)
+            mark_activation_folds(folds, False)
         self.grads = self._collect_grads()
         dxs = [grads.get(id(t)) for t in self.inputs]
         return dxs if self._many_inputs else dxs[0]

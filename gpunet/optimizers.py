@@ -137,9 +137,18 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}.apply: every gradient is None.")
         clipped = self._clip([g for _, _, g in pairs])
         lr = self.current_learning_rate()
-        for (index, param, _), grad in zip(pairs, clipped):
-            self.update_step(index, param, grad, lr)
+        self._update_all([i for i, _, _ in pairs], [p for _, p, _ in pairs], clipped, lr)
         self.iterations += 1
+
+    def _update_all(self, indices, params, grads, lr):
+        """One step of every parameter: ``update_step`` each, or (built-in optimizers, when a
+        subclass keeps their ``update_step``) one multi-tensor op, a single kernel launch."""
+        for index, param, grad in zip(indices, params, grads):
+            self.update_step(index, param, grad, lr)
+
+    def _fused_update(self, cls):
+        """True when ``update_step`` is ``cls``'s own, so that its one-launch form may replace it."""
+        return type(self).update_step is cls.update_step
 
     def _check_params(self, params, grads):
         if [tuple(p.shape) for p in params] != self._param_shapes:
@@ -259,6 +268,13 @@ class SGD(Optimizer):
         optim_ops.sgd_update(param, grad, velocity, lr, self.momentum, self.nesterov,
                              weight_decay=self.weight_decay or 0.0)
 
+    def _update_all(self, indices, params, grads, lr):
+        if not self._fused_update(SGD):
+            return super()._update_all(indices, params, grads, lr)
+        velocities = [self.slot("momentum", i) for i in indices] if self.momentum != 0 else None
+        optim_ops.sgd_update_many(params, grads, velocities, lr, self.momentum, self.nesterov,
+                                  weight_decay=self.weight_decay or 0.0)
+
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
@@ -289,6 +305,15 @@ class Adam(Optimizer):
         m, v, v_hat = self._moments(index)
         optim_ops.adam_update(param, grad, m, v, lr, self.beta_1, self.beta_2, self.epsilon,
                               self.iterations + 1, v_hat=v_hat, weight_decay=self.weight_decay or 0.0)
+
+    def _update_all(self, indices, params, grads, lr):
+        if not (self._fused_update(Adam) or self._fused_update(AdamW)):
+            return super()._update_all(indices, params, grads, lr)
+        v_hats = [self.slot("velocity_hat", i) for i in indices] if self.amsgrad else None
+        optim_ops.adam_update_many(params, grads, [self.slot("momentum", i) for i in indices],
+                                   [self.slot("velocity", i) for i in indices], lr, self.beta_1, self.beta_2,
+                                   self.epsilon, self.iterations + 1, v_hats=v_hats,
+                                   weight_decay=self.weight_decay or 0.0)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -335,6 +360,16 @@ class RMSprop(Optimizer):
         optim_ops.rmsprop_update(param, grad, self.slot("velocity", index), momentum_buf, lr, self.rho,
                                  self.momentum, self.epsilon, average_grad=average,
                                  weight_decay=self.weight_decay or 0.0)
+
+    def _update_all(self, indices, params, grads, lr):
+        if not self._fused_update(RMSprop):
+            return super()._update_all(indices, params, grads, lr)
+        optim_ops.rmsprop_update_many(
+            params, grads, [self.slot("velocity", i) for i in indices],
+            [self.slot("momentum", i) for i in indices] if self.momentum > 0 else None, lr, self.rho,
+            self.momentum, self.epsilon,
+            average_grads=[self.slot("average_gradient", i) for i in indices] if self.centered else None,
+            weight_decay=self.weight_decay or 0.0)
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,

@@ -14,6 +14,7 @@
 //   sigmoid_backward(dy, y, dx, n)                       needs y: dx = dy * y * (1 - y)
 //   tanh_forward(x, y, n)
 //   tanh_backward(dy, y, dx, n)                          needs y: dx = dy * (1 - y^2)
+<<<<<<< HEAD
 //   <op>_forward(x, y, n), <op>_backward(dy, x, dx, n)    needs x: dx = dy * op'(x), for op in
 //       gelu (exact, erf), gelu_approximate (tanh form), silu (x * sigmoid(x)), softplus,
 //       softsign, hard_sigmoid (clip(x / 6 + 0.5, 0, 1), Keras 3), hard_silu (x * hard_sigmoid(x)),
@@ -23,6 +24,9 @@
 //   prelu_backward(dy, x, alpha, dx, alpha_terms, n, alpha_size)   needs x: dx = dy or alpha * dy;
 //       alpha_terms = x > 0 ? 0 : dy * x, which the host sums per alpha with conv.cu's bias_backward
 //       (the batch and shared axes moved in front, so element i uses alpha[i % alpha_size]).
+=======
+//   fused_activation_backward(dy, y, dx, n, act, alpha) dx = dy * act'(x) read from y (epilogue.cuh)
+>>>>>>> d53b9ff (WIP: epilogue fusion (bias + activation in conv/dense forward, activation gradient folded into the next layer's input-gradient kernel or max pool backward), bias gradient as a row of the filter-gradient product, multi-tensor optimizer kernels)
 //   softmax_forward(x, y, rows, cols)                    y = exp(x - max) / sum(exp(x - max)) per row
 //   softmax_backward(dy, y, dx, rows, cols)              needs y: dx = y * (dy - sum(dy * y)) per row
 //
@@ -36,7 +40,8 @@
 // y for sigmoid, tanh and softmax.
 // Gradients: every kernel writes (=) its output; nothing accumulates.
 
-#include "common.cuh"   // GRID_STRIDE_LOOP, ROW_PER_WARP_LOOP, warp_sum, warp_max
+#include "common.cuh"     // GRID_STRIDE_LOOP, ROW_PER_WARP_LOOP, warp_sum, warp_max
+#include "epilogue.cuh"   // activate, activation_gradient: the same expressions fused kernels use
 
 // -- ReLU in Keras's general form -------------------------------------------------------------
 
@@ -69,10 +74,7 @@ extern "C" __global__ void relu_backward(const float* __restrict__ dy, const flo
 
 extern "C" __global__ void leaky_relu_forward(const float* __restrict__ x, float* __restrict__ y, int n,
                                               float negative_slope) {
-    GRID_STRIDE_LOOP(i, n) {
-        float v = x[i];
-        y[i] = v > 0.0f ? v : v * negative_slope;
-    }
+    GRID_STRIDE_LOOP(i, n) y[i] = activate(x[i], ACT_LEAKY_RELU, negative_slope);
 }
 
 extern "C" __global__ void leaky_relu_backward(const float* __restrict__ dy, const float* __restrict__ x,
@@ -81,10 +83,7 @@ extern "C" __global__ void leaky_relu_backward(const float* __restrict__ dy, con
 }
 
 extern "C" __global__ void elu_forward(const float* __restrict__ x, float* __restrict__ y, int n, float alpha) {
-    GRID_STRIDE_LOOP(i, n) {
-        float v = x[i];
-        y[i] = v > 0.0f ? v : alpha * expm1f(v);   // NaN takes this branch and stays NaN
-    }
+    GRID_STRIDE_LOOP(i, n) y[i] = activate(x[i], ACT_ELU, alpha);   // NaN stays NaN
 }
 
 extern "C" __global__ void elu_backward(const float* __restrict__ dy, const float* __restrict__ x,
@@ -98,11 +97,7 @@ extern "C" __global__ void elu_backward(const float* __restrict__ dy, const floa
 // -- sigmoid, tanh -----------------------------------------------------------------------------
 
 extern "C" __global__ void sigmoid_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
-    GRID_STRIDE_LOOP(i, n) {
-        float v = x[i];
-        float e = expf(-fabsf(v));   // <= 1, so neither branch overflows
-        y[i] = v >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
-    }
+    GRID_STRIDE_LOOP(i, n) y[i] = activate(x[i], ACT_SIGMOID, 0.0f);   // no overflow for large |x|
 }
 
 extern "C" __global__ void sigmoid_backward(const float* __restrict__ dy, const float* __restrict__ y,
@@ -111,7 +106,14 @@ extern "C" __global__ void sigmoid_backward(const float* __restrict__ dy, const 
 }
 
 extern "C" __global__ void tanh_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
-    GRID_STRIDE_LOOP(i, n) y[i] = tanhf(x[i]);
+    GRID_STRIDE_LOOP(i, n) y[i] = activate(x[i], ACT_TANH, 0.0f);
+}
+
+// dx = dy * act'(x) from the output y of a layer whose kernel applied the activation (act, alpha:
+// epilogue.cuh's codes), when no neighbouring kernel could fold it.
+extern "C" __global__ void fused_activation_backward(const float* __restrict__ dy, const float* __restrict__ y,
+                                                     float* __restrict__ dx, int n, int act, float alpha) {
+    GRID_STRIDE_LOOP(i, n) dx[i] = activation_gradient(dy[i], y[i], act, alpha);
 }
 
 extern "C" __global__ void tanh_backward(const float* __restrict__ dy, const float* __restrict__ y,

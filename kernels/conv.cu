@@ -2,14 +2,18 @@
 // bias gradient. The transposed convolution runs on the same kernels (see below).
 //
 // Kernels:
-//   conv2d_forward(x, w, b, y, has_bias, <geometry>)
-//       y (N, OH, OW, Cout) = x (*) w (+ b).  GEMM: M = N*OH*OW pixels, N = Cout, K = kh*kw*Cin.
-//   conv2d_backward_input(dy, w, b, dx, has_bias, <geometry>)
-//       dx (N, H, W, Cin) = the input gradient of conv2d_forward (+ b, for the transposed conv).
-//       GEMM per phase: M = dx pixels of the phase, N = Cin, K = (taps reaching the phase)*Cout.
-//   conv2d_backward_filter(x, dy, dw, pixels_per_split, <geometry>)
-//       dw[split] (kh, kw, Cin, Cout) = im2col(x)^T @ dy over one split of the N*OH*OW pixels.
-//       GEMM: M = kh*kw*Cin, N = Cout, K = the split's pixels.
+//   conv2d_forward(x, w, b, y, gate, has_bias, has_gate, act, alpha, <geometry>)
+//       y (N, OH, OW, Cout) = act(x (*) w (+ b)).  GEMM: M = N*OH*OW pixels, N = Cout, K = kh*kw*Cin.
+//   conv2d_backward_input(dy, w, b, dx, gate, has_bias, has_gate, act, alpha, <geometry>)
+//       dx (N, H, W, Cin) = the input gradient of conv2d_forward (+ b and act, for the transposed
+//       conv). GEMM per phase: M = dx pixels of the phase, N = Cin, K = (taps reaching it)*Cout.
+//   Both end in epilogue.cuh's epilogue (shared with gemm.cu and pool.cu; new conv kernels fuse
+//   the same way): act(v), or with has_gate the gradient v gated by act' read from gate, the
+//   output of the layer before (whose activation the fold saves a launch), laid out like y.
+//   conv2d_backward_filter(x, dy, dw, pixels_per_split, with_bias, <geometry>)
+//       dw[split] (kh*kw*Cin (+ 1), Cout) = im2col(x)^T @ dy over one split of the N*OH*OW
+//       pixels; with_bias appends a column of ones to im2col(x): the last row is the bias
+//       gradient. GEMM: M = kh*kw*Cin (+ 1), N = Cout, K = the split's pixels.
 //   bias_backward(dy, db, rows, channels, rows_per_split)
 //       db[split] (C,) = sum of dy (rows, C) over one split of the rows.
 //   sum_splits(partial, out, count, splits)
@@ -42,6 +46,8 @@
 // two runs give identical bits.
 // Backward needs: x (filter gradient), w (input gradient), dy; nothing else saved.
 // Gradients: every kernel writes (=) its output; none accumulates (+=).
+
+#include "epilogue.cuh"   // epilogue: bias + activation, or an activation's gradient folded in
 
 #define TILE_M 64          // GEMM rows a block owns
 #define TILE_N 64          // GEMM columns a block owns
@@ -147,11 +153,14 @@ struct PatchTaps : RowMajorLoader {
     int p_end, c, di, dj;
     bool tap_ok;
 
-    __device__ PatchTaps(const float* x_, const Conv& g_, int m0, int p_end_)
+    bool ones;   // the row after the last tap, when the bias gradient rides along: all ones
+
+    __device__ PatchTaps(const float* x_, const Conv& g_, int m0, int p_end_, int with_bias)
         : x(x_), g(g_), p_end(p_end_) {
         int tap_k = m0 + rowmajor_col();
         int tap = tap_k / g.cin;
         tap_ok = tap_k < g.kh * g.kw * g.cin;
+        ones = with_bias && tap_k == g.kh * g.kw * g.cin;
         c = tap_k % g.cin;
         di = (tap / g.kw) * g.dil_h - g.pad_t;
         dj = (tap % g.kw) * g.dil_w - g.pad_l;
@@ -163,7 +172,7 @@ struct PatchTaps : RowMajorLoader {
             int ow = p % g.out_w, oh = (p / g.out_w) % g.out_h, image = p / (g.out_w * g.out_h);
             int ih = oh * g.sh + di, iw = ow * g.sw + dj;
             bool ok = tap_ok && p < p_end && inside(ih, g.in_h) && inside(iw, g.in_w);
-            v[r] = ok ? x[((image * g.in_h + ih) * g.in_w + iw) * g.cin + c] : 0.0f;
+            v[r] = ok ? x[((image * g.in_h + ih) * g.in_w + iw) * g.cin + c] : (ones && p < p_end ? 1.0f : 0.0f);
         }
     }
 };
@@ -287,8 +296,8 @@ __device__ __forceinline__ void gemm_tiles(LoaderA& a, LoaderB& b, int k_begin, 
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 conv2d_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
-               float* __restrict__ y, int has_bias,
-               int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+               float* __restrict__ y, const float* __restrict__ gate, int has_bias, int has_gate, int act,
+               float alpha, int batch, int in_h, int in_w, int cin, int out_h, int out_w,
                int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
     Conv g = GEOMETRY;
     int m0 = blockIdx.x * TILE_M, n0 = blockIdx.y * TILE_N;
@@ -303,7 +312,9 @@ conv2d_forward(const float* __restrict__ x, const float* __restrict__ w, const f
 #pragma unroll
         for (int j = 0; j < SUBTILE; ++j) {
             int co = n0 + tx + 16 * j;
-            if (m < pixels && co < g.cout) y[m * g.cout + co] = acc[i][j] + (has_bias ? b[co] : 0.0f);
+            if (m < pixels && co < g.cout)
+                y[m * g.cout + co] = epilogue(acc[i][j] + (has_bias ? b[co] : 0.0f), has_gate ? gate : nullptr,
+                                              m * g.cout + co, act, alpha);
         }
     }
 }
@@ -312,8 +323,8 @@ conv2d_forward(const float* __restrict__ x, const float* __restrict__ w, const f
 // Three blocks an SM: left alone ptxas takes ~104 registers here (two blocks an SM) on sm_70/80.
 extern "C" __global__ void __launch_bounds__(THREADS, 3)
 conv2d_backward_input(const float* __restrict__ dy, const float* __restrict__ w, const float* __restrict__ b,
-                      float* __restrict__ dx, int has_bias,
-                      int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+                      float* __restrict__ dx, const float* __restrict__ gate, int has_bias, int has_gate,
+                      int act, float alpha, int batch, int in_h, int in_w, int cin, int out_h, int out_w,
                       int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
     Conv g = GEOMETRY;
     Phase ph = phase_of(blockIdx.z / g.sw, g.in_h, g.pad_t, g.sh, g.dil_h, g.kh);
@@ -334,24 +345,26 @@ conv2d_backward_input(const float* __restrict__ dy, const float* __restrict__ w,
 #pragma unroll
         for (int j = 0; j < SUBTILE; ++j) {
             int c = n0 + tx + 16 * j;
+            int at = ((image * g.in_h + h) * g.in_w + wc) * g.cin + c;
             if (m < pixels && c < g.cin)
-                dx[((image * g.in_h + h) * g.in_w + wc) * g.cin + c] = acc[i][j] + (has_bias ? b[c] : 0.0f);
+                dx[at] = epilogue(acc[i][j] + (has_bias ? b[c] : 0.0f), has_gate ? gate : nullptr, at, act, alpha);
         }
     }
 }
 
-// Grid: (ceil(kh*kw*cin / 64), ceil(cout / 64), splits); split z covers pixels
-// [z * pixels_per_split, (z + 1) * pixels_per_split) and writes dw + z * kh*kw*cin*cout.
+// Grid: (ceil(rows / 64), ceil(cout / 64), splits), rows = kh*kw*cin (+ 1 with_bias: the bias
+// gradient as a row of ones in im2col(x)); split z covers pixels [z * pixels_per_split,
+// (z + 1) * pixels_per_split) and writes dw + z * rows*cout.
 extern "C" __global__ void __launch_bounds__(THREADS)
 conv2d_backward_filter(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw,
-                       int pixels_per_split,
+                       int pixels_per_split, int with_bias,
                        int batch, int in_h, int in_w, int cin, int out_h, int out_w,
                        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
     Conv g = GEOMETRY;
-    int taps = g.kh * g.kw * g.cin, pixels = g.batch * g.out_h * g.out_w;
+    int taps = g.kh * g.kw * g.cin + with_bias, pixels = g.batch * g.out_h * g.out_w;
     int m0 = blockIdx.x * TILE_M, n0 = blockIdx.y * TILE_N;
     int p_begin = blockIdx.z * pixels_per_split, p_end = min(p_begin + pixels_per_split, pixels);
-    PatchTaps a(x, g, m0, p_end);
+    PatchTaps a(x, g, m0, p_end, with_bias);
     MatrixRows bm(dy, g.cout, p_end, n0);
     float acc[SUBTILE][SUBTILE] = {};
     gemm_tiles(a, bm, p_begin, p_end, acc);

@@ -1,10 +1,17 @@
 // gemm.cu - the matrix products of a Dense layer, y = x @ w + b, and its gradients.
 //
 // Kernels:
-//   dense_forward(x, w, b, y, M, K, N, has_bias)   y (M, N) = x (M, K) @ w (K, N) (+ b (N,))   [NN]
-//   dense_backward_input(dy, w, dx, M, K, N)       dx (M, N) = dy (M, K) @ w^T, w stored (N, K) [NT]
-//   dense_backward_filter(x, dy, dw, M, K, N)      dw (M, N) = x^T @ dy, x stored (K, M), dy (K, N) [TN]
+//   dense_forward(x, w, b, y, M, K, N, has_bias, act, alpha)
+//       y (M, N) = act(x (M, K) @ w (K, N) (+ b (N,)))                                       [NN]
+//   dense_backward_input(dy, w, dx, M, K, N, gate, has_gate, act, alpha)
+//       dx (M, N) = dy (M, K) @ w^T, w stored (N, K); with a gate (the output of the layer before,
+//       whose activation this folds) dx * act'(...) read from the gate                       [NT]
+//   dense_backward_filter(x, dy, dw, M, K, N, with_bias)
+//       dw (M, N) = x^T @ dy, x stored (K, M), dy (K, N); with_bias: dw has a row M more, the
+//       bias gradient (the product of a row of ones with dy)                                 [TN]
 //   dense_backward_bias(dy, db, rows, cols)        db (cols,) = column sums of dy (rows, cols)
+// The epilogue (act codes, activate / activation_gradient) is epilogue.cuh's, shared with
+// conv.cu and pool.cu; a new GEMM kernel fuses the same activations by calling `epilogue`.
 //
 // Layout: row-major float32 matrices. A Dense input of any rank arrives folded to (batch, in);
 // the kernel w is Keras's (in, out). M, K, N name the product's own sizes, so in
@@ -34,6 +41,8 @@
 // deterministic. Backward needs the forward's input x (and w); nothing else is saved.
 // Gradients: every kernel writes (=) its output, none accumulates (+=).
 
+#include "epilogue.cuh"   // epilogue: the activation applied to C, or its gradient folded in
+
 #define BLOCK_M 64
 #define BLOCK_N 64
 #define BLOCK_K 16
@@ -49,17 +58,20 @@
 #define PAD 2
 
 // Loads the BLOCK_K x BLOCK_M slice of op(A) starting at (row0, k0) into tile[k][m].
-// op(A) is (M, K); A is stored (M, K), or (K, M) when TRANS.
+// op(A) is (M, K); A is stored (M, K), or (K, M) when TRANS. Row ones_row of op(A), when not
+// -1, is all ones (not stored): its row of C is then the column sums of op(B).
 template <bool TRANS>
 __device__ __forceinline__ void load_a(const float* __restrict__ a, float (*tile)[BLOCK_M + PAD],
-                                       int rows, int depth, int row0, int k0, int tid) {
+                                       int rows, int depth, int row0, int k0, int tid, int ones_row) {
+    int stride = TRANS ? (ones_row >= 0 ? ones_row : rows) : depth;
     for (int l = 0; l < BLOCK_M * BLOCK_K / THREADS; ++l) {
         int index = tid + l * THREADS;
         int k = TRANS ? index / BLOCK_M : index % BLOCK_K;
         int m = TRANS ? index % BLOCK_M : index / BLOCK_K;
         int row = row0 + m, kk = k0 + k;
         bool inside = row < rows && kk < depth;
-        tile[k][m] = inside ? (TRANS ? a[kk * rows + row] : a[row * depth + kk]) : 0.0f;
+        tile[k][m] = !inside ? 0.0f : row == ones_row ? 1.0f
+                                    : (TRANS ? a[kk * stride + row] : a[row * stride + kk]);
     }
 }
 
@@ -78,11 +90,15 @@ __device__ __forceinline__ void load_b(const float* __restrict__ b, float (*tile
     }
 }
 
-// C (M, N) = op(A) (M, K) @ op(B) (K, N), plus bias[n] on every row when bias is not null.
+// C (M, N) = op(A) (M, K) @ op(B) (K, N), plus bias[n] on every row when bias is not null,
+// then the epilogue (epilogue.cuh): act(C), or with a gate activation_gradient(C, gate[same
+// element]). ones_row: see load_a.
 template <bool TRANS_A, bool TRANS_B>
 __device__ __forceinline__ void gemm_tile(const float* __restrict__ a, const float* __restrict__ b,
                                           const float* __restrict__ bias, float* __restrict__ c,
-                                          int M, int K, int N) {
+                                          int M, int K, int N, int ones_row = -1,
+                                          const float* __restrict__ gate = nullptr, int act = ACT_NONE,
+                                          float alpha = 0.0f) {
     __shared__ float a_tile[BLOCK_K][BLOCK_M + PAD];
     __shared__ float b_tile[BLOCK_K][BLOCK_N + PAD];
     int tid = threadIdx.x, tx = tid % SIDE, ty = tid / SIDE;
@@ -94,7 +110,7 @@ __device__ __forceinline__ void gemm_tile(const float* __restrict__ a, const flo
         for (int j = 0; j < PER_THREAD; ++j) acc[i][j] = 0.0f;
 
     for (int k0 = 0; k0 < K; k0 += BLOCK_K) {
-        load_a<TRANS_A>(a, a_tile, M, K, row0, k0, tid);
+        load_a<TRANS_A>(a, a_tile, M, K, row0, k0, tid, ones_row);
         load_b<TRANS_B>(b, b_tile, K, N, k0, col0, tid);
         __syncthreads();
         for (int k = 0; k < BLOCK_K; ++k) {
@@ -111,27 +127,30 @@ __device__ __forceinline__ void gemm_tile(const float* __restrict__ a, const flo
         int row = row0 + ty + SIDE * i;
         for (int j = 0; j < PER_THREAD; ++j) {
             int col = col0 + tx + SIDE * j;
-            if (row < M && col < N) c[row * N + col] = bias ? acc[i][j] + bias[col] : acc[i][j];
+            if (row < M && col < N)
+                c[row * N + col] = epilogue(bias ? acc[i][j] + bias[col] : acc[i][j], gate, row * N + col, act, alpha);
         }
     }
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 dense_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
-              float* __restrict__ y, int M, int K, int N, int has_bias) {
-    gemm_tile<false, false>(x, w, has_bias ? b : nullptr, y, M, K, N);
+              float* __restrict__ y, int M, int K, int N, int has_bias, int act, float alpha) {
+    gemm_tile<false, false>(x, w, has_bias ? b : nullptr, y, M, K, N, -1, nullptr, act, alpha);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 dense_backward_input(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
-                     int M, int K, int N) {
-    gemm_tile<false, true>(dy, w, nullptr, dx, M, K, N);
+                     int M, int K, int N, const float* __restrict__ gate, int has_gate, int act, float alpha) {
+    gemm_tile<false, true>(dy, w, nullptr, dx, M, K, N, -1, has_gate ? gate : nullptr, act, alpha);
 }
 
+// with_bias: dw is (M + 1, N), its last row the bias gradient (column sums of dy), from a row of
+// ones appended to x^T: M here is the layer's input features, x stored (K, M).
 extern "C" __global__ void __launch_bounds__(THREADS)
 dense_backward_filter(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw,
-                      int M, int K, int N) {
-    gemm_tile<true, false>(x, dy, nullptr, dw, M, K, N);
+                      int M, int K, int N, int with_bias) {
+    gemm_tile<true, false>(x, dy, nullptr, dw, M + with_bias, K, N, with_bias ? M : -1);
 }
 
 #define BIAS_COLS 32

@@ -1,4 +1,5 @@
-// optim.cu - optimizer steps, one fused launch per parameter, and the gradient-clipping kernels.
+// optim.cu - optimizer steps, one fused launch per parameter or one for all of them, and the
+// gradient-clipping kernels.
 //
 // Kernels:
 //   sgd_update(p, g, velocity, n, lr, momentum, weight_decay, use_momentum, nesterov)
@@ -6,6 +7,11 @@
 //               weight_decay, amsgrad)                       Adam, AMSGrad and AdamW
 //   rmsprop_update(p, g, velocity, momentum_buf, average_grad, n, lr, rho, one_minus_rho,
 //                  momentum, epsilon, weight_decay, use_momentum, centered)
+//   sgd_update_many / adam_update_many / rmsprop_update_many(tables, sizes, tensors, <the scalars
+//       above>)   the same steps over every parameter in one launch: tables holds the addresses
+//       of each tensor's parameter, gradient and slots (uint64), sizes their element counts;
+//       each element goes through the same device function as the per-parameter kernel, so the
+//       results are bit-identical to one launch per parameter.
 //   sum_squares_partial(x, partial, n)          partial[b] = sum of x[i]^2 over block b's elements
 //   sum_squares_total(partial, totals, count, slot)   totals[slot] = sum of partial[0..count)
 //   clip_by_value(g, out, n, clipvalue)          out = g clipped to [-clipvalue, clipvalue]
@@ -33,21 +39,76 @@
 
 #include "common.cuh"   // GRID_STRIDE_LOOP
 
+// -- one element of each update: shared by the per-parameter and the multi-tensor kernels -----
+
+__device__ __forceinline__ void sgd_element(float* __restrict__ p, const float* __restrict__ g,
+                                            float* __restrict__ velocity, int i, float lr, float momentum,
+                                            float weight_decay, int use_momentum, int nesterov) {
+    float param = p[i], grad = g[i];
+    if (weight_decay != 0.0f) param -= param * weight_decay * lr;
+    if (!use_momentum) {
+        p[i] = param - grad * lr;
+        return;
+    }
+    float v = velocity[i] * momentum;
+    v -= grad * lr;
+    velocity[i] = v;
+    p[i] = nesterov ? param + (v * momentum - grad * lr) : param + v;
+}
+
+__device__ __forceinline__ void adam_element(float* __restrict__ p, const float* __restrict__ g,
+                                             float* __restrict__ m, float* __restrict__ v,
+                                             float* __restrict__ v_hat, int i, float alpha,
+                                             float one_minus_beta_1, float one_minus_beta_2, float epsilon,
+                                             float lr, float weight_decay, int amsgrad) {
+    float param = p[i], grad = g[i];
+    if (weight_decay != 0.0f) param -= param * weight_decay * lr;
+    float first = m[i] + (grad - m[i]) * one_minus_beta_1;
+    float second = v[i] + (grad * grad - v[i]) * one_minus_beta_2;
+    m[i] = first;
+    v[i] = second;
+    if (amsgrad) {
+        float seen = v_hat[i];
+        // np.maximum's NaN rule: a NaN on either side wins.
+        second = (seen > second || seen != seen) ? seen : second;
+        v_hat[i] = second;
+    }
+    p[i] = param - (first * alpha) / (sqrtf(second) + epsilon);
+}
+
+__device__ __forceinline__ void rmsprop_element(float* __restrict__ p, const float* __restrict__ g,
+                                                float* __restrict__ velocity, float* __restrict__ momentum_buf,
+                                                float* __restrict__ average_grad, int i, float lr, float rho,
+                                                float one_minus_rho, float momentum, float epsilon,
+                                                float weight_decay, int use_momentum, int centered) {
+    float param = p[i], grad = g[i];
+    if (weight_decay != 0.0f) param -= param * weight_decay * lr;
+    float v = velocity[i] * rho;
+    v += (grad * grad) * one_minus_rho;
+    velocity[i] = v;
+    float denominator = v + epsilon;
+    if (centered) {
+        float average = average_grad[i] * rho;
+        average += grad * one_minus_rho;
+        average_grad[i] = average;
+        denominator = v - average * average + epsilon;
+    }
+    float increment = (grad * lr) / sqrtf(denominator);
+    if (use_momentum) {
+        float buffer = momentum_buf[i] * momentum;
+        buffer += increment;
+        momentum_buf[i] = buffer;
+        increment = buffer;
+    }
+    p[i] = param - increment;
+}
+
+// -- per parameter ---------------------------------------------------------------------------
+
 extern "C" __global__ void __launch_bounds__(THREADS)
 sgd_update(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ velocity, int n,
            float lr, float momentum, float weight_decay, int use_momentum, int nesterov) {
-    GRID_STRIDE_LOOP(i, n) {
-        float param = p[i], grad = g[i];
-        if (weight_decay != 0.0f) param -= param * weight_decay * lr;
-        if (!use_momentum) {
-            p[i] = param - grad * lr;
-            continue;
-        }
-        float v = velocity[i] * momentum;
-        v -= grad * lr;
-        velocity[i] = v;
-        p[i] = nesterov ? param + (v * momentum - grad * lr) : param + v;
-    }
+    GRID_STRIDE_LOOP(i, n) sgd_element(p, g, velocity, i, lr, momentum, weight_decay, use_momentum, nesterov);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS)
@@ -55,21 +116,8 @@ adam_update(float* __restrict__ p, const float* __restrict__ g, float* __restric
             float* __restrict__ v, float* __restrict__ v_hat, int n, float alpha,
             float one_minus_beta_1, float one_minus_beta_2, float epsilon, float lr,
             float weight_decay, int amsgrad) {
-    GRID_STRIDE_LOOP(i, n) {
-        float param = p[i], grad = g[i];
-        if (weight_decay != 0.0f) param -= param * weight_decay * lr;
-        float first = m[i] + (grad - m[i]) * one_minus_beta_1;
-        float second = v[i] + (grad * grad - v[i]) * one_minus_beta_2;
-        m[i] = first;
-        v[i] = second;
-        if (amsgrad) {
-            float seen = v_hat[i];
-            // np.maximum's NaN rule: a NaN on either side wins.
-            second = (seen > second || seen != seen) ? seen : second;
-            v_hat[i] = second;
-        }
-        p[i] = param - (first * alpha) / (sqrtf(second) + epsilon);
-    }
+    GRID_STRIDE_LOOP(i, n) adam_element(p, g, m, v, v_hat, i, alpha, one_minus_beta_1, one_minus_beta_2,
+                                        epsilon, lr, weight_decay, amsgrad);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS)
@@ -77,28 +125,43 @@ rmsprop_update(float* __restrict__ p, const float* __restrict__ g, float* __rest
                float* __restrict__ momentum_buf, float* __restrict__ average_grad, int n, float lr,
                float rho, float one_minus_rho, float momentum, float epsilon, float weight_decay,
                int use_momentum, int centered) {
-    GRID_STRIDE_LOOP(i, n) {
-        float param = p[i], grad = g[i];
-        if (weight_decay != 0.0f) param -= param * weight_decay * lr;
-        float v = velocity[i] * rho;
-        v += (grad * grad) * one_minus_rho;
-        velocity[i] = v;
-        float denominator = v + epsilon;
-        if (centered) {
-            float average = average_grad[i] * rho;
-            average += grad * one_minus_rho;
-            average_grad[i] = average;
-            denominator = v - average * average + epsilon;
-        }
-        float increment = (grad * lr) / sqrtf(denominator);
-        if (use_momentum) {
-            float buffer = momentum_buf[i] * momentum;
-            buffer += increment;
-            momentum_buf[i] = buffer;
-            increment = buffer;
-        }
-        p[i] = param - increment;
-    }
+    GRID_STRIDE_LOOP(i, n) rmsprop_element(p, g, velocity, momentum_buf, average_grad, i, lr, rho, one_minus_rho,
+                                           momentum, epsilon, weight_decay, use_momentum, centered);
+}
+
+// -- every parameter in one launch -------------------------------------------------------------
+// tables[slot * tensors + t] is the address of array `slot` of tensor t (slot 0: the parameter,
+// 1: the gradient, then the optimizer's slots); sizes[t] its element count. Grid (x, tensors):
+// grid row t walks tensor t grid-stride, so element i of tensor t is one thread's, as above.
+
+#define TENSOR(slot) (reinterpret_cast<float*>(tables[(slot) * tensors + t]))
+#define TENSOR_LOOP(i) \
+    int t = blockIdx.y, n = sizes[t]; \
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+sgd_update_many(const unsigned long long* __restrict__ tables, const int* __restrict__ sizes, int tensors,
+                float lr, float momentum, float weight_decay, int use_momentum, int nesterov) {
+    TENSOR_LOOP(i) sgd_element(TENSOR(0), TENSOR(1), use_momentum ? TENSOR(2) : nullptr, i, lr, momentum,
+                               weight_decay, use_momentum, nesterov);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+adam_update_many(const unsigned long long* __restrict__ tables, const int* __restrict__ sizes, int tensors,
+                 float alpha, float one_minus_beta_1, float one_minus_beta_2, float epsilon, float lr,
+                 float weight_decay, int amsgrad) {
+    TENSOR_LOOP(i) adam_element(TENSOR(0), TENSOR(1), TENSOR(2), TENSOR(3), amsgrad ? TENSOR(4) : nullptr, i,
+                                alpha, one_minus_beta_1, one_minus_beta_2, epsilon, lr, weight_decay, amsgrad);
+}
+
+// Slots after the gradient: velocity, then momentum_buf when use_momentum, then average_grad.
+extern "C" __global__ void __launch_bounds__(THREADS)
+rmsprop_update_many(const unsigned long long* __restrict__ tables, const int* __restrict__ sizes, int tensors,
+                    float lr, float rho, float one_minus_rho, float momentum, float epsilon,
+                    float weight_decay, int use_momentum, int centered) {
+    TENSOR_LOOP(i) rmsprop_element(TENSOR(0), TENSOR(1), TENSOR(2), use_momentum ? TENSOR(3) : nullptr,
+                                   centered ? TENSOR(3 + use_momentum) : nullptr, i, lr, rho, one_minus_rho,
+                                   momentum, epsilon, weight_decay, use_momentum, centered);
 }
 
 // Tree sum of the block's THREADS values in `cache`; the result lands in cache[0].

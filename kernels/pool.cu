@@ -3,8 +3,11 @@
 // Kernels:
 //   max_pool2d_forward(x, y, argmax, ...)     y[n,oh,ow,c] = max of its window; argmax[n,oh,ow,c] =
 //                                             h * W + w of the winner in the unpadded plane (int32)
-//   max_pool2d_backward(dy, argmax, dx, ...)  dx[n,h,w,c] = sum of dy over the windows covering
-//                                             (h, w) whose argmax names it
+//   max_pool2d_backward(dy, argmax, dx, gate, has_gate, act, alpha, ...)
+//                                             dx[n,h,w,c] = sum of dy over the windows covering
+//                                             (h, w) whose argmax names it; with has_gate, times
+//                                             the derivative of the activation before the pool,
+//                                             read from its output gate (epilogue.cuh)
 //   avg_pool2d_forward(x, y, ...)             y = sum of the window's real cells / their count
 //   avg_pool2d_backward(dy, dx, ...)          dx[n,h,w,c] = sum over covering windows of dy / count
 //   global_avg_pool2d_forward(x, y, ...)      y[n,c] = mean of x[n,:,:,c] over H * W
@@ -31,7 +34,8 @@
 
 #define THREADS 256
 
-#include "common.cuh"   // GRID_STRIDE_LOOP, nhwc_at
+#include "common.cuh"     // GRID_STRIDE_LOOP, nhwc_at
+#include "epilogue.cuh"   // activation_gradient: the ReLU (or other) before the pool, folded
 
 // Clipped extent [*begin, *end) of output index o's window on one axis of size n.
 __device__ __forceinline__ void window_span(int o, int stride, int pad, int k, int n, int* begin, int* end) {
@@ -76,7 +80,7 @@ max_pool2d_forward(const float* __restrict__ x, float* __restrict__ y, int* __re
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 max_pool2d_backward(const float* __restrict__ dy, const int* __restrict__ argmax, float* __restrict__ dx,
-                    int n, int h, int w, int c, int out_h, int out_w, int kh, int kw,
+                    const float* __restrict__ gate, int has_gate, int act, float alpha, int n, int h, int w, int c, int out_h, int out_w, int kh, int kw,
                     int sh, int sw, int pt, int pl) {
     GRID_STRIDE_LOOP(index, n * h * w * c) {
         auto [image, row, col, ch] = nhwc_at(index, h, w, c);
@@ -91,7 +95,7 @@ max_pool2d_backward(const float* __restrict__ dy, const int* __restrict__ argmax
                 if (argmax[at] == cell) sum += dy[at];
             }
         }
-        dx[index] = sum;
+        dx[index] = has_gate ? activation_gradient(sum, gate[index], act, alpha) : sum;
     }
 }
 

@@ -10,6 +10,8 @@ from .. import activations as functions
 from .. import backend, initializers
 from ..primitives import activation as ops
 from ..primitives import passes
+from ..primitives import epilogue as epilogue_ops
+from ..primitives.epilogue import Epilogue
 from .base import Layer
 
 __all__ = ["ReLU", "LeakyReLU", "ELU", "PReLU", "Sigmoid", "Tanh", "Softmax", "get_activation", "ActivationMixin"]
@@ -20,6 +22,7 @@ class _ActivationLayer(Layer):
 
     fusable_softmax = False
     _saves_output = True
+    epilogue = None   # an Epilogue when a linear layer's kernel may apply this activation itself
 
     def fuses_in_place(self, z):
         """True when a linear layer may apply this activation to its own output ``z`` in place."""
@@ -67,6 +70,10 @@ class ReLU(_ActivationLayer):
         return self.plain and not backend.current().runs_kernels and isinstance(z, np.ndarray) \
             and z.flags.writeable
 
+    @property
+    def epilogue(self):
+        return Epilogue("relu") if self.plain else None
+
     def _forward(self, x):
         return ops.relu_forward(x, **self._settings())
 
@@ -88,6 +95,10 @@ class LeakyReLU(_ActivationLayer):
             raise ValueError(f"LeakyReLU negative_slope must be >= 0; received {negative_slope!r}.")
         self.negative_slope = float(negative_slope)
 
+    @property
+    def epilogue(self):
+        return Epilogue("leaky_relu", self.negative_slope)
+
     def _forward(self, x):
         return ops.leaky_relu_forward(x, self.negative_slope)
 
@@ -106,6 +117,10 @@ class ELU(_ActivationLayer):
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
         self.alpha = float(alpha)
+
+    @property
+    def epilogue(self):
+        return Epilogue("elu", self.alpha) if self.alpha > 0 else None   # y + alpha gives exp(x) for alpha > 0
 
     def _forward(self, x):
         return ops.elu_forward(x, self.alpha)
@@ -166,6 +181,8 @@ class PReLU(Layer):
 class Sigmoid(_ActivationLayer):
     """``1 / (1 + exp(-x))``."""
 
+    epilogue = Epilogue("sigmoid")
+
     def _forward(self, x):
         return ops.sigmoid_forward(x)
 
@@ -175,6 +192,8 @@ class Sigmoid(_ActivationLayer):
 
 class Tanh(_ActivationLayer):
     """Hyperbolic tangent."""
+
+    epilogue = Epilogue("tanh")
 
     def _forward(self, x):
         return ops.tanh_forward(x)
@@ -325,10 +344,27 @@ class ActivationMixin:
         self._activation = get_activation(activation)
         self.activation = serialize_activation(activation)
 
-    def _activate(self, z, training, owned=False):
+    _fused = None        # the Epilogue the last forward's kernel applied, and its output:
+    _fused_output = None  # what the activation's backward (or a neighbour's fold) reads
+    activation_folded = False   # set by a model while the next layer's kernel applies its gradient
+
+    def _forward_epilogue(self):
+        """The activation for the linear op's kernel to apply (kernel backends), or None."""
+        if self._activation is None or not backend.current().runs_kernels:
+            return None
+        return self._activation.epilogue
+
+    def activation_fold(self):
+        """``(y, Epilogue)`` when the last forward fused the activation: a neighbouring kernel that
+        computes this layer's output gradient may apply the activation's derivative itself."""
+        return None if self._fused is None else (self._fused_output, self._fused)
+
+    def _activate(self, z, training, owned=False, fused=None):
         """``activation(z)``; ``owned``: z is this layer's own fresh output, which a plain ReLU
-        on the numpy backend then clamps in place (one pass, no second array)."""
-        if self._activation is None:
+        on the numpy backend then clamps in place (one pass, no second array). ``fused``: the
+        Epilogue the linear op already applied (z is then the activation's output)."""
+        self._fused, self._fused_output = fused, (z if fused is not None else None)
+        if self._activation is None or fused is not None:
             return z
         if owned and self._activation.fuses_in_place(z):
             passes.relu_inplace(z)
@@ -346,8 +382,10 @@ class ActivationMixin:
         return isinstance(self._activation, ReLU) and self._activation.plain
 
     def _deactivate(self, dy):
-        if self._activation is None or self.relu_mask_applied:
+        if self._activation is None or self.relu_mask_applied or self.activation_folded:
             return dy
+        if self._fused is not None:
+            return epilogue_ops.activation_gradient(dy, self._fused_output, self._fused)
         return self._activation.backward(dy)
 
     @property

@@ -37,6 +37,16 @@ class BaseConv(WeightRulesMixin, ActivationMixin, Layer):
     _whole_backward = None   # or one op giving (dx, dw, db), when its parts share work...
     _forward_saving = None   # ...and a training forward giving (y, what that backward reuses)
     needs_input_gradient = True   # a model's training step sets False on a first layer: dx is None
+    fold_from = None   # a model sets (y, Epilogue) of the layer before, whose activation dx then folds
+
+    @property
+    def takes_fold(self):
+        """Epilogues and folds need conv.py's own conv ops: Conv2D / Conv2DTranspose themselves,
+        ungrouped (a subclass or grouped conv runs other ops, without the epilogue)."""
+        return type(self) in _EPILOGUE_CLASSES and getattr(self, "groups", 1) == 1
+
+    def _forward_epilogue(self):
+        return super()._forward_epilogue() if self.takes_fold else None
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
                  activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -136,11 +146,14 @@ class BaseConv(WeightRulesMixin, ActivationMixin, Layer):
         self._pads = pads
         self._x, self._saved = x, None
         geometry_args = (self.strides, self._pads, self.dilation_rate)
-        if training and self._forward_saving is not None and self.trainable:
+        fused = self._forward_epilogue()
+        if training and self._forward_saving is not None and self.trainable and fused is None:
             z, self._saved = self._forward_saving(x, self._op_kernel(), self.bias, *geometry_args)
+        elif fused is not None:
+            z = self._ops[0](x, self._op_kernel(), self.bias, *geometry_args, activation=fused)
         else:
             z = self._ops[0](x, self._op_kernel(), self.bias, *geometry_args)
-        return self._activate(z, training, owned=True)
+        return self._activate(z, training, owned=True, fused=fused)
 
     def backward(self, dy):
         return self._linear_backward(self._deactivate(dy))
@@ -150,12 +163,14 @@ class BaseConv(WeightRulesMixin, ActivationMixin, Layer):
         geometry_args = (self.strides, self._pads, self.dilation_rate)
         kernel = self._op_kernel()
         if self._whole_backward is not None and self.trainable:
+            folds = {} if self.fold_from is None else {"fold": self.fold_from}
             dx, dw, db = self._whole_backward(dz, self._x, kernel, *geometry_args,
-                                              need_dx=self.needs_input_gradient, saved=self._saved)
+                                              need_dx=self.needs_input_gradient, saved=self._saved, **folds)
             self._saved = None      # patches kept by the forward are used once
             self.grads = [dw.reshape(self.kernel.shape), db] if self.use_bias else [dw.reshape(self.kernel.shape)]
             return dx
-        dx = backward_input(dz, kernel, self._x.shape, *geometry_args) if self.needs_input_gradient else None
+        folds = {} if self.fold_from is None else {"fold": self.fold_from}
+        dx = backward_input(dz, kernel, self._x.shape, *geometry_args, **folds) if self.needs_input_gradient else None
         if not self.trainable:
             self.grads = []
             return dx
@@ -281,3 +296,6 @@ class Conv2DTranspose(BaseConv):
 
     def get_config(self):
         return {**super().get_config(), "output_padding": self.output_padding}
+
+
+_EPILOGUE_CLASSES = (Conv2D, Conv2DTranspose)

@@ -51,6 +51,8 @@ class Dense(WeightRulesMixin, ActivationMixin, Layer):
     """
 
     needs_input_gradient = True   # a model's training step sets False on a first layer: dx is None
+    fold_from = None   # a model sets (y, Epilogue) of the layer before, whose activation dx then folds
+    takes_fold = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
@@ -81,17 +83,22 @@ class Dense(WeightRulesMixin, ActivationMixin, Layer):
         if x.ndim < 2 or x.shape[-1] != features:
             raise self.shape_error(f"inputs of shape (batch, ..., {features})", x.shape)
         self._x_shape, self._x2d = x.shape, x.reshape(-1, features)
-        z = dense.dense_forward(self._x2d, self.kernel, self.bias)
-        return self._activate(z.reshape(*x.shape[:-1], self.units), training, owned=True)
+        fused = self._forward_epilogue()
+        z = dense.dense_forward(self._x2d, self.kernel, self.bias, activation=fused)
+        return self._activate(z.reshape(*x.shape[:-1], self.units), training, owned=True, fused=fused)
 
     def backward(self, dy):
         return self._linear_backward(self._deactivate(dy))
 
     def _linear_backward(self, dz):
         # A frozen layer (trainable=False) computes no weight gradients, only dx.
+        fold = self.fold_from
+        if fold is not None:
+            fold = (fold[0].reshape(self._x2d.shape), fold[1])
         dx, dw, db = dense.dense_backward(dz.reshape(-1, self.units), self._x2d, self.kernel,
                                           need_dx=self.needs_input_gradient,
-                                          need_db=self.use_bias and self.trainable, need_dw=self.trainable)
+                                          need_db=self.use_bias and self.trainable, need_dw=self.trainable,
+                                          fold=fold)
         self.grads = ([dw, db] if self.use_bias else [dw]) if self.trainable else []
         return None if dx is None else dx.reshape(self._x_shape)
 

@@ -71,6 +71,8 @@ class MaxPooling2D(_Pooling2D):
 
     takes_relu_mask = True   # a model may have it apply the mask of the ReLU before it
     apply_relu_mask = False
+    fold_from = None   # a model sets (y, Epilogue) of the layer before, whose activation dx then folds
+    takes_fold = True
 
     def _pool_forward(self, x):
         self._y, self._argmax = pool.max_pool2d_forward(x, self.pool_size, self.strides, self.padding)
@@ -81,7 +83,7 @@ class MaxPooling2D(_Pooling2D):
             # max(relu(x)) = relu(max(x)): the winner's ReLU mask is (y > 0), on the pooled cells only.
             dy = passes.relu_backward(dy, self._y)
         return pool.max_pool2d_backward(dy, self._argmax, self._x_shape, self.pool_size, self.strides,
-                                        self.padding)
+                                        self.padding, fold=self.fold_from)
 
 
 class AveragePooling2D(_Pooling2D):

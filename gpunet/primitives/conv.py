@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import backend, config
 from . import conv_geometry, conv_taps, launch, passes, tensorcore, workspace
+from . import epilogue as epilogues
 from . import tensorcore_conv   # imports this module back: used only inside functions
 
 __all__ = [
@@ -95,18 +96,21 @@ def _im2col(x, kernel_hw, strides, padding, dilation, ones=False, keep=False):
     return matrix, out_hw
 
 
-def conv2d_forward(x, w, b, strides, padding, dilation):
+def conv2d_forward(x, w, b, strides, padding, dilation, activation=None, fold=None):
     """Cross-correlation ``y[n, o] = sum_j xpad[n, o*s + j*d] @ w[j] + b``.
 
     x ``(N, H, W, Cin)``, w ``(kh, kw, Cin, Cout)``, b ``(Cout,)`` or None
-    -> y ``(N, OH, OW, Cout)``.
+    -> y ``(N, OH, OW, Cout)``. ``activation``: an ``epilogue.Epilogue`` applied to y by the same
+    kernel; ``fold = (gate, Epilogue)``: y gated by the activation's derivative instead (when this
+    conv computes a transposed conv's input gradient; see ``epilogue``).
     """
     _expect_shape("conv2d_forward", "x", x.shape, (*x.shape[:3], w.shape[2]),
                   f"(w has shape {w.shape})")
-    if _tf32(x, w):
-        return tensorcore_conv.conv2d_forward(x, w, b, strides, padding, dilation)
+    if _tf32(x, w):   # the epilogue then runs as a kernel of its own
+        y = tensorcore_conv.conv2d_forward(x, w, b, strides, padding, dilation)
+        return epilogues.apply_fold(epilogues.activate(y, activation), fold)
     if backend.current().runs_kernels:
-        return _conv2d_forward_kernel(x, w, b, strides, padding, dilation)
+        return _conv2d_forward_kernel(x, w, b, strides, padding, dilation, activation, fold)
     kh, kw, cin, cout = w.shape
     kernel = w.reshape(kh * kw * cin, cout)
     cols, out_hw = _im2col(x, (kh, kw), strides, padding, dilation, ones=b is not None)
@@ -117,13 +121,16 @@ def conv2d_forward(x, w, b, strides, padding, dilation):
     y = cols @ kernel
     if b is not None and not in_gemm:
         passes.add_bias(y, b)
-    return y.reshape(x.shape[0], *out_hw, cout)
+    y = y.reshape(x.shape[0], *out_hw, cout)
+    return epilogues.apply_fold(epilogues.activate(y, activation), fold)
 
 
-def conv2d_backward_input(dy, w, x_shape, strides, padding, dilation):
+def conv2d_backward_input(dy, w, x_shape, strides, padding, dilation, fold=None):
     """Gradient of ``conv2d_forward`` with respect to x.
 
     dy ``(N, OH, OW, Cout)``, w ``(kh, kw, Cin, Cout)``, x_shape ``(N, H, W, Cin)`` -> dx.
+    ``fold = (y, Epilogue)``: dx gated by the derivative of the activation whose output y (x's
+    shape) was this conv's input (see ``epilogue``).
     """
     n, h, wd, cin = x_shape
     kh, kw = w.shape[:2]
@@ -132,10 +139,13 @@ def conv2d_backward_input(dy, w, x_shape, strides, padding, dilation):
         raise ValueError(f"conv2d_backward_input: dy has spatial size {tuple(dy.shape[1:3])}; "
                          f"the geometry gives {out_hw}.")
     if tuple(strides) == (1, 1) and _tf32(dy, w):
-        return tensorcore_conv.conv2d_backward_input(dy, w, x_shape, strides, padding, dilation)
+        return epilogues.apply_fold(tensorcore_conv.conv2d_backward_input(dy, w, x_shape, strides, padding,
+                                                                           dilation), fold)
     if backend.current().runs_kernels:
         return _input_gradient_kernel("conv2d_backward_input", dy, w, None, x_shape, strides,
-                                      padding, dilation)
+                                      padding, dilation, fold=fold)
+    if fold is not None:
+        return epilogues.apply_fold(conv2d_backward_input(dy, w, x_shape, strides, padding, dilation), fold)
     # Tap (i, j) reads x at base + stride * o on each axis; only what lands inside x is kept.
     bases = [[origin[a] - buffer_pads[a][0] + k * dilation[a] for k in range(w.shape[a])] for a in (0, 1)]
     taps, zero_phases = conv_taps.plan_taps(*bases, strides, out_hw, (h, wd))
@@ -178,7 +188,8 @@ def conv2d_backward_filter(dy, x, w_shape, strides, padding, dilation):
         if both.shape[0] > math.prod(w_shape[:3]):
             return both[:-1].reshape(w_shape), both[-1]
         return both.reshape(w_shape), bias_backward(dy)     # a 1x1 conv reading x in place
-    return _filter_gradient(dy, x, w_shape, strides, padding, dilation), bias_backward(dy)
+    return _filter_gradient_kernel(dy, x, w_shape, strides, padding, dilation, "conv2d_backward_filter",
+                                   ("dy", "x"), with_bias=True)
 
 
 def _filter_gradient(dy, x, w_shape, strides, padding, dilation, kernel_hw=None,
@@ -201,13 +212,14 @@ def _filter_gradient(dy, x, w_shape, strides, padding, dilation, kernel_hw=None,
     return product if ones else product.reshape(w_shape)
 
 
-def conv2d_transpose_forward(x, w, b, strides, padding, dilation):
+def conv2d_transpose_forward(x, w, b, strides, padding, dilation, activation=None):
     """Transposed convolution: the full scatter ``y[i*s + j*d] += w[j] @ x[i]``, cropped.
 
     x ``(N, H, W, Cin)``, w ``(kh, kw, Cout, Cin)``, b ``(Cout,)`` or None; ``padding`` is
     the crop ``((top, bottom), (left, right))`` of the full scatter (negative: zeros added),
     from ``conv_geometry.conv_transpose_padding``. -> y ``(N, OH, OW, Cout)`` with
-    ``OH = (H - 1) * sh + (kh - 1) * dh + 1 - top - bottom``.
+    ``OH = (H - 1) * sh + (kh - 1) * dh + 1 - top - bottom``. ``activation``: an
+    ``epilogue.Epilogue`` applied by the same kernel.
     """
     _expect_shape("conv2d_transpose_forward", "x", x.shape, (*x.shape[:3], w.shape[3]),
                   f"(w has shape {w.shape})")
@@ -216,11 +228,11 @@ def conv2d_transpose_forward(x, w, b, strides, padding, dilation):
     if backend.current().runs_kernels:
         return _input_gradient_kernel("conv2d_transpose_forward", x, w, b,
                                       (x.shape[0], *out_hw, w.shape[2]), strides, padding, dilation,
-                                      names=("x", "y"))
+                                      names=("x", "y"), activation=activation)
     y = conv2d_backward_input(x, w, (x.shape[0], *out_hw, w.shape[2]), strides, padding, dilation)
     if b is not None:
         passes.add_bias(y, b)
-    return y
+    return epilogues.activate(y, activation)
 
 
 def check_transpose_dy(op, dy, x_shape, w_shape, strides, padding, dilation):
@@ -237,13 +249,14 @@ def check_transpose_dy(op, dy, x_shape, w_shape, strides, padding, dilation):
                   f"(the output of conv2d_transpose_forward for x {x_shape}, w {w_shape})")
 
 
-def conv2d_transpose_backward_input(dy, w, x_shape, strides, padding, dilation):
+def conv2d_transpose_backward_input(dy, w, x_shape, strides, padding, dilation, fold=None):
     """Gradient of ``conv2d_transpose_forward`` with respect to x: a plain conv of dy.
 
-    dy ``(N, OH, OW, Cout)``, w ``(kh, kw, Cout, Cin)`` -> dx ``x_shape = (N, H, W, Cin)``.
+    dy ``(N, OH, OW, Cout)``, w ``(kh, kw, Cout, Cin)`` -> dx ``x_shape = (N, H, W, Cin)``;
+    ``fold`` as in ``conv2d_backward_input``.
     """
     check_transpose_dy("conv2d_transpose_backward_input", dy, x_shape, w.shape, strides, padding, dilation)
-    return conv2d_forward(dy, w, None, strides, padding, dilation)    # of x's shape, given that dy's
+    return conv2d_forward(dy, w, None, strides, padding, dilation, fold=fold)   # of x's shape, given dy's
 
 
 def conv2d_transpose_backward_filter(dy, x, w_shape, strides, padding, dilation):
@@ -288,13 +301,6 @@ def _expect_shape(op, name, shape, expected, given=""):
         raise ValueError(f"{op}: {name} has shape {tuple(shape)}; expected {tuple(expected)}{reason}.")
 
 
-def _output(op, name, shape):
-    """An output array for a conv.cu kernel, refused when its element count overflows the
-    kernel's 32-bit indexes (the inputs are checked by ``launch.inputs``)."""
-    launch.i32(math.prod(shape), f"{op}: elements of {name} {tuple(shape)}")
-    return launch.empty(shape)
-
-
 def _geometry(x_shape, w_shape, out_hw, strides, padding, dilation):
     """conv.cu's geometry arguments of the forward conv x (*) w: sizes, strides, top/left pads."""
     values = (*x_shape, *out_hw, w_shape[3], *w_shape[:2], *strides, padding[0][0],
@@ -324,64 +330,101 @@ def _sum_splits(partial, splits, shape):
     return out
 
 
-def _conv2d_forward_kernel(x, w, b, strides, padding, dilation):
+@launch.plan
+def _forward_plan(op, x_shape, w_shape, strides, padding, dilation):
+    """conv2d_forward's output shape, grid and geometry arguments for these shapes."""
+    kh, kw, cin, cout = w_shape
+    out_hw = _plan(x_shape[1:3], (kh, kw), strides, padding, dilation)[0]
+    y_shape = (x_shape[0], *out_hw, cout)
+    launch.i32(math.prod(y_shape), f"{op}: elements of y {y_shape}")
+    grid = launch.grid_for((x_shape[0] * out_hw[0] * out_hw[1], cout), (_TILE, _TILE))
+    return y_shape, grid, tuple(launch.pack(*_geometry(x_shape, w_shape, out_hw, strides, padding, dilation)))
+
+
+def _conv2d_forward_kernel(x, w, b, strides, padding, dilation, activation=None, fold=None):
     op = "conv2d_forward"
     x, w = launch.inputs(op, x, w)
-    kh, kw, cin, cout = w.shape
-    out_hw = _plan(x.shape[1:3], (kh, kw), strides, padding, dilation)[0]
+    y_shape, grid, geometry = _forward_plan(op, x.shape, w.shape, strides, padding, dilation)
     if b is not None:
         b, = launch.inputs(op, b)
-        _expect_shape(op, "b", b.shape, (cout,))
-    y = _output(op, "y", (x.shape[0], *out_hw, cout))
-    pixels = x.shape[0] * out_hw[0] * out_hw[1]
-    grid = launch.grid_for((pixels, cout), (_TILE, _TILE))
-    launch.run("conv.cu", op, grid, launch.THREADS, x, w, w if b is None else b, y,
-               0 if b is None else 1, *_geometry(x.shape, w.shape, out_hw, strides, padding, dilation))
+        _expect_shape(op, "b", b.shape, (w.shape[3],))
+    y = launch.empty(y_shape)
+    gate, has_gate, act, alpha = epilogues.fold_settings(fold, y_shape, op) if fold is not None else \
+        (launch.placeholder(), 0, *epilogues.kernel_settings(activation))
+    launch.run("conv.cu", op, grid, launch.THREADS, x, w, w if b is None else b, y, gate,
+               0 if b is None else 1, has_gate, act, alpha, *geometry)
     return y
 
 
-def _input_gradient_kernel(op, dy, w, b, x_shape, strides, padding, dilation, names=("dy", "dx")):
-    """conv2d_backward_input (b None) or the transposed conv's forward (dy its x, plus b).
-
-    ``names``: what the caller calls the gathered input (dy) and the output (dx), for errors."""
-    dy, w = launch.inputs(op, dy, w)
+@launch.plan
+def _input_gradient_plan(op, dy_shape, w_shape, x_shape, strides, padding, dilation, names):
+    """conv2d_backward_input's grid and geometry arguments; checks dy and w against x_shape."""
     n, h, wd, cin = (int(v) for v in x_shape)
-    kh, kw, _, cout = w.shape
+    kh, kw, _, cout = w_shape
     out_hw = _plan((h, wd), (kh, kw), strides, padding, dilation)[0]
-    _expect_shape(op, "w", w.shape, (kh, kw, cin, cout))
-    _expect_shape(op, names[0], dy.shape, (n, *out_hw, cout))
-    if b is not None:
-        b, = launch.inputs(op, b)
-        _expect_shape(op, "b", b.shape, (cin,))
-    dx = _output(op, names[1], (n, h, wd, cin))
+    _expect_shape(op, "w", w_shape, (kh, kw, cin, cout))
+    _expect_shape(op, names[0], dy_shape, (n, *out_hw, cout))
+    launch.i32(n * h * wd * cin, f"{op}: elements of {names[1]} {(n, h, wd, cin)}")
     sh, sw = strides
     # blockIdx.z is the phase (row phase * sw + column phase); the largest phase has this many pixels.
     phase_pixels = n * math.ceil(h / sh) * math.ceil(wd / sw)
     grid = (*launch.grid_for((phase_pixels, cin), (_TILE, _TILE)), sh * sw)
+    geometry = _geometry((n, h, wd, cin), w_shape, out_hw, strides, padding, dilation)
+    return (n, h, wd, cin), grid, tuple(launch.pack(*geometry))
+
+
+def _input_gradient_kernel(op, dy, w, b, x_shape, strides, padding, dilation, names=("dy", "dx"),
+                           activation=None, fold=None):
+    """conv2d_backward_input (b None) or the transposed conv's forward (dy its x, plus b).
+
+    ``names``: what the caller calls the gathered input (dy) and the output (dx), for errors;
+    ``activation`` (the transposed conv's forward) or ``fold``: the epilogue (see ``epilogue``)."""
+    dy, w = launch.inputs(op, dy, w)
+    dx_shape, grid, geometry = _input_gradient_plan(op, dy.shape, w.shape, tuple(x_shape), strides, padding,
+                                                    dilation, names)
+    if b is not None:
+        b, = launch.inputs(op, b)
+        _expect_shape(op, "b", b.shape, (dx_shape[3],))
+    dx = launch.empty(dx_shape)
+    gate, has_gate, act, alpha = epilogues.fold_settings(fold, dx_shape, op) if fold is not None else \
+        (launch.placeholder(), 0, *epilogues.kernel_settings(activation))
     launch.run("conv.cu", "conv2d_backward_input", grid, launch.THREADS, dy, w, w if b is None else b,
-               dx, 0 if b is None else 1, *_geometry(dx.shape, w.shape, out_hw, strides, padding, dilation))
+               dx, gate, 0 if b is None else 1, has_gate, act, alpha, *geometry)
     return dx
 
 
-def _filter_gradient_kernel(dy, x, w_shape, strides, padding, dilation, op, names):
-    """im2col(x).T @ dy on conv.cu: one launch, plus sum_splits when the pixels are split.
-    ``op`` and ``names`` (the caller's names for dy and x) are what errors quote."""
-    dy, x = launch.inputs(op, dy, x)
+@launch.plan
+def _filter_gradient_plan(op, dy_shape, x_shape, w_shape, strides, padding, dilation, names, with_bias):
+    """conv2d_backward_filter's grid, splits, partial shape and arguments for these shapes."""
     kh, kw, cin, cout = (int(v) for v in w_shape)
-    out_hw = _plan(x.shape[1:3], (kh, kw), strides, padding, dilation)[0]
-    if tuple(dy.shape[1:3]) != out_hw:
-        raise ValueError(f"{op}: {names[0]} has spatial size {tuple(dy.shape[1:3])}; "
+    out_hw = _plan(x_shape[1:3], (kh, kw), strides, padding, dilation)[0]
+    if tuple(dy_shape[1:3]) != out_hw:
+        raise ValueError(f"{op}: {names[0]} has spatial size {tuple(dy_shape[1:3])}; "
                          f"the geometry gives {out_hw}.")
-    _expect_shape(op, names[1], x.shape, (*x.shape[:3], cin))
-    _expect_shape(op, names[0], dy.shape, (x.shape[0], *out_hw, cout))
-    pixels = x.shape[0] * out_hw[0] * out_hw[1]
-    tiles = launch.grid_for((kh * kw * cin, cout), (_TILE, _TILE))
+    _expect_shape(op, names[1], x_shape, (*x_shape[:3], cin))
+    _expect_shape(op, names[0], dy_shape, (x_shape[0], *out_hw, cout))
+    pixels, rows = x_shape[0] * out_hw[0] * out_hw[1], kh * kw * cin + with_bias
+    tiles = launch.grid_for((rows, cout), (_TILE, _TILE))
     splits, per_split = _splits(pixels, tiles[0] * tiles[1], _SPLIT_MIN_PIXELS, _TILE_K)
-    partial = _output(op, "the split filter gradients", (splits, kh, kw, cin, cout))
-    geometry = _geometry(x.shape, (kh, kw, cin, cout), out_hw, strides, padding, dilation)
-    launch.run("conv.cu", "conv2d_backward_filter", (*tiles, splits), launch.THREADS, x, dy, partial,
-               per_split, *geometry)
-    return _sum_splits(partial, splits, (kh, kw, cin, cout))
+    launch.i32(splits * rows * cout, f"{op}: elements of the split filter gradients")
+    geometry = _geometry(x_shape, (kh, kw, cin, cout), out_hw, strides, padding, dilation)
+    return (*tiles, splits), (splits, rows, cout), tuple(launch.pack(per_split, with_bias, *geometry))
+
+
+def _filter_gradient_kernel(dy, x, w_shape, strides, padding, dilation, op, names, with_bias=False):
+    """im2col(x).T @ dy on conv.cu: one launch, plus sum_splits when the pixels are split.
+    ``op`` and ``names`` (the caller's names for dy and x) are what errors quote. ``with_bias``:
+    returns ``(dw, db)``, db the product's extra row (im2col(x) with a column of ones)."""
+    dy, x = launch.inputs(op, dy, x)
+    w_shape = tuple(int(v) for v in w_shape)
+    grid, partial_shape, arguments = _filter_gradient_plan(op, dy.shape, x.shape, w_shape, strides, padding,
+                                                           dilation, names, int(with_bias))
+    partial = launch.empty(partial_shape)
+    launch.run("conv.cu", "conv2d_backward_filter", grid, launch.THREADS, x, dy, partial, *arguments)
+    both = _sum_splits(partial, partial_shape[0], partial_shape[1:])
+    if with_bias:
+        return both[:-1].reshape(w_shape), both[-1]
+    return both.reshape(w_shape)
 
 
 def _bias_backward_kernel(dy):

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import backend
 from . import conv, passes
+from .epilogue import apply_fold as passes_fold
 
 __all__ = ["conv2d_forward_saving", "conv2d_backward", "conv2d_transpose_backward"]
 
@@ -33,10 +34,11 @@ def conv2d_forward_saving(x, w, b, strides, padding, dilation):
     return y.reshape(x.shape[0], *out_hw, cout), cols
 
 
-def conv2d_backward(dy, x, w, strides, padding, dilation, need_dx=True, saved=None):
+def conv2d_backward(dy, x, w, strides, padding, dilation, need_dx=True, saved=None, fold=None):
     """``(dx, dw, db)`` of ``conv2d_forward``; dx None unless ``need_dx``. ``saved``: the patches
-    from ``conv2d_forward_saving`` for this x (or None: the separate ops run)."""
-    dx = conv.conv2d_backward_input(dy, w, x.shape, strides, padding, dilation) if need_dx else None
+    from ``conv2d_forward_saving`` for this x (or None: the separate ops run). ``fold``: as in
+    ``conv.conv2d_backward_input``."""
+    dx = conv.conv2d_backward_input(dy, w, x.shape, strides, padding, dilation, fold=fold) if need_dx else None
     if saved is None:
         return (dx, *conv.conv2d_backward_filter(dy, x, w.shape, strides, padding, dilation))
     both = saved.T @ dy.reshape(-1, dy.shape[-1])
@@ -45,22 +47,22 @@ def conv2d_backward(dy, x, w, strides, padding, dilation, need_dx=True, saved=No
     return dx, both.reshape(w.shape), conv.bias_backward(dy)
 
 
-def conv2d_transpose_backward(dy, x, w, strides, padding, dilation, need_dx=True, saved=None):
+def conv2d_transpose_backward(dy, x, w, strides, padding, dilation, need_dx=True, saved=None, fold=None):
     """``(dx, dw, db)`` of ``conv2d_transpose_forward(x, w, b, strides, padding, dilation)``.
 
     dy ``(N, OH, OW, Cout)``, x ``(N, H, W, Cin)``, w ``(kh, kw, Cout, Cin)`` -> dx like x (None
     when ``need_dx`` is False), dw like w, db ``(Cout,)``. ``saved`` is unused (the forward's
-    work has nothing the backward can reuse).
+    work has nothing the backward can reuse). ``fold``: as in ``conv.conv2d_backward_input``.
     """
     # A dy of the wrong size would still give patches (and gradients of another problem).
     conv.check_transpose_dy("conv2d_transpose_backward", dy, x.shape, w.shape, strides, padding, dilation)
     if backend.current().runs_kernels:
-        dx = conv.conv2d_transpose_backward_input(dy, w, x.shape, strides, padding, dilation) \
+        dx = conv.conv2d_transpose_backward_input(dy, w, x.shape, strides, padding, dilation, fold=fold) \
             if need_dx else None
         dw, db = conv.conv2d_transpose_backward_filter(dy, x, w.shape, strides, padding, dilation)
         return dx, dw, db
     kh, kw, _, cin = w.shape
     cols, _ = conv._im2col(dy, (kh, kw), strides, padding, dilation)   # x's height and width: dy was checked
-    dx = (cols @ w.reshape(-1, cin)).reshape(x.shape) if need_dx else None
+    dx = passes_fold((cols @ w.reshape(-1, cin)).reshape(x.shape), fold) if need_dx else None
     dw = (cols.T @ x.reshape(-1, cin)).reshape(w.shape)
     return dx, dw, conv.bias_backward(dy)

@@ -5,16 +5,20 @@ Higher-rank inputs are the layer's business (it folds the leading axes into N). 
 these shapes against each other on every backend and name the op in the error.
 
 On a kernel backend (``backend.current().runs_kernels``) both ops run the float32 kernels of
-``kernels/gemm.cu``: a tiled SGEMM per product (the bias added in its epilogue) and a
-column-sum kernel for the bias gradient; the functions named ``_dense_*_kernel`` launch them.
+``kernels/gemm.cu``: a tiled SGEMM per product (the bias and an activation added in its
+epilogue, an activation's gradient folded into the input gradient's), the bias gradient a row
+of the filter gradient's product (a column-sum kernel when only db is wanted); the functions
+named ``_dense_*_kernel`` launch them.
 
 Under ``gn.config.set_float32_matmul_precision("high")`` the three float32 products run as
 TF32 instead (``tensorcore.matmul``: kernels/tc_gemm.cu, or the NumPy reference with the
-operands rounded to TF32); the bias gradient stays a float32 column sum.
+operands rounded to TF32); the bias gradient stays a float32 column sum, and an activation or
+its folded gradient is then a kernel of its own.
 """
 import numpy as np
 
 from .. import backend, config
+from . import epilogue as epilogues
 from . import launch, tensorcore
 
 _GEMM_BLOCK = (256, 1, 1)     # gemm.cu's THREADS
@@ -46,82 +50,98 @@ def _check_shapes(op, x, w, b=None, dy=None):
         _expect(op, "dy", dy, (x.shape[0], units), f"x of shape {_shape_text(x.shape)} and {w_text}")
 
 
-def dense_forward(x, w, b=None):
-    """``x @ w (+ b)``: x (N, in), w (in, out), b (out,) or None -> y (N, out), in x's dtype."""
+def dense_forward(x, w, b=None, activation=None):
+    """``act(x @ w (+ b))``: x (N, in), w (in, out), b (out,) or None -> y (N, out), in x's dtype.
+
+    ``activation``: an ``epilogue.Epilogue`` applied by the product's own kernel, or None."""
     _check_shapes("dense_forward", x, w, b)
     if config.tf32_enabled(x, w) and tensorcore.usable():
-        return tensorcore.matmul(x, w, b, op="dense_forward")
+        return epilogues.activate(tensorcore.matmul(x, w, b, op="dense_forward"), activation)
     if backend.current().runs_kernels:
-        return _dense_forward_kernel(x, w, b)
+        return _dense_forward_kernel(x, w, b, activation)
     y = x @ w
     if b is not None:
         y += b
-    return y
+    return epilogues.activate(y, activation)
 
 
-def dense_backward(dy, x, w, need_dx=True, need_db=True, need_dw=True):
+def dense_backward(dy, x, w, need_dx=True, need_db=True, need_dw=True, fold=None):
     """Gradients of :func:`dense_forward` from dy (N, out) and the saved input x (N, in).
 
     Returns ``(dx, dw, db)``: dx (N, in), dw (in, out), db (out,), each None when its ``need_*``
     is False (a first layer needs no input gradient, a frozen layer no weight gradients).
-    Every gradient is written, not accumulated.
+    ``fold = (y, Epilogue)``: dx comes out multiplied by the derivative of the activation whose
+    output y (N, in) was this layer's input (see ``epilogue``). Every gradient is written, not
+    accumulated; on a kernel backend db comes from dw's product (a row of ones appended to x).
     """
     _check_shapes("dense_backward", x, w, dy=dy)
     if config.tf32_enabled(dy, x, w) and tensorcore.usable():   # else FFMA, as PyTorch on pre-sm_80
-        return _dense_backward_tf32(dy, x, w, need_dx, need_db, need_dw)
+        return _dense_backward_tf32(dy, x, w, need_dx, need_db, need_dw, fold)
     if backend.current().runs_kernels:
-        return _dense_backward_kernel(dy, x, w, need_dx, need_db, need_dw)
-    dx = dy @ w.T if need_dx else None
+        return _dense_backward_kernel(dy, x, w, need_dx, need_db, need_dw, fold)
+    dx = epilogues.apply_fold(dy @ w.T, fold) if need_dx else None
     dw = x.T @ dy if need_dw else None
     # A ones-vector product reduces over the batch with the same BLAS call a GPU would use.
     db = np.ones(dy.shape[0], dtype=dy.dtype) @ dy if need_db else None
     return dx, dw, db
 
 
-def _dense_backward_tf32(dy, x, w, need_dx, need_db, need_dw):
+def _dense_backward_tf32(dy, x, w, need_dx, need_db, need_dw, fold=None):
     """dense_backward's products on TF32 tensor cores (precision "high"); db as in "highest"."""
     dx = tensorcore.matmul(dy, w, trans_b=True, op="dense_backward") if need_dx else None
     dw = tensorcore.matmul(x, dy, trans_a=True, op="dense_backward") if need_dw else None
     db = None
     if need_db and backend.current().runs_kernels:
-        db = _dense_backward_kernel(dy, x, w, False, True, False)[2]
+        db = _dense_backward_kernel(dy, x, w, False, True, False, None)[2]
     elif need_db:
         db = np.ones(dy.shape[0], dtype=dy.dtype) @ dy
-    return dx, dw, db
+    return epilogues.apply_fold(dx, fold), dw, db
 
 
-def _gemm(kernel, inputs, out, m, k, n, *flags):
-    """Launch the gemm.cu product ``kernel(*inputs, out, m, k, n, *flags)`` writing ``out`` (m, n).
+@launch.plan
+def _gemm_plan(kernel, m, k, n, extra_rows=0):
+    """The grid and ``m, k, n`` arguments of a gemm.cu product writing (m + extra_rows, n).
 
-    The longer side of ``out`` goes on grid axis x, so no size of a layer meets the 65,535-block
+    The longer side of the output goes on grid axis x, so no size of a layer meets the 65,535-block
     limit of axis y: with ``m * n < 2**31`` the shorter side has at most 725 tiles."""
-    for what, size in (("rows x depth", m * k), ("depth x columns", k * n), ("rows x columns", m * n)):
+    rows = m + extra_rows
+    for what, size in (("rows x depth", rows * k), ("depth x columns", k * n), ("rows x columns", rows * n)):
         launch.i32(size, f"{kernel}: {what}")      # the kernel indexes with 32-bit ints
-    row_tiles, col_tiles = launch.grid_for((m, n), _GEMM_TILE)
-    grid = (row_tiles, col_tiles) if m >= n else (col_tiles, row_tiles)   # gemm.cu's rule
-    launch.run("gemm.cu", kernel, grid, _GEMM_BLOCK, *inputs, out, m, k, n, *flags)
+    row_tiles, col_tiles = launch.grid_for((rows, n), _GEMM_TILE)
+    grid = (row_tiles, col_tiles) if rows >= n else (col_tiles, row_tiles)   # gemm.cu's rule
+    return grid, tuple(launch.pack(m, k, n))
 
 
-def _dense_forward_kernel(x, w, b):
+def _gemm(kernel, inputs, out, m, k, n, *flags, extra_rows=0):
+    """Launch the gemm.cu product ``kernel(*inputs, out, m, k, n, *flags)`` writing ``out``."""
+    grid, sizes = _gemm_plan(kernel, m, k, n, extra_rows)
+    launch.run("gemm.cu", kernel, grid, _GEMM_BLOCK, *inputs, out, *sizes, *flags)
+
+
+def _dense_forward_kernel(x, w, b, activation):
     x, w = launch.inputs("dense_forward", x, w)
     (m, k), n = x.shape, w.shape[1]
     # The kernel reads b only when has_bias is 1; a pointer must still be passed.
-    bias, = launch.inputs("dense_forward", b) if b is not None else (launch.zeros((1,)),)
+    bias, = launch.inputs("dense_forward", b) if b is not None else (launch.placeholder(),)
     y = launch.empty((m, n))
-    _gemm("dense_forward", (x, w, bias), y, m, k, n, int(b is not None))
+    _gemm("dense_forward", (x, w, bias), y, m, k, n, int(b is not None), *epilogues.kernel_settings(activation))
     return y
 
 
-def _dense_backward_kernel(dy, x, w, need_dx, need_db, need_dw):
+def _dense_backward_kernel(dy, x, w, need_dx, need_db, need_dw, fold):
     dy, x, w = launch.inputs("dense_backward", dy, x, w)
     (batch, out_features), in_features = dy.shape, w.shape[0]
     dx = dw = db = None
     if need_dx:
         dx = launch.empty((batch, in_features))
-        _gemm("dense_backward_input", (dy, w), dx, batch, out_features, in_features)
+        _gemm("dense_backward_input", (dy, w), dx, batch, out_features, in_features,
+              *epilogues.fold_settings(fold, dx.shape, "dense_backward"))
     if need_dw:
-        dw = launch.empty((in_features, out_features))
-        _gemm("dense_backward_filter", (x, dy), dw, in_features, batch, out_features)
+        both = int(need_db)   # the bias gradient as one more row of the filter gradient's product
+        dw = launch.empty((in_features + both, out_features))
+        _gemm("dense_backward_filter", (x, dy), dw, in_features, batch, out_features, both, extra_rows=both)
+        if both:
+            return dx, dw[:in_features], dw[in_features]
     if need_db:
         db = launch.empty((out_features,))
         grid = launch.grid_for((out_features,), _BIAS_BLOCK[:1])

@@ -31,7 +31,8 @@ import numpy as np
 from .. import backend
 
 __all__ = ["THREADS", "TILE", "blocks_for", "grid_for", "i32", "f32", "pack", "array", "inputs",
-           "channel_lanes", "empty", "zeros", "run", "launch_count", "plan"]
+           "channel_lanes", "empty", "zeros", "run", "launch_count", "plan", "address_table", "int_table",
+           "placeholder"]
 
 THREADS = 256     # threads per block of a 1-D kernel: 8 warps
 TILE = 16         # side of a 2-D tile: 16 x 16 = 256 threads
@@ -42,8 +43,25 @@ def plan(function):
 
     A plan is what a launch needs besides the arrays, computed from shapes and settings (output
     shape, grid, NumPy-typed scalar arguments) and checked once; later calls with the same shapes
-    look it up. Errors are not cached: a bad shape raises on every call."""
-    return functools.lru_cache(maxsize=1024)(function)
+    look it up. Errors are not cached: a bad shape raises on every call. Lists among the
+    arguments (a padding given as lists) are taken as tuples."""
+    cached = functools.lru_cache(maxsize=1024)(function)
+
+    @functools.wraps(function)
+    def planned(*args, **kwargs):
+        try:
+            return cached(*args, **kwargs)
+        except TypeError as error:
+            if "unhashable" not in str(error):
+                raise
+            return cached(*_frozen(args), **{k: _frozen(v) for k, v in kwargs.items()})
+
+    planned.cache_clear = cached.cache_clear
+    return planned
+
+
+def _frozen(value):
+    return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 @plan
@@ -135,6 +153,44 @@ def channel_lanes(channels):
     """Channels one 256-thread per-channel reduction block serves side by side: a power of two,
     at most 32 (one warp wide), so its threads read consecutive channels of a pixel (coalesced)."""
     return min(32, 1 << max(int(channels) - 1, 0).bit_length())
+
+
+_tables = {}   # (backend, values) -> the array on that backend: tables repeat step after step
+
+
+def address_table(arrays):
+    """The device addresses of ``arrays`` as a uint64 array on the backend, for kernels that take
+    many tensors in one launch (``optim.cu``'s ``*_update_many``). The kernel reaches the arrays
+    through it, so they must be C-contiguous and stay alive during the launch; on cudasim such
+    arrays are reached directly, without the guard regions of arguments. Cached by the
+    addresses: a step whose arrays sit where earlier ones did uploads nothing."""
+    return _table(tuple(_address(a) for a in arrays), np.uint64)
+
+
+def int_table(values):
+    """``values`` (sizes) as an int32 array on the backend, cached like ``address_table``."""
+    return _table(tuple(int(v) for v in values), np.int32)
+
+
+def placeholder():
+    """A one-element float32 array for a pointer argument a kernel is told not to read."""
+    return _table((0.0,), np.float32)
+
+
+def _table(values, dtype):
+    be = backend.current()
+    key = (id(be), dtype, values)
+    table = _tables.get(key)
+    if table is None or table[0] is not be:
+        if len(_tables) >= 256:   # gradients move between steps on some backends: bounded
+            _tables.pop(next(iter(_tables)))
+        table = _tables[key] = (be, be.asarray(np.array(values, dtype), dtype=dtype))
+    return table[1]
+
+
+def _address(array):
+    data = array.data
+    return data.ptr if hasattr(data, "ptr") else array.__array_interface__["data"][0]   # cupy / numpy
 
 
 def empty(shape, dtype=np.float32):

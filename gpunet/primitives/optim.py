@@ -28,6 +28,7 @@ from . import launch
 
 __all__ = [
     "sgd_update", "adam_update", "adamw_update", "rmsprop_update",
+    "sgd_update_many", "adam_update_many", "rmsprop_update_many",
     "apply_weight_decay", "clip_by_value", "clip_by_norm", "clip_by_global_norm",
 ]
 
@@ -123,6 +124,50 @@ def rmsprop_update(param, grad, velocity, momentum_buf, lr, rho, momentum, epsil
         param -= increment
 
 
+# -- every parameter at once: one launch on a kernel backend ----------------------------------
+# Lists of parameters, gradients and slots (a slot list None when the option leaves it unused);
+# the result is exactly that of the per-parameter op above applied to each in turn.
+
+def sgd_update_many(params, grads, velocities, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    """:func:`sgd_update` over every parameter; ``velocities`` a list, or None without momentum."""
+    if backend.current().runs_kernels:
+        _many_kernel("sgd_update_many", params, grads, [velocities], float(lr), float(momentum),
+                     float(weight_decay or 0.0), int(velocities is not None), int(bool(nesterov)))
+        return
+    for i, (param, grad) in enumerate(zip(params, grads)):
+        sgd_update(param, grad, None if velocities is None else velocities[i], lr, momentum, nesterov,
+                   weight_decay)
+
+
+def adam_update_many(params, grads, ms, vs, lr, beta_1, beta_2, epsilon, step, v_hats=None, weight_decay=0.0):
+    """:func:`adam_update` (AdamW with ``weight_decay``) over every parameter; ``v_hats`` for AMSGrad."""
+    if step < 1:
+        raise ValueError(f"adam_update_many: step counts from 1; received step={step}.")
+    if backend.current().runs_kernels:
+        alpha = lr * math.sqrt(1.0 - beta_2 ** step) / (1.0 - beta_1 ** step)
+        _many_kernel("adam_update_many", params, grads, [ms, vs, v_hats], float(alpha), float(1.0 - beta_1),
+                     float(1.0 - beta_2), float(epsilon), float(lr), float(weight_decay or 0.0),
+                     int(v_hats is not None))
+        return
+    for i, (param, grad) in enumerate(zip(params, grads)):
+        adam_update(param, grad, ms[i], vs[i], lr, beta_1, beta_2, epsilon, step,
+                    v_hat=None if v_hats is None else v_hats[i], weight_decay=weight_decay)
+
+
+def rmsprop_update_many(params, grads, velocities, momentum_bufs, lr, rho, momentum, epsilon,
+                        average_grads=None, weight_decay=0.0):
+    """:func:`rmsprop_update` over every parameter; ``momentum_bufs`` / ``average_grads`` lists or None."""
+    if backend.current().runs_kernels:
+        _many_kernel("rmsprop_update_many", params, grads, [velocities, momentum_bufs, average_grads],
+                     float(lr), float(rho), float(1.0 - rho), float(momentum), float(epsilon),
+                     float(weight_decay or 0.0), int(momentum_bufs is not None), int(average_grads is not None))
+        return
+    for i, (param, grad) in enumerate(zip(params, grads)):
+        rmsprop_update(param, grad, velocities[i], None if momentum_bufs is None else momentum_bufs[i], lr,
+                       rho, momentum, epsilon, None if average_grads is None else average_grads[i],
+                       weight_decay)
+
+
 def clip_by_value(grad, clipvalue):
     """``grad`` clipped elementwise to ``[-clipvalue, clipvalue]`` (a new array)."""
     if backend.current().runs_kernels:
@@ -216,6 +261,27 @@ def _rmsprop_kernel(param, grad, velocity, momentum_buf, average_grad, lr, rho, 
     _run_elementwise("rmsprop_update", grad.size, arrays[0], grad, *arrays[1:], grad.size, float(lr),
                      float(rho), float(1.0 - rho), float(momentum), float(epsilon),
                      float(weight_decay or 0.0), int(momentum_buf is not None), int(average_grad is not None))
+
+
+def _many_kernel(kernel, params, grads, slot_lists, *settings):
+    """One launch of a ``*_update_many`` kernel: the addresses of every parameter, gradient and used
+    slot in one table (parameters, then gradients, then each slot), their sizes in another."""
+    if len(params) != len(grads) or not params:
+        raise ValueError(f"{kernel}: needs as many gradients as parameters (at least one); received "
+                         f"{len(params)} parameters and {len(grads)} gradients.")
+    grads = _read_arrays(kernel, *grads)
+    tables = []
+    for param, grad, *slots in zip(params, grads, *[s for s in slot_lists if s is not None]):
+        named = {"param": param, **{f"slot {k}": a for k, a in enumerate(slots)}}
+        checked = _in_place(kernel, grad.size, **named)
+        tables.append([checked[0], grad, *checked[1:]])
+    columns = list(zip(*tables))    # (params), (grads), (slot 0 of each), ...
+    sizes = tuple(launch.i32(g.size, f"{kernel}: elements") for g in grads)
+    grid = (launch.blocks_for(max(sizes), cap=_MAX_BLOCKS), launch.i32(len(sizes), f"{kernel}: tensors"))
+    if grid[1] > 65535:
+        raise ValueError(f"{kernel}: at most 65,535 tensors a launch; received {grid[1]}.")
+    launch.run("optim.cu", kernel, grid, launch.THREADS, launch.address_table([a for c in columns for a in c]),
+               launch.int_table(sizes), len(sizes), *settings)
 
 
 def _sum_squares(x, totals, slot):

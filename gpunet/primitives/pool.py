@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import backend
 from . import conv_geometry as geometry
-from . import launch, parallel
+from . import epilogue, launch, parallel
 
 __all__ = [
     "pool_geometry", "pool_output_shape",
@@ -168,7 +168,7 @@ def max_pool2d_forward(x, pool_size, strides, padding):
     return _max_pool2d_forward_numpy(x, out_hw, pads, pool_size, strides)
 
 
-def max_pool2d_backward(dy, argmax, x_shape, pool_size=None, strides=None, padding=None):
+def max_pool2d_backward(dy, argmax, x_shape, pool_size=None, strides=None, padding=None, fold=None):
     """Gradient of max pooling: each ``dy`` goes to the cell its ``argmax`` names.
 
     ``dy``, ``argmax``: (N, OH, OW, C); returns ``dx`` of ``x_shape`` (N, H, W, C). Overlapping
@@ -176,9 +176,13 @@ def max_pool2d_backward(dy, argmax, x_shape, pool_size=None, strides=None, paddi
     ``pool_size``, ``strides``, ``padding``: optional, the forward's settings. The result does not
     depend on them; the kernel path uses them to visit only the windows covering each cell
     (without them each cell scans every output of its plane, correct but slow on large images).
+    ``fold = (y, Epilogue)``: dx gated by the derivative of the activation whose output y (x's
+    shape) was pooled, by the same kernel (see ``epilogue``).
     """
     if backend.current().runs_kernels:
-        return _max_pool2d_backward_kernel(dy, argmax, x_shape, pool_size, strides, padding)
+        return _max_pool2d_backward_kernel(dy, argmax, x_shape, pool_size, strides, padding, fold)
+    if fold is not None:
+        return epilogue.apply_fold(max_pool2d_backward(dy, argmax, x_shape, pool_size, strides, padding), fold)
     if None not in (pool_size, strides, padding) and np.isfinite(dy).all():
         return _max_pool2d_backward_numpy(dy, argmax, x_shape, pool_size, strides, padding)
     n, h, w, c = x_shape
@@ -271,7 +275,7 @@ def _max_pool2d_forward_kernel(x, out_hw, pads, pool_size, strides):
     return y, argmax
 
 
-def _max_pool2d_backward_kernel(dy, argmax, x_shape, pool_size, strides, padding):
+def _max_pool2d_backward_kernel(dy, argmax, x_shape, pool_size, strides, padding, fold):
     dy, = launch.inputs("max_pool2d_backward", dy)
     argmax, = launch.inputs("max_pool2d_backward", argmax, dtype=np.int32)
     h, out_h, out_w = x_shape[1], dy.shape[1], dy.shape[2]
@@ -284,6 +288,7 @@ def _max_pool2d_backward_kernel(dy, argmax, x_shape, pool_size, strides, padding
         pads = _layout(x_shape, pool_size, strides, padding)[1]
     dx = launch.empty(x_shape)
     _launch_elementwise("max_pool2d_backward", dx.size, dy, argmax, dx,
+                        *epilogue.fold_settings(fold, dx.shape, "max_pool2d_backward"),
                         *_geometry_args(x_shape, (out_h, out_w), pads, pool_size, strides))
     return dx
 
