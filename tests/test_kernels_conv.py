@@ -22,12 +22,14 @@ def _normal(rng, shape):
     return rng.standard_normal(shape).astype(np.float32)
 
 
-def _filter_kernels(pixels, taps, cout):
+def _filter_kernels(pixels, taps, cout, bias_row=True):
     """What conv2d_backward_filter launches: a filter gradient whose pixels are split (to about
-    128 blocks, at least 256 pixels a split; of the cases only x (3, 16, 16, 3)) adds a second pass."""
-    tiles = -(-taps // 64) * -(-cout // 64)
+    128 blocks, at least 256 pixels a split; of the cases only x (3, 16, 16, 3)) adds a second pass.
+    A conv's bias gradient is one more row of that product (``bias_row``); a transposed conv's
+    needs bias_backward."""
+    tiles = -(-(taps + bias_row) // 64) * -(-cout // 64)
     split = min(-(-128 // tiles), pixels // 256) > 1
-    return ["conv2d_backward_filter", *(["sum_splits"] if split else []), "bias_backward"]
+    return ["conv2d_backward_filter", *(["sum_splits"] if split else []), *([] if bias_row else ["bias_backward"])]
 
 
 # x shape, (kh, kw, filters), strides, padding, dilation -> expected output shape.
@@ -109,7 +111,8 @@ def test_conv2d_transpose_matches_numpy(kernel_backend, rng, case):
     pixels = x_shape[0] * x_shape[1] * x_shape[2]
     compare_with_numpy(kernel_backend,
              lambda: ops.conv2d_transpose_backward_filter(dy, x, w.shape, strides, crops, dilation),
-             _filter_kernels(pixels, kh * kw * filters, x_shape[3]), "conv2d_transpose_backward_filter")
+             _filter_kernels(pixels, kh * kw * filters, x_shape[3], bias_row=False),
+             "conv2d_transpose_backward_filter")
 
 
 @pytest.mark.parametrize("shape, kernels", [
@@ -136,8 +139,7 @@ def test_gradients_are_bit_identical_across_runs(kernel_backend, rng):
         return ops.conv2d_backward_input(dy, w, x.shape, strides, pads, dilation), dw, db
 
     first, launched = run_on_backend(kernel_backend, gradients)
-    assert launched == ["conv2d_backward_filter", "sum_splits", "bias_backward", "sum_splits",
-                        "conv2d_backward_input"]
+    assert launched == ["conv2d_backward_filter", "sum_splits", "conv2d_backward_input"]
     for order in ("ascending", "descending"):   # cudasim's thread orders (cuda ignores them)
         with thread_order(order):
             again, _ = run_on_backend(kernel_backend, gradients)
@@ -167,7 +169,11 @@ def test_conv_layers_run_kernels(kernel_backend, rng, layer_class, kwargs):
     forward = "conv2d_forward" if layer_class is layers.Conv2D else "conv2d_backward_input"
     backward_input = "conv2d_backward_input" if layer_class is layers.Conv2D else "conv2d_forward"
     assert launched[0] == forward and launched.count(backward_input) == 1, launched
-    assert {"conv2d_backward_filter", "bias_backward"} <= set(launched), launched
+    bias = {"bias_backward"} if layer_class is layers.Conv2DTranspose else set()   # a conv's: in the filter's
+    assert {"conv2d_backward_filter", *bias} <= set(launched), launched
+    # Conv2D's ReLU runs in conv2d_forward's epilogue; its gradient from the output, in one kernel.
+    assert "relu_forward" not in launched and launched.count("fused_activation_backward") == \
+        int("activation" in kwargs), launched
     assert len(actual) == len(expected) == 4
     for k, (a, e) in enumerate(zip(actual, expected)):
         assert_close(a, e, what=f"{layer_class.__name__} output {k}")
@@ -268,7 +274,7 @@ def test_batch_of_zero_gives_zero_weight_gradients(kernel_backend):
     dy = np.zeros((0, 3, 3, 4), np.float32)
     args = ((1, 1), ((0, 0), (0, 0)), (1, 1))
     dw, db = compare_with_numpy(kernel_backend, lambda: ops.conv2d_backward_filter(dy, x, w.shape, *args),
-                      ["conv2d_backward_filter", "bias_backward"], "conv2d_backward_filter, batch 0")
+                      ["conv2d_backward_filter"], "conv2d_backward_filter, batch 0")
     assert dw.shape == w.shape and db.shape == (4,) and not dw.any() and not db.any()
     # The transposed conv of dy (0, 3, 3, 4) to x's shape, with the kernel (3, 3, 2, 4).
     dw, db = compare_with_numpy(kernel_backend, lambda: ops.conv2d_transpose_backward_filter(x, dy, w.shape, *args),

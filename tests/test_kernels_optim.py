@@ -37,7 +37,7 @@ UPDATES = {
     "rmsprop_centered_momentum": (ops.rmsprop_update, dict(lr=0.01, rho=0.9, momentum=0.9, epsilon=1e-7),
                                   ["velocity", "momentum_buf", "average_grad"]),
 }
-OPTIM_KERNELS = {"sgd_update", "adam_update", "rmsprop_update", "sum_squares_partial",
+OPTIM_KERNELS = {"sgd_update_many", "adam_update_many", "rmsprop_update_many", "sum_squares_partial",
                  "sum_squares_total", "clip_by_value", "clip_by_norm_apply", "clip_by_global_norm_apply"}
 KERNELS = {ops.sgd_update: "sgd_update", ops.adam_update: "adam_update",
            ops.adamw_update: "adam_update", ops.rmsprop_update: "rmsprop_update"}

@@ -254,7 +254,7 @@ def test_training_step_skips_the_first_layers_input_gradient_only(rng, monkeypat
     first = model.layers[0]
     calls = []
     original = conv.conv2d_backward_input
-    monkeypatch.setattr(conv, "conv2d_backward_input", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(conv, "conv2d_backward_input", lambda *a, **kw: calls.append(1) or original(*a, **kw))
     dy = rng.standard_normal((5, 2))
     model.forward(x, training=True)
     dx = model.backward(dy)
