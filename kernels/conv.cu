@@ -10,14 +10,15 @@
 //   Both end in epilogue.cuh's epilogue (shared with gemm.cu and pool.cu; new conv kernels fuse
 //   the same way): act(v), or with has_gate the gradient v gated by act' read from gate, the
 //   output of the layer before (whose activation the fold saves a launch), laid out like y.
-//   conv2d_backward_filter(x, dy, dw, pixels_per_split, with_bias, <geometry>)
-//       dw[split] (kh*kw*Cin (+ 1), Cout) = im2col(x)^T @ dy over one split of the N*OH*OW
-//       pixels; with_bias appends a column of ones to im2col(x): the last row is the bias
-//       gradient. GEMM: M = kh*kw*Cin (+ 1), N = Cout, K = the split's pixels.
-//   bias_backward(dy, db, rows, channels, rows_per_split)
-//       db[split] (C,) = sum of dy (rows, C) over one split of the rows.
-//   sum_splits(partial, out, count, splits)
-//       out[i] = partial[0][i] + partial[1][i] + ... (the second pass of the two split reductions).
+//   conv2d_backward_filter(x, dy, dw, partial, counters, pixels_per_split, with_bias, <geometry>)
+//       dw (kh*kw*Cin (+ 1), Cout) = im2col(x)^T @ dy, in splits of the N*OH*OW pixels;
+//       with_bias appends a column of ones to im2col(x): the last row is the bias gradient.
+//       GEMM: M = kh*kw*Cin (+ 1), N = Cout, K = the split's pixels.
+//   Both split reductions write partial[split] (when split at all) and finish in the last
+//   block of each output tile (last_split below): counters, one int per tile, are zero before
+//   the launch and after it.
+//   bias_backward(dy, db, partial, counters, rows, channels, rows_per_split)
+//       db (C,) = the sum of dy (rows, C) over its rows, in splits of the rows.
 //   <geometry> = batch, in_h, in_w, cin, out_h, out_w, cout, kh, kw, sh, sw, pad_t, pad_l,
 //   dil_h, dil_w of the forward conv: x (batch, in_h, in_w, cin), w (kh, kw, cin, cout), and
 //   input row ih = oh*sh - pad_t + i*dil_h (a negative pad crops). Bottom/right pads only
@@ -40,10 +41,11 @@
 // taps form a progression i = tap0 + step*q, so the GEMM skips the taps that miss instead of
 // multiplying zeros, and every dx element is written by exactly one thread (no atomics).
 //
-// Determinism: no atomics anywhere. The filter and bias gradients split their long reduction
-// (N*OH*OW pixels) into chunks chosen from the shapes alone; each block owns one output tile
-// of one chunk and reduces it in a fixed order, and sum_splits adds the chunks in order, so
-// two runs give identical bits.
+// Determinism: no atomic touches a value. The filter and bias gradients split their long
+// reduction (N*OH*OW pixels) into chunks chosen from the shapes alone; each block owns one output
+// tile of one chunk and reduces it in a fixed order, and the tile's last block adds the chunks
+// in order (an atomic counter says which block is last, nothing more), so two runs give
+// identical bits.
 // Backward needs: x (filter gradient), w (input gradient), dy; nothing else saved.
 // Gradients: every kernel writes (=) its output; none accumulates (+=).
 
@@ -253,6 +255,32 @@ struct FilterTaps : KMajorLoader {
     }
 };
 
+// Split reductions end in their last block. Each block of a split reduction writes its split's
+// partial result, then takes a ticket from its tile's counter; the block that arrives last
+// (the counter reaching splits - 1) adds the splits of its tile in split order and resets the
+// counter to 0 for the next launch. The atomic only counts arrivals: the sum's order is fixed,
+// so the result is the same bits every run (and as a separate pass over the partials gave).
+__device__ __forceinline__ bool last_split(int* __restrict__ counters, int tile, int splits) {
+    __shared__ int last;
+    __threadfence();                 // this block's partial is visible before its ticket
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        last = atomicAdd(&counters[tile], 1) == splits - 1;
+        if (last) counters[tile] = 0;
+    }
+    __syncthreads();
+    if (last) __threadfence();       // ...and the other blocks' partials before it reads them
+    return last;
+}
+
+// partial[0][i] + partial[1][i] + ..., read past the cache (other blocks wrote them).
+__device__ __forceinline__ float sum_splits(const float* partial, int i, int count, int splits) {
+    const volatile float* p = partial;
+    float total = p[i];
+    for (int s = 1; s < splits; ++s) total += p[s * count + i];
+    return total;
+}
+
 // acc[i][j] += sum over k in [k_begin, k_end) of A[row ty + 16i][k] * B[k][column tx + 16j],
 // k ascending. Every thread of the block must call it with the same range (it has barriers).
 template <class LoaderA, class LoaderB>
@@ -357,7 +385,7 @@ conv2d_backward_input(const float* __restrict__ dy, const float* __restrict__ w,
 // (z + 1) * pixels_per_split) and writes dw + z * rows*cout.
 extern "C" __global__ void __launch_bounds__(THREADS)
 conv2d_backward_filter(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw,
-                       int pixels_per_split, int with_bias,
+                       float* __restrict__ partial, int* __restrict__ counters, int pixels_per_split, int with_bias,
                        int batch, int in_h, int in_w, int cin, int out_h, int out_w,
                        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
     Conv g = GEOMETRY;
@@ -368,7 +396,8 @@ conv2d_backward_filter(const float* __restrict__ x, const float* __restrict__ dy
     MatrixRows bm(dy, g.cout, p_end, n0);
     float acc[SUBTILE][SUBTILE] = {};
     gemm_tiles(a, bm, p_begin, p_end, acc);
-    float* out = dw + blockIdx.z * taps * g.cout;
+    int splits = gridDim.z, count = taps * g.cout;
+    float* out = splits > 1 ? partial + blockIdx.z * count : dw;
     int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
 #pragma unroll
     for (int i = 0; i < SUBTILE; ++i) {
@@ -379,16 +408,25 @@ conv2d_backward_filter(const float* __restrict__ x, const float* __restrict__ dy
             if (tap < taps && co < g.cout) out[tap * g.cout + co] = acc[i][j];
         }
     }
+    if (splits == 1 || !last_split(counters, blockIdx.y * gridDim.x + blockIdx.x, splits)) return;
+    for (int i = 0; i < SUBTILE; ++i) {
+        int tap = m0 + ty + 16 * i;
+        for (int j = 0; j < SUBTILE; ++j) {
+            int co = n0 + tx + 16 * j;
+            if (tap < taps && co < g.cout) dw[tap * g.cout + co] = sum_splits(partial, tap * g.cout + co, count, splits);
+        }
+    }
 }
 
 // Grid: (ceil(channels / 32), splits); split s sums rows [s * rows_per_split, (s + 1) *
-// rows_per_split) of dy (rows, channels) into db + s * channels. Thread (column t % 32,
-// group t / 32) sums every 8th row, then the 8 group sums are added in group order.
+// rows_per_split) of dy (rows, channels) into partial + s * channels (db itself when unsplit).
+// Thread (column t % 32, group t / 32) sums every 8th row, then the 8 group sums are added in
+// group order; the last split of a column block adds the splits in order.
 extern "C" __global__ void __launch_bounds__(THREADS)
-bias_backward(const float* __restrict__ dy, float* __restrict__ db, int rows, int channels,
-              int rows_per_split) {
+bias_backward(const float* __restrict__ dy, float* __restrict__ db, float* __restrict__ partial,
+              int* __restrict__ counters, int rows, int channels, int rows_per_split) {
     __shared__ float sums[BIAS_ROWS][BIAS_COLS];
-    int lane = threadIdx.x % BIAS_COLS, group = threadIdx.x / BIAS_COLS;
+    int lane = threadIdx.x % BIAS_COLS, group = threadIdx.x / BIAS_COLS, splits = gridDim.y;
     int c = blockIdx.x * BIAS_COLS + lane;
     int begin = blockIdx.y * rows_per_split, end = min(begin + rows_per_split, rows);
     float sum = 0.0f;
@@ -399,15 +437,8 @@ bias_backward(const float* __restrict__ dy, float* __restrict__ db, int rows, in
     if (group == 0 && c < channels) {
         float total = sums[0][lane];
         for (int k = 1; k < BIAS_ROWS; ++k) total += sums[k][lane];
-        db[blockIdx.y * channels + c] = total;
+        (splits > 1 ? partial + blockIdx.y * channels : db)[c] = total;
     }
-}
-
-extern "C" __global__ void __launch_bounds__(THREADS)
-sum_splits(const float* __restrict__ partial, float* __restrict__ out, int count, int splits) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x * blockDim.x) {
-        float total = partial[i];
-        for (int s = 1; s < splits; ++s) total += partial[s * count + i];
-        out[i] = total;
-    }
+    if (splits == 1 || !last_split(counters, blockIdx.x, splits)) return;
+    if (group == 0 && c < channels) db[c] = sum_splits(partial, c, channels, splits);
 }

@@ -61,6 +61,7 @@ def _layer_step(make_layer, x_shape, seed):
         rng = np.random.default_rng(seed)
         layer = make_layer()
         x = be.asarray(rng.standard_normal(x_shape).astype(np.float32))
+        layer.ensure_built(x_shape)
         y = layer.forward(x, training=True)
         dy = be.asarray(rng.standard_normal(y.shape).astype(np.float32))
         dx = layer.backward(dy)

@@ -22,14 +22,11 @@ def _normal(rng, shape):
     return rng.standard_normal(shape).astype(np.float32)
 
 
-def _filter_kernels(pixels, taps, cout, bias_row=True):
-    """What conv2d_backward_filter launches: a filter gradient whose pixels are split (to about
-    128 blocks, at least 256 pixels a split; of the cases only x (3, 16, 16, 3)) adds a second pass.
-    A conv's bias gradient is one more row of that product (``bias_row``); a transposed conv's
-    needs bias_backward."""
-    tiles = -(-(taps + bias_row) // 64) * -(-cout // 64)
-    split = min(-(-128 // tiles), pixels // 256) > 1
-    return ["conv2d_backward_filter", *(["sum_splits"] if split else []), *([] if bias_row else ["bias_backward"])]
+def _filter_kernels(bias_row=True):
+    """What conv2d_backward_filter launches: one kernel, however its pixels are split (the last
+    block of each tile adds the splits). A conv's bias gradient is one more row of that product
+    (``bias_row``); a transposed conv's needs bias_backward."""
+    return ["conv2d_backward_filter", *([] if bias_row else ["bias_backward"])]
 
 
 # x shape, (kh, kw, filters), strides, padding, dilation -> expected output shape.
@@ -77,9 +74,8 @@ def test_conv2d_matches_numpy(kernel_backend, rng, case):
     dy = _normal(rng, out_shape)
     compare_with_numpy(kernel_backend, lambda: ops.conv2d_backward_input(dy, w, x_shape, strides, pads, dilation),
              ["conv2d_backward_input"], "conv2d_backward_input")
-    pixels = out_shape[0] * out_shape[1] * out_shape[2]
     compare_with_numpy(kernel_backend, lambda: ops.conv2d_backward_filter(dy, x, w.shape, strides, pads, dilation),
-             _filter_kernels(pixels, kh * kw * x_shape[3], filters), "conv2d_backward_filter")
+             _filter_kernels(), "conv2d_backward_filter")
 
 
 # x shape, (kh, kw, filters), strides, padding, output_padding, dilation -> expected output shape.
@@ -108,17 +104,16 @@ def test_conv2d_transpose_matches_numpy(kernel_backend, rng, case):
     compare_with_numpy(kernel_backend,
              lambda: ops.conv2d_transpose_backward_input(dy, w, x_shape, strides, crops, dilation),
              ["conv2d_forward"], "conv2d_transpose_backward_input")
-    pixels = x_shape[0] * x_shape[1] * x_shape[2]
     compare_with_numpy(kernel_backend,
              lambda: ops.conv2d_transpose_backward_filter(dy, x, w.shape, strides, crops, dilation),
-             _filter_kernels(pixels, kh * kw * filters, x_shape[3], bias_row=False),
+             _filter_kernels(bias_row=False),
              "conv2d_transpose_backward_filter")
 
 
 @pytest.mark.parametrize("shape, kernels", [
     ((2, 3, 5, 3), ["bias_backward"]),
     ((1, 70), ["bias_backward"]),
-    ((4, 40, 40, 67), ["bias_backward", "sum_splits"]),     # 6400 rows: split in 12
+    ((4, 40, 40, 67), ["bias_backward"]),     # 6400 rows: split in 12, summed by each column's last block
 ])
 def test_bias_backward_matches_numpy(kernel_backend, rng, shape, kernels):
     dy = _normal(rng, shape)
@@ -139,7 +134,7 @@ def test_gradients_are_bit_identical_across_runs(kernel_backend, rng):
         return ops.conv2d_backward_input(dy, w, x.shape, strides, pads, dilation), dw, db
 
     first, launched = run_on_backend(kernel_backend, gradients)
-    assert launched == ["conv2d_backward_filter", "sum_splits", "conv2d_backward_input"]
+    assert launched == ["conv2d_backward_filter", "conv2d_backward_input"]   # split in 8, summed in-kernel
     for order in ("ascending", "descending"):   # cudasim's thread orders (cuda ignores them)
         with thread_order(order):
             again, _ = run_on_backend(kernel_backend, gradients)

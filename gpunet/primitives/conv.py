@@ -291,7 +291,6 @@ _BIAS_COLUMNS = 32          # conv.cu's BIAS_COLS: channels one bias_backward bl
 _SPLIT_BLOCKS = 128         # split a long gradient reduction until about this many blocks run...
 _SPLIT_MIN_PIXELS = 256     # ...keeping at least this many pixels in each filter-gradient split
 _SPLIT_MIN_ROWS = 512       # ...and this many rows in each bias-gradient split
-_MAX_BLOCKS = 2048          # grid-stride sum_splits: enough blocks to fill a GPU
 
 
 def _expect_shape(op, name, shape, expected, given=""):
@@ -317,17 +316,6 @@ def _splits(count, blocks, minimum, multiple=1):
     splits = max(1, min(math.ceil(_SPLIT_BLOCKS / blocks), count // minimum))
     per_split = math.ceil(math.ceil(count / splits) / multiple) * multiple
     return math.ceil(count / per_split), per_split
-
-
-def _sum_splits(partial, splits, shape):
-    """The chunks of a split reduction, ``partial (splits, *shape)``, summed in order."""
-    if splits == 1:
-        return partial.reshape(shape)
-    out = launch.empty(shape)
-    count = out.size
-    launch.run("conv.cu", "sum_splits", launch.blocks_for(count, cap=_MAX_BLOCKS), launch.THREADS,
-               partial, out, count, splits)
-    return out
 
 
 @launch.plan
@@ -411,17 +399,23 @@ def _filter_gradient_plan(op, dy_shape, x_shape, w_shape, strides, padding, dila
     return (*tiles, splits), (splits, rows, cout), tuple(launch.pack(per_split, with_bias, *geometry))
 
 
+def _split_outputs(splits, shape, tiles):
+    """A split reduction's output, its partials (a placeholder when unsplit) and arrival counters."""
+    partial = launch.empty((splits, *shape)) if splits > 1 else launch.placeholder()
+    return launch.empty(shape), partial, launch.counters(tiles)
+
+
 def _filter_gradient_kernel(dy, x, w_shape, strides, padding, dilation, op, names, with_bias=False):
-    """im2col(x).T @ dy on conv.cu: one launch, plus sum_splits when the pixels are split.
+    """im2col(x).T @ dy on conv.cu, in one launch however its pixels are split.
     ``op`` and ``names`` (the caller's names for dy and x) are what errors quote. ``with_bias``:
     returns ``(dw, db)``, db the product's extra row (im2col(x) with a column of ones)."""
     dy, x = launch.inputs(op, dy, x)
     w_shape = tuple(int(v) for v in w_shape)
     grid, partial_shape, arguments = _filter_gradient_plan(op, dy.shape, x.shape, w_shape, strides, padding,
                                                            dilation, names, int(with_bias))
-    partial = launch.empty(partial_shape)
-    launch.run("conv.cu", "conv2d_backward_filter", grid, launch.THREADS, x, dy, partial, *arguments)
-    both = _sum_splits(partial, partial_shape[0], partial_shape[1:])
+    both, partial, counters = _split_outputs(partial_shape[0], partial_shape[1:], grid[0] * grid[1])
+    launch.run("conv.cu", "conv2d_backward_filter", grid, launch.THREADS, x, dy, both, partial, counters,
+               *arguments)
     if with_bias:
         return both[:-1].reshape(w_shape), both[-1]
     return both.reshape(w_shape)
@@ -433,7 +427,7 @@ def _bias_backward_kernel(dy):
     rows = dy.size // channels
     column_blocks = math.ceil(channels / _BIAS_COLUMNS)
     splits, per_split = _splits(rows, column_blocks, _SPLIT_MIN_ROWS)
-    partial = launch.empty((splits, channels))
-    launch.run("conv.cu", "bias_backward", (column_blocks, splits), launch.THREADS, dy, partial,
+    db, partial, counters = _split_outputs(splits, (channels,), column_blocks)
+    launch.run("conv.cu", "bias_backward", (column_blocks, splits), launch.THREADS, dy, db, partial, counters,
                rows, channels, per_split)
-    return _sum_splits(partial, splits, (channels,))
+    return db

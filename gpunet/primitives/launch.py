@@ -32,7 +32,7 @@ from .. import backend
 
 __all__ = ["THREADS", "TILE", "blocks_for", "grid_for", "i32", "f32", "pack", "array", "inputs",
            "channel_lanes", "empty", "zeros", "run", "launch_count", "plan", "address_table", "int_table",
-           "placeholder"]
+           "placeholder", "counters"]
 
 THREADS = 256     # threads per block of a 1-D kernel: 8 warps
 TILE = 16         # side of a 2-D tile: 16 x 16 = 256 threads
@@ -170,6 +170,20 @@ def address_table(arrays):
 def int_table(values):
     """``values`` (sizes) as an int32 array on the backend, cached like ``address_table``."""
     return _table(tuple(int(v) for v in values), np.int32)
+
+
+_counters = {}   # id(backend) -> (backend, int32 zeros): split reductions' arrival counters
+
+
+def counters(count):
+    """At least ``count`` int32 counters, zero, kept by the backend between launches: a kernel that
+    finishes a split reduction in its last block counts arrivals there and leaves them zero again.
+    Launches on one stream never share them at the same time."""
+    be = backend.current()
+    held = _counters.get(id(be))
+    if held is None or held[0] is not be or held[1].size < count:
+        held = _counters[id(be)] = (be, be.zeros((max(int(count), 64),), np.int32))
+    return held[1]
 
 
 def placeholder():
