@@ -10,7 +10,9 @@ backend runs in Python before CuPy's own launch (argument checks, grid and scala
 then returns without computing. Printed per case: launches per step, the host time of a whole
 step, that time per launch (everything gpunet's Python does for the step, spread over its
 launches), and the launch path alone per launch (the step's launches replayed through
-``backend.launch``). On a GPU, CuPy adds its own launch cost (a few µs) on top of these.
+``launch.run``, the call every op makes: its count, ``pack`` and the backend's checks). Times are CPU time of this process (``time.process_time``), so a busy
+machine slows them less than wall time; on an idle one the two agree. On a GPU, CuPy adds its
+own launch cost (a few µs) on top of these.
 
 Beside it, when torch is importable, PyTorch's CPU cost per op for the same model: its twin
 (cases.torch_twin) stepping on the ``meta`` device (dispatch and autograd, no compute), the
@@ -28,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import gpunet as gn  # noqa: E402
+from gpunet.primitives import launch  # noqa: E402
 import cases  # noqa: E402
 
 CASES = {"cnn": (64, (28, 28, 1), 10, "sparse_categorical_crossentropy"),
@@ -44,12 +47,13 @@ def _model(kind):
 
 
 def _median_seconds(fn, steps, repeats):
+    """Median CPU seconds of this process per call: other processes on the cores do not count."""
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(steps):
             fn()
-        times.append((time.perf_counter() - start) / steps)
+        times.append((time.process_time() - start) / steps)
     return statistics.median(times)
 
 
@@ -67,9 +71,9 @@ def gpunet_case(kind, steps, repeats):
         be.launch = real_launch
         per_step = _median_seconds(step, steps, repeats)
 
-        def replay():
-            for call in recorded:
-                be.launch(*call)
+        def replay():   # launch.run as the ops call it: the count, pack, the backend's checks
+            for file, kernel, grid, block, arguments in recorded:
+                launch.run(file, kernel, grid, block, *arguments)
         per_launch_path = _median_seconds(replay, max(1, steps // 4), repeats) / len(recorded)
     return len(recorded), per_step, per_launch_path
 
