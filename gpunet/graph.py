@@ -83,6 +83,24 @@ def mark_activation_folds(pairs, on):
         consumer.fold_from, producer.activation_folded = fold, fold is not None
 
 
+def absorb_pairs(nodes, outputs):
+    """(producer, activation layer) where a layer that can apply an activation in its own kernel
+    (``absorbed``: BatchNormalization) feeds an activation layer with an epilogue and nothing else."""
+    readers = collections.Counter(id(t) for node in nodes for t in node.inputs)
+    ends = {id(t) for t in outputs}
+    return [(node.inputs[0].layer, node.layer) for node in nodes
+            if getattr(node.layer, "epilogue", None) is not None and len(node.inputs) == 1
+            and readers[id(node.inputs[0])] == 1 and id(node.inputs[0]) not in ends
+            and hasattr(node.inputs[0].layer, "absorbed")]
+
+
+def mark_absorbed(pairs, on):
+    """Before a forward pass on a kernel backend (``on``): each producer applies its activation
+    layer's epilogue and the activation layer passes its input through; otherwise both undone."""
+    for producer, activation in pairs:
+        producer.absorbed = activation.absorbed = activation.epilogue if on else None
+
+
 def add_gradient(grads, tensor, grad):
     """Sum ``grad`` into ``grads[id(tensor)]``: a tensor read by several layers gets the sum.
 

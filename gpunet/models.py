@@ -11,8 +11,8 @@ connections), so a model nests inside another model like any layer. ``compile`` 
     model = gn.Model(inputs, outputs)
 """
 from . import backend
-from .graph import (Node, activation_fold_pairs, add_gradient, as_list, keras_order, mark_activation_folds,
-                    mark_relu_pool, relu_pool_pairs)
+from .graph import (Node, absorb_pairs, activation_fold_pairs, add_gradient, as_list, keras_order,
+                    mark_absorbed, mark_activation_folds, mark_relu_pool, relu_pool_pairs)
 from .layers.base import Layer, SymbolicTensor, unique_name
 from .layers.core import InputLayer
 from .layers.weight_rules import model_regularization_losses
@@ -69,6 +69,7 @@ class Model(Trainer, Layer):
         self._nodes = [Node(t) for t in keras_order(self.outputs)]
         self._relu_pools = relu_pool_pairs(self._nodes, self.outputs)
         self._activation_folds = activation_fold_pairs(self._nodes, self.outputs)
+        self._absorbed = absorb_pairs(self._nodes, self.outputs)
         self._check_graph_nodes()
         shapes_in = [t.shape for t in self.inputs]
         shapes_out = [t.shape for t in self.outputs]
@@ -144,6 +145,7 @@ class Model(Trainer, Layer):
         """Run every layer in topological order; ``x`` and the result as the model's inputs / outputs."""
         xs = self._split_inputs(x)
         self._check_inputs(xs)
+        mark_absorbed(self._absorbed, backend.current().runs_kernels)   # stays for the backward
         values = {id(t): v for t, v in zip(self.inputs, xs)}
         for node in self._nodes:
             if isinstance(node.layer, InputLayer):

@@ -1,14 +1,15 @@
 // norm.cu - batch normalization over the channel axis of float32 tensors, both directions.
 //
 // Kernels:
-//   batch_norm_column_sums(a, out, ...)            out[k, c] = (sum over chunk k's rows r of a[r, c]) / divisor
-//   batch_norm_centered_squares(x, mean, out, ...) out[k, c] = sum over chunk k of (x[r, c] - mean[c])^2
-//   batch_norm_backward_sums(dy, x, mean, inv_std, dbeta_out, dgamma_out, ...)
-//                                                  dbeta_out[k, c] = sum over chunk k of dy[r, c];
-//                                                  dgamma_out[k, c] = sum of dy * (x - mean) * inv_std
+//   batch_norm_statistics(x, mean, var, inv_std, partial, counters, ...)
+//                                                  one pass: the batch mean, biased variance and
+//                                                  inv_std = 1 / sqrt(var + eps) per channel
+//   batch_norm_backward_sums(dy, x, mean, inv_std, dbeta_out, dgamma_out, partial, counters, ...)
+//                                                  dbeta = sum of dy; dgamma = sum of dy * (x - mean) * inv_std
 //   batch_norm_inv_std(var, inv_std, c, eps)       inv_std = 1 / sqrt(var + eps)
-//   batch_norm_normalize(x, mean, inv_std, gamma, beta, y, ...)
-//                                                  y = (x - mean) * inv_std * gamma + beta
+//   batch_norm_normalize(x, mean, inv_std, gamma, beta, y, ..., act, alpha)
+//                                                  y = act((x - mean) * inv_std * gamma + beta)
+//                                                  (act: epilogue.cuh's codes, 0 for none)
 //   batch_norm_update_moving_stats(moving_mean, moving_var, mean, var, ...)
 //                                                  moving = momentum * moving + blend * batch, in place,
 //                                                  for the batch mean and biased batch variance
@@ -20,14 +21,15 @@
 // Layout: any tensor (..., C), C-contiguous, read as a matrix of M = size / C rows by C columns
 // (NHWC: a row is one pixel). Per-channel vectors are (C,); gamma and beta are always given (the
 // host passes ones / zeros for a layer without scale / center).
-// Reductions (the three column-sum kernels): grid (ceil(C / lanes), chunks), block 256 threads.
+// Reductions (the two column-sum kernels): grid (ceil(C / lanes), chunks), block 256 threads.
 // A block serves `lanes` channels (a power of two up to 32, so a warp reads consecutive floats)
 // and `chunk_rows` rows; its 256 / lanes threads per channel take rows r, r + 256 / lanes, ...
-// of the chunk, then a shared-memory tree adds their sums. The host reduces the (chunks, C)
-// partial sums once more with batch_norm_column_sums (one chunk of `chunks` rows). Summation
-// order depends on the shapes only: results are bit-identical run to run, no atomics.
-// Training forward: column sums of x / M -> mean; centered squares / M -> biased variance;
-// batch_norm_inv_std; batch_norm_normalize. Backward needs x, mean and inv_std (the training
+// of the chunk, then a shared-memory tree adds their sums into partial (2, chunks, C); the last
+// block of each channel tile to finish adds the chunks in order (an atomic counter per tile,
+// zero before and after the launch, says which block is last and nothing else). Summation
+// order depends on the shapes only: results are bit-identical run to run.
+// Training forward: batch_norm_statistics (sums of x - x[0] and of its squares: the shift keeps
+// the variance accurate when |mean| >> std), then batch_norm_normalize: two launches. Backward needs x, mean and inv_std (the training
 // forward's, or the moving mean and 1 / sqrt(moving_var + eps) in inference mode). The moving
 // variance is updated from the variance itself: 1 / inv_std^2 - eps loses the digits of a
 // variance far below eps.
@@ -36,7 +38,8 @@
 
 #define THREADS 256
 
-#include "common.cuh"   // GRID_STRIDE_LOOP
+#include "common.cuh"     // GRID_STRIDE_LOOP
+#include "epilogue.cuh"   // activate: an activation after the normalisation, in the same pass
 
 // This thread's place in a column-reduction block: channel `c`, and the rows it visits,
 // begin, begin + step, ... < end.
@@ -70,37 +73,72 @@ __device__ __forceinline__ void tree_sum(float* partial, float* second, const Co
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-batch_norm_column_sums(const float* __restrict__ a, float* __restrict__ out, int rows, int c,
-                       int chunk_rows, int lanes, float divisor) {
-    __shared__ float partial[THREADS];
-    ColumnThread t = column_thread(rows, c, chunk_rows, lanes);
-    float sum = 0.0f;
-    for (int r = t.begin; r < t.end; r += t.parts) sum += a[r * c + t.c];
-    partial[threadIdx.x] = sum;
-    tree_sum(partial, nullptr, t, lanes);
-    if (t.part == 0 && t.c < c) out[blockIdx.y * c + t.c] = partial[t.lane] / divisor;
-}
-
-extern "C" __global__ void __launch_bounds__(THREADS)
-batch_norm_centered_squares(const float* __restrict__ x, const float* __restrict__ mean,
-                            float* __restrict__ out, int rows, int c, int chunk_rows, int lanes) {
-    __shared__ float partial[THREADS];
-    ColumnThread t = column_thread(rows, c, chunk_rows, lanes);
-    float center = t.c < c ? mean[t.c] : 0.0f, sum = 0.0f;
-    for (int r = t.begin; r < t.end; r += t.parts) {
-        float d = x[r * c + t.c] - center;
-        sum += d * d;
+// Split column reductions end in their last block: each chunk's block writes its partial sums,
+// then takes a ticket from its channel tile's counter; the block arriving last (the counter
+// reaching chunks - 1) adds the chunks in chunk order and resets the counter for the next launch.
+// The atomic only counts arrivals, so the sums' order, and their bits, are fixed by the shapes.
+__device__ __forceinline__ bool last_chunk(int* __restrict__ counters) {
+    __shared__ int last;
+    __threadfence();                 // this block's partials are visible before its ticket
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        last = atomicAdd(&counters[blockIdx.x], 1) == (int)gridDim.y - 1;
+        if (last) counters[blockIdx.x] = 0;
     }
-    partial[threadIdx.x] = sum;
-    tree_sum(partial, nullptr, t, lanes);
-    if (t.part == 0 && t.c < c) out[blockIdx.y * c + t.c] = partial[t.lane];
+    __syncthreads();
+    if (last) __threadfence();       // ...and the other blocks' before it reads them
+    return last;
 }
 
+// sum over chunks k of partial[k * c + ch], in chunk order, read past the cache.
+__device__ __forceinline__ float chunk_total(const float* partial, int ch, int c, int chunks) {
+    const volatile float* p = partial;
+    float total = p[ch];
+    for (int k = 1; k < chunks; ++k) total += p[k * c + ch];
+    return total;
+}
+
+// One pass over x (rows, c) for the batch statistics. Sums of d = x - x[0, ch] and of d^2 (the
+// shift by a sample of the channel keeps E[d^2] - E[d]^2 accurate when |mean| >> std), per chunk
+// of rows, into partial (2, chunks, c); the last block of each channel tile adds the chunks and
+// writes mean, the biased variance and inv_std = 1 / sqrt(var + eps).
+extern "C" __global__ void __launch_bounds__(THREADS)
+batch_norm_statistics(const float* __restrict__ x, float* __restrict__ mean, float* __restrict__ var,
+                      float* __restrict__ inv_std, float* __restrict__ partial, int* __restrict__ counters,
+                      int rows, int c, int chunk_rows, int lanes, float eps) {
+    __shared__ float sums[THREADS];
+    __shared__ float squares[THREADS];
+    ColumnThread t = column_thread(rows, c, chunk_rows, lanes);
+    float shift = t.c < c && rows > 0 ? x[t.c] : 0.0f, s1 = 0.0f, s2 = 0.0f;
+    for (int r = t.begin; r < t.end; r += t.parts) {
+        float d = x[r * c + t.c] - shift;
+        s1 += d;
+        s2 += d * d;
+    }
+    sums[threadIdx.x] = s1;
+    squares[threadIdx.x] = s2;
+    tree_sum(sums, squares, t, lanes);
+    int chunks = gridDim.y;
+    if (t.part == 0 && t.c < c) {
+        partial[blockIdx.y * c + t.c] = sums[t.lane];
+        partial[(chunks + blockIdx.y) * c + t.c] = squares[t.lane];
+    }
+    if (!last_chunk(counters) || t.part != 0 || t.c >= c) return;
+    float n = (float)rows;
+    float d_mean = chunk_total(partial, t.c, c, chunks) / n;
+    float variance = fmaxf(chunk_total(partial + chunks * c, t.c, c, chunks) / n - d_mean * d_mean, 0.0f);
+    mean[t.c] = shift + d_mean;
+    var[t.c] = variance;
+    inv_std[t.c] = 1.0f / sqrtf(variance + eps);
+}
+
+// dbeta = sum of dy, dgamma = sum of dy * x_hat over the rows, in chunks finished by the last
+// block of each channel tile (partial: (2, chunks, c)), as batch_norm_statistics does.
 extern "C" __global__ void __launch_bounds__(THREADS)
 batch_norm_backward_sums(const float* __restrict__ dy, const float* __restrict__ x,
                          const float* __restrict__ mean, const float* __restrict__ inv_std,
                          float* __restrict__ dbeta_out, float* __restrict__ dgamma_out,
+                         float* __restrict__ partial, int* __restrict__ counters,
                          int rows, int c, int chunk_rows, int lanes) {
     __shared__ float dbeta_partial[THREADS];
     __shared__ float dgamma_partial[THREADS];
@@ -115,10 +153,14 @@ batch_norm_backward_sums(const float* __restrict__ dy, const float* __restrict__
     dbeta_partial[threadIdx.x] = dbeta;
     dgamma_partial[threadIdx.x] = dgamma;
     tree_sum(dbeta_partial, dgamma_partial, t, lanes);
+    int chunks = gridDim.y;
     if (t.part == 0 && t.c < c) {
-        dbeta_out[blockIdx.y * c + t.c] = dbeta_partial[t.lane];
-        dgamma_out[blockIdx.y * c + t.c] = dgamma_partial[t.lane];
+        partial[blockIdx.y * c + t.c] = dbeta_partial[t.lane];
+        partial[(chunks + blockIdx.y) * c + t.c] = dgamma_partial[t.lane];
     }
+    if (!last_chunk(counters) || t.part != 0 || t.c >= c) return;
+    dbeta_out[t.c] = chunk_total(partial, t.c, c, chunks);
+    dgamma_out[t.c] = chunk_total(partial + chunks * c, t.c, c, chunks);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS)
@@ -129,10 +171,11 @@ batch_norm_inv_std(const float* __restrict__ var, float* __restrict__ inv_std, i
 extern "C" __global__ void __launch_bounds__(THREADS)
 batch_norm_normalize(const float* __restrict__ x, const float* __restrict__ mean,
                      const float* __restrict__ inv_std, const float* __restrict__ gamma,
-                     const float* __restrict__ beta, float* __restrict__ y, int count, int c) {
+                     const float* __restrict__ beta, float* __restrict__ y, int count, int c, int act,
+                     float alpha) {
     GRID_STRIDE_LOOP(i, count) {
         int ch = i % c;
-        y[i] = (x[i] - mean[ch]) * inv_std[ch] * gamma[ch] + beta[ch];
+        y[i] = activate((x[i] - mean[ch]) * inv_std[ch] * gamma[ch] + beta[ch], act, alpha);
     }
 }
 

@@ -212,15 +212,12 @@ OP_KERNELS = [
     (pool.avg_pool2d_backward, ("y", (1, 4, 4, 3), (2, 2), (2, 2), "valid"), {"avg_pool2d_backward"}),
     (pool.global_avg_pool2d_forward, ("x",), {"global_avg_pool2d_forward"}),
     (pool.global_avg_pool2d_backward, ("c", (1, 4, 4, 3)), {"global_avg_pool2d_backward"}),
-    (norm.batch_norm_train_forward, ("x", "c", None, 1e-3),
-     {"batch_norm_column_sums", "batch_norm_centered_squares", "batch_norm_inv_std", "batch_norm_normalize"}),
-    (norm.batch_norm_backward, ("x", "x", None, "c", "c"),
-     {"batch_norm_backward_sums", "batch_norm_column_sums", "batch_norm_backward_input"}),
+    (norm.batch_norm_train_forward, ("x", "c", None, 1e-3), {"batch_norm_statistics", "batch_norm_normalize"}),
+    (norm.batch_norm_backward, ("x", "x", None, "c", "c"), {"batch_norm_backward_sums", "batch_norm_backward_input"}),
     (norm.batch_norm_inference_forward, ("x", None, "c", "c", "c", 1e-3),
      {"batch_norm_inv_std", "batch_norm_normalize"}),
     (norm.batch_norm_inference_backward, ("x", "x", "c", "c", "c", 1e-3),
-     {"batch_norm_inv_std", "batch_norm_backward_sums", "batch_norm_column_sums",
-      "batch_norm_inference_backward_input"}),
+     {"batch_norm_inv_std", "batch_norm_backward_sums", "batch_norm_inference_backward_input"}),
     (norm.batch_norm_update_moving_stats, ("c", "c", "c", "c", 0.99), {"batch_norm_update_moving_stats"}),
 ]
 

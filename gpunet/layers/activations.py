@@ -28,13 +28,20 @@ class _ActivationLayer(Layer):
         """True when a linear layer may apply this activation to its own output ``z`` in place."""
         return False
 
+    absorbed = None   # set by a model when the layer before applied this activation (its Epilogue)
+
     def forward(self, x, training=False):
+        if self.absorbed is not None:   # x is already this activation's output
+            self._saved = x
+            return x
         y = self._forward(x)
         self._saved = y if self._saves_output else x
         return y
 
     def backward(self, dy):
         self.grads = []
+        if self.absorbed is not None:
+            return epilogue_ops.activation_gradient(dy, self._saved, self.absorbed)
         return self._backward(dy, self._saved)
 
 

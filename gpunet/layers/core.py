@@ -112,12 +112,20 @@ class Dense(WeightRulesMixin, ActivationMixin, Layer):
 class Activation(ActivationMixin, Layer):
     """Applies an activation by name (``"relu"``, ``"softmax"``, ...); output has the input's shape."""
 
+    absorbed = None   # set by a model when the layer before applied this activation (its Epilogue)
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self._init_activation(activation)
 
+    @property
+    def epilogue(self):
+        """The activation as a kernel epilogue (see ``primitives.epilogue``), or None."""
+        return None if self._activation is None else self._activation.epilogue
+
     def forward(self, x, training=False):
-        return self._activate(x, training)
+        # Absorbed: x is already the activation's output; backward reads its gradient from it.
+        return self._activate(x, training, fused=self.absorbed)
 
     def backward(self, dy):
         return self._linear_backward(self._deactivate(dy))

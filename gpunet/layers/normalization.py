@@ -48,6 +48,7 @@ class BatchNormalization(Layer):
         self.gamma = self.beta = self.moving_mean = self.moving_variance = None
         self._saved = None
 
+    absorbed = None   # a model sets the Epilogue of the activation layer after it: applied here
     def _check_shape(self, shape, channels=None):
         rank = len(shape)
         if rank < 2:
@@ -80,14 +81,15 @@ class BatchNormalization(Layer):
             sync = distribute.cross_replica() if self.synchronized else None
             if sync is not None:
                 return self._synchronized_forward(x, sync)
-            y, mean, inv_std, var = norm.batch_norm_train_forward(x, self.gamma, self.beta, self.epsilon)
+            y, mean, inv_std, var = norm.batch_norm_train_forward(x, self.gamma, self.beta, self.epsilon,
+                                                                  activation=self.absorbed)
             norm.batch_norm_update_moving_stats(self.moving_mean, self.moving_variance, mean, var,
                                                 self.momentum)
             self._saved = ("batch", x, mean, inv_std)
             return y
         self._saved = ("moving", x, self.moving_mean, self.moving_variance)
         return norm.batch_norm_inference_forward(x, self.gamma, self.beta, self.moving_mean,
-                                                 self.moving_variance, self.epsilon)
+                                                 self.moving_variance, self.epsilon, activation=self.absorbed)
 
     def _synchronized_forward(self, x, sync):
         """Normalise with the statistics of every rank's rows (see ``gn.distribute.statistics``)."""
@@ -95,7 +97,8 @@ class BatchNormalization(Layer):
         mean, var, inv_std = sync.moments(local_mean, local_var, x.size // x.shape[-1], self.epsilon)
         norm.batch_norm_update_moving_stats(self.moving_mean, self.moving_variance, mean, var, self.momentum)
         self._saved = ("synchronized", x, mean, (var, inv_std, sync))
-        return norm.batch_norm_inference_forward(x, self.gamma, self.beta, mean, var, self.epsilon)
+        return norm.batch_norm_inference_forward(x, self.gamma, self.beta, mean, var, self.epsilon,
+                                                 activation=self.absorbed)
 
     def backward(self, dy):
         if self._saved is None:

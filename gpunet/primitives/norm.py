@@ -13,7 +13,7 @@ On a kernel backend (``backend.current().runs_kernels``) every op runs the float
 import numpy as np
 
 from .. import backend
-from . import launch
+from . import epilogue, launch
 
 __all__ = [
     "batch_norm_train_forward", "batch_norm_backward",
@@ -31,22 +31,23 @@ def _affine(x_hat, gamma, beta):
     return y + beta if beta is not None else y
 
 
-def batch_norm_train_forward(x, gamma, beta, epsilon):
+def batch_norm_train_forward(x, gamma, beta, epsilon, activation=None):
     """Normalise with batch statistics. ``x`` (..., C); ``gamma``, ``beta`` (C,) or None.
 
     Returns ``(y, mean, inv_std, var)``: ``y`` like ``x``; the others (C,): the batch mean,
     ``1 / sqrt(var + epsilon)`` (what backward needs) and the biased batch variance ``var`` (what
-    batch_norm_update_moving_stats needs).
+    batch_norm_update_moving_stats needs). ``activation``: an ``epilogue.Epilogue`` applied to y
+    in the same pass (the activation layer after a BatchNormalization), or None.
     """
     if backend.current().runs_kernels:
-        return _batch_norm_train_forward_kernel(x, gamma, beta, epsilon)
+        return _batch_norm_train_forward_kernel(x, gamma, beta, epsilon, activation)
     rows = _rows(x)
     mean = rows.mean(axis=0)
     centered = rows - mean
     # Two passes (mean, then squares of the centred values) stay accurate when |mean| >> std.
     var = np.mean(centered * centered, axis=0)
     inv_std = 1 / np.sqrt(var + epsilon)
-    y = _affine(centered * inv_std, gamma, beta)
+    y = epilogue.activate(_affine(centered * inv_std, gamma, beta), activation)
     return y.reshape(x.shape), mean, inv_std, var
 
 
@@ -67,13 +68,14 @@ def batch_norm_backward(dy, x, gamma, mean, inv_std):
     return dx.reshape(x.shape), dgamma, dbeta
 
 
-def batch_norm_inference_forward(x, gamma, beta, moving_mean, moving_var, epsilon):
+def batch_norm_inference_forward(x, gamma, beta, moving_mean, moving_var, epsilon, activation=None):
     """Normalise with fixed statistics: ``(x - moving_mean) / sqrt(moving_var + epsilon)``,
-    then scale and offset. ``x`` (..., C), the rest (C,) (``gamma``, ``beta`` may be None)."""
+    then scale and offset (and ``activation``, as in the training forward). ``x`` (..., C), the
+    rest (C,) (``gamma``, ``beta`` may be None)."""
     if backend.current().runs_kernels:
-        return _batch_norm_inference_forward_kernel(x, gamma, beta, moving_mean, moving_var, epsilon)
+        return _batch_norm_inference_forward_kernel(x, gamma, beta, moving_mean, moving_var, epsilon, activation)
     inv_std = 1 / np.sqrt(moving_var + epsilon)
-    return _affine((x - moving_mean) * inv_std, gamma, beta)
+    return epilogue.activate(_affine((x - moving_mean) * inv_std, gamma, beta), activation)
 
 
 def batch_norm_inference_backward(dy, x, gamma, moving_mean, moving_var, epsilon):
@@ -119,26 +121,26 @@ def _scale_and_offset(gamma, beta, channels):
     return gamma, beta
 
 
-def _column_sums(kernel, rows, channels, *args, divisor=1.0, outputs=1, tail=()):
-    """Per-channel sums over ``rows`` rows: ``kernel`` writes (chunks, C) partial sums, which
-    batch_norm_column_sums then adds in a fixed order and divides by ``divisor``. Returns the
-    ``outputs`` (C,) results. ``args`` come before the partial-sum outputs in the kernel's
-    signature, ``tail`` after the layout arguments."""
-    launch.i32(rows * channels, f"{kernel}: elements")
+@launch.plan
+def _column_layout(rows, channels):
+    """A column reduction's grid and ``chunk_rows, lanes`` for (rows, channels)."""
     lanes = launch.channel_lanes(channels)
     chunk_rows = max(4 * (launch.THREADS // lanes), -(-rows // _MAX_CHUNKS))
     chunks = max(1, -(-rows // chunk_rows))
-    tiles = -(-channels // lanes)
-    partials = [launch.empty((chunks, channels)) for _ in range(outputs)]
-    launch.run("norm.cu", kernel, (tiles, chunks), launch.THREADS, *args, *partials,
+    return (-(-channels // lanes), chunks), chunk_rows, lanes
+
+
+def _column_sums(kernel, rows, channels, *args, outputs=2, tail=()):
+    """Per-channel reductions over ``rows`` rows in one launch of ``kernel``, which writes
+    ``outputs`` (C,) results (its chunks finished by each channel tile's last block). ``args``
+    come before the outputs in the kernel's signature, ``tail`` after the layout arguments."""
+    launch.i32(rows * channels, f"{kernel}: elements")
+    grid, chunk_rows, lanes = _column_layout(rows, channels)
+    results = [launch.empty((channels,)) for _ in range(outputs)]
+    partial = launch.empty((2, grid[1], channels))
+    launch.run("norm.cu", kernel, grid, launch.THREADS, *args, *results, partial, launch.counters(grid[0]),
                rows, channels, chunk_rows, lanes, *tail)
-    totals = []
-    for partial in partials:
-        total = launch.empty((channels,))
-        launch.run("norm.cu", "batch_norm_column_sums", (tiles, 1), launch.THREADS,
-                   partial, total, chunks, channels, chunks, lanes, float(divisor))
-        totals.append(total)
-    return totals
+    return results
 
 
 def _launch_elementwise(kernel, count, *args):
@@ -153,37 +155,37 @@ def _inv_std_kernel(var, epsilon):
     return inv_std
 
 
-def _normalize_kernel(x, mean, inv_std, gamma, beta):
+def _normalize_kernel(x, mean, inv_std, gamma, beta, activation=None):
     gamma, beta = _scale_and_offset(gamma, beta, x.shape[-1])
     y = launch.empty(x.shape)
-    _launch_elementwise("batch_norm_normalize", x.size, x, mean, inv_std, gamma, beta, y, x.size, x.shape[-1])
+    _launch_elementwise("batch_norm_normalize", x.size, x, mean, inv_std, gamma, beta, y, x.size, x.shape[-1],
+                        *epilogue.kernel_settings(activation))
     return y
 
 
-def _batch_norm_train_forward_kernel(x, gamma, beta, epsilon):
+def _batch_norm_train_forward_kernel(x, gamma, beta, epsilon, activation=None):
     x, gamma, beta = launch.inputs("batch_norm_train_forward", x, gamma, beta)
     rows, channels = x.size // x.shape[-1], x.shape[-1]
-    mean, = _column_sums("batch_norm_column_sums", rows, channels, x, divisor=rows, tail=(1.0,))
-    var, = _column_sums("batch_norm_centered_squares", rows, channels, x, mean, divisor=rows)
-    inv_std = _inv_std_kernel(var, epsilon)
-    return _normalize_kernel(x, mean, inv_std, gamma, beta), mean, inv_std, var
+    mean, var, inv_std = _column_sums("batch_norm_statistics", rows, channels, x, outputs=3,
+                                      tail=(launch.f32(epsilon),))
+    return _normalize_kernel(x, mean, inv_std, gamma, beta, activation), mean, inv_std, var
 
 
 def _batch_norm_backward_kernel(dy, x, gamma, mean, inv_std):
     dy, x, gamma, mean, inv_std = launch.inputs("batch_norm_backward", dy, x, gamma, mean, inv_std)
     gamma, _ = _scale_and_offset(gamma, None, x.shape[-1])
     rows, channels = x.size // x.shape[-1], x.shape[-1]
-    dbeta, dgamma = _column_sums("batch_norm_backward_sums", rows, channels, dy, x, mean, inv_std, outputs=2)
+    dbeta, dgamma = _column_sums("batch_norm_backward_sums", rows, channels, dy, x, mean, inv_std)
     dx = launch.empty(x.shape)
     _launch_elementwise("batch_norm_backward_input", x.size, dy, x, mean, inv_std, gamma, dgamma, dbeta, dx,
                         x.size, channels)
     return dx, dgamma, dbeta
 
 
-def _batch_norm_inference_forward_kernel(x, gamma, beta, moving_mean, moving_var, epsilon):
+def _batch_norm_inference_forward_kernel(x, gamma, beta, moving_mean, moving_var, epsilon, activation=None):
     x, gamma, beta, moving_mean, moving_var = launch.inputs(
         "batch_norm_inference_forward", x, gamma, beta, moving_mean, moving_var)
-    return _normalize_kernel(x, moving_mean, _inv_std_kernel(moving_var, epsilon), gamma, beta)
+    return _normalize_kernel(x, moving_mean, _inv_std_kernel(moving_var, epsilon), gamma, beta, activation)
 
 
 def _batch_norm_inference_backward_kernel(dy, x, gamma, moving_mean, moving_var, epsilon):
@@ -192,8 +194,7 @@ def _batch_norm_inference_backward_kernel(dy, x, gamma, moving_mean, moving_var,
     gamma, _ = _scale_and_offset(gamma, None, x.shape[-1])
     rows, channels = x.size // x.shape[-1], x.shape[-1]
     inv_std = _inv_std_kernel(moving_var, epsilon)
-    dbeta, dgamma = _column_sums("batch_norm_backward_sums", rows, channels, dy, x, moving_mean, inv_std,
-                                 outputs=2)
+    dbeta, dgamma = _column_sums("batch_norm_backward_sums", rows, channels, dy, x, moving_mean, inv_std)
     dx = launch.empty(x.shape)
     _launch_elementwise("batch_norm_inference_backward_input", x.size, dy, inv_std, gamma, dx, x.size, channels)
     return dx, dgamma, dbeta
