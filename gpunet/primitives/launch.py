@@ -188,17 +188,28 @@ def counters(count):
 
 def placeholder():
     """A one-element float32 array for a pointer argument a kernel is told not to read."""
-    return _table((0.0,), np.float32)
+    be = backend.current()
+    held = _placeholders.get(id(be))
+    if held is None or held[0] is not be:
+        held = _placeholders[id(be)] = (be, be.zeros((1,), np.float32))
+    return held[1]
+
+
+_placeholders = {}
 
 
 def _table(values, dtype):
+    """``values`` on the device, uploaded through the backend's asynchronous path (pinned memory, a
+    copy stream the compute stream waits for), so that a new table never makes the host wait."""
     be = backend.current()
     key = (id(be), dtype, values)
     table = _tables.get(key)
     if table is None or table[0] is not be:
         if len(_tables) >= 256:   # gradients move between steps on some backends: bounded
             _tables.pop(next(iter(_tables)))
-        table = _tables[key] = (be, be.asarray(np.array(values, dtype), dtype=dtype))
+        array, event = be.upload_async(np.array(values, dtype), dtype)
+        be.wait_events([event])
+        table = _tables[key] = (be, array)
     return table[1]
 
 
