@@ -41,7 +41,7 @@
 // Gradients: every kernel writes (=) its output; nothing accumulates.
 
 #include "common.cuh"     // GRID_STRIDE_LOOP, ROW_PER_WARP_LOOP, warp_sum, warp_max
-#include "epilogue.cuh"   // activate, activation_gradient: the same expressions fused kernels use
+#include "epilogue.cuh"   // *_value, activation_gradient: the same expressions fused kernels use
 
 // -- ReLU in Keras's general form -------------------------------------------------------------
 
@@ -74,7 +74,7 @@ extern "C" __global__ void relu_backward(const float* __restrict__ dy, const flo
 
 extern "C" __global__ void leaky_relu_forward(const float* __restrict__ x, float* __restrict__ y, int n,
                                               float negative_slope) {
-    GRID_STRIDE_LOOP(i, n) y[i] = activate(x[i], ACT_LEAKY_RELU, negative_slope);
+    GRID_STRIDE_LOOP(i, n) y[i] = leaky_relu_value(x[i], negative_slope);
 }
 
 extern "C" __global__ void leaky_relu_backward(const float* __restrict__ dy, const float* __restrict__ x,
@@ -83,7 +83,7 @@ extern "C" __global__ void leaky_relu_backward(const float* __restrict__ dy, con
 }
 
 extern "C" __global__ void elu_forward(const float* __restrict__ x, float* __restrict__ y, int n, float alpha) {
-    GRID_STRIDE_LOOP(i, n) y[i] = activate(x[i], ACT_ELU, alpha);   // NaN stays NaN
+    GRID_STRIDE_LOOP(i, n) y[i] = elu_value(x[i], alpha);   // NaN stays NaN
 }
 
 extern "C" __global__ void elu_backward(const float* __restrict__ dy, const float* __restrict__ x,
@@ -97,7 +97,7 @@ extern "C" __global__ void elu_backward(const float* __restrict__ dy, const floa
 // -- sigmoid, tanh -----------------------------------------------------------------------------
 
 extern "C" __global__ void sigmoid_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
-    GRID_STRIDE_LOOP(i, n) y[i] = activate(x[i], ACT_SIGMOID, 0.0f);   // no overflow for large |x|
+    GRID_STRIDE_LOOP(i, n) y[i] = sigmoid_value(x[i]);   // no overflow for large |x|
 }
 
 extern "C" __global__ void sigmoid_backward(const float* __restrict__ dy, const float* __restrict__ y,
@@ -106,7 +106,7 @@ extern "C" __global__ void sigmoid_backward(const float* __restrict__ dy, const 
 }
 
 extern "C" __global__ void tanh_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
-    GRID_STRIDE_LOOP(i, n) y[i] = activate(x[i], ACT_TANH, 0.0f);
+    GRID_STRIDE_LOOP(i, n) y[i] = tanhf(x[i]);
 }
 
 // dx = dy * act'(x) from the output y of a layer whose kernel applied the activation (act, alpha:

@@ -27,15 +27,23 @@
 #define ACT_SIGMOID 4
 #define ACT_TANH 5
 
+// One activation each: activation.cu's forward kernels call these directly.
+__device__ __forceinline__ float relu_value(float z) { return z > 0.0f ? z : (z != z ? z : 0.0f); }   // NaN stays
+__device__ __forceinline__ float leaky_relu_value(float z, float slope) { return z > 0.0f ? z : z * slope; }
+__device__ __forceinline__ float elu_value(float z, float alpha) {
+    return z > 0.0f ? z : alpha * expm1f(z);   // NaN takes this branch and stays NaN
+}
+__device__ __forceinline__ float sigmoid_value(float z) {
+    float e = expf(-fabsf(z));   // <= 1, so neither branch overflows
+    return z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+}
+
 __device__ __forceinline__ float activate(float z, int act, float alpha) {
     switch (act) {
-        case ACT_RELU: return z > 0.0f ? z : (z != z ? z : 0.0f);   // NaN stays NaN
-        case ACT_LEAKY_RELU: return z > 0.0f ? z : z * alpha;
-        case ACT_ELU: return z > 0.0f ? z : alpha * expm1f(z);      // NaN takes this branch
-        case ACT_SIGMOID: {
-            float e = expf(-fabsf(z));   // <= 1, so neither branch overflows
-            return z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
-        }
+        case ACT_RELU: return relu_value(z);
+        case ACT_LEAKY_RELU: return leaky_relu_value(z, alpha);
+        case ACT_ELU: return elu_value(z, alpha);
+        case ACT_SIGMOID: return sigmoid_value(z);
         case ACT_TANH: return tanhf(z);
         default: return z;
     }

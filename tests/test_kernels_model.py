@@ -137,10 +137,13 @@ EXPECTED_KERNELS = {
     (layers.Conv2D, "backward"): {"conv2d_backward_input", "conv2d_backward_filter"},
     (layers.Conv2DTranspose, "forward"): {"conv2d_backward_input"},   # the adjoint of a convolution
     (layers.Conv2DTranspose, "backward"): {"conv2d_forward", "conv2d_backward_filter", "bias_backward"},
-    (layers.BatchNormalization, "forward"): {"batch_norm_normalize", "batch_norm_update_moving_stats"},
+    (layers.BatchNormalization, "forward"): {"batch_norm_statistics", "batch_norm_normalize",
+                                             "batch_norm_update_moving_stats"},
     (layers.BatchNormalization, "backward"): {"batch_norm_backward_input"},
-    (layers.ReLU, "forward"): {"relu_forward"},
-    (layers.ReLU, "backward"): {"relu_backward"},
+    # The ReLU after the BatchNormalization runs in batch_norm_normalize; its gradient is read
+    # from its output (the batch norm's), its output being read twice (no single kernel to fold into).
+    (layers.ReLU, "forward"): set(),
+    (layers.ReLU, "backward"): {"fused_activation_backward"},
     (layers.MaxPooling2D, "forward"): {"max_pool2d_forward"},
     (layers.MaxPooling2D, "backward"): {"max_pool2d_backward"},
     (layers.ZeroPadding2D, "forward"): {"zero_pad2d_forward"},
