@@ -69,6 +69,7 @@ class Model(Trainer, Layer):
         self._nodes = [Node(t) for t in keras_order(self.outputs)]
         self._relu_pools = relu_pool_pairs(self._nodes, self.outputs)
         self._activation_folds = activation_fold_pairs(self._nodes, self.outputs)
+        mark_absorbed(getattr(self, "_absorbed", []), False)   # a rebuilt graph (pop, add) pairs anew
         self._absorbed = absorb_pairs(self._nodes, self.outputs)
         self._check_graph_nodes()
         shapes_in = [t.shape for t in self.inputs]
