@@ -14,7 +14,6 @@
 //   sigmoid_backward(dy, y, dx, n)                       needs y: dx = dy * y * (1 - y)
 //   tanh_forward(x, y, n)
 //   tanh_backward(dy, y, dx, n)                          needs y: dx = dy * (1 - y^2)
-<<<<<<< HEAD
 //   <op>_forward(x, y, n), <op>_backward(dy, x, dx, n)    needs x: dx = dy * op'(x), for op in
 //       gelu (exact, erf), gelu_approximate (tanh form), silu (x * sigmoid(x)), softplus,
 //       softsign, hard_sigmoid (clip(x / 6 + 0.5, 0, 1), Keras 3), hard_silu (x * hard_sigmoid(x)),
@@ -24,9 +23,7 @@
 //   prelu_backward(dy, x, alpha, dx, alpha_terms, n, alpha_size)   needs x: dx = dy or alpha * dy;
 //       alpha_terms = x > 0 ? 0 : dy * x, which the host sums per alpha with conv.cu's bias_backward
 //       (the batch and shared axes moved in front, so element i uses alpha[i % alpha_size]).
-=======
 //   fused_activation_backward(dy, y, dx, n, act, alpha) dx = dy * act'(x) read from y (epilogue.cuh)
->>>>>>> d53b9ff (WIP: epilogue fusion (bias + activation in conv/dense forward, activation gradient folded into the next layer's input-gradient kernel or max pool backward), bias gradient as a row of the filter-gradient product, multi-tensor optimizer kernels)
 //   softmax_forward(x, y, rows, cols)                    y = exp(x - max) / sum(exp(x - max)) per row
 //   softmax_backward(dy, y, dx, rows, cols)              needs y: dx = y * (dy - sum(dy * y)) per row
 //
