@@ -19,6 +19,8 @@
 //   the launch and after it.
 //   bias_backward(dy, db, partial, counters, rows, channels, rows_per_split)
 //       db (C,) = the sum of dy (rows, C) over its rows, in splits of the rows.
+//   sum_splits(partial, out, count, splits)
+//       out[i] = partial[0][i] + partial[1][i] + ... (for a split reduction finished elsewhere).
 //   <geometry> = batch, in_h, in_w, cin, out_h, out_w, cout, kh, kw, sh, sw, pad_t, pad_l,
 //   dil_h, dil_w of the forward conv: x (batch, in_h, in_w, cin), w (kh, kw, cin, cout), and
 //   input row ih = oh*sh - pad_t + i*dil_h (a negative pad crops). Bottom/right pads only
@@ -441,4 +443,15 @@ bias_backward(const float* __restrict__ dy, float* __restrict__ db, float* __res
     }
     if (splits == 1 || !last_split(counters, blockIdx.x, splits)) return;
     if (group == 0 && c < channels) db[c] = sum_splits(partial, c, channels, splits);
+}
+
+// out[i] = partial[0][i] + partial[1][i] + ...: the second pass of a split reduction whose kernel
+// does not finish it itself (depthwise.cu's filter gradient).
+extern "C" __global__ void __launch_bounds__(THREADS)
+sum_splits(const float* __restrict__ partial, float* __restrict__ out, int count, int splits) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x * blockDim.x) {
+        float total = partial[i];
+        for (int s = 1; s < splits; ++s) total += partial[s * count + i];
+        out[i] = total;
+    }
 }

@@ -399,6 +399,21 @@ def _filter_gradient_plan(op, dy_shape, x_shape, w_shape, strides, padding, dila
     return (*tiles, splits), (splits, rows, cout), tuple(launch.pack(per_split, with_bias, *geometry))
 
 
+_MAX_BLOCKS = 2048          # grid-stride sum_splits: enough blocks to fill a GPU
+
+
+def _sum_splits(partial, splits, shape):
+    """The chunks of a split reduction, ``partial (splits, *shape)``, summed in order (for a kernel
+    that does not finish its splits itself: depthwise.py's)."""
+    if splits == 1:
+        return partial.reshape(shape)
+    out = launch.empty(shape)
+    count = out.size
+    launch.run("conv.cu", "sum_splits", launch.blocks_for(count, cap=_MAX_BLOCKS), launch.THREADS,
+               partial, out, count, splits)
+    return out
+
+
 def _split_outputs(splits, shape, tiles):
     """A split reduction's output, its partials (a placeholder when unsplit) and arrival counters."""
     partial = launch.empty((splits, *shape)) if splits > 1 else launch.placeholder()
