@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from . import backend, callbacks as callbacks_module, losses, metrics as metrics_module, optimizers, utils
+from . import backend, callbacks as callbacks_module, data, losses, metrics as metrics_module, optimizers, utils
 from .progress import Progress
 
 
@@ -22,12 +22,6 @@ def _check_finite(array, what):
     if array.dtype.kind in "fc" and not np.isfinite(array).all():
         index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
         raise ValueError(f"{what} contains {array[index]} at index {index}; expected finite numbers only.")
-
-
-def _batches(count, batch_size, order=None):
-    """Index per batch: slices in order, or chunks of a permutation."""
-    for start in range(0, count, batch_size):
-        yield slice(start, start + batch_size) if order is None else order[start:start + batch_size]
 
 
 class Trainer:
@@ -108,26 +102,26 @@ class Trainer:
     def _fused(self):
         return bool(getattr(self.compiled_loss, "fuses_softmax", False)) and self.fusable_softmax
 
-    def _train_step(self, xb, yb):
-        """Forward, loss, backward, update; returns the loss before the update."""
+    def _train_step(self, xb, yb, wb=None):
+        """Forward, loss, backward, update; returns the loss before the update. wb: row weights or None."""
         y_pred = self.forward(xb, training=True)
         if self._fused():
-            value, dlogits, y_pred = self.compiled_loss.compute_from_logits(yb, self.logits)
+            value, dlogits, y_pred = self.compiled_loss.compute_from_logits(yb, self.logits, wb)
             self._train_backward(dlogits, from_logits=True)
         else:
-            value, dy = self.compiled_loss.compute(yb, y_pred)
+            value, dy = self.compiled_loss.compute(yb, y_pred, wb)
             self._train_backward(dy, from_logits=False)
         self.optimizer.apply(self.trainable_weights, self.grads)
         for metric in self.compiled_metrics:
             metric.update_state(yb, y_pred)
         return float(value)
 
-    def _test_step(self, xb, yb):
+    def _test_step(self, xb, yb, wb=None):
         y_pred = self.forward(xb, training=False)
         if self._fused():
-            value, _, y_pred = self.compiled_loss.compute_from_logits(yb, self.logits)
+            value, _, y_pred = self.compiled_loss.compute_from_logits(yb, self.logits, wb)
         else:
-            value = self.compiled_loss(yb, y_pred)
+            value = self.compiled_loss(yb, y_pred, wb)
         for metric in self.compiled_metrics:
             metric.update_state(yb, y_pred)
         return float(value)
@@ -147,21 +141,25 @@ class Trainer:
         for metric in self.compiled_metrics:
             metric.reset_state()
 
-    def train_on_batch(self, x, y, return_dict=False):
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One update on one batch; returns the loss computed before the update
         (``[loss, *metrics]`` when metrics are compiled, or a dict with ``return_dict``)."""
         self._require_compiled("train_on_batch")
         xs, y = self._prepare(x, y, "train_on_batch")
+        w = self._array_weights(y, sample_weight, class_weight, "train_on_batch")
         self._reset_metrics()
-        return self._results(self._logs(self._train_step(self._to_backend(xs), self._targets_to_backend(y))),
+        wb = None if w is None else backend.current().asarray(w, dtype=self.inputs[0].layer.dtype)
+        return self._results(self._logs(self._train_step(self._to_backend(xs), self._targets_to_backend(y), wb)),
                              return_dict)
 
-    def test_on_batch(self, x, y, return_dict=False):
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss (and metrics) of one batch with ``training=False``; no update."""
         self._require_compiled("test_on_batch")
         xs, y = self._prepare(x, y, "test_on_batch")
+        w = self._array_weights(y, sample_weight, None, "test_on_batch")
         self._reset_metrics()
-        return self._results(self._logs(self._test_step(self._to_backend(xs), self._targets_to_backend(y))),
+        wb = None if w is None else backend.current().asarray(w, dtype=self.inputs[0].layer.dtype)
+        return self._results(self._logs(self._test_step(self._to_backend(xs), self._targets_to_backend(y), wb)),
                              return_dict)
 
     def predict_on_batch(self, x):
@@ -175,34 +173,153 @@ class Trainer:
             return [np.asarray(device.to_numpy(o)) for o in out]
         return np.asarray(device.to_numpy(out))
 
-    # -- whole arrays --------------------------------------------------------------------
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
-        """Train for ``epochs`` passes over ``(x, y)``; returns a History (``.history``: per-epoch lists
-        of 'loss', each metric, 'val_loss', 'val_<metric>' with validation, 'learning_rate').
+    # -- where batches come from (gpunet.data: arrays, PyDataset, generators) -----------------
+    def _row_shape(self, count):
+        """Shape of the per-row losses (and so of sample weights) of ``count`` samples."""
+        return (count, *self.output_shape[1:-1])
 
-        x: array ``(samples, *input_shape)`` (a list of arrays for several inputs); y: targets.
-        validation_split takes the last fraction of the samples, before shuffling (as Keras).
+    def _array_weights(self, y, sample_weight, class_weight, where):
+        """Whole-array sample weights (from sample_weight or class_weight), checked; or None."""
+        if sample_weight is not None and class_weight is not None:
+            raise ValueError(f"{where}: pass sample_weight or class_weight, not both.")
+        if class_weight is not None:
+            sample_weight = data.class_weight_to_sample_weight(y, class_weight, where, len(self.output_shape))
+        if sample_weight is None:
+            return None
+        return data.check_sample_weight(sample_weight, self._row_shape(len(y)), f"{where}: sample_weight")
+
+    def _iterator(self, x, y, sample_weight, batch_size, shuffle, steps, where, class_weight=None,
+                  targets=True, steps_name="steps_per_epoch"):
+        """An EpochIterator of host batches ``(x, y, sample_weight)`` for arrays or a dataset."""
+        if not data.is_array_data(x):
+            data.reject_extra_arrays(x, y, sample_weight, where)
+            return data.EpochIterator(data.get_adapter(x, where), steps, where, steps_name, class_weight)
+        if targets:
+            xs, y = self._prepare(x, y, where)
+            w = self._array_weights(y, sample_weight, class_weight, where)
+        else:
+            xs, w = self._prepare_x(x, where), None
+        return data.EpochIterator(data.ArrayAdapter(xs, y, w, batch_size, shuffle), steps, where, steps_name)
+
+    def _device_batch(self, batch, batches, step, targets=True):
+        """``(x, y, sample_weight, count)`` on the backend from a host batch of the EpochIterator
+        ``batches``; batches not from arrays (checked whole beforehand) are checked here, their
+        errors naming the batch, and get the iterator's class_weight."""
+        xs, y, w = batch
+        if not getattr(batch, "checked", False):
+            xs, y, w = self._check_batch(xs, y, w, batches, f"{batches.where}: batch {step}", targets)
+        yb = None if y is None else self._targets_to_backend(y)
+        wb = None if w is None else backend.current().asarray(w, dtype=self.inputs[0].layer.dtype)
+        return self._to_backend(xs), yb, wb, len(xs[0])
+
+    def _check_batch(self, xs, y, w, batches, here, targets):
+        try:
+            if targets:
+                if y is None:
+                    raise ValueError("it has no targets: fit and evaluate need batches (x, y) or "
+                                     "(x, y, sample_weight); received x alone.")
+                xs, y = self._prepare(xs, y, here)
+                if batches.class_weight is not None:
+                    w = self._array_weights(y, w, batches.class_weight, here)
+            else:
+                xs = self._prepare_x(xs, here)
+            if w is not None:
+                w = data.check_sample_weight(w, self._row_shape(len(xs[0])), f"{here}: sample_weight")
+        except ValueError as error:   # every message names the batch (the model's own checks do not)
+            if str(error).startswith(here):
+                raise
+            raise ValueError(f"{here}: {error}") from None
+        return xs, y, w
+
+    def _validation(self, xs, y, w, split, validation_data, where="fit"):
+        """((train xs, y, w), validation) where validation is None, arrays (xs, y, w) from
+        validation_split, or validation_data itself (a tuple of arrays, a dataset or a generator)."""
+        if validation_data is not None:
+            if data.is_array_data(validation_data) and (not isinstance(validation_data, (list, tuple))
+                                                        or len(validation_data) not in (2, 3)):
+                what = f"a {type(validation_data).__name__}" + (
+                    f" of length {len(validation_data)}" if hasattr(validation_data, "__len__") else "")
+                raise ValueError(f"validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                                 f"sample_weight_val), a PyDataset or a generator; received {what}.")
+            return (xs, y, w), validation_data
+        if not isinstance(split, (int, float, np.floating)) or not 0.0 <= split < 1.0:
+            raise ValueError(f"validation_split must be a fraction in [0, 1); received {split!r}.")
+        if split == 0:
+            return (xs, y, w), None
+        if xs is None:
+            raise ValueError(f"{where}: validation_split needs arrays; with a PyDataset or a generator "
+                             f"pass validation_data instead.")
+        cut = int(math.ceil(len(y) * (1.0 - split)))
+        if cut in (0, len(y)):
+            raise ValueError(f"validation_split={split} of {len(y)} samples leaves "
+                             f"{cut} for training and {len(y) - cut} for validation; both need at least one.")
+        part = (lambda a, s: None if a is None else a[s])
+        return ([a[:cut] for a in xs], y[:cut], part(w, slice(cut))), \
+            ([a[cut:] for a in xs], y[cut:], part(w, slice(cut, None)))
+
+    def _fit_data(self, x, y, sample_weight, class_weight, batch_size, shuffle, steps_per_epoch,
+                  validation_split, validation_data, validation_steps, validation_batch_size):
+        """(training EpochIterator, validation EpochIterator or None) for fit."""
+        if data.is_array_data(x):
+            xs, y = self._prepare(x, y, "fit")
+            w = self._array_weights(y, sample_weight, class_weight, "fit")
+            (xs, y, w), validation = self._validation(xs, y, w, validation_split, validation_data)
+            train = data.EpochIterator(data.ArrayAdapter(xs, y, w, batch_size, shuffle), steps_per_epoch, "fit")
+        else:
+            data.reject_extra_arrays(x, y, sample_weight, "fit")
+            _, validation = self._validation(None, None, None, validation_split, validation_data)
+            train = data.EpochIterator(data.get_adapter(x, "fit"), steps_per_epoch, "fit", class_weight=class_weight)
+        if validation is None:
+            return train, None
+        where = "fit: validation_data"
+        if isinstance(validation, tuple) and len(validation) == 3 and isinstance(validation[0], list) \
+                and validation_data is None:   # from validation_split: already checked
+            adapter = data.ArrayAdapter(*validation, validation_batch_size, False)
+            return train, data.EpochIterator(adapter, validation_steps, where, "validation_steps")
+        if data.is_array_data(validation):
+            vx, vy, vw = data.unpack(validation, where)
+            return train, self._iterator(vx, vy, vw, validation_batch_size, False, validation_steps, where,
+                                         steps_name="validation_steps")
+        return train, self._iterator(validation, None, None, validation_batch_size, False, validation_steps,
+                                     where, steps_name="validation_steps")
+
+    # -- fit / evaluate / predict ----------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None, sample_weight=None,
+            initial_epoch=0, steps_per_epoch=None, validation_steps=None, validation_batch_size=None,
+            validation_freq=1):
+        """Train for ``epochs`` passes; returns a History (``.history``: per-epoch lists of 'loss',
+        each metric, 'val_loss', 'val_<metric>' with validation, 'learning_rate').
+
+        x: array ``(samples, *input_shape)`` (a list of arrays for several inputs) with y targets,
+        or a ``gn.utils.PyDataset`` / generator yielding ``(x, y)`` or ``(x, y, sample_weight)``
+        batches (then y and sample_weight stay None). sample_weight: ``(samples,)``, or per
+        output row (per pixel) ``(samples, *output_shape[1:-1])``; class_weight: ``{class: weight}``.
+        validation_split takes the last fraction of the samples, before shuffling (as Keras);
+        validation_data: ``(x_val, y_val[, sample_weight_val])``, a PyDataset or a generator.
+        steps_per_epoch / validation_steps: batches per epoch / per validation (Keras 3's rules).
+        validation_freq: validate every that many epochs (an int), or after the epochs listed.
         """
         self._require_compiled("fit")
         batch_size = _check_batch_size(32 if batch_size is None else batch_size)
         for what, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise ValueError(f"{what} must be a non-negative integer; received {value!r}.")
-        xs, y = self._prepare(x, y, "fit")
-        (xs, y), validation = self._validation(xs, y, validation_split, validation_data)
-        steps = math.ceil(len(y) / batch_size)
+        validation_batch_size = _check_batch_size(validation_batch_size or batch_size)
+        train, validation = self._fit_data(x, y, sample_weight, class_weight, batch_size, shuffle, steps_per_epoch,
+                                           validation_split, validation_data, validation_steps,
+                                           validation_batch_size)
         callback_list = callbacks_module.CallbackList(callbacks, add_history=True, model=self, epochs=epochs,
-                                                      steps=steps, verbose=verbose)
+                                                      steps=train.num_batches, verbose=verbose)
         progress = Progress(verbose)
         self.stop_training, logs = False, {}
         callback_list.on_train_begin(logs={})
         for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch, logs={})
-            progress.start(steps, f"Epoch {epoch + 1}/{epochs}")
-            logs = self._fit_epoch(xs, y, batch_size, shuffle, callback_list, progress)
-            if validation is not None:
-                val_logs = self._evaluate_arrays(*validation, batch_size, callback_list, Progress(0))
+            progress.start(train.num_batches, f"Epoch {epoch + 1}/{epochs}")
+            logs = self._fit_epoch(train, callback_list, progress)
+            if validation is not None and data.should_validate(epoch, validation_freq):
+                val_logs = self._evaluate_batches(validation, callback_list, Progress(0))
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
             logs["learning_rate"] = float(self.optimizer.current_learning_rate())
             progress.finish(logs)
@@ -213,14 +330,13 @@ class Trainer:
         self.history = callback_list.history
         return callback_list.history
 
-    def _fit_epoch(self, xs, y, batch_size, shuffle, callback_list, progress):
-        order = utils.rng().permutation(len(y)) if shuffle else None
+    def _fit_epoch(self, train, callback_list, progress):
         self._reset_metrics()
         total, seen, logs = 0.0, 0, {}
-        for step, index in enumerate(_batches(len(y), batch_size, order)):
+        for step, batch in train.epoch():
             callback_list.on_train_batch_begin(step, logs={})
-            value = self._train_step(self._to_backend(xs, index), self._targets_to_backend(y, index))
-            count = len(y[index])
+            xb, yb, wb, count = self._device_batch(batch, train, step)
+            value = self._train_step(xb, yb, wb)
             total, seen = total + value * count, seen + count
             logs = self._logs(total / seen)   # running means, weighted by batch size as Keras does
             callback_list.on_train_batch_end(step, logs=dict(logs))
@@ -229,32 +345,16 @@ class Trainer:
                 break
         return logs
 
-    def _validation(self, xs, y, split, data):
-        """((train xs, train y), (val xs, val y) or None) from validation_data or validation_split."""
-        if data is not None:
-            if not isinstance(data, (list, tuple)) or len(data) != 2:
-                what = f"a {type(data).__name__}" + (f" of length {len(data)}" if hasattr(data, "__len__") else "")
-                raise ValueError(f"validation_data must be a tuple (x_val, y_val); received {what}.")
-            return (xs, y), self._prepare(data[0], data[1], "fit: validation_data")
-        if not isinstance(split, (int, float, np.floating)) or not 0.0 <= split < 1.0:
-            raise ValueError(f"validation_split must be a fraction in [0, 1); received {split!r}.")
-        if split == 0:
-            return (xs, y), None
-        cut = int(math.ceil(len(y) * (1.0 - split)))
-        if cut in (0, len(y)):
-            raise ValueError(f"validation_split={split} of {len(y)} samples leaves "
-                             f"{cut} for training and {len(y) - cut} for validation; both need at least one.")
-        return ([a[:cut] for a in xs], y[:cut]), ([a[cut:] for a in xs], y[cut:])
-
-    def _evaluate_arrays(self, xs, y, batch_size, callback_list, progress):
+    def _evaluate_batches(self, batches, callback_list, progress):
         self._reset_metrics()
         callback_list.on_test_begin(logs={})
-        progress.start(math.ceil(len(y) / batch_size), "evaluate")
+        progress.start(batches.num_batches, "evaluate")
         total, seen, logs = 0.0, 0, {}
-        for step, index in enumerate(_batches(len(y), batch_size)):
+        for step, batch in batches.epoch():
             callback_list.on_test_batch_begin(step, logs={})
-            value = self._test_step(self._to_backend(xs, index), self._targets_to_backend(y, index))
-            total, seen = total + value * len(y[index]), seen + len(y[index])
+            xb, yb, wb, count = self._device_batch(batch, batches, step)
+            value = self._test_step(xb, yb, wb)
+            total, seen = total + value * count, seen + count
             logs = self._logs(total / seen)
             callback_list.on_test_batch_end(step, logs=dict(logs))
             progress.update(logs)
@@ -262,33 +362,40 @@ class Trainer:
         callback_list.on_test_end(logs=dict(logs))
         return logs
 
-    def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", return_dict=False, callbacks=None):
-        """Loss and metrics over ``(x, y)`` with ``training=False``: the loss alone, ``[loss, *metrics]``
-        when metrics are compiled, or a dict with ``return_dict=True``."""
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False):
+        """Loss and metrics with ``training=False``: the loss alone, ``[loss, *metrics]`` when metrics
+        are compiled, or a dict with ``return_dict=True``. x, y, sample_weight as in ``fit``;
+        ``steps``: batches to evaluate (all by default; needed for an endless generator)."""
         self._require_compiled("evaluate")
         batch_size = _check_batch_size(32 if batch_size is None else batch_size)
-        xs, y = self._prepare(x, y, "evaluate")
+        batches = self._iterator(x, y, sample_weight, batch_size, False, steps, "evaluate", steps_name="steps")
         callback_list = callbacks_module.CallbackList(callbacks, model=self)
-        logs = self._evaluate_arrays(xs, y, batch_size, callback_list, Progress(verbose))
+        logs = self._evaluate_batches(batches, callback_list, Progress(verbose))
         return self._results(logs, return_dict)
 
-    def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for ``x`` with ``training=False``, as a NumPy array ``(samples, *output_shape)``
-        (a list of arrays for several outputs)."""
+        (a list of arrays for several outputs). x: arrays, a PyDataset or a generator (their
+        batches' y, if any, are ignored); ``steps``: batches to predict (all by default)."""
         batch_size = _check_batch_size(32 if batch_size is None else batch_size)
-        xs = self._prepare_x(x, "predict")
+        batches = self._iterator(x, None, None, batch_size, False, steps, "predict", targets=False,
+                                 steps_name="steps")
         callback_list = callbacks_module.CallbackList(callbacks, model=self)
         progress = Progress(verbose)
         callback_list.on_predict_begin(logs={})
-        progress.start(math.ceil(len(xs[0]) / batch_size), "predict")
+        progress.start(batches.num_batches, "predict")
         chunks = []
-        for step, index in enumerate(_batches(len(xs[0]), batch_size)):
+        for step, batch in batches.epoch():
             callback_list.on_predict_batch_begin(step, logs={})
-            chunks.append(self._to_numpy(self.forward(self._to_backend(xs, index), training=False)))
+            xb, _, _, _ = self._device_batch(batch, batches, step, targets=False)
+            chunks.append(self._to_numpy(self.forward(xb, training=False)))
             callback_list.on_predict_batch_end(step, logs={})
             progress.update({})
         progress.finish({})
         callback_list.on_predict_end(logs={})
+        if not chunks:
+            raise ValueError("predict: the data gave no batches.")
         if self._many_outputs:
             return [np.concatenate(parts) for parts in zip(*chunks)]
         return np.concatenate(chunks)

@@ -67,3 +67,11 @@ def without_keras_defaults(config, keras_only, owner):
             raise ValueError(f"{owner}: gpunet does not support {key}={value!r} (only the default {default!r}).")
     return config
 
+
+
+def __getattr__(name):
+    # gn.utils.PyDataset / Sequence live in gpunet.data (which imports this module): loaded on first use.
+    if name in ("PyDataset", "Sequence"):
+        from . import data
+        return getattr(data, name)
+    raise AttributeError(f"module 'gpunet.utils' has no attribute {name!r}")
