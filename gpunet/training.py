@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from . import backend, callbacks as callbacks_module, data, losses, metrics as metrics_module, optimizers, utils
+from . import backend, callbacks as callbacks_module, data, losses, multi_output, metrics as metrics_module, optimizers, utils
 from .progress import Progress
 
 
@@ -28,18 +28,34 @@ class Trainer:
     """compile / fit / evaluate / predict for a Model (which supplies forward, backward, weights)."""
 
     def _init_training(self):
-        self.optimizer = self.loss = self.compiled_loss = None
+        self.optimizer = self.loss = self.compiled_loss = self._outputs = None
         self.compiled_metrics = []
         self.compiled = False
         self.stop_training = False
         self.history = None
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
-        """Choose the optimizer, loss and metrics (names or objects) for fit / evaluate."""
-        if metrics is not None and not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"metrics must be a list such as ['accuracy']; received {metrics!r}.")
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None):
+        """Choose the optimizer, loss and metrics (names or objects) for fit / evaluate.
+
+        A model with several outputs takes one loss for all or a list / dict of them, loss_weights
+        as a list / dict, and metrics per output (a list of lists or a dict): see gpunet.multi_output.
+        """
         self.optimizer = optimizers.get(optimizer)
         self.loss = loss
+        self._outputs = None
+        if getattr(self, "_many_outputs", False):
+            names = [t.layer.name for t in self.outputs]
+            self._outputs = multi_output.CompiledOutputs(names, loss, loss_weights, metrics)
+            self.compiled_loss = None
+            self.compiled_metrics = self._outputs.all_metrics
+            self.compiled = True
+            return
+        if metrics is not None and not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"metrics must be a list such as ['accuracy']; received {metrics!r}.")
+        if loss_weights is not None and multi_output.per_output(loss_weights, ["output"], "compile: loss_weights",
+                                                                single_ok=True) != [1.0]:
+            raise ValueError(f"compile: loss_weights {loss_weights!r} on a single-output model: gpunet weighs "
+                             f"losses of several outputs only; scale the loss (or the learning rate) instead.")
         self.compiled_loss = losses.get(loss) if loss is not None else None
         self.compiled_metrics = [metrics_module.get(m, loss=self.compiled_loss) for m in metrics or []]
         self.compiled = True
@@ -52,12 +68,9 @@ class Trainer:
         if not self.compiled:
             raise RuntimeError(f"Model '{self.name}' must be compiled before {where}(): "
                                f"call model.compile(optimizer=..., loss=...) first.")
-        if self.compiled_loss is None:
+        if self.compiled_loss is None and getattr(self, "_outputs", None) is None:
             raise RuntimeError(f"Model '{self.name}' was compiled without a loss; "
                                f"pass loss=... to compile() before {where}().")
-        if self._many_outputs:
-            raise NotImplementedError(f"Model '{self.name}' has {len(self.outputs)} outputs; "
-                                      f"{where}() supports single-output models only.")
 
     # -- data --------------------------------------------------------------------------
     def _prepare_x(self, x, where):
@@ -80,6 +93,8 @@ class Trainer:
 
     def _prepare(self, x, y, where):
         xs = self._prepare_x(x, where)
+        if self._many_outputs:
+            return xs, self._outputs.targets(y, len(xs[0]), self.output_shape, where)
         if y is None:
             raise ValueError(f"{where}: y (the targets) is required.")
         y = np.asarray(y)
@@ -95,6 +110,8 @@ class Trainer:
         return arrays if self._many_inputs else arrays[0]
 
     def _targets_to_backend(self, y, index=slice(None)):
+        if isinstance(y, list):   # several outputs
+            return [None if t is None else self._targets_to_backend(t, index) for t in y]
         dtype = y.dtype if y.dtype.kind in "iu" else self.inputs[0].layer.dtype
         return backend.current().asarray(y[index], dtype=dtype)
 
@@ -104,6 +121,8 @@ class Trainer:
 
     def _train_step(self, xb, yb, wb=None):
         """Forward, loss, backward, update; returns the loss before the update. wb: row weights or None."""
+        if self._many_outputs:
+            return self._train_step_outputs(xb, yb, wb)
         y_pred = self.forward(xb, training=True)
         if self._fused():
             value, dlogits, y_pred = self.compiled_loss.compute_from_logits(yb, self.logits, wb)
@@ -117,6 +136,9 @@ class Trainer:
         return float(value)
 
     def _test_step(self, xb, yb, wb=None):
+        if self._many_outputs:
+            total, _ = self._outputs.losses_and_gradients(yb, self.forward(xb, training=False), wb, False)
+            return float(total)
         y_pred = self.forward(xb, training=False)
         if self._fused():
             value, _, y_pred = self.compiled_loss.compute_from_logits(yb, self.logits, wb)
@@ -125,6 +147,12 @@ class Trainer:
         for metric in self.compiled_metrics:
             metric.update_state(yb, y_pred)
         return float(value)
+
+    def _train_step_outputs(self, xb, ys, ws):
+        total, dys = self._outputs.losses_and_gradients(ys, self.forward(xb, training=True), ws, True)
+        self._backward(dys, from_logits=False, input_gradients=False)
+        self.optimizer.apply(self.trainable_weights, self.grads)
+        return float(total)
 
     def _logs(self, loss):
         logs = {"loss": float(loss)}
@@ -148,7 +176,7 @@ class Trainer:
         xs, y = self._prepare(x, y, "train_on_batch")
         w = self._array_weights(y, sample_weight, class_weight, "train_on_batch")
         self._reset_metrics()
-        wb = None if w is None else backend.current().asarray(w, dtype=self.inputs[0].layer.dtype)
+        wb = self._weights_to_backend(w)
         return self._results(self._logs(self._train_step(self._to_backend(xs), self._targets_to_backend(y), wb)),
                              return_dict)
 
@@ -158,7 +186,7 @@ class Trainer:
         xs, y = self._prepare(x, y, "test_on_batch")
         w = self._array_weights(y, sample_weight, None, "test_on_batch")
         self._reset_metrics()
-        wb = None if w is None else backend.current().asarray(w, dtype=self.inputs[0].layer.dtype)
+        wb = self._weights_to_backend(w)
         return self._results(self._logs(self._test_step(self._to_backend(xs), self._targets_to_backend(y), wb)),
                              return_dict)
 
@@ -175,18 +203,37 @@ class Trainer:
 
     # -- where batches come from (gpunet.data: arrays, PyDataset, generators) -----------------
     def _row_shape(self, count):
-        """Shape of the per-row losses (and so of sample weights) of ``count`` samples."""
+        """Shape of the per-row losses (and so of sample weights) of ``count`` samples (a list of
+        them for several outputs)."""
+        if self._many_outputs:
+            return [(count, *shape[1:-1]) for shape in self.output_shape]
         return (count, *self.output_shape[1:-1])
+
+    def _checked_weights(self, sample_weight, count, where):
+        if self._many_outputs:
+            return self._outputs.sample_weights(sample_weight, self._row_shape(count), where)
+        return data.check_sample_weight(sample_weight, self._row_shape(count), f"{where}: sample_weight")
+
+    def _weights_to_backend(self, w):
+        if w is None:
+            return None
+        if isinstance(w, list):
+            return [self._weights_to_backend(a) for a in w]
+        return backend.current().asarray(w, dtype=self.inputs[0].layer.dtype)
 
     def _array_weights(self, y, sample_weight, class_weight, where):
         """Whole-array sample weights (from sample_weight or class_weight), checked; or None."""
         if sample_weight is not None and class_weight is not None:
             raise ValueError(f"{where}: pass sample_weight or class_weight, not both.")
         if class_weight is not None:
+            if self._many_outputs:
+                raise ValueError(f"{where}: class_weight is supported for models with one output only (as in "
+                                 f"Keras); pass per-output sample_weight instead.")
             sample_weight = data.class_weight_to_sample_weight(y, class_weight, where, len(self.output_shape))
         if sample_weight is None:
             return None
-        return data.check_sample_weight(sample_weight, self._row_shape(len(y)), f"{where}: sample_weight")
+        count = len(next(t for t in y if t is not None)) if isinstance(y, list) else len(y)
+        return self._checked_weights(sample_weight, count, where)
 
     def _iterator(self, x, y, sample_weight, batch_size, shuffle, steps, where, class_weight=None,
                   targets=True, steps_name="steps_per_epoch"):
@@ -209,8 +256,7 @@ class Trainer:
         if not getattr(batch, "checked", False):
             xs, y, w = self._check_batch(xs, y, w, batches, f"{batches.where}: batch {step}", targets)
         yb = None if y is None else self._targets_to_backend(y)
-        wb = None if w is None else backend.current().asarray(w, dtype=self.inputs[0].layer.dtype)
-        return self._to_backend(xs), yb, wb, len(xs[0])
+        return self._to_backend(xs), yb, self._weights_to_backend(w), len(xs[0])
 
     def _check_batch(self, xs, y, w, batches, here, targets):
         try:
@@ -224,7 +270,7 @@ class Trainer:
             else:
                 xs = self._prepare_x(xs, here)
             if w is not None:
-                w = data.check_sample_weight(w, self._row_shape(len(xs[0])), f"{here}: sample_weight")
+                w = self._checked_weights(w, len(xs[0]), here)
         except ValueError as error:   # every message names the batch (the model's own checks do not)
             if str(error).startswith(here):
                 raise
@@ -249,13 +295,15 @@ class Trainer:
         if xs is None:
             raise ValueError(f"{where}: validation_split needs arrays; with a PyDataset or a generator "
                              f"pass validation_data instead.")
-        cut = int(math.ceil(len(y) * (1.0 - split)))
-        if cut in (0, len(y)):
-            raise ValueError(f"validation_split={split} of {len(y)} samples leaves "
-                             f"{cut} for training and {len(y) - cut} for validation; both need at least one.")
-        part = (lambda a, s: None if a is None else a[s])
-        return ([a[:cut] for a in xs], y[:cut], part(w, slice(cut))), \
-            ([a[cut:] for a in xs], y[cut:], part(w, slice(cut, None)))
+        count = len(xs[0])
+        cut = int(math.ceil(count * (1.0 - split)))
+        if cut in (0, count):
+            raise ValueError(f"validation_split={split} of {count} samples leaves "
+                             f"{cut} for training and {count - cut} for validation; both need at least one.")
+        part = data.take
+        head, tail = slice(cut), slice(cut, None)
+        return ([a[head] for a in xs], part(y, head), part(w, head)), \
+            ([a[tail] for a in xs], part(y, tail), part(w, tail))
 
     def _fit_data(self, x, y, sample_weight, class_weight, batch_size, shuffle, steps_per_epoch,
                   validation_split, validation_data, validation_steps, validation_batch_size):

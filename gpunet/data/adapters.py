@@ -19,7 +19,7 @@ from .. import utils
 from .py_dataset import PyDataset, ordered_batches
 
 __all__ = ["unpack", "ArrayAdapter", "PyDatasetAdapter", "GeneratorAdapter", "get_adapter", "EpochIterator",
-           "is_array_data", "reject_extra_arrays", "should_validate"]
+           "is_array_data", "reject_extra_arrays", "should_validate", "take"]
 
 
 def unpack(data, where):
@@ -43,6 +43,13 @@ def is_generator(x):
 def is_array_data(x):
     """True for what ArrayAdapter slices: arrays, or lists / tuples of them (one per input)."""
     return not (isinstance(x, PyDataset) or is_generator(x) or hasattr(x, "_gpunet_dataset"))
+
+
+def take(a, index):
+    """``a[index]`` for an array, each array's for a list of them (several outputs), None for None."""
+    if a is None:
+        return None
+    return [take(b, index) for b in a] if isinstance(a, list) else a[index]
 
 
 class CheckedBatch(tuple):
@@ -70,8 +77,7 @@ class ArrayAdapter:
         order = self._order()
         for start in range(0, self.count, self.batch_size):
             index = slice(start, start + self.batch_size) if order is None else order[start:start + self.batch_size]
-            pick = (lambda a: None if a is None else a[index])
-            yield CheckedBatch(([a[index] for a in self.xs], pick(self.y), pick(self.sample_weight)))
+            yield CheckedBatch(([a[index] for a in self.xs], take(self.y, index), take(self.sample_weight, index)))
 
     def on_epoch_begin(self):
         pass
