@@ -4,7 +4,7 @@
     model = gn.Sequential([gn.layers.Input((28, 28, 1)), gn.layers.Conv2D(16, 3), ...])
 """
 from . import backend, initializers, utils
-from . import layers, losses, metrics, optimizers, callbacks, models, saving
+from . import layers, losses, metrics, optimizers, callbacks, models, saving, data
 from .backend import set_backend, get_backend
 from .layers import Input
 from .models import *

@@ -69,9 +69,13 @@ def without_keras_defaults(config, keras_only, owner):
 
 
 
+_FROM_DATA = ("PyDataset", "Sequence", "image_dataset_from_directory", "segmentation_dataset_from_directory",
+              "load_img", "img_to_array", "array_to_img", "save_img", "to_categorical")
+
+
 def __getattr__(name):
-    # gn.utils.PyDataset / Sequence live in gpunet.data (which imports this module): loaded on first use.
-    if name in ("PyDataset", "Sequence"):
+    # keras.utils' data helpers live in gpunet.data (which imports this module): loaded on first use.
+    if name in _FROM_DATA:
         from . import data
         return getattr(data, name)
     raise AttributeError(f"module 'gpunet.utils' has no attribute {name!r}")

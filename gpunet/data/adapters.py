@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 
 from .. import utils
+from .dataset import Dataset
 from .py_dataset import PyDataset, ordered_batches
 
 __all__ = ["unpack", "ArrayAdapter", "PyDatasetAdapter", "GeneratorAdapter", "get_adapter", "EpochIterator",
@@ -42,7 +43,7 @@ def is_generator(x):
 
 def is_array_data(x):
     """True for what ArrayAdapter slices: arrays, or lists / tuples of them (one per input)."""
-    return not (isinstance(x, PyDataset) or is_generator(x) or hasattr(x, "_gpunet_dataset"))
+    return not (isinstance(x, (PyDataset, Dataset)) or is_generator(x))
 
 
 def take(a, index):
@@ -105,6 +106,25 @@ class PyDatasetAdapter:
         self.dataset.on_epoch_end()
 
 
+class DatasetAdapter:
+    """A ``gpunet.data.Dataset`` of batches (``image_dataset_from_directory``, ``.batch(...)``),
+    iterated afresh each epoch."""
+
+    def __init__(self, dataset, where):
+        self.dataset, self.where = dataset, where
+        self.num_batches = dataset.num_batches
+
+    def batches(self):
+        for index, data in enumerate(self.dataset):
+            yield unpack(data, f"{self.where}: batch {index} of the dataset")
+
+    def on_epoch_begin(self):
+        pass
+
+    def on_epoch_end(self):
+        pass
+
+
 class GeneratorAdapter:
     """``next(generator)`` until it stops; a generator cannot restart, so later epochs continue it."""
 
@@ -146,12 +166,12 @@ def should_validate(epoch, validation_freq):
 
 
 def get_adapter(x, where):
-    """The adapter for a PyDataset, a gpunet dataset (``image_dataset_from_directory``) or a
+    """The adapter for a PyDataset, a gpunet.data.Dataset (``image_dataset_from_directory``) or a
     generator / iterator; arrays are sliced by the caller (it checks them whole first)."""
     if isinstance(x, PyDataset):
         return PyDatasetAdapter(x, where)
-    if hasattr(x, "_gpunet_dataset"):
-        return PyDatasetAdapter(x._gpunet_dataset(), where)
+    if isinstance(x, Dataset):
+        return DatasetAdapter(x, where)
     if is_generator(x):
         return GeneratorAdapter(x, where)
     raise TypeError(f"{where}: x must be arrays, a gn.utils.PyDataset or a generator; received {type(x).__name__}.")
