@@ -188,7 +188,9 @@ class Model(Trainer, Layer):
         grads = {}
         for t, g in zip(self.outputs, dys):
             add_gradient(grads, t, g)
-        input_ids = {id(t) for t in self.inputs}
+        # Tensors that no trainable weight feeds (the inputs, and what weightless layers such as
+        # preprocessing ones make of them): a layer reading only those need not compute its dx.
+        weightless = set() if input_gradients else self._weightless_tensors()
         relu_pools = [] if backend.current().runs_kernels else self._relu_pools
         mark_relu_pool(relu_pools, True)
         summed = shared.GradientSums()
@@ -197,7 +199,7 @@ class Model(Trainer, Layer):
                 if isinstance(node.layer, InputLayer) or id(node.tensor) not in grads:
                     continue
                 grad = grads.pop(id(node.tensor))
-                skip = not input_gradients and all(id(t) in input_ids for t in node.inputs)
+                skip = not input_gradients and all(id(t) in weightless for t in node.inputs)
                 if id(node.layer) in self._shared:
                     with shared.restored(node.layer, self._call_states[id(node)]):
                         dx = self._node_backward(node, grad, from_logits, skip)
@@ -212,6 +214,14 @@ class Model(Trainer, Layer):
         self.grads = self._collect_grads()
         dxs = [grads.get(id(t)) for t in self.inputs]
         return dxs if self._many_inputs else dxs[0]
+
+    def _weightless_tensors(self):
+        found = {id(t) for t in self.inputs}
+        for node in self._nodes:
+            if all(id(t) in found for t in node.inputs) and not node.layer.trainable_weights \
+                    and not isinstance(node.layer, InputLayer):
+                found.add(id(node.tensor))
+        return found
 
     def _node_backward(self, node, grad, from_logits, skip_input_gradient):
         """One layer's backward; a layer with ``needs_input_gradient`` may be told to skip dx."""

@@ -7,13 +7,17 @@
 //       (N, H, W, C) at half-pixel centres: src = (o + 0.5) * scale - 0.5 (bilinear, the two taps
 //       clamped to the window) or floor((o + 0.5) * crop / out) (nearest, in integers). As Keras 3's
 //       Resizing (no antialiasing).
-//   affine_transform(x, out, count, H, W, C, transforms, nearest, fill_mode, fill_value)
-//       out[n, y, x, c] = x[n] sampled at (sx, sy) = the image's 8-number projective transform
-//       (a0 a1 a2 b0 b1 b2 c0 c1, Keras's layout: sx = (a0 x + a1 y + a2) / k,
-//       sy = (b0 x + b1 y + b2) / k, k = c0 x + c1 y + 1), output and input pixel centres at
-//       integers; bilinear (nearest = 0) or nearest; outside the image: fill_mode 0 constant
-//       (fill_value), 1 reflect (d c b a | a b c d | d c b a), 2 wrap, 3 nearest (edge).
-//       One transform per image serves flips, translations, rotations and zooms.
+//   affine_transform(x, out, count, H, W, C, transforms, stride, nearest, fill_mode, fill_value)
+//       out[n, y, x, c] = x[n] sampled at (sx, sy) = (a0 x + a1 y + a2, b0 x + b1 y + b2), the first
+//       six numbers of row n of transforms (Keras's layout, `stride` numbers a row; the projective
+//       c0, c1 are not used: Keras's augmentation layers leave them 0); bilinear, or nearest
+//       (nearest = 1, roundf: halves away from zero, as jax's map_coordinates); a tap outside the image: fill_mode 0
+//       constant (fill_value), 1 reflect, 2 wrap, 3 nearest, 4 mirror. One kernel serves flips,
+//       translations, rotations and zooms.
+//   channel_means(x, means, N * C, H * W, C)          means[n, c] = mean of x[n, :, :, c]
+//   intensity(x, out, count, H * W, C, factor, delta, means, clip, lo, hi)
+//       out = (x - means[n, c]) * factor[n] + means[n, c] + delta[n], clipped to [lo, hi] when clip
+//       (Rescaling, RandomContrast, RandomBrightness)
 // Threads: one per output element, grid-stride; reads only (no atomics), so every run gives
 // the same bits.
 
@@ -45,5 +49,76 @@ extern "C" __global__ void resize_nearest(const float* __restrict__ x, float* __
         int sy = min((int)(((long long)(2 * oy + 1) * crop_h) / (2 * out_h)), crop_h - 1) + top;
         int sx = min((int)(((long long)(2 * ox + 1) * crop_w) / (2 * out_w)), crop_w - 1) + left;
         out[i] = x[(((long long)n * H + sy) * W + sx) * C + c];
+    }
+}
+
+// A tap index outside [0, n) under a fill mode: 0 constant (returns -1: use the fill value),
+// 1 reflect (d c b a | a b c d | d c b a), 2 wrap, 3 nearest (the edge), 4 mirror (d c b | a b c d | c b a).
+__device__ __forceinline__ int fill_index(int i, int n, int mode) {
+    if (i >= 0 && i < n) return i;
+    if (mode == 0) return -1;
+    if (mode == 3) return i < 0 ? 0 : n - 1;
+    if (mode == 2) { int r = i % n; return r < 0 ? r + n : r; }
+    if (mode == 4) {
+        if (n == 1) return 0;
+        int p = 2 * n - 2, r = i % p;
+        r = r < 0 ? r + p : r;
+        return r >= n ? p - r : r;
+    }
+    int p = 2 * n, r = i % p;   // reflect
+    r = r < 0 ? r + p : r;
+    return r >= n ? p - 1 - r : r;
+}
+
+__device__ __forceinline__ float tap(const float* __restrict__ img, int y, int x, int H, int W, int C, int c,
+                                     int mode, float fill) {
+    int iy = fill_index(y, H, mode), ix = fill_index(x, W, mode);
+    return iy < 0 || ix < 0 ? fill : img[((long long)iy * W + ix) * C + c];
+}
+
+extern "C" __global__ void affine_transform(const float* __restrict__ x, float* __restrict__ out, int count, int H,
+                                            int W, int C, const float* __restrict__ transforms, int stride,
+                                            int nearest, int mode, float fill) {
+    GRID_STRIDE_LOOP(i, count) {
+        int c = i % C, ox = (i / C) % W, oy = (i / (C * W)) % H, n = i / (C * W * H);
+        const float* t = transforms + (long long)n * stride;
+        float sx = t[0] * ox + t[1] * oy + t[2], sy = t[3] * ox + t[4] * oy + t[5];
+        const float* img = x + (long long)n * H * W * C;
+        if (nearest) {
+            out[i] = tap(img, (int)roundf(sy), (int)roundf(sx), H, W, C, c, mode, fill);
+            continue;
+        }
+        float fy = floorf(sy), fx = floorf(sx), ty = sy - fy, tx = sx - fx;
+        int y0 = (int)fy, x0 = (int)fx;
+        // The four taps added in the NumPy reference's order.
+        float v = (1.0f - ty) * (1.0f - tx) * tap(img, y0, x0, H, W, C, c, mode, fill);
+        v += (1.0f - ty) * tx * tap(img, y0, x0 + 1, H, W, C, c, mode, fill);
+        v += ty * (1.0f - tx) * tap(img, y0 + 1, x0, H, W, C, c, mode, fill);
+        v += ty * tx * tap(img, y0 + 1, x0 + 1, H, W, C, c, mode, fill);
+        out[i] = v;
+    }
+}
+
+// means[n * C + c] = mean of x[n, :, :, c]; one thread per (image, channel), pixels in order.
+extern "C" __global__ void channel_means(const float* __restrict__ x, float* __restrict__ means, int count, int HW,
+                                         int C) {
+    GRID_STRIDE_LOOP(i, count) {
+        int n = i / C, c = i % C;
+        const float* img = x + (long long)n * HW * C;
+        float total = 0.0f;
+        for (int p = 0; p < HW; ++p) total += img[(long long)p * C + c];
+        means[i] = total / (float)HW;
+    }
+}
+
+// out = (x - mean[n, c]) * factor[n] + mean[n, c] + delta[n], clipped to [lo, hi] when clip.
+extern "C" __global__ void intensity(const float* __restrict__ x, float* __restrict__ out, int count, int HW, int C,
+                                     const float* __restrict__ factor, const float* __restrict__ delta,
+                                     const float* __restrict__ means, int clip, float lo, float hi) {
+    GRID_STRIDE_LOOP(i, count) {
+        int c = i % C, n = i / (HW * C);
+        float m = means[n * C + c];
+        float v = (x[i] - m) * factor[n] + m + delta[n];
+        out[i] = clip ? (v < lo ? lo : (v > hi ? hi : v)) : v;   // NaN stays NaN, as np.clip
     }
 }

@@ -7,3 +7,4 @@ from .pooling import *        # MaxPooling2D, MaxPool2D, AveragePooling2D, Globa
 from .normalization import *  # BatchNormalization
 from .reshaping import *      # UpSampling2D, ZeroPadding2D
 from .merging import *        # Concatenate, Add
+from .preprocessing import *  # Rescaling, Resizing, CenterCrop, RandomCrop, RandomFlip, RandomTranslation, ...
