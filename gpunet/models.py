@@ -204,13 +204,20 @@ class Model(Trainer, Layer):
                     with shared.restored(node.layer, self._call_states[id(node)]):
                         dx = self._node_backward(node, grad, from_logits, skip)
                         summed.add(node.layer)
+                    final = summed.complete(node.layer, self._shared[id(node.layer)])
                 else:
                     dx = self._node_backward(node, grad, from_logits, skip)
+                    final = node.layer
+                if final is not None and getattr(self, "_grad_ready", None) is not None:
+                    # data parallel: these gradients are final (a shared layer's after its last call)
+                    self._grad_ready(final, final.grads)
                 for t, g in zip(node.inputs, as_list(dx) if node.many else [dx]):
                     add_gradient(grads, t, g)
         finally:
             mark_relu_pool(relu_pools, False)
-        summed.assign()
+        for layer in summed.assign():   # shared layers some of whose calls got no gradient
+            if getattr(self, "_grad_ready", None) is not None:
+                self._grad_ready(layer, layer.grads)
         self.grads = self._collect_grads()
         dxs = [grads.get(id(t)) for t in self.inputs]
         return dxs if self._many_inputs else dxs[0]
@@ -351,7 +358,7 @@ class Sequential(Model):
         self._init_training()
         self._input_layer, self._layers = None, []
         self._nodes, self.inputs, self.outputs = [], [], []
-        self._shared = set()
+        self._shared = {}
         self._many_inputs = self._many_outputs = False
         self.output_shape = None
         for layer in layers or []:

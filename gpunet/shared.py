@@ -17,11 +17,11 @@ __all__ = ["shared_layer_ids", "unique_layers", "tensor_keys", "snapshot", "rest
 
 
 def shared_layer_ids(nodes):
-    """ids of the layers that more than one node calls."""
-    seen, shared = set(), set()
+    """{id(layer): number of calls} for the layers that more than one node calls."""
+    calls = {}
     for node in nodes:
-        (shared if id(node.layer) in seen else seen).add(id(node.layer))
-    return shared
+        calls[id(node.layer)] = calls.get(id(node.layer), 0) + 1
+    return {key: count for key, count in calls.items() if count > 1}
 
 
 def unique_layers(nodes):
@@ -88,10 +88,11 @@ class GradientSums:
     """Adds up the weight gradients of each shared layer's calls (``add`` after each backward)."""
 
     def __init__(self):
-        self._sums = {}
+        self._sums, self._calls, self._done = {}, {}, set()
 
     def add(self, layer):
         grads = list(layer.grads)
+        self._calls[id(layer)] = self._calls.get(id(layer), 0) + 1
         if id(layer) not in self._sums:
             # A copy: a layer may reuse its gradient buffers in its next call's backward.
             self._sums[id(layer)] = (layer, [g.copy() for g in grads])
@@ -99,6 +100,19 @@ class GradientSums:
         _, total = self._sums[id(layer)]
         self._sums[id(layer)] = (layer, [shape_ops.add_forward([a, b]) for a, b in zip(total, grads)])
 
+    def complete(self, layer, calls):
+        """After the last of ``calls`` backward calls: the layer, its grads now the sum; else None."""
+        if self._calls.get(id(layer)) != calls:
+            return None
+        layer.grads = self._sums[id(layer)][1]
+        self._done.add(id(layer))
+        return layer
+
     def assign(self):
-        for layer, total in self._sums.values():
+        """Give every shared layer its summed grads; returns those not completed by ``complete``."""
+        left = []
+        for key, (layer, total) in self._sums.items():
             layer.grads = total
+            if key not in self._done:
+                left.append(layer)
+        return left

@@ -8,7 +8,8 @@ import math
 
 import numpy as np
 
-from . import backend, callbacks as callbacks_module, data, losses, multi_output, metrics as metrics_module, optimizers, utils
+from . import backend, callbacks as callbacks_module, data, distribute, losses, multi_output, \
+    metrics as metrics_module, optimizers, utils
 from .progress import Progress
 
 
@@ -33,6 +34,9 @@ class Trainer:
         self.compiled = False
         self.stop_training = False
         self.history = None
+        # Data parallel: the distribution the model was made under, and the ranks' view of this fit.
+        self._made_under, self._replicas = distribute.distribution(), distribute.local_replicas()
+        self._grad_ready = None   # called as each layer's backward returns (gradient buckets)
 
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None):
         """Choose the optimizer, loss and metrics (names or objects) for fit / evaluate.
@@ -130,10 +134,15 @@ class Trainer:
         else:
             value, dy = self.compiled_loss.compute(yb, y_pred, wb)
             self._train_backward(dy, from_logits=False)
-        self.optimizer.apply(self.trainable_weights, self.grads)
+        self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
         for metric in self.compiled_metrics:
             metric.update_state(yb, y_pred)
         return float(value)
+
+    def _idle_step(self):
+        """A rank with no part of a short last batch still joins the gradient reduction."""
+        self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
+        return 0.0
 
     def _test_step(self, xb, yb, wb=None):
         if self._many_outputs:
@@ -151,7 +160,7 @@ class Trainer:
     def _train_step_outputs(self, xb, ys, ws):
         total, dys = self._outputs.losses_and_gradients(ys, self.forward(xb, training=True), ws, True)
         self._backward(dys, from_logits=False, input_gradients=False)
-        self.optimizer.apply(self.trainable_weights, self.grads)
+        self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
         return float(total)
 
     def _logs(self, loss):
@@ -175,10 +184,15 @@ class Trainer:
         self._require_compiled("train_on_batch")
         xs, y = self._prepare(x, y, "train_on_batch")
         w = self._array_weights(y, sample_weight, class_weight, "train_on_batch")
+        if not getattr(self._replicas, "synchronized", False):   # checked and broadcast once
+            self._replicas = distribute.replicas(self)
+        index = self._replicas.shard(slice(0, len(xs[0])))   # data parallel: x, y are the global batch
         self._reset_metrics()
-        wb = self._weights_to_backend(w)
-        return self._results(self._logs(self._train_step(self._to_backend(xs), self._targets_to_backend(y), wb)),
-                             return_dict)
+        count = len(xs[0][index])
+        wb = self._weights_to_backend(data.take(w, index))
+        value = self._train_step(self._to_backend(xs, index), self._targets_to_backend(y, index), wb) \
+            if count else self._idle_step()
+        return self._results(self._replicas.reduce_logs(self._logs(value), count), return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss (and metrics) of one batch with ``training=False``; no update."""
@@ -357,9 +371,11 @@ class Trainer:
         train, validation = self._fit_data(x, y, sample_weight, class_weight, batch_size, shuffle, steps_per_epoch,
                                            validation_split, validation_data, validation_steps,
                                            validation_batch_size)
-        callback_list = callbacks_module.CallbackList(callbacks, add_history=True, model=self, epochs=epochs,
-                                                      steps=train.num_batches, verbose=verbose)
-        progress = Progress(verbose)
+        self._replicas = data.replicas_for_fit(self, train, batch_size)
+        callback_list = callbacks_module.CallbackList(self._replicas.local_callbacks(callbacks), add_history=True,
+                                                      model=self, epochs=epochs, steps=train.num_batches,
+                                                      verbose=verbose)
+        progress = Progress(verbose if self._replicas.is_chief else 0)
         self.stop_training, logs = False, {}
         callback_list.on_train_begin(logs={})
         for epoch in range(initial_epoch, epochs):
@@ -383,10 +399,16 @@ class Trainer:
         total, seen, logs = 0.0, 0, {}
         for step, batch in train.epoch():
             callback_list.on_train_batch_begin(step, logs={})
-            xb, yb, wb, count = self._device_batch(batch, train, step)
-            value = self._train_step(xb, yb, wb)
+            if batch is None:   # data parallel: this rank has no part of this step's batch
+                value, count = self._idle_step(), 0
+            else:
+                xb, yb, wb, count = self._device_batch(batch, train, step)
+                if not getattr(batch, "checked", False):
+                    self._replicas.start_batch(count)   # (an array batch's shard told the ranks)
+                value = self._train_step(xb, yb, wb)
             total, seen = total + value * count, seen + count
-            logs = self._logs(total / seen)   # running means, weighted by batch size as Keras does
+            # running means, weighted by batch size as Keras does (and over the ranks)
+            logs = self._replicas.reduce_logs(self._logs(total / max(seen, 1)), seen)
             callback_list.on_train_batch_end(step, logs=dict(logs))
             progress.update(logs)
             if self.stop_training:

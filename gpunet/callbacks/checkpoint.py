@@ -13,6 +13,8 @@ class ModelCheckpoint(MonitorCallback):
     (``{batch}`` then counts batches of the epoch from 1).
     """
 
+    chief_only = True   # under data parallel only rank 0 writes the file
+
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch", initial_value_threshold=None):
         super().__init__(monitor, mode, 0.0, initial_value_threshold)

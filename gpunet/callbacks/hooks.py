@@ -46,6 +46,8 @@ class CSVLogger(Callback):
     ``append=True`` continues an existing file (its header is not repeated).
     """
 
+    chief_only = True   # under data parallel only rank 0 writes the file
+
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
         self.filename, self.separator, self.append = os.fspath(filename), separator, append

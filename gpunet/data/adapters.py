@@ -20,7 +20,7 @@ from .dataset import Dataset
 from .py_dataset import PyDataset, ordered_batches
 
 __all__ = ["unpack", "ArrayAdapter", "PyDatasetAdapter", "GeneratorAdapter", "get_adapter", "EpochIterator",
-           "is_array_data", "reject_extra_arrays", "should_validate", "take"]
+           "is_array_data", "reject_extra_arrays", "replicas_for_fit", "should_validate", "take"]
 
 
 def unpack(data, where):
@@ -65,6 +65,7 @@ class ArrayAdapter:
     def __init__(self, xs, y, sample_weight, batch_size, shuffle):
         self.xs, self.y, self.sample_weight = xs, y, sample_weight
         self.batch_size, self.shuffle = batch_size, shuffle
+        self.shard = None   # data parallel: this rank's part of a global batch's index (see replicas_for_fit)
         self.count = len(xs[0])
         self.num_batches = -(-self.count // batch_size)
 
@@ -78,7 +79,13 @@ class ArrayAdapter:
         order = self._order()
         for start in range(0, self.count, self.batch_size):
             index = slice(start, start + self.batch_size) if order is None else order[start:start + self.batch_size]
-            yield CheckedBatch(([a[index] for a in self.xs], take(self.y, index), take(self.sample_weight, index)))
+            if self.shard is not None:
+                index = self.shard(index)
+            xs = [a[index] for a in self.xs]
+            if not len(xs[0]):
+                yield None   # data parallel: no part of this batch for this rank; it idles the step
+                continue
+            yield CheckedBatch((xs, take(self.y, index), take(self.sample_weight, index)))
 
     def on_epoch_begin(self):
         pass
@@ -93,11 +100,19 @@ class PyDatasetAdapter:
     def __init__(self, dataset, where):
         self.dataset, self.where = dataset, where
         self.num_batches = dataset.num_batches
+        self.deal = None   # data parallel: this rank's batch indices (None: idle), see replicas_for_fit
 
     def batches(self):
-        indices = range(self.num_batches) if self.num_batches is not None else itertools.count()
-        for index, data in enumerate(ordered_batches(self.dataset, indices)):
+        if self.num_batches is None:
+            indices, idle = itertools.count(), 0
+        else:
+            dealt = list(range(self.num_batches)) if self.deal is None else self.deal(self.num_batches)
+            indices = [i for i in dealt if i is not None]
+            idle = len(dealt) - len(indices)   # the dealt-out list ends with its idle entries
+        for index, data in zip(indices, ordered_batches(self.dataset, indices)):
             yield unpack(data, f"{self.where}: batch {index} of {type(self.dataset).__name__}")
+        for _ in range(idle):
+            yield None
 
     def on_epoch_begin(self):
         self.dataset.on_epoch_begin()
@@ -144,6 +159,21 @@ class GeneratorAdapter:
 
     def on_epoch_end(self):
         pass
+
+
+def replicas_for_fit(model, train, batch_size):
+    """The ranks' view of this fit (gpunet.distribute; one process: nothing changes): array batches
+    are sharded by index, a PyDataset's batches dealt out by index, one per rank and step."""
+    from .. import distribute
+    adapter = train.adapter
+    if isinstance(adapter, ArrayAdapter):
+        replicas = distribute.replicas(model, adapter.count, batch_size)
+        adapter.shard = replicas.shard
+    else:
+        replicas = distribute.replicas(model, batches=adapter.num_batches)
+        if isinstance(adapter, PyDatasetAdapter):
+            adapter.deal = replicas.batch_indices
+    return replicas
 
 
 def reject_extra_arrays(x, y, sample_weight, where):

@@ -1,6 +1,6 @@
 """BatchNormalization over the channels (last) axis."""
-from .. import initializers
-from ..primitives import norm
+from .. import distribute, initializers
+from ..primitives import norm, norm_sync
 from .base import Layer
 
 __all__ = ["BatchNormalization"]
@@ -17,11 +17,17 @@ class BatchNormalization(Layer):
     updates ``moving = momentum * moving + (1 - momentum) * batch`` in place.
     ``training=False``, or a layer with ``trainable=False`` (frozen, as in Keras), normalises with
     the moving statistics and leaves them alone.
+
+    ``synchronized=True`` (Keras 3's argument): under ``gn.distribute.DataParallel`` the batch
+    statistics are those of the global batch, every rank's rows together, and so is the
+    backward; in one process it changes nothing. Default False: each rank normalises with its
+    own part of the batch (as PyTorch DDP and Keras do by default).
     """
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
-                 moving_mean_initializer="zeros", moving_variance_initializer="ones", **kwargs):
+                 moving_mean_initializer="zeros", moving_variance_initializer="ones", synchronized=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if isinstance(axis, bool) or not isinstance(axis, int):
             raise ValueError(f"BatchNormalization axis must be an int (the channels axis, -1); "
@@ -33,6 +39,7 @@ class BatchNormalization(Layer):
         self.axis = axis
         self.momentum, self.epsilon = float(momentum), float(epsilon)
         self.center, self.scale = bool(center), bool(scale)
+        self.synchronized = bool(synchronized)
         self.beta_initializer = initializers.checked(beta_initializer, "beta_initializer")
         self.gamma_initializer = initializers.checked(gamma_initializer, "gamma_initializer")
         self.moving_mean_initializer = initializers.checked(moving_mean_initializer, "moving_mean_initializer")
@@ -70,6 +77,9 @@ class BatchNormalization(Layer):
         self.ensure_built((None, *x.shape[1:]))
         self._check_shape(x.shape, self.moving_mean.shape[0])
         if training and self.trainable:
+            sync = distribute.cross_replica() if self.synchronized else None
+            if sync is not None:
+                return self._synchronized_forward(x, sync)
             y, mean, inv_std, var = norm.batch_norm_train_forward(x, self.gamma, self.beta, self.epsilon)
             norm.batch_norm_update_moving_stats(self.moving_mean, self.moving_variance, mean, var,
                                                 self.momentum)
@@ -79,11 +89,24 @@ class BatchNormalization(Layer):
         return norm.batch_norm_inference_forward(x, self.gamma, self.beta, self.moving_mean,
                                                  self.moving_variance, self.epsilon)
 
+    def _synchronized_forward(self, x, sync):
+        """Normalise with the statistics of every rank's rows (see ``gn.distribute.statistics``)."""
+        _, local_mean, _, local_var = norm.batch_norm_train_forward(x, None, None, self.epsilon)
+        mean, var, inv_std = sync.moments(local_mean, local_var, x.size // x.shape[-1], self.epsilon)
+        norm.batch_norm_update_moving_stats(self.moving_mean, self.moving_variance, mean, var, self.momentum)
+        self._saved = ("synchronized", x, mean, (var, inv_std, sync))
+        return norm.batch_norm_inference_forward(x, self.gamma, self.beta, mean, var, self.epsilon)
+
     def backward(self, dy):
         if self._saved is None:
             raise RuntimeError(f"BatchNormalization '{self.name}': backward called before forward.")
         mode, x, first, second = self._saved
-        if mode == "batch":
+        if mode == "synchronized":
+            var, inv_std, sync = second
+            _, dgamma, dbeta = norm.batch_norm_inference_backward(dy, x, self.gamma, first, var, self.epsilon)
+            dgamma_sum, dbeta_sum = sync.weighted_sums(dgamma, dbeta)
+            dx = norm_sync.batch_norm_backward_from_sums(dy, x, self.gamma, first, inv_std, dgamma_sum, dbeta_sum)
+        elif mode == "batch":
             dx, dgamma, dbeta = norm.batch_norm_backward(dy, x, self.gamma, first, second)
         else:
             dx, dgamma, dbeta = norm.batch_norm_inference_backward(dy, x, self.gamma, first, second,
@@ -95,6 +118,7 @@ class BatchNormalization(Layer):
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,
                 "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
+                "synchronized": self.synchronized,
                 "beta_initializer": initializers.serialize(self.beta_initializer),
                 "gamma_initializer": initializers.serialize(self.gamma_initializer),
                 "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
