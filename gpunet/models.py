@@ -200,6 +200,9 @@ class Model(Trainer, Layer):
                     continue
                 grad = grads.pop(id(node.tensor))
                 skip = not input_gradients and all(id(t) in weightless for t in node.inputs)
+                if skip and id(node.tensor) in weightless:   # nothing to learn here or upstream
+                    node.layer.grads = []
+                    continue
                 if id(node.layer) in self._shared:
                     with shared.restored(node.layer, self._call_states[id(node)]):
                         dx = self._node_backward(node, grad, from_logits, skip)
