@@ -7,6 +7,7 @@ from . import backend, initializers, utils
 from . import layers, losses, metrics, optimizers, callbacks, models, saving, data
 from . import distribute
 distribution = distribute   # Keras 3 calls it keras.distribution
+from . import profiler
 from .backend import set_backend, get_backend
 from .layers import Input
 from .models import *

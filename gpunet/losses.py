@@ -4,6 +4,11 @@
     value = loss(y_true, y_pred)                     # a float, the mean over the batch
     value, dy_pred = loss.compute(y_true, y_pred)    # and d(value)/d(y_pred)
 
+The training loop calls the ``device_*`` forms, which return the mean as a 0-d backend array
+and never read it on the host (a read would wait for the device). Sparse labels outside
+[0, classes) give a NaN loss there, from the kernels themselves; ``check_targets`` refuses
+them with a clear error before fit / evaluate start, on the host data.
+
 Cross-entropies on probabilities also fuse with a final softmax: ``compute_from_logits`` takes
 the softmax's input and returns ``(value, dlogits, probs)`` from one stable op.
 """
@@ -15,6 +20,11 @@ from .primitives import weighted_loss
 
 __all__ = ["Loss", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy",
            "MeanSquaredError", "MeanAbsoluteError", "get", "align_targets"]
+
+
+def label_dtype(labels):
+    """int32 labels stay int32 (what the kernels read, no conversion in the step); others int64."""
+    return np.int32 if getattr(labels, "dtype", None) == np.int32 else np.int64
 
 
 def align_targets(y_true, y_pred):
@@ -45,10 +55,7 @@ class Loss:
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         """The mean loss over the batch, a float (``sum(w * loss) / rows`` with ``sample_weight``)."""
-        y_true = self._prepare(y_true, y_pred)
-        if sample_weight is None:
-            return float(self._value(y_true, y_pred))
-        return float(self._weighted_value(y_true, y_pred, self._row_weights(sample_weight, y_pred)))
+        return float(self.device_value(y_true, y_pred, sample_weight))
 
     def compute(self, y_true, y_pred, sample_weight=None):
         """``(value, dy_pred)``: the mean loss and its gradient with respect to ``y_pred``.
@@ -56,13 +63,24 @@ class Loss:
         sample_weight: (batch,) one weight per sample, or the predictions' shape without the last
         axis (per pixel); reduced as Keras does, ``sum(w * per_row_loss) / rows``.
         """
+        value, gradient = self.device_compute(y_true, y_pred, sample_weight)
+        return float(value), gradient
+
+    def device_value(self, y_true, y_pred, sample_weight=None):
+        """The mean loss as a 0-d backend array, not read on the host."""
         y_true = self._prepare(y_true, y_pred)
         if sample_weight is None:
-            return float(self._value(y_true, y_pred)), self._gradient(y_true, y_pred)
+            return self._value(y_true, y_pred)
+        return self._weighted_value(y_true, y_pred, self._row_weights(sample_weight, y_pred))
+
+    def device_compute(self, y_true, y_pred, sample_weight=None):
+        """``(value, dy_pred)`` with the value a 0-d backend array, not read on the host."""
+        y_true = self._prepare(y_true, y_pred)
+        if sample_weight is None:
+            return self._value(y_true, y_pred), self._gradient(y_true, y_pred)
         w = self._row_weights(sample_weight, y_pred)
         # A row's loss depends on that row alone: the weighted gradient is the unweighted one, scaled.
-        return (float(self._weighted_value(y_true, y_pred, w)),
-                weighted_loss.scale_rows(self._gradient(y_true, y_pred), w))
+        return self._weighted_value(y_true, y_pred, w), weighted_loss.scale_rows(self._gradient(y_true, y_pred), w)
 
     def _row_weights(self, sample_weight, y_pred):
         """One weight per row of y_pred (its shape without the last axis), on the backend."""
@@ -82,7 +100,12 @@ class Loss:
         """True when a final softmax layer may hand this loss its logits instead (see compute_from_logits)."""
         return False
 
-    def compute_from_logits(self, y_true, logits):
+    def compute_from_logits(self, y_true, logits, sample_weight=None):
+        """``(value, dlogits, probs)`` of softmax + this loss, the value a float (see fuses_softmax)."""
+        value, dlogits, probs = self.device_compute_from_logits(y_true, logits, sample_weight)
+        return float(value), dlogits, probs
+
+    def device_compute_from_logits(self, y_true, logits, sample_weight=None):
         raise TypeError(f"Loss '{self.name}' does not fuse with a softmax; call compute(y_true, y_pred).")
 
     # -- targets ----------------------------------------------------------------------------
@@ -153,15 +176,16 @@ class _Crossentropy(Loss):
     def fuses_softmax(self):
         return not self.from_logits
 
-    def compute_from_logits(self, y_true, logits, sample_weight=None):
-        """``(value, dlogits, probs)`` of softmax + this cross-entropy, stable for large logits."""
+    def device_compute_from_logits(self, y_true, logits, sample_weight=None):
+        """``(value, dlogits, probs)`` of softmax + this cross-entropy, stable for large logits;
+        the value a 0-d backend array."""
         y_true = self._prepare(y_true, logits)
         if sample_weight is None:
             value, probs = self._softmax_ce_forward(y_true, logits)
-            return float(value), self._softmax_ce_backward(y_true, probs), probs
+            return value, self._softmax_ce_backward(y_true, probs), probs
         w = self._row_weights(sample_weight, logits)
         value, probs = weighted_loss.softmax_cross_entropy_forward(y_true, w, logits, sparse=self.sparse)
-        return float(value), weighted_loss.scale_rows(self._softmax_ce_backward(y_true, probs), w), probs
+        return value, weighted_loss.scale_rows(self._softmax_ce_backward(y_true, probs), w), probs
 
     def _weighted_value(self, y_true, y_pred, w):
         if self.from_logits:
@@ -211,13 +235,14 @@ class SparseCategoricalCrossentropy(_Crossentropy):
     _probability_backward = staticmethod(ops.sparse_categorical_crossentropy_backward)
 
     def _prepare(self, y_true, y_pred):
-        labels = backend.current().asarray(y_true, dtype=np.int64)
+        labels = backend.current().asarray(y_true, dtype=label_dtype(y_true))
         if labels.shape == y_pred.shape[:-1] + (1,):
             labels = labels.reshape(y_pred.shape[:-1])
         if labels.shape != y_pred.shape[:-1]:
             raise ValueError(f"Loss '{self.name}' needs integer labels of shape {tuple(y_pred.shape[:-1])} for "
                              f"predictions of shape {tuple(y_pred.shape)}; received shape {tuple(labels.shape)}.")
-        self._check_label_range(int(labels.min()), int(labels.max()), y_pred.shape[-1], "")
+        # No range check here: reading labels.min() would wait for the device. A label outside
+        # [0, classes) makes the loss NaN on every backend; check_targets names it before fit.
         return labels
 
     def _check_label_range(self, low, high, classes, where):

@@ -6,6 +6,7 @@
 import numpy as np
 
 from . import backend, losses, utils
+from .device_sums import DeviceSum
 from .primitives import loss as ops
 
 __all__ = ["Metric", "MeanMetric", "CategoricalAccuracy", "SparseCategoricalAccuracy", "BinaryAccuracy",
@@ -47,14 +48,28 @@ class Metric:
 
 
 class MeanMetric(Metric):
-    """A running ``total / count``; a subclass defines ``_batch(y_true, y_pred) -> (total, count)``."""
+    """A running ``total / count``; a subclass defines ``_batch(y_true, y_pred) -> (total, count)``.
+
+    A batch's total stays on the device (a 0-d backend array) until ``result()`` or ``total``
+    is read, so that ``update_state`` inside a training step never waits for the device; the
+    count comes from shapes, on the host.
+    """
 
     def reset_state(self):
-        self.total, self.count = 0.0, 0
+        self._total, self.count = DeviceSum(), 0
+
+    @property
+    def total(self):
+        """The sum so far, a float (reads the pending batch totals from the device)."""
+        return self._total.value()
+
+    @total.setter
+    def total(self, value):
+        self._total.reset(value)
 
     def update_state(self, y_true, y_pred):
         total, count = self._batch(self._targets(y_true, y_pred), y_pred)
-        self.total += float(total)
+        self._total.add(total)
         self.count += int(count)
 
     def result(self):
@@ -86,7 +101,7 @@ class SparseCategoricalAccuracy(MeanMetric):
     default_name = "sparse_categorical_accuracy"
 
     def _targets(self, y_true, y_pred):
-        labels = backend.current().asarray(y_true, dtype=np.int64)
+        labels = backend.current().asarray(y_true, dtype=losses.label_dtype(y_true))
         if labels.shape == y_pred.shape[:-1] + (1,):
             labels = labels.reshape(y_pred.shape[:-1])
         if labels.shape != y_pred.shape[:-1]:

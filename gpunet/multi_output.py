@@ -44,7 +44,7 @@ class LossTracker(metrics_module.MeanMetric):
     """The running mean of one output's (unweighted) loss, weighted by batch size, as Keras logs it."""
 
     def record(self, value, count):
-        self.total += float(value) * count
+        self._total.add(value, count)   # a 0-d backend array is not read here
         self.count += int(count)
 
 
@@ -142,14 +142,14 @@ class CompiledOutputs:
                 dys.append(device.zeros(tuple(p.shape), p.dtype) if with_gradients else None)
                 continue
             if with_gradients:
-                value, dy = loss.compute(y, p, w)
+                value, dy = loss.device_compute(y, p, w)
                 if weight != 1.0:   # d(weight * loss) = weight * d(loss): scale every row by it
                     dy = weighted_loss.scale_rows(dy, device.asarray(np.full(p.shape[:-1], weight), dtype=p.dtype))
                 dys.append(dy)
             else:
-                value = loss(y, p, w)
+                value = loss.device_value(y, p, w)
             next(trackers).record(value, len(p))
-            total += weight * value
+            total = total + weight * value   # 0-d backend arrays: no read
         for k, metric in self.metrics:
             if ys[k] is not None:
                 metric.update_state(ys[k], y_preds[k])

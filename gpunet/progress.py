@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 # Shown by History and callbacks, but noise on the progress line.
 _HIDDEN = ("learning_rate",)
+REFRESH_SECONDS = 0.5   # how often the bar reads the running logs from the device
 
 
 def resolve_verbose(verbose):
@@ -37,10 +38,11 @@ class Progress:
         self.stream = stream or sys.stdout
         terminal = bool(getattr(self.stream, "isatty", lambda: False)())
         self.mode = {0: None, 1: "bar" if terminal else "line", 2: "line"}[level]
-        self.bar, self.title, self.steps, self.started = None, "", 0, 0.0
+        self.bar, self.title, self.steps, self.started, self.shown = None, "", 0, 0.0, 0.0
 
     def start(self, steps, title):
         self.title, self.steps, self.started = title, steps, time.perf_counter()
+        self.shown = 0.0   # the first step's logs show at once
         if self.mode == "bar":
             # A terminal that reports a 0x0 size (some ptys) would make tqdm draw nothing;
             # shutil falls back to 80x24 there.
@@ -49,10 +51,17 @@ class Progress:
                             ncols=size.columns, nrows=size.lines)
 
     def update(self, logs):
+        """One step done. ``logs``: a dict, or a function returning one, called only when the bar
+        shows them (at most every REFRESH_SECONDS and on the last step), since reading the
+        running logs makes the host wait for the device."""
         if self.bar is not None:
             self.bar.update(1)
-            if logs:
-                self.bar.set_postfix_str(format_logs(logs), refresh=False)
+            now = time.perf_counter()
+            if now - self.shown >= REFRESH_SECONDS or self.bar.n >= self.steps:
+                self.shown = now
+                logs = logs() if callable(logs) else logs
+                if logs:
+                    self.bar.set_postfix_str(format_logs(logs), refresh=False)
 
     def finish(self, logs):
         """End the pass. The bar (if any) gives way to one full line: the validation results and

@@ -3,14 +3,26 @@
 NumPy arrays come in, go to the active backend one batch at a time, and come back as NumPy;
 the loop never asks which backend runs. ``fit`` uses ``training=True`` (dropout, batch
 statistics), ``evaluate`` and ``predict`` ``training=False``.
+
+Nothing inside a step reads the device: the loss and the metrics' batch totals stay backend
+arrays (``DeviceSum``), and the logs are read only when something needs them - the progress
+bar's refresh, a callback that reads batch logs (``callbacks.reads_batch_logs``), the end of
+an epoch. Each step runs inside ``backend.step(kind)``, the mark strict-sync mode and the
+profiler count by.
 """
 import math
 
 import numpy as np
 
-from . import backend, callbacks as callbacks_module, data, distribute, losses, multi_output, \
-    metrics as metrics_module, optimizers, utils
+from . import backend, callbacks as callbacks_module, distribute, losses, multi_output, \
+    metrics as metrics_module, optimizers
+from .callbacks.base import reads_batch_logs
+from .data import replicas_for_fit, should_validate, take
+from .data.trainer_data import DataMixin, uploaded
+from .device_sums import DeviceSum
 from .progress import Progress
+
+_PREDICT_DEVICE_BYTES = 64 * 2 ** 20   # predict's outputs wait on the device up to this, then one read
 
 
 def _check_batch_size(batch_size):
@@ -25,7 +37,7 @@ def _check_finite(array, what):
         raise ValueError(f"{what} contains {array[index]} at index {index}; expected finite numbers only.")
 
 
-class Trainer:
+class Trainer(DataMixin):
     """compile / fit / evaluate / predict for a Model (which supplies forward, backward, weights)."""
 
     def _init_training(self):
@@ -124,20 +136,21 @@ class Trainer:
         return bool(getattr(self.compiled_loss, "fuses_softmax", False)) and self.fusable_softmax
 
     def _train_step(self, xb, yb, wb=None):
-        """Forward, loss, backward, update; returns the loss before the update. wb: row weights or None."""
+        """Forward, loss, backward, update; returns the loss before the update (a 0-d backend array).
+        wb: row weights or None."""
         if self._many_outputs:
             return self._train_step_outputs(xb, yb, wb)
         y_pred = self.forward(xb, training=True)
         if self._fused():
-            value, dlogits, y_pred = self.compiled_loss.compute_from_logits(yb, self.logits, wb)
+            value, dlogits, y_pred = self.compiled_loss.device_compute_from_logits(yb, self.logits, wb)
             self._train_backward(dlogits, from_logits=True)
         else:
-            value, dy = self.compiled_loss.compute(yb, y_pred, wb)
+            value, dy = self.compiled_loss.device_compute(yb, y_pred, wb)
             self._train_backward(dy, from_logits=False)
         self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
         for metric in self.compiled_metrics:
             metric.update_state(yb, y_pred)
-        return float(value)
+        return value
 
     def _idle_step(self):
         """A rank with no part of a short last batch still joins the gradient reduction."""
@@ -147,26 +160,60 @@ class Trainer:
     def _test_step(self, xb, yb, wb=None):
         if self._many_outputs:
             total, _ = self._outputs.losses_and_gradients(yb, self.forward(xb, training=False), wb, False)
-            return float(total)
+            return total
         y_pred = self.forward(xb, training=False)
         if self._fused():
-            value, _, y_pred = self.compiled_loss.compute_from_logits(yb, self.logits, wb)
+            value, _, y_pred = self.compiled_loss.device_compute_from_logits(yb, self.logits, wb)
         else:
-            value = self.compiled_loss(yb, y_pred, wb)
+            value = self.compiled_loss.device_value(yb, y_pred, wb)
         for metric in self.compiled_metrics:
             metric.update_state(yb, y_pred)
-        return float(value)
+        return value
 
     def _train_step_outputs(self, xb, ys, ws):
         total, dys = self._outputs.losses_and_gradients(ys, self.forward(xb, training=True), ws, True)
         self._backward(dys, from_logits=False, input_gradients=False)
         self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
-        return float(total)
+        return total
 
     def _logs(self, loss):
-        logs = {"loss": float(loss)}
+        """Logs for a loss (a float, a 0-d backend array or a DeviceSum mean) and the metrics: reads the device."""
+        logs = {"loss": float(loss() if callable(loss) else loss)}
         logs.update({m.name: float(m.result()) for m in self.compiled_metrics})
         return logs
+
+    def _run_steps(self, kind, step, batches, callback_list, progress):
+        """``step(xb, yb, wb)`` over the EpochIterator ``batches``: the running logs, read only when needed.
+
+        In one process the logs are read when a callback or the progress bar asks, and each batch
+        is uploaded while the one before computes; with several (gn.distribute) every rank
+        averages the logs at every step, a collective that must run at the same steps everywhere.
+        """
+        replicas = self._replicas if kind == "train" else distribute.local_replicas()
+        total, seen = DeviceSum(), 0
+        wants_logs = replicas.size > 1 or reads_batch_logs(callback_list, kind)
+        begin, end = getattr(callback_list, f"on_{kind}_batch_begin"), getattr(callback_list, f"on_{kind}_batch_end")
+        # running means, weighted by batch size as Keras does (and over the ranks)
+        mean = lambda: replicas.reduce_logs(self._logs(lambda: total.value() / max(seen, 1)), seen)
+        upload = lambda batch, index: self._upload_batch(batch, batches, index)
+        for index_in_epoch, arrays in uploaded(upload, batches, ahead=replicas.size == 1):
+            begin(index_in_epoch, logs={})
+            with backend.step(kind):
+                if arrays is None:   # data parallel: no part of this step's batch here
+                    value, count = self._idle_step(), 0
+                else:
+                    xb, yb, wb, count = arrays
+                    if kind == "train" and not getattr(batches.adapter, "shard", None):
+                        replicas.start_batch(count)   # (an array batch's shard told the ranks)
+                    value = step(xb, yb, wb)
+            total.add(value, count)
+            seen += count
+            logs = mean() if wants_logs else None
+            end(index_in_epoch, logs=dict(logs) if logs is not None else {})
+            progress.update(logs if logs is not None else mean)
+            if kind == "train" and self.stop_training:
+                break
+        return mean() if seen or replicas.size > 1 else {}
 
     def _results(self, logs, return_dict):
         if return_dict:
@@ -189,9 +236,11 @@ class Trainer:
         index = self._replicas.shard(slice(0, len(xs[0])))   # data parallel: x, y are the global batch
         self._reset_metrics()
         count = len(xs[0][index])
-        wb = self._weights_to_backend(data.take(w, index))
-        value = self._train_step(self._to_backend(xs, index), self._targets_to_backend(y, index), wb) \
-            if count else self._idle_step()
+        wb = self._weights_to_backend(take(w, index))
+        with backend.step("train"):
+            value = self._train_step(self._to_backend(xs, index), self._targets_to_backend(y, index), wb) \
+                if count else self._idle_step()
+        # an explicit read, after the step
         return self._results(self._replicas.reduce_logs(self._logs(value), count), return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
@@ -200,9 +249,9 @@ class Trainer:
         xs, y = self._prepare(x, y, "test_on_batch")
         w = self._array_weights(y, sample_weight, None, "test_on_batch")
         self._reset_metrics()
-        wb = self._weights_to_backend(w)
-        return self._results(self._logs(self._test_step(self._to_backend(xs), self._targets_to_backend(y), wb)),
-                             return_dict)
+        with backend.step("test"):
+            value = self._test_step(self._to_backend(xs), self._targets_to_backend(y), self._weights_to_backend(w))
+        return self._results(self._logs(value), return_dict)
 
     def predict_on_batch(self, x):
         """The model's output for ``x`` in one forward pass, as NumPy."""
@@ -214,136 +263,6 @@ class Trainer:
         if isinstance(out, list):
             return [np.asarray(device.to_numpy(o)) for o in out]
         return np.asarray(device.to_numpy(out))
-
-    # -- where batches come from (gpunet.data: arrays, PyDataset, generators) -----------------
-    def _row_shape(self, count):
-        """Shape of the per-row losses (and so of sample weights) of ``count`` samples (a list of
-        them for several outputs)."""
-        if self._many_outputs:
-            return [(count, *shape[1:-1]) for shape in self.output_shape]
-        return (count, *self.output_shape[1:-1])
-
-    def _checked_weights(self, sample_weight, count, where):
-        if self._many_outputs:
-            return self._outputs.sample_weights(sample_weight, self._row_shape(count), where)
-        return data.check_sample_weight(sample_weight, self._row_shape(count), f"{where}: sample_weight")
-
-    def _weights_to_backend(self, w):
-        if w is None:
-            return None
-        if isinstance(w, list):
-            return [self._weights_to_backend(a) for a in w]
-        return backend.current().asarray(w, dtype=self.inputs[0].layer.dtype)
-
-    def _array_weights(self, y, sample_weight, class_weight, where):
-        """Whole-array sample weights (from sample_weight or class_weight), checked; or None."""
-        if sample_weight is not None and class_weight is not None:
-            raise ValueError(f"{where}: pass sample_weight or class_weight, not both.")
-        if class_weight is not None:
-            if self._many_outputs:
-                raise ValueError(f"{where}: class_weight is supported for models with one output only (as in "
-                                 f"Keras); pass per-output sample_weight instead.")
-            sample_weight = data.class_weight_to_sample_weight(y, class_weight, where, len(self.output_shape))
-        if sample_weight is None:
-            return None
-        count = len(next(t for t in y if t is not None)) if isinstance(y, list) else len(y)
-        return self._checked_weights(sample_weight, count, where)
-
-    def _iterator(self, x, y, sample_weight, batch_size, shuffle, steps, where, class_weight=None,
-                  targets=True, steps_name="steps_per_epoch"):
-        """An EpochIterator of host batches ``(x, y, sample_weight)`` for arrays or a dataset."""
-        if not data.is_array_data(x):
-            data.reject_extra_arrays(x, y, sample_weight, where)
-            return data.EpochIterator(data.get_adapter(x, where), steps, where, steps_name, class_weight)
-        if targets:
-            xs, y = self._prepare(x, y, where)
-            w = self._array_weights(y, sample_weight, class_weight, where)
-        else:
-            xs, w = self._prepare_x(x, where), None
-        return data.EpochIterator(data.ArrayAdapter(xs, y, w, batch_size, shuffle), steps, where, steps_name)
-
-    def _device_batch(self, batch, batches, step, targets=True):
-        """``(x, y, sample_weight, count)`` on the backend from a host batch of the EpochIterator
-        ``batches``; batches not from arrays (checked whole beforehand) are checked here, their
-        errors naming the batch, and get the iterator's class_weight."""
-        xs, y, w = batch
-        if not getattr(batch, "checked", False):
-            xs, y, w = self._check_batch(xs, y, w, batches, f"{batches.where}: batch {step}", targets)
-        yb = None if y is None else self._targets_to_backend(y)
-        return self._to_backend(xs), yb, self._weights_to_backend(w), len(xs[0])
-
-    def _check_batch(self, xs, y, w, batches, here, targets):
-        try:
-            if targets:
-                if y is None:
-                    raise ValueError("it has no targets: fit and evaluate need batches (x, y) or "
-                                     "(x, y, sample_weight); received x alone.")
-                xs, y = self._prepare(xs, y, here)
-                if batches.class_weight is not None:
-                    w = self._array_weights(y, w, batches.class_weight, here)
-            else:
-                xs = self._prepare_x(xs, here)
-            if w is not None:
-                w = self._checked_weights(w, len(xs[0]), here)
-        except ValueError as error:   # every message names the batch (the model's own checks do not)
-            if str(error).startswith(here):
-                raise
-            raise ValueError(f"{here}: {error}") from None
-        return xs, y, w
-
-    def _validation(self, xs, y, w, split, validation_data, where="fit"):
-        """((train xs, y, w), validation) where validation is None, arrays (xs, y, w) from
-        validation_split, or validation_data itself (a tuple of arrays, a dataset or a generator)."""
-        if validation_data is not None:
-            if data.is_array_data(validation_data) and (not isinstance(validation_data, (list, tuple))
-                                                        or len(validation_data) not in (2, 3)):
-                what = f"a {type(validation_data).__name__}" + (
-                    f" of length {len(validation_data)}" if hasattr(validation_data, "__len__") else "")
-                raise ValueError(f"validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
-                                 f"sample_weight_val), a PyDataset or a generator; received {what}.")
-            return (xs, y, w), validation_data
-        if not isinstance(split, (int, float, np.floating)) or not 0.0 <= split < 1.0:
-            raise ValueError(f"validation_split must be a fraction in [0, 1); received {split!r}.")
-        if split == 0:
-            return (xs, y, w), None
-        if xs is None:
-            raise ValueError(f"{where}: validation_split needs arrays; with a PyDataset or a generator "
-                             f"pass validation_data instead.")
-        count = len(xs[0])
-        cut = int(math.ceil(count * (1.0 - split)))
-        if cut in (0, count):
-            raise ValueError(f"validation_split={split} of {count} samples leaves "
-                             f"{cut} for training and {count - cut} for validation; both need at least one.")
-        part = data.take
-        head, tail = slice(cut), slice(cut, None)
-        return ([a[head] for a in xs], part(y, head), part(w, head)), \
-            ([a[tail] for a in xs], part(y, tail), part(w, tail))
-
-    def _fit_data(self, x, y, sample_weight, class_weight, batch_size, shuffle, steps_per_epoch,
-                  validation_split, validation_data, validation_steps, validation_batch_size):
-        """(training EpochIterator, validation EpochIterator or None) for fit."""
-        if data.is_array_data(x):
-            xs, y = self._prepare(x, y, "fit")
-            w = self._array_weights(y, sample_weight, class_weight, "fit")
-            (xs, y, w), validation = self._validation(xs, y, w, validation_split, validation_data)
-            train = data.EpochIterator(data.ArrayAdapter(xs, y, w, batch_size, shuffle), steps_per_epoch, "fit")
-        else:
-            data.reject_extra_arrays(x, y, sample_weight, "fit")
-            _, validation = self._validation(None, None, None, validation_split, validation_data)
-            train = data.EpochIterator(data.get_adapter(x, "fit"), steps_per_epoch, "fit", class_weight=class_weight)
-        if validation is None:
-            return train, None
-        where = "fit: validation_data"
-        if isinstance(validation, tuple) and len(validation) == 3 and isinstance(validation[0], list) \
-                and validation_data is None:   # from validation_split: already checked
-            adapter = data.ArrayAdapter(*validation, validation_batch_size, False)
-            return train, data.EpochIterator(adapter, validation_steps, where, "validation_steps")
-        if data.is_array_data(validation):
-            vx, vy, vw = data.unpack(validation, where)
-            return train, self._iterator(vx, vy, vw, validation_batch_size, False, validation_steps, where,
-                                         steps_name="validation_steps")
-        return train, self._iterator(validation, None, None, validation_batch_size, False, validation_steps,
-                                     where, steps_name="validation_steps")
 
     # -- fit / evaluate / predict ----------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -371,7 +290,7 @@ class Trainer:
         train, validation = self._fit_data(x, y, sample_weight, class_weight, batch_size, shuffle, steps_per_epoch,
                                            validation_split, validation_data, validation_steps,
                                            validation_batch_size)
-        self._replicas = data.replicas_for_fit(self, train, batch_size)
+        self._replicas = replicas_for_fit(self, train, batch_size)
         callback_list = callbacks_module.CallbackList(self._replicas.local_callbacks(callbacks), add_history=True,
                                                       model=self, epochs=epochs, steps=train.num_batches,
                                                       verbose=verbose)
@@ -382,7 +301,7 @@ class Trainer:
             callback_list.on_epoch_begin(epoch, logs={})
             progress.start(train.num_batches, f"Epoch {epoch + 1}/{epochs}")
             logs = self._fit_epoch(train, callback_list, progress)
-            if validation is not None and data.should_validate(epoch, validation_freq):
+            if validation is not None and should_validate(epoch, validation_freq):
                 val_logs = self._evaluate_batches(validation, callback_list, Progress(0))
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
             logs["learning_rate"] = float(self.optimizer.current_learning_rate())
@@ -396,38 +315,13 @@ class Trainer:
 
     def _fit_epoch(self, train, callback_list, progress):
         self._reset_metrics()
-        total, seen, logs = 0.0, 0, {}
-        for step, batch in train.epoch():
-            callback_list.on_train_batch_begin(step, logs={})
-            if batch is None:   # data parallel: this rank has no part of this step's batch
-                value, count = self._idle_step(), 0
-            else:
-                xb, yb, wb, count = self._device_batch(batch, train, step)
-                if not getattr(batch, "checked", False):
-                    self._replicas.start_batch(count)   # (an array batch's shard told the ranks)
-                value = self._train_step(xb, yb, wb)
-            total, seen = total + value * count, seen + count
-            # running means, weighted by batch size as Keras does (and over the ranks)
-            logs = self._replicas.reduce_logs(self._logs(total / max(seen, 1)), seen)
-            callback_list.on_train_batch_end(step, logs=dict(logs))
-            progress.update(logs)
-            if self.stop_training:
-                break
-        return logs
+        return self._run_steps("train", self._train_step, train, callback_list, progress)
 
     def _evaluate_batches(self, batches, callback_list, progress):
         self._reset_metrics()
         callback_list.on_test_begin(logs={})
         progress.start(batches.num_batches, "evaluate")
-        total, seen, logs = 0.0, 0, {}
-        for step, batch in batches.epoch():
-            callback_list.on_test_batch_begin(step, logs={})
-            xb, yb, wb, count = self._device_batch(batch, batches, step)
-            value = self._test_step(xb, yb, wb)
-            total, seen = total + value * count, seen + count
-            logs = self._logs(total / seen)
-            callback_list.on_test_batch_end(step, logs=dict(logs))
-            progress.update(logs)
+        logs = self._run_steps("test", self._test_step, batches, callback_list, progress)
         progress.finish(logs)
         callback_list.on_test_end(logs=dict(logs))
         return logs
@@ -446,8 +340,8 @@ class Trainer:
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for ``x`` with ``training=False``, as a NumPy array ``(samples, *output_shape)``
-        (a list of arrays for several outputs). x: arrays, a PyDataset or a generator (their
-        batches' y, if any, are ignored); ``steps``: batches to predict (all by default)."""
+        (a list of arrays for several outputs). x: arrays, a PyDataset, a generator or a Dataset
+        (their batches' y, if any, are ignored); ``steps``: batches to predict (all by default)."""
         batch_size = _check_batch_size(32 if batch_size is None else batch_size)
         batches = self._iterator(x, None, None, batch_size, False, steps, "predict", targets=False,
                                  steps_name="steps")
@@ -455,13 +349,21 @@ class Trainer:
         progress = Progress(verbose)
         callback_list.on_predict_begin(logs={})
         progress.start(batches.num_batches, "predict")
-        chunks = []
-        for step, batch in batches.epoch():
+        chunks, waiting, waiting_bytes = [], [], 0
+        upload = lambda batch, index: self._upload_batch(batch, batches, index, targets=False)
+        for step, arrays in uploaded(upload, batches):
             callback_list.on_predict_batch_begin(step, logs={})
-            xb, _, _, _ = self._device_batch(batch, batches, step, targets=False)
-            chunks.append(self._to_numpy(self.forward(xb, training=False)))
+            with backend.step("predict"):
+                out = self.forward(arrays[0], training=False)
+            waiting.append(out)   # read between steps, many batches at once (reads wait for the device)
+            waiting_bytes += sum(o.nbytes for o in out) if isinstance(out, list) else out.nbytes
+            if waiting_bytes > _PREDICT_DEVICE_BYTES:
+                chunks.append(self._read_outputs(waiting))
+                waiting, waiting_bytes = [], 0
             callback_list.on_predict_batch_end(step, logs={})
             progress.update({})
+        if waiting:
+            chunks.append(self._read_outputs(waiting))
         progress.finish({})
         callback_list.on_predict_end(logs={})
         if not chunks:
@@ -469,3 +371,10 @@ class Trainer:
         if self._many_outputs:
             return [np.concatenate(parts) for parts in zip(*chunks)]
         return np.concatenate(chunks)
+
+    def _read_outputs(self, outputs):
+        """Predicted batches (backend arrays, or lists of them) as one NumPy array (or list) per output."""
+        xp = backend.current().xp
+        if self._many_outputs:
+            return [self._to_numpy(xp.concatenate(parts)) for parts in zip(*outputs)]
+        return self._to_numpy(xp.concatenate(outputs))

@@ -17,6 +17,14 @@ def _kernel_backends():
     return names
 
 
+def pytest_collection_modifyitems(items):
+    """The cuda half of every kernel_backend test is marked ``cuda`` (benchmarks/gpu_check.sh runs -m cuda)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("kernel_backend") == "cuda":
+            item.add_marker(pytest.mark.cuda)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_state(request):
     """Every test starts on the suite's backend (GPUNET_BACKEND, else numpy), seeded, with fresh names.

@@ -17,6 +17,8 @@ import sys
 
 import numpy as np
 
+from .hooks import SyncError, in_step, step, strict_sync
+
 NAMES = ("numpy", "cuda", "cudasim")
 
 
@@ -41,6 +43,17 @@ class NumpyBackend:
 
     def synchronize(self):
         pass
+
+    def sync_guard(self):
+        return None   # host memory only: there is nothing to wait for
+
+    def upload_async(self, host, dtype=np.float32):
+        """``(array, event)``: ``host`` as a backend array; on the kernel backends the copy is queued
+        on a copy stream (see ``backend.streams``); here there is nothing to copy, the event is None."""
+        return np.ascontiguousarray(host, dtype=dtype), None
+
+    def wait_events(self, events):
+        """Make the compute stream wait for upload events (no host wait); nothing to wait for here."""
 
 
 _active = None

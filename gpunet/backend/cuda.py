@@ -5,15 +5,21 @@ Same launch API as cudasim (see ``gpunet.backend.cudasim``)::
     be.launch("conv.cu", "conv2d_forward", grid=(gx, gy, gz), block=(bx, by, bz), args=[...])
 
 Each .cu file becomes one ``cupy.RawModule`` (``nvrtc.compile_options``: C++17, the file's
-folder on the include path, ``nvrtc_prelude.h`` pre-included), compiled on first use and cached per file and device; CuPy keeps its own
-on-disk cache of the binaries. Arguments are checked against the kernel's C signature
-before the launch (``kernel_source.check_args``), so a wrong type is a Python error, not a
-silent reinterpretation of bytes on the GPU. CuPy is reached only through ``cupy_device``.
+folder on the include path, ``nvrtc_prelude.h`` pre-included, ``-ftz=true``), compiled on
+first use and cached per file and device; CuPy keeps its own on-disk cache of the binaries,
+keyed on the code text, which therefore carries a digest of every header (``module_code``).
+Arguments are checked against the kernel's C signature and the block against its
+``__launch_bounds__`` before the launch (``kernel_source``), so a wrong type is a Python
+error, not a silent reinterpretation of bytes on the GPU. CuPy is reached only through
+``cupy_device``. Under a profiler each launch is timed by two CUDA events (``hooks``);
+``upload_async`` streams batches through pinned memory on a copy stream (``streams``).
 """
+import hashlib
+
 import numpy as np
 
-from . import cupy_device, kernel_source
-from .nvrtc import compile_options
+from . import cupy_device, hooks, kernel_source, streams
+from .nvrtc import PRELUDE, compile_options
 
 __all__ = ["CudaBackend"]
 
@@ -28,11 +34,16 @@ class CudaBackend:
 
     def __init__(self):
         self.xp = cupy_device.cupy()   # a clear RuntimeError without CuPy or a visible GPU
+        self._uploader = None
 
     def asarray(self, a, dtype=np.float32):
+        if not isinstance(a, self.xp.ndarray):   # pageable host memory: CuPy copies synchronously
+            hooks.host_to_device(np.asarray(a).size * np.dtype(dtype).itemsize, True)
         return self.xp.ascontiguousarray(self.xp.asarray(a, dtype=dtype))
 
     def to_numpy(self, a):
+        if isinstance(a, self.xp.ndarray):
+            hooks.device_to_host(a.nbytes, f"to_numpy() of a device array of shape {a.shape}")
         return self.xp.asnumpy(a)
 
     def empty(self, shape, dtype=np.float32):
@@ -42,16 +53,45 @@ class CudaBackend:
         return self.xp.zeros(shape, dtype)
 
     def synchronize(self):
+        hooks.synchronized("synchronize()")
         self.xp.cuda.get_current_stream().synchronize()
+
+    def upload_async(self, host, dtype=np.float32):
+        """``(device array, event)``: ``host`` copied from a pinned buffer on the copy stream
+        (``backend.streams``); pass the event to ``wait_events`` before a kernel reads the array."""
+        if self._uploader is None:
+            self._uploader = streams.Uploader(streams._CudaDriver(self))
+        return self._uploader.upload(host, dtype)
+
+    def wait_events(self, events):
+        """Make the compute stream wait for upload events (the host does not wait)."""
+        if self._uploader is not None:
+            self._uploader.wait(events)
+
+    def sync_guard(self):
+        """What a step runs under in strict-sync mode: ``cupyx.allow_synchronize(False)``, which
+        makes CuPy raise ``cupyx.DeviceSynchronized`` at every synchronising call."""
+        import cupyx
+        guard = getattr(cupyx, "allow_synchronize", None)   # experimental in CuPy: absent, no guard
+        return guard(False) if guard is not None else None
 
     def launch(self, file, kernel, grid, block, args):
         """Run ``kernel`` from ``file`` over ``grid`` blocks of ``block`` threads."""
         source = kernel_source.load(file)
         signature = source.kernel(kernel)
         grid, block = kernel_source.launch_dims(grid, "grid"), kernel_source.launch_dims(block, "block")
+        kernel_source.check_launch_bounds(signature, block)
         args = tuple(args)
         kernel_source.check_args(source, signature, args, lambda a: isinstance(a, self.xp.ndarray), "cupy.ndarray")
-        self._function(source, kernel)(grid, block, args)
+        function = self._function(source, kernel)
+        if not hooks.watching():
+            function(grid, block, args)
+            return
+        start, end = self.xp.cuda.Event(), self.xp.cuda.Event()
+        start.record()
+        function(grid, block, args)
+        end.record()
+        hooks.launched(source, signature, grid, block, args, lambda: _elapsed(self.xp, start, end))
 
     def _function(self, source, kernel):
         cp = self.xp
@@ -59,7 +99,7 @@ class CudaBackend:
         key = (source.path, source.digest, device.id)
         if key not in _modules:
             options = tuple(compile_options([source.path.parent]))
-            _modules[key] = (cp.RawModule(code=source.text, options=options), {})
+            _modules[key] = (cp.RawModule(code=module_code(source, options), options=options), {})
         module, functions = _modules[key]
         if kernel not in functions:
             try:
@@ -67,6 +107,21 @@ class CudaBackend:
             except cp.cuda.compiler.CompileException as exc:
                 raise _compile_error(source, device, exc) from exc
         return functions[kernel]
+
+
+def _elapsed(cp, start, end):
+    """Seconds between two recorded events; waits for the second (the profiler asks after the steps)."""
+    end.synchronize()
+    return cp.cuda.get_elapsed_time(start, end) / 1e3
+
+
+def module_code(source, options):
+    """The text RawModule compiles: the .cu, then a comment with a digest of it, every local header
+    it includes, the pre-included ``nvrtc_prelude.h`` and the options. CuPy keys its on-disk binary
+    cache on this text, and the .cu alone does not change when only a header does: without the
+    digest an upgrade that edits ``common.cuh`` would run the old binary."""
+    digest = hashlib.sha256("\0".join((source.digest, PRELUDE.read_text(), *options)).encode()).hexdigest()
+    return f"{source.text}\n// gpunet build digest {digest} (the .cu, its includes, nvrtc_prelude.h, options)\n"
 
 
 def _compile_error(source, device, exc):

@@ -33,13 +33,14 @@ Settings (attributes of the backend, or environment variables when it is created
 """
 import ctypes
 import os
+import time
 
 import numpy as np
 
-from . import cudasim_build, kernel_source
+from . import cudasim_build, hooks, kernel_source, streams
 from .cudasim_build import compiler_available
 
-__all__ = ["CudasimBackend", "compiler_available"]
+__all__ = ["CudasimBackend", "DeviceArray", "compiler_available"]
 
 _ORDERS = {"alternate": 0, "ascending": 1, "descending": 2}
 _CONTEXTS = {"threads": 0, "fibers": 1}
@@ -88,6 +89,52 @@ def switch_count():
     return int(_load_runtime().gpunet_cudasim_switches())
 
 
+class DeviceArray(np.ndarray):
+    """cudasim's device memory: a NumPy array whose host reads go through the backend's transfer
+    points (``hooks.device_to_host``), as a CuPy array's do: ``float()``, ``int()``, ``bool()``,
+    ``.item()``, ``.tolist()`` of it are device-to-host reads that strict-sync mode refuses inside
+    a step and the profiler counts. NumPy operations on it stay "on the device" (they return
+    DeviceArrays or plain arrays, as CuPy operations return CuPy arrays)."""
+
+    def _read(self, what):
+        hooks.device_to_host(self.nbytes, f"{what} of a cudasim device array of shape {self.shape}")
+        return self.view(np.ndarray)
+
+    def __float__(self):
+        return self._read("float()").__float__()
+
+    def __int__(self):
+        return self._read("int()").__int__()
+
+    def __index__(self):
+        return self._read("an index").__index__()
+
+    def __bool__(self):
+        return self._read("bool()").__bool__()
+
+    def item(self, *args):
+        return self._read(".item()").item(*args)
+
+    def tolist(self):
+        return self._read(".tolist()").tolist()
+
+    def __array_function__(self, func, types, args, kwargs):
+        # np.where / np.stack / np.concatenate ... of device arrays are device arrays, as with CuPy.
+        return _device_result(super().__array_function__(func, types, args, kwargs))
+
+
+def _device_result(result):
+    if type(result) is np.ndarray:
+        return result.view(DeviceArray)
+    if isinstance(result, (tuple, list)):
+        return type(result)(_device_result(r) for r in result)
+    return result
+
+
+def _on_device(array):
+    return array.view(DeviceArray)
+
+
 class CudasimBackend:
     """NumPy arrays; kernels from ``kernels/*.cu`` built with g++ and run on CPU threads."""
 
@@ -100,11 +147,17 @@ class CudasimBackend:
         self.thread_order = os.environ.get("GPUNET_CUDASIM_ORDER", "alternate")
         self.contexts = os.environ.get("GPUNET_CUDASIM_CONTEXTS", "threads")
         self.guard_bytes = 4096
+        self._uploader = None
 
     def asarray(self, a, dtype=np.float32):
-        return np.ascontiguousarray(a, dtype=dtype)
+        if not isinstance(a, DeviceArray):
+            hooks.host_to_device(np.asarray(a).size * np.dtype(dtype).itemsize, True)
+        return _on_device(np.ascontiguousarray(a, dtype=dtype))
 
     def to_numpy(self, a):
+        if isinstance(a, DeviceArray):
+            hooks.device_to_host(a.nbytes, f"to_numpy() of a device array of shape {a.shape}")
+            return np.array(a.view(np.ndarray), copy=True)   # a host copy, as on the GPU
         return np.asarray(a)
 
     def empty(self, shape, dtype=np.float32):
@@ -114,19 +167,36 @@ class CudasimBackend:
             out.fill(np.nan)
         else:
             out.view(np.uint8).reshape(-1)[:] = np.frombuffer(_poison(out.nbytes), np.uint8)
-        return out
+        return _on_device(out)
 
     def zeros(self, shape, dtype=np.float32):
-        return np.zeros(shape, dtype)
+        return _on_device(np.zeros(shape, dtype))
 
     def synchronize(self):
-        pass
+        hooks.synchronized("synchronize()")
+
+    def upload_async(self, host, dtype=np.float32):
+        """``(device array, event)``: ``host`` copied from a pinned buffer on the copy stream
+        (``backend.streams``); pass the event to ``wait_events`` before a kernel reads the array."""
+        if self._uploader is None:
+            self._uploader = streams.Uploader(streams.SimDriver(self))
+        return self._uploader.upload(host, dtype)
+
+    def wait_events(self, events):
+        """Make the compute stream wait for upload events (the host does not wait)."""
+        if self._uploader is not None:
+            self._uploader.wait(events)
+
+    def sync_guard(self):
+        """Nothing to enter: strict mode is enforced by DeviceArray and to_numpy themselves."""
+        return None
 
     def launch(self, file, kernel, grid, block, args):
         """Run ``kernel`` from ``file`` over ``grid`` blocks of ``block`` threads (see the module doc)."""
         source = kernel_source.load(file)
         signature = source.kernel(kernel)
         grid, block = kernel_source.launch_dims(grid, "grid"), kernel_source.launch_dims(block, "block")
+        kernel_source.check_launch_bounds(signature, block)
         args = list(args)
         kernel_source.check_args(source, signature, args, lambda a: isinstance(a, np.ndarray), "numpy.ndarray")
         _check_writable(signature, args)
@@ -134,6 +204,7 @@ class CudasimBackend:
         library = _library(source)
         guarded = _GuardedArgs(signature, args, self.guard_bytes)
         error = ctypes.create_string_buffer(4096)
+        started = time.perf_counter() if hooks.watching() else None
         status = _load_runtime().gpunet_cudasim_launch(
             library.entries[kernel], guarded.pointer_table(), library.slot, _dims(grid), _dims(block),
             order, contexts, kernel.encode(), error, len(error))
@@ -141,6 +212,9 @@ class CudasimBackend:
             raise RuntimeError(f"cudasim ({source.path.name}): {error.value.decode(errors='replace')}")
         guarded.check(kernel, source.path.name)
         guarded.copy_back()
+        if started is not None:
+            seconds = time.perf_counter() - started
+            hooks.launched(source, signature, grid, block, args, lambda: seconds)
 
     def _setting(self, attribute, choices):
         value = getattr(self, attribute)

@@ -8,7 +8,7 @@ Two kinds of library:
   generated wrapper that adds an entry point ``gpunet_cudasim_entry_<kernel>(void** args)``
   per kernel, unpacking the arguments as ``cuLaunchKernel`` does.
 
-The compiler is ``$CXX`` or ``g++`` (C++20: g++ 10 or newer), with ``-std=c++20 -O2 -fPIC
+The compiler is ``$CXX`` or ``g++`` (C++20: g++ 10 or newer), with ``-std=c++20 -O2 -fPIC -ffp-contract=off
 -shared``. Libraries are cached in ``$GPUNET_CACHE_DIR`` or ``~/.cache/gpunet/cudasim``,
 named by a hash of the sources (the .cu and its local includes), the headers, the compiler's
 version and the flags, so an edit rebuilds and nothing else does. Each build compiles into a
@@ -26,7 +26,9 @@ import tempfile
 HERE = pathlib.Path(__file__).resolve().parent
 HEADER = HERE / "cudasim.h"
 RUNTIME = (HERE / "cudasim_runtime.h", HERE / "cudasim_contexts.h")
-FLAGS = ("-std=c++20", "-O2", "-fPIC", "-shared")
+# -ffp-contract=off: a*b+c stays two roundings on every CPU (aarch64 g++ would fuse it otherwise),
+# so a cudasim result does not depend on the host; NVRTC does contract (see nvrtc.FP_OPTIONS).
+FLAGS = ("-std=c++20", "-O2", "-fPIC", "-shared", "-ffp-contract=off")
 
 builds = []   # paths compiled by this process, newest last (tests check cache hits with it)
 

@@ -30,6 +30,7 @@
 #include "cudasim_contexts.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -199,9 +200,26 @@ inline void Sim::resume_as(int tid) {
     *slot = &threads[tid];
 }
 
+// Denormal floats flush to zero in kernels, as the cuda backend compiles them (-ftz=true,
+// which CuPy always passes): denormal inputs read as zero (x86 DAZ) and denormal results
+// become zero (FTZ). Set on whatever OS thread runs a CUDA thread; the launch restores the
+// caller's mode, so NumPy on the Python thread keeps IEEE denormals.
+#if defined(__x86_64__) || defined(__i386__)
+inline uint64_t fp_mode() { unsigned v; __asm__ volatile("stmxcsr %0" : "=m"(v)); return v; }
+inline void set_fp_mode(uint64_t v) { unsigned w = unsigned(v); __asm__ volatile("ldmxcsr %0" : : "m"(w)); }
+inline uint64_t flushing(uint64_t v) { return v | 0x8040u; }          // FTZ (bit 15) | DAZ (bit 6)
+#elif defined(__aarch64__)
+inline uint64_t fp_mode() { uint64_t v; __asm__ volatile("mrs %0, fpcr" : "=r"(v)); return v; }
+inline void set_fp_mode(uint64_t v) { __asm__ volatile("msr fpcr, %0" : : "r"(v)); }
+inline uint64_t flushing(uint64_t v) { return v | (uint64_t(1) << 24); }   // FPCR.FZ
+#else
+#error "cudasim: flush-to-zero (NVRTC's -ftz=true) is implemented for x86-64 and aarch64 only"
+#endif
+
 inline void Sim::run_thread(Context* self, int tid) {
     holder[tid] = self;
     resume_as(tid);
+    set_fp_mode(flushing(fp_mode()));
     try {
         entry(args);
     } catch (const Abort&) {
@@ -379,6 +397,7 @@ __attribute__((visibility("default"))) int gpunet_cudasim_launch(
         const unsigned* block, int order, int fibers, const char* name, char* err, size_t err_len) {
     using namespace cudasim;
     std::lock_guard<std::mutex> lock(launch_mutex);
+    const uint64_t caller_fp_mode = fp_mode();   // fibers run kernels on this thread: restored below
     Sim& s = sim;
     s.entry = entry, s.args = args, s.slot = slot, s.name = name, s.order = order, s.fibers = fibers != 0;
     s.grid = dim3(grid[0], grid[1], grid[2]);
@@ -404,6 +423,7 @@ __attribute__((visibility("default"))) int gpunet_cudasim_launch(
     FiberContext fiber_home;
     s.home = s.fibers ? static_cast<Context*>(&fiber_home) : &thread_home;
     s.dispatch(s.home, false);
+    set_fp_mode(caller_fp_mode);
     *slot = nullptr;
     s.home = nullptr;
     if (!s.failed) return 0;

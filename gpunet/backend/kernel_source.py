@@ -215,6 +215,16 @@ def launch_dims(value, what):
     return dims
 
 
+def check_launch_bounds(signature, block):
+    """Refuse a block larger than the kernel's ``__launch_bounds__(N)``: the GPU refuses such a
+    launch (the compiler sized registers for N threads), so cudasim must refuse it too."""
+    bound = signature.launch_bounds
+    threads = block[0] * block[1] * block[2]
+    if bound is not None and threads > bound:
+        raise ValueError(f"Kernel '{signature.name}' declares __launch_bounds__({bound}); a block of "
+                         f"{block} has {threads} threads. Launch it with at most {bound} threads per block.")
+
+
 def check_args(source, signature, args, is_array, array_kind):
     """Raise a clear TypeError/ValueError unless ``args`` fit ``signature``'s C parameters.
 

@@ -105,7 +105,8 @@ class Nvrtc:
                            ("nvrtcCreateProgram", [ref(P), S, S, I, ref(S), ref(S)]),
                            ("nvrtcCompileProgram", [P, I, ref(S)]), ("nvrtcDestroyProgram", [ref(P)]),
                            ("nvrtcGetProgramLogSize", [P, size]), ("nvrtcGetProgramLog", [P, S]),
-                           ("nvrtcGetCUBINSize", [P, size]), ("nvrtcGetCUBIN", [P, S])]:
+                           ("nvrtcGetCUBINSize", [P, size]), ("nvrtcGetCUBIN", [P, S]),
+                           ("nvrtcGetPTXSize", [P, size]), ("nvrtcGetPTX", [P, S])]:
             function = getattr(lib, name)
             function.argtypes, function.restype = args, I
         lib.nvrtcGetErrorString.restype = S
@@ -128,8 +129,9 @@ class Nvrtc:
         if status != 0:
             raise RuntimeError(f"NVRTC {what} failed: {self._lib.nvrtcGetErrorString(status).decode()}")
 
-    def compile(self, text, name, options):
-        """``(status, log, cubin)``; cubin is None when the compile failed (status != 0)."""
+    def compile(self, text, name, options, output="CUBIN"):
+        """``(status, log, cubin)``; cubin is None when the compile failed (status != 0).
+        ``output="PTX"`` returns the PTX instead (compile for a virtual ``compute_XX`` arch)."""
         lib, prog = self._lib, ctypes.c_void_p()
         self._check(lib.nvrtcCreateProgram(ctypes.byref(prog), text.encode(), name.encode(), 0, None, None),
                     "nvrtcCreateProgram")
@@ -140,7 +142,8 @@ class Nvrtc:
             log = log.rstrip(b"\0").decode(errors="replace")
             if status != 0:
                 return status, log, None
-            return status, log, self._read(prog, lib.nvrtcGetCUBINSize, lib.nvrtcGetCUBIN, "CUBIN")
+            getters = {"CUBIN": (lib.nvrtcGetCUBINSize, lib.nvrtcGetCUBIN), "PTX": (lib.nvrtcGetPTXSize, lib.nvrtcGetPTX)}
+            return status, log, self._read(prog, *getters[output], output)
         finally:
             lib.nvrtcDestroyProgram(ctypes.byref(prog))
 
@@ -207,10 +210,18 @@ def supported_archs():
     return sorted({a for c in compilers() for a in c.archs})
 
 
+# Floating-point choices, explicit (docs/kernels.md states them; cudasim matches what it can):
+# -ftz=true because CuPy appends it to every RawModule compile anyway (cudasim flushes denormals
+# too, cudasim_runtime.h); IEEE division and square root; NVRTC's default FMA contraction
+# (--fmad=true), which cudasim's g++ build (-ffp-contract=off) does not do: the kernels listed
+# in docs/kernels.md's FMA table may differ between cuda and cudasim in the last bit.
+FP_OPTIONS = ("-ftz=true", "-prec-div=true", "-prec-sqrt=true", "--fmad=true")
+
+
 def compile_options(include_dirs=()):
-    """NVRTC options shared with the cuda backend: C++17, the include dirs, nvrtc_prelude.h."""
+    """NVRTC options shared with the cuda backend: C++17, the include dirs, nvrtc_prelude.h, FP_OPTIONS."""
     dirs = [*include_dirs, PRELUDE.parent]
-    return ["-std=c++17", *(f"-I{d}" for d in dirs), f"--pre-include={PRELUDE.name}"]
+    return ["-std=c++17", *(f"-I{d}" for d in dirs), f"--pre-include={PRELUDE.name}", *FP_OPTIONS]
 
 
 def compile_source(text, name, arch="sm_90", include_dirs=()):
@@ -290,6 +301,11 @@ def markdown(reports):
         "size marked * is assumed (the kernel declares no `__launch_bounds__`). Do not edit by",
         "hand: regenerate after changing a kernel.",
         "",
+        f"Options, as the cuda backend passes them: `{' '.join(FP_OPTIONS)}` (CuPy adds `-ftz=true`",
+        "to every RawModule compile, so gpunet chooses it explicitly and cudasim flushes denormals",
+        "too), `-std=c++17`, `nvrtc_prelude.h` pre-included. The last section lists per kernel where",
+        "cuda and cudasim may differ in the last bit.",
+        "",
         f"Compiled by {compilers_used} (column NVRTC):",
         "each architecture by the newest installed NVRTC that targets it. CUDA 13 dropped sm_70,",
         "so sm_70 takes CUDA 12's NVRTC (`nvidia-cuda-nvrtc-cu12`), the others CUDA 13's",
@@ -312,11 +328,13 @@ def main(argv=None):
     parser.add_argument("--write", metavar="PATH", help="write the Markdown table to PATH")
     args = parser.parse_args(argv)
     files = args.files or kernel_source.all_sources()
+    from . import fma_report
     try:
         reports = [r for f in files for r in report_file(f)]
+        fma_rows = [r for f in files for r in fma_report.report_file(f)]
     except (RuntimeError, OSError) as exc:   # CompileError, a missing NVRTC, an unreadable file
         sys.exit(f"error: {exc}")
-    text = markdown(reports)
+    text = markdown(reports) + "\n" + fma_report.markdown(fma_rows)
     if args.write:
         pathlib.Path(args.write).write_text(text)
         print(f"wrote {args.write}: {len(reports)} rows from {len(files)} file(s)")

@@ -181,3 +181,26 @@ class MonitorCallback(Callback):
                 self._warned_missing = True
             return None
         return _plain(value)
+
+
+_BATCH_END = {"train": ("on_train_batch_end", "on_batch_end"), "test": ("on_test_batch_end",),
+              "predict": ("on_predict_batch_end",)}
+
+
+def reads_batch_logs(callback, kind):
+    """Whether ``callback`` wants the running logs after each ``kind`` ("train", "test") batch.
+
+    Reading them makes the host wait for the device, so the training loop reads them per batch
+    only when some callback wants them: one that sets ``reads_batch_logs`` (an attribute or
+    property, as ModelCheckpoint does), else one whose batch-end hook is not Callback's no-op
+    (TerminateOnNaN, a LambdaCallback given such a hook, a user's override).
+    """
+    if isinstance(callback, CallbackList):
+        return any(reads_batch_logs(c, kind) for c in callback.callbacks)
+    declared = getattr(callback, "reads_batch_logs", None)
+    if isinstance(declared, bool):
+        return declared
+    for hook in _BATCH_END[kind]:
+        if hook in vars(callback) or getattr(type(callback), hook) is not getattr(Callback, hook):
+            return True
+    return False

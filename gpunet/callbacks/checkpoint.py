@@ -33,6 +33,11 @@ class ModelCheckpoint(MonitorCallback):
         self.best = initial_value_threshold
         self._current_epoch, self._batches_since_save = 0, 0
 
+    @property
+    def reads_batch_logs(self):
+        """Per-batch logs are read (a device sync) only when saving every ``save_freq`` batches."""
+        return self.save_freq != "epoch"
+
     def on_train_begin(self, logs=None):
         self._batches_since_save = 0
 

@@ -254,10 +254,12 @@ def _target_kernel_arrays(op, targets, y_pred, sparse):
         raise ValueError(f"{op} needs labels of shape {tuple(y_pred.shape[:-1])} for predictions of shape "
                          f"{tuple(y_pred.shape)}; received shape {tuple(targets.shape)}.")
     y_pred, = kernel_arrays(op, [y_pred])
+    if targets.dtype == np.int32:   # the training loop uploads labels as int32 when they fit
+        return launch.array(targets, np.int32), y_pred
     # The kernels take int32 labels and treat one outside [0, C) as invalid: a label that int32
     # cannot hold becomes -1 rather than wrapping around into a valid class.
     xp = backend.current().xp
-    wide = xp.asarray(targets).astype(np.int64)
+    wide = targets.astype(np.int64)
     return launch.array(xp.where((wide < 0) | (wide > 2 ** 31 - 1), -1, wide), np.int32), y_pred
 
 

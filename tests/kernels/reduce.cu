@@ -6,12 +6,12 @@
 //   sum_atomic(x, total, n)          *total += every x[i] with atomicAdd (float)
 //   histogram(labels, counts, n)     counts[labels[i]] += 1 with atomicAdd (int)
 //   warp_ops(x, idx, up, down, xr, ballot)   one entry per thread: lane results of each op
-// Threads: 1-D blocks of 256 (sum_*: a power of two up to 1024); thread t of block b reads
+// Threads: 1-D blocks of 256 (sum_*: a power of two up to 1024, their __launch_bounds__); thread t of block b reads
 // x[b * blockDim.x + t] (0 past n). Writes (=) partial, idx, up, down, xr, ballot.
 
 #define FULL 0xffffffffu
 
-extern "C" __global__ void __launch_bounds__(256)
+extern "C" __global__ void __launch_bounds__(1024)
 sum_shared(const float* __restrict__ x, float* __restrict__ partial, int n) {
     __shared__ float cache[1024];
     unsigned tid = threadIdx.x;
@@ -30,7 +30,7 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-extern "C" __global__ void __launch_bounds__(256)
+extern "C" __global__ void __launch_bounds__(1024)
 sum_shuffle(const float* __restrict__ x, float* __restrict__ partial, int n) {
     __shared__ float warp_sums[32];
     unsigned tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
