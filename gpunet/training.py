@@ -50,8 +50,11 @@ class Trainer(DataMixin):
         self._made_under, self._replicas = distribute.distribution(), distribute.local_replicas()
         self._grad_ready = None   # called as each layer's backward returns (gradient buckets)
 
-    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
         """Choose the optimizer, loss and metrics (names or objects) for fit / evaluate.
+
+        (Keras 3 puts loss_weights before metrics; here it comes after, so that the positional
+        ``compile(optimizer, loss, metrics)`` gpunet has always taken keeps working.)
 
         A model with several outputs takes one loss for all or a list / dict of them, loss_weights
         as a list / dict, and metrics per output (a list of lists or a dict): see gpunet.multi_output.
