@@ -26,7 +26,9 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 REPORT_DIR="${1:-${OUT:-$ROOT/gpu_check_report}}"
 mkdir -p "$REPORT_DIR"
 REPORT="$REPORT_DIR/gpu_check_report.md"
-PY="${PYTHON:-python3}"
+LOGS="$(mktemp -d)"            # each part's full output; the report keeps the last 400 lines of each
+trap 'rm -rf "$LOGS"' EXIT
+PY="${PYTHON:-$(command -v python || command -v python3)}"
 START=$(date +%s)
 BUDGET="${GPU_CHECK_SECONDS:-470}"   # the whole run, setup included, stays under 8 minutes
 : > "$REPORT"
@@ -45,7 +47,7 @@ part() {
         STATUS+=("$name: skipped, out of time"); return
     fi
     [ "$limit" -gt "$left" ] && limit="$left"
-    local log="$REPORT_DIR/part-$(echo "$name" | tr -c 'A-Za-z0-9' '_').log"
+    local log="$LOGS/part-$(echo "$name" | tr -c 'A-Za-z0-9' '_').log"
     note ""
     note "## $name"
     note ""
@@ -100,24 +102,24 @@ print("CuPy", cp.__version__, "compiles and runs kernels on", cp.cuda.runtime.ge
 EOF
 }
 if [ "$GPU" -eq 1 ]; then
-    if ! cupy_works > "$REPORT_DIR/cupy_probe.log"; then
+    if ! cupy_works > "$LOGS/cupy_probe.log"; then
         first=13; second=12
         [ "${CUDA_MAJOR:-13}" -lt 13 ] 2>/dev/null && { first=12; second=13; }
-        note "CuPy missing or not working ($(tail -1 "$REPORT_DIR/cupy_probe.log")); installing cupy-cuda${first}x"
+        note "CuPy missing or not working ($(tail -1 "$LOGS/cupy_probe.log")); installing cupy-cuda${first}x"
         for package in "cupy-cuda${first}x[ctk]" "cupy-cuda${first}x" "cupy-cuda${second}x[ctk]" "cupy-cuda${second}x"; do
-            pip_install "$package" >/dev/null 2>&1 && cupy_works > "$REPORT_DIR/cupy_probe.log" && { note "installed $package"; break; }
+            pip_install "$package" >/dev/null 2>&1 && cupy_works > "$LOGS/cupy_probe.log" && { note "installed $package"; break; }
             "$PY" -m pip uninstall --quiet -y "${package%%\[*}" >/dev/null 2>&1
         done
     fi
-    cupy_works > "$REPORT_DIR/cupy_probe.log" && note "$(tail -1 "$REPORT_DIR/cupy_probe.log")" || \
-        note "ERROR: no working CuPy (last error: $(tail -1 "$REPORT_DIR/cupy_probe.log")). Offline? Put cupy-cuda12x/13x wheels in a folder and set GPUNET_WHEELS. The cuda parts below will fail."
+    cupy_works > "$LOGS/cupy_probe.log" && note "$(tail -1 "$LOGS/cupy_probe.log")" || \
+        note "ERROR: no working CuPy (last error: $(tail -1 "$LOGS/cupy_probe.log")). Offline? Put cupy-cuda12x/13x wheels in a folder and set GPUNET_WHEELS. The cuda parts below will fail."
 fi
 torch_works() { "$PY" -c "import torch; assert torch.cuda.is_available() or $GPU == 0; print('torch', torch.__version__, 'cuda', torch.version.cuda)" 2>&1; }
-if [ "$GPU" -eq 1 ] && ! torch_works > "$REPORT_DIR/torch_probe.log"; then
+if [ "$GPU" -eq 1 ] && ! torch_works > "$LOGS/torch_probe.log"; then
     note "torch missing or without CUDA; installing torch"
     pip_install "torch" >/dev/null 2>&1 || note "WARNING: could not install torch (offline? set GPUNET_WHEELS): gpu_vs_torch.py will fail"
 fi
-torch_works > "$REPORT_DIR/torch_probe.log" && note "$(tail -1 "$REPORT_DIR/torch_probe.log")"
+torch_works > "$LOGS/torch_probe.log" && note "$(tail -1 "$LOGS/torch_probe.log")"
 note "setup took $(elapsed)s"
 
 # -- the parts, most important first (each clamped to what is left of the budget) -------------
@@ -145,9 +147,14 @@ else
         "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/test_sync_free.py
     part "2. profiler (dry run: cudasim, encoder-decoder, batch 2)" 200 \
         env GPUNET_CUDASIM_CONTEXTS=fibers "$PY" benchmarks/profile_step.py --backend cudasim --model autoencoder --batch 2 --steps 2
-    for mode in "${MODES[@]}"; do
-        part "3. gpu_vs_torch.py ${mode:-eager} (dry run)" 120 "$PY" benchmarks/gpu_vs_torch.py --dry-run $mode
-    done
+    if "$PY" -c "import torch" 2>/dev/null; then
+        for mode in "${MODES[@]}"; do
+            part "3. gpu_vs_torch.py ${mode:-eager} (dry run)" 120 "$PY" benchmarks/gpu_vs_torch.py --dry-run $mode
+        done
+    else
+        note ""; note "-> 3. gpu_vs_torch.py: skipped in the dry run (torch is not installed here; on a GPU machine it is installed)"
+        STATUS+=("3. gpu_vs_torch.py: skipped, no torch (dry run)")
+    fi
 fi
 if [ -f benchmarks/host_overhead.py ]; then
     part "7. host_overhead.py (Python cost per launch)" 30 "$PY" benchmarks/host_overhead.py

@@ -4,6 +4,7 @@
     model = gn.Sequential([gn.layers.Input((28, 28, 1)), gn.layers.Conv2D(16, 3), ...])
 """
 from . import backend, initializers, utils
+from . import activations
 from . import layers, losses, metrics, optimizers, callbacks, models, saving, data
 from . import distribute
 distribution = distribute   # Keras 3 calls it keras.distribution

@@ -14,6 +14,15 @@
 //   sigmoid_backward(dy, y, dx, n)                       needs y: dx = dy * y * (1 - y)
 //   tanh_forward(x, y, n)
 //   tanh_backward(dy, y, dx, n)                          needs y: dx = dy * (1 - y^2)
+//   <op>_forward(x, y, n), <op>_backward(dy, x, dx, n)    needs x: dx = dy * op'(x), for op in
+//       gelu (exact, erf), gelu_approximate (tanh form), silu (x * sigmoid(x)), softplus,
+//       softsign, hard_sigmoid (clip(x / 6 + 0.5, 0, 1), Keras 3), hard_silu (x * hard_sigmoid(x)),
+//       mish (x * tanh(softplus(x))), selu, exponential: one template pair (map_forward /
+//       map_backward) over a functor per op that gives f(x) and f'(x) (Keras 3's definitions).
+//   prelu_forward(x, alpha, y, n, alpha_size)    y = x > 0 ? x : alpha[i % alpha_size] * x
+//   prelu_backward(dy, x, alpha, dx, alpha_terms, n, alpha_size)   needs x: dx = dy or alpha * dy;
+//       alpha_terms = x > 0 ? 0 : dy * x, which the host sums per alpha with conv.cu's bias_backward
+//       (the batch and shared axes moved in front, so element i uses alpha[i % alpha_size]).
 //   softmax_forward(x, y, rows, cols)                    y = exp(x - max) / sum(exp(x - max)) per row
 //   softmax_backward(dy, y, dx, rows, cols)              needs y: dx = y * (dy - sum(dy * y)) per row
 //
@@ -23,7 +32,8 @@
 // Softmax kernels take blocks of 256 threads = 8 warps and give each warp whole rows (grid-stride
 // over rows): lane l reads columns l, l + 32, ...; the row max and sums are warp reductions with
 // __shfl_xor_sync, so every lane holds the result and the order of the additions is fixed.
-// Backward needs what the list above says: x for relu/leaky_relu/elu, y for the others.
+// Backward needs what the list above says: x for relu/leaky_relu/elu and the templated ops,
+// y for sigmoid, tanh and softmax.
 // Gradients: every kernel writes (=) its output; nothing accumulates.
 
 #include "common.cuh"   // GRID_STRIDE_LOOP, ROW_PER_WARP_LOOP, warp_sum, warp_max
@@ -107,6 +117,195 @@ extern "C" __global__ void tanh_forward(const float* __restrict__ x, float* __re
 extern "C" __global__ void tanh_backward(const float* __restrict__ dy, const float* __restrict__ y,
                                          float* __restrict__ dx, int n) {
     GRID_STRIDE_LOOP(i, n) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+}
+
+// -- the templated family: one functor per op, f(x) and its derivative f'(x) -----------------
+
+template <class Op> __device__ __forceinline__ void map_forward(const float* __restrict__ x,
+                                                                float* __restrict__ y, int n) {
+    GRID_STRIDE_LOOP(i, n) y[i] = Op::f(x[i]);
+}
+
+template <class Op> __device__ __forceinline__ void map_backward(const float* __restrict__ dy,
+                                                                 const float* __restrict__ x,
+                                                                 float* __restrict__ dx, int n) {
+    GRID_STRIDE_LOOP(i, n) dx[i] = dy[i] * Op::df(x[i]);
+}
+
+__device__ __forceinline__ float stable_sigmoid(float v) {
+    float e = expf(-fabsf(v));
+    return v >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+}
+
+// log(1 + exp(v)) without overflow: max(v, 0) + log1p(exp(-|v|)).
+__device__ __forceinline__ float stable_softplus(float v) { return fmaxf(v, 0.0f) + log1pf(expf(-fabsf(v))); }
+
+struct Gelu {   // 0.5 x (1 + erf(x / sqrt 2)); f' = Phi(x) + x phi(x)
+    static __device__ __forceinline__ float f(float v) { return 0.5f * v * (1.0f + erff(v * 0.70710678f)); }
+    static __device__ __forceinline__ float df(float v) {
+        return 0.5f * (1.0f + erff(v * 0.70710678f)) + v * 0.39894228f * expf(-0.5f * v * v);
+    }
+};
+
+struct GeluApproximate {   // 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+    static __device__ __forceinline__ float f(float v) {
+        return 0.5f * v * (1.0f + tanhf(0.79788456f * (v + 0.044715f * v * v * v)));
+    }
+    static __device__ __forceinline__ float df(float v) {
+        if (fabsf(v) > 10.0f) return v > 0.0f ? 1.0f : 0.0f;   // saturated; avoids 0 * inf at huge |x|
+        float t = tanhf(0.79788456f * (v + 0.044715f * v * v * v));
+        return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * 0.79788456f * (1.0f + 0.134145f * v * v);
+    }
+};
+
+struct Silu {   // x sigmoid(x); f' = s (1 + x (1 - s))
+    static __device__ __forceinline__ float f(float v) { return v * stable_sigmoid(v); }
+    static __device__ __forceinline__ float df(float v) {
+        float s = stable_sigmoid(v);
+        return s * (1.0f + v * (1.0f - s));
+    }
+};
+
+struct Softplus {
+    static __device__ __forceinline__ float f(float v) { return v != v ? v : stable_softplus(v); }
+    static __device__ __forceinline__ float df(float v) { return stable_sigmoid(v); }
+};
+
+struct Softsign {
+    static __device__ __forceinline__ float f(float v) { return v / (1.0f + fabsf(v)); }
+    static __device__ __forceinline__ float df(float v) {
+        float d = 1.0f + fabsf(v);
+        return 1.0f / (d * d);
+    }
+};
+
+struct HardSigmoid {   // Keras 3: relu6(x + 3) / 6 = 0 below -3, 1 above 3, x / 6 + 0.5 between
+    static __device__ __forceinline__ float f(float v) {
+        return v != v ? v : fminf(fmaxf(v * (1.0f / 6.0f) + 0.5f, 0.0f), 1.0f);
+    }
+    static __device__ __forceinline__ float df(float v) { return v > -3.0f && v < 3.0f ? 1.0f / 6.0f : 0.0f; }
+};
+
+struct HardSilu {   // x hard_sigmoid(x); f' = hard_sigmoid(x) + x / 6 inside (-3, 3)
+    static __device__ __forceinline__ float f(float v) { return v * HardSigmoid::f(v); }
+    static __device__ __forceinline__ float df(float v) {
+        return v >= 3.0f ? 1.0f : v <= -3.0f ? 0.0f : v * (1.0f / 3.0f) + 0.5f;
+    }
+};
+
+struct Mish {   // x tanh(softplus(x)); f' = t + x sigmoid(x) (1 - t^2)
+    static __device__ __forceinline__ float f(float v) { return v * tanhf(stable_softplus(v)); }
+    static __device__ __forceinline__ float df(float v) {
+        float t = tanhf(stable_softplus(v));
+        return t + v * stable_sigmoid(v) * (1.0f - t * t);
+    }
+};
+
+struct Selu {   // scale * elu(x, alpha) with Keras's constants
+    static __device__ __forceinline__ float f(float v) {
+        return 1.05070098f * (v > 0.0f ? v : 1.67326324f * expm1f(v));
+    }
+    static __device__ __forceinline__ float df(float v) {
+        return 1.05070098f * (v > 0.0f ? 1.0f : 1.67326324f * expf(fminf(v, 0.0f)));
+    }
+};
+
+struct Exponential {
+    static __device__ __forceinline__ float f(float v) { return expf(v); }
+    static __device__ __forceinline__ float df(float v) { return expf(v); }
+};
+
+// The kernel parser reads each `extern "C"` signature from the text, so they are written out.
+extern "C" __global__ void gelu_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+    map_forward<Gelu>(x, y, n);
+}
+extern "C" __global__ void gelu_backward(const float* __restrict__ dy, const float* __restrict__ x,
+                                         float* __restrict__ dx, int n) {
+    map_backward<Gelu>(dy, x, dx, n);
+}
+extern "C" __global__ void gelu_approximate_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+    map_forward<GeluApproximate>(x, y, n);
+}
+extern "C" __global__ void gelu_approximate_backward(const float* __restrict__ dy, const float* __restrict__ x,
+                                                     float* __restrict__ dx, int n) {
+    map_backward<GeluApproximate>(dy, x, dx, n);
+}
+extern "C" __global__ void silu_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+    map_forward<Silu>(x, y, n);
+}
+extern "C" __global__ void silu_backward(const float* __restrict__ dy, const float* __restrict__ x,
+                                         float* __restrict__ dx, int n) {
+    map_backward<Silu>(dy, x, dx, n);
+}
+extern "C" __global__ void softplus_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+    map_forward<Softplus>(x, y, n);
+}
+extern "C" __global__ void softplus_backward(const float* __restrict__ dy, const float* __restrict__ x,
+                                             float* __restrict__ dx, int n) {
+    map_backward<Softplus>(dy, x, dx, n);
+}
+extern "C" __global__ void softsign_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+    map_forward<Softsign>(x, y, n);
+}
+extern "C" __global__ void softsign_backward(const float* __restrict__ dy, const float* __restrict__ x,
+                                             float* __restrict__ dx, int n) {
+    map_backward<Softsign>(dy, x, dx, n);
+}
+extern "C" __global__ void hard_sigmoid_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+    map_forward<HardSigmoid>(x, y, n);
+}
+extern "C" __global__ void hard_sigmoid_backward(const float* __restrict__ dy, const float* __restrict__ x,
+                                                 float* __restrict__ dx, int n) {
+    map_backward<HardSigmoid>(dy, x, dx, n);
+}
+extern "C" __global__ void hard_silu_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+    map_forward<HardSilu>(x, y, n);
+}
+extern "C" __global__ void hard_silu_backward(const float* __restrict__ dy, const float* __restrict__ x,
+                                              float* __restrict__ dx, int n) {
+    map_backward<HardSilu>(dy, x, dx, n);
+}
+extern "C" __global__ void mish_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+    map_forward<Mish>(x, y, n);
+}
+extern "C" __global__ void mish_backward(const float* __restrict__ dy, const float* __restrict__ x,
+                                         float* __restrict__ dx, int n) {
+    map_backward<Mish>(dy, x, dx, n);
+}
+extern "C" __global__ void selu_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+    map_forward<Selu>(x, y, n);
+}
+extern "C" __global__ void selu_backward(const float* __restrict__ dy, const float* __restrict__ x,
+                                         float* __restrict__ dx, int n) {
+    map_backward<Selu>(dy, x, dx, n);
+}
+extern "C" __global__ void exponential_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+    map_forward<Exponential>(x, y, n);
+}
+extern "C" __global__ void exponential_backward(const float* __restrict__ dy, const float* __restrict__ x,
+                                                float* __restrict__ dx, int n) {
+    map_backward<Exponential>(dy, x, dx, n);
+}
+
+// -- PReLU: a learned slope per element of alpha ------------------------------------------------
+
+extern "C" __global__ void prelu_forward(const float* __restrict__ x, const float* __restrict__ alpha,
+                                         float* __restrict__ y, int n, int alpha_size) {
+    GRID_STRIDE_LOOP(i, n) {
+        float v = x[i];
+        y[i] = v > 0.0f ? v : alpha[i % alpha_size] * v;
+    }
+}
+
+extern "C" __global__ void prelu_backward(const float* __restrict__ dy, const float* __restrict__ x,
+                                          const float* __restrict__ alpha, float* __restrict__ dx,
+                                          float* __restrict__ alpha_terms, int n, int alpha_size) {
+    GRID_STRIDE_LOOP(i, n) {
+        float v = x[i], g = dy[i];
+        bool positive = v > 0.0f;
+        dx[i] = positive ? g : alpha[i % alpha_size] * g;
+        alpha_terms[i] = positive ? 0.0f : g * v;
+    }
 }
 
 // -- softmax over the last axis: one warp per row ----------------------------------------------

@@ -5,6 +5,9 @@
 //       element i is kept iff (hash(seed, i) >> 8) >= keep_threshold;
 //       mask[i] = kept ? scale : 0 (scale = 1 / (1 - rate)), y[i] = x[i] * mask[i]
 //   dropout_backward(dy, mask, dx, n)     dx[i] = dy[i] * mask[i]
+//   dropout_mask(mask, n, seed, keep_threshold, scale)   mask[i] alone (SpatialDropout2D: i = image * C + ch)
+//   channel_mask_multiply(x, mask, y, n, hw, c)   y = x * mask[image, ch] over (N, H, W, C):
+//       SpatialDropout2D's forward (x) and backward (dy); mask (N, C) as dropout_mask wrote it
 //
 // The hash is gpunet/primitives/dropout.py's, bit for bit (all uint32, wrapping):
 //   mix32(h): h ^= h >> 16; h *= 0x7feb352d; h ^= h >> 15; h *= 0x846ca68b; h ^= h >> 16
@@ -41,4 +44,18 @@ extern "C" __global__ void dropout_forward(const float* __restrict__ x, float* _
 extern "C" __global__ void dropout_backward(const float* __restrict__ dy, const float* __restrict__ mask,
                                             float* __restrict__ dx, int n) {
     GRID_STRIDE_LOOP(i, n) dx[i] = dy[i] * mask[i];
+}
+
+extern "C" __global__ void dropout_mask(float* __restrict__ mask, int n, unsigned seed, unsigned keep_threshold,
+                                        float scale) {
+    unsigned key = mix32(seed);
+    GRID_STRIDE_LOOP(i, n) {
+        unsigned h = mix32(mix32((unsigned)i ^ key) + key);
+        mask[i] = (h >> 8) >= keep_threshold ? scale : 0.0f;
+    }
+}
+
+extern "C" __global__ void channel_mask_multiply(const float* __restrict__ x, const float* __restrict__ mask,
+                                                 float* __restrict__ y, int n, int hw, int c) {
+    GRID_STRIDE_LOOP(i, n) y[i] = x[i] * mask[(i / (hw * c)) * c + i % c];
 }

@@ -322,6 +322,15 @@ def markdown(reports):
     return "\n".join(lines) + "\n"
 
 
+NOTES_MARKER = "<!-- Hand-written notes: --write keeps everything from this line on. -->"
+
+
+def _kept_notes(path):
+    """The hand-written part of an existing ``path`` (from NOTES_MARKER on), after the table."""
+    old = path.read_text() if path.exists() else ""
+    return "\n" + old[old.index(NOTES_MARKER):] if NOTES_MARKER in old else ""
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m gpunet.backend.nvrtc", description=__doc__.split("\n")[0])
     parser.add_argument("files", nargs="*", help="kernel sources (default: every kernels/*.cu)")
@@ -336,6 +345,7 @@ def main(argv=None):
         sys.exit(f"error: {exc}")
     text = markdown(reports) + "\n" + fma_report.markdown(fma_rows)
     if args.write:
+        text += _kept_notes(pathlib.Path(args.write))
         pathlib.Path(args.write).write_text(text)
         print(f"wrote {args.write}: {len(reports)} rows from {len(files)} file(s)")
     else:

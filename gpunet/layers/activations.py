@@ -6,12 +6,13 @@ so that the training loop can replace softmax + cross-entropy by one stable op.
 """
 import numpy as np
 
-from .. import backend
+from .. import activations as functions
+from .. import backend, initializers
 from ..primitives import activation as ops
 from ..primitives import passes
 from .base import Layer
 
-__all__ = ["ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Softmax", "get_activation", "ActivationMixin"]
+__all__ = ["ReLU", "LeakyReLU", "ELU", "PReLU", "Sigmoid", "Tanh", "Softmax", "get_activation", "ActivationMixin"]
 
 
 class _ActivationLayer(Layer):
@@ -116,6 +117,52 @@ class ELU(_ActivationLayer):
         return {**super().get_config(), "alpha": self.alpha}
 
 
+class PReLU(Layer):
+    """Parametric ReLU: ``x`` where positive, ``alpha * x`` elsewhere, with a learned ``alpha``.
+
+    Input (N, ...), output the same shape. Weight ``alpha`` shaped like the input without the
+    batch axis, with 1 on each of ``shared_axes`` (e.g. ``shared_axes=[1, 2]`` on images: one
+    slope per channel). ``alpha_initializer`` is Keras's, zeros.
+    """
+
+    def __init__(self, alpha_initializer="zeros", shared_axes=None, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha_initializer = initializers.checked(alpha_initializer, "PReLU alpha_initializer")
+        if shared_axes is not None:
+            shared_axes = [shared_axes] if isinstance(shared_axes, int) else list(shared_axes)
+            if not all(isinstance(a, int) and not isinstance(a, bool) and a >= 1 for a in shared_axes):
+                raise ValueError(f"PReLU shared_axes must be None or axes >= 1 (the batch axis 0 is always "
+                                 f"shared); received shared_axes={shared_axes!r}.")
+        self.shared_axes = shared_axes
+        self.alpha = None
+        self._x = None
+
+    def build(self, input_shape):
+        shape = list(input_shape[1:])
+        for axis in self.shared_axes or []:
+            if axis >= len(input_shape):
+                raise self.shape_error(f"an input with an axis {axis} to share alpha over", input_shape)
+            shape[axis - 1] = 1
+        if None in shape:
+            raise self.shape_error("known sizes on every axis alpha is not shared over", input_shape)
+        self.alpha = self.add_weight("alpha", shape, self.alpha_initializer)
+
+    def forward(self, x, training=False):
+        if x.ndim != self.alpha.ndim + 1 or any(a not in (1, s) for s, a in zip(x.shape[1:], self.alpha.shape)):
+            raise self.shape_error(f"inputs matching alpha {tuple(self.alpha.shape)} on the unshared axes", x.shape)
+        self._x = x
+        return ops.prelu_forward(x, self.alpha)
+
+    def backward(self, dy):
+        dx, dalpha = ops.prelu_backward(dy, self._x, self.alpha)
+        self.grads = [dalpha] if self.trainable else []
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "alpha_initializer": initializers.serialize(self.alpha_initializer),
+                "shared_axes": self.shared_axes}
+
+
 class Sigmoid(_ActivationLayer):
     """``1 / (1 + exp(-x))``."""
 
@@ -179,15 +226,55 @@ class Softmax(_ActivationLayer):
         return {**super().get_config(), "axis": self.axis}
 
 
+class _Unary(_ActivationLayer):
+    """One of the templated activations (``gelu``, ``silu``, ``mish``, ...; see
+    ``primitives.activation.UNARY``), the layer behind ``activation="gelu"``. Keras has no layer
+    class for these: they are reached by name, by ``Activation`` or by ``gn.activations``."""
+
+    _saves_output = False
+
+    def __init__(self, op, **kwargs):
+        super().__init__(**kwargs)
+        if op not in ops.UNARY:
+            raise ValueError(f"Unknown activation {op!r}; expected one of {', '.join(ops.UNARY)}.")
+        self.op = op
+
+    def _forward(self, x):
+        return ops.unary_forward(self.op, x)
+
+    def _backward(self, dy, x):
+        return ops.unary_backward(self.op, dy, x)
+
+    def get_config(self):
+        return {**super().get_config(), "op": self.op}
+
+
 _BY_NAME = {"relu": ReLU, "leaky_relu": LeakyReLU, "elu": ELU, "sigmoid": Sigmoid, "tanh": Tanh, "softmax": Softmax}
 _LAYER_CLASSES = {cls.__name__: cls for cls in _BY_NAME.values()}
+_ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}   # Keras stores the canonical name
+
+
+def _layer_for_name(key):
+    """A fresh layer for a canonical activation name, or None when the name is unknown."""
+    if key in _BY_NAME:
+        # An explicit name keeps the inner layer from using up "re_lu", "softmax", ... automatic names.
+        return _BY_NAME[key](name=key)
+    if key == "relu6":
+        return ReLU(max_value=6.0, name=key)
+    if key in ops.UNARY:
+        return _Unary(key, name=key)
+    return None
+
+
+ACTIVATION_NAMES = ("linear", *_BY_NAME, "relu6", *ops.UNARY, *_ALIASES)
 
 
 def get_activation(identifier):
     """A fresh activation layer from a name, a layer instance or a layer config, or None for linear.
 
-    Names: ``None``/``"linear"``, ``"relu"``, ``"leaky_relu"``, ``"elu"``, ``"sigmoid"``,
-    ``"tanh"``, ``"softmax"``. A Layer instance is copied (from its config): an activation keeps
+    Names: ``None``/``"linear"`` and :data:`ACTIVATION_NAMES` (Keras 3's: ``"relu"``, ``"gelu"``,
+    ``"swish"``, ...; ``"gelu_approximate"`` is gpunet's name for the tanh-form GELU). A
+    ``gpunet.activations`` function is taken by its name. A Layer instance is copied (from its config): an activation keeps
     what its backward needs, so one instance shared by two layers would mix their values; a dict
     ``{"class_name": ..., "config": ...}`` (what ``get_config`` stores for one) is rebuilt.
     """
@@ -195,17 +282,21 @@ def get_activation(identifier):
         return None
     if isinstance(identifier, Layer):
         return type(identifier).from_config(identifier.get_config())
+    if callable(identifier) and not isinstance(identifier, type):
+        identifier = functions.serialize(identifier)   # a gn.activations function: its name
     if isinstance(identifier, str):
         key = identifier.strip().lower()
+        key = _ALIASES.get(key, key)
         if key == "linear":
             return None
-        if key in _BY_NAME:
-            # An explicit name keeps the inner layer from using up "re_lu", "softmax", ... automatic names.
-            return _BY_NAME[key](name=key)
+        layer = _layer_for_name(key)
+        if layer is not None:
+            return layer
     if isinstance(identifier, dict) and identifier.get("class_name") in _LAYER_CLASSES:
         return _LAYER_CLASSES[identifier["class_name"]](**identifier.get("config", {}))
     raise ValueError(f"Unknown activation {identifier!r}; expected one of None, 'linear', "
-                     f"{', '.join(repr(n) for n in _BY_NAME)} or an activation layer.")
+                     f"{', '.join(repr(n) for n in ACTIVATION_NAMES[1:])}, a gpunet.activations function "
+                     "or an activation layer.")
 
 
 def serialize_activation(identifier):
@@ -213,7 +304,10 @@ def serialize_activation(identifier):
     if identifier is None:
         return "linear"
     if isinstance(identifier, str):
-        return identifier.strip().lower()
+        key = identifier.strip().lower()
+        return _ALIASES.get(key, key)
+    if callable(identifier) and not isinstance(identifier, (type, Layer)):
+        return functions.serialize(identifier)
     if isinstance(identifier, dict):
         return identifier
     return {"class_name": type(identifier).__name__, "config": identifier.get_config()}

@@ -2,14 +2,17 @@
 
 Compute goes through ``gpunet.primitives.conv``; sizes and paddings come from ``gpunet.primitives.conv_geometry``.
 """
+import functools
+
 import numpy as np
 
 from .. import initializers, utils
 from ..primitives import conv as conv_ops
-from ..primitives import conv_fused
+from ..primitives import conv_fused, conv_grouped
 from ..primitives import conv_geometry as geometry
 from .activations import ActivationMixin
 from .base import Layer, SymbolicTensor
+from .reshaping import check_channels_last
 
 __all__ = ["Conv2D", "Conv2DTranspose"]
 
@@ -121,13 +124,21 @@ class BaseConv(ActivationMixin, Layer):
 
     def forward(self, x, training=False):
         """x ``(batch, height, width, channels)`` -> ``(batch, out_h, out_w, filters)``."""
-        self._pads = self._check_shape(x.shape)
+        return self._forward_padded(x, self._check_shape(x.shape), training)
+
+    def _op_kernel(self):
+        """The kernel as the 2-D ops take it (Conv1D stores Keras's 3-D kernel and reshapes it)."""
+        return self.kernel
+
+    def _forward_padded(self, x, pads, training):
+        """The forward of a 4-D ``x`` whose shape was checked, with the ops' ``pads``."""
+        self._pads = pads
         self._x, self._saved = x, None
         geometry_args = (self.strides, self._pads, self.dilation_rate)
         if training and self._forward_saving is not None and self.trainable:
-            z, self._saved = self._forward_saving(x, self.kernel, self.bias, *geometry_args)
+            z, self._saved = self._forward_saving(x, self._op_kernel(), self.bias, *geometry_args)
         else:
-            z = self._ops[0](x, self.kernel, self.bias, *geometry_args)
+            z = self._ops[0](x, self._op_kernel(), self.bias, *geometry_args)
         return self._activate(z, training, owned=True)
 
     def backward(self, dy):
@@ -136,17 +147,19 @@ class BaseConv(ActivationMixin, Layer):
     def _linear_backward(self, dz):
         _, backward_input, backward_filter = self._ops
         geometry_args = (self.strides, self._pads, self.dilation_rate)
+        kernel = self._op_kernel()
         if self._whole_backward is not None and self.trainable:
-            dx, dw, db = self._whole_backward(dz, self._x, self.kernel, *geometry_args,
+            dx, dw, db = self._whole_backward(dz, self._x, kernel, *geometry_args,
                                               need_dx=self.needs_input_gradient, saved=self._saved)
             self._saved = None      # patches kept by the forward are used once
-            self.grads = [dw, db] if self.use_bias else [dw]
+            self.grads = [dw.reshape(self.kernel.shape), db] if self.use_bias else [dw.reshape(self.kernel.shape)]
             return dx
-        dx = backward_input(dz, self.kernel, self._x.shape, *geometry_args) if self.needs_input_gradient else None
+        dx = backward_input(dz, kernel, self._x.shape, *geometry_args) if self.needs_input_gradient else None
         if not self.trainable:
             self.grads = []
             return dx
-        dw, db = backward_filter(dz, self._x, self.kernel.shape, *geometry_args)
+        dw, db = backward_filter(dz, self._x, kernel.shape, *geometry_args)
+        dw = dw.reshape(self.kernel.shape)
         self.grads = [dw, db] if self.use_bias else [dw]
         return dx
 
@@ -172,8 +185,36 @@ class Conv2D(BaseConv):
     _forward_saving = staticmethod(conv_fused.conv2d_forward_saving)   # patches of x kept for dw
     _whole_backward = staticmethod(conv_fused.conv2d_backward)
 
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 groups=1, **kwargs):
+        super().__init__(filters, kernel_size, strides=strides, padding=padding, dilation_rate=dilation_rate,
+                         **kwargs)
+        check_channels_last(type(self).__name__, data_format)
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+            raise ValueError(f"The number of groups must be a positive integer. Received: groups={groups}.")
+        if self.filters % groups:
+            raise ValueError(f"The number of filters must be evenly divisible by the number of groups. "
+                             f"Received: groups={groups}, filters={self.filters}.")
+        self.groups = int(groups)
+        if self.groups > 1:   # G ordinary convs over channel slices (primitives.conv_grouped)
+            ops = (conv_grouped.grouped_conv2d_forward, conv_grouped.grouped_conv2d_backward_input,
+                   conv_grouped.grouped_conv2d_backward_filter)
+            self._ops = tuple(functools.partial(op, groups=self.groups) for op in ops)
+            self._forward_saving = self._whole_backward = None
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is not None and channels % self.groups:
+            raise ValueError(f"The number of input channels must be evenly divisible by the number of groups. "
+                             f"Received groups={self.groups}, but the input has {channels} channels (full "
+                             f"input shape is {tuple(input_shape)}).")
+        super().build(input_shape)
+
     def _kernel_shape(self, in_channels):
-        return (*self.kernel_size, in_channels, self.filters)
+        return (*self.kernel_size, in_channels // self.groups, self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups}
 
     def _axis_padding(self, size, axis):
         if self.padding == "valid":

@@ -1,4 +1,4 @@
-"""Input, Dense, Activation, Flatten, Reshape, Dropout."""
+"""Input, Dense, Activation, Flatten, Reshape, Dropout, SpatialDropout2D."""
 import math
 
 import numpy as np
@@ -8,7 +8,7 @@ from ..primitives import dense, dropout
 from .activations import ActivationMixin
 from .base import Layer, SymbolicTensor
 
-__all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "Dropout"]
+__all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "Dropout", "SpatialDropout2D"]
 
 
 class InputLayer(Layer):
@@ -213,12 +213,18 @@ class Dropout(Layer):
         else:
             seed = self.seed + self._calls
         self._calls += 1
-        y, self._mask = dropout.dropout_forward(x, self.rate, seed)
+        y, self._mask = self._drop(x, seed)
         return y
+
+    def _drop(self, x, seed):
+        return dropout.dropout_forward(x, self.rate, seed)
 
     def backward(self, dy):
         self.grads = []
-        return dy if self._mask is None else dropout.dropout_backward(dy, self._mask)
+        return dy if self._mask is None else self._undrop(dy)
+
+    def _undrop(self, dy):
+        return dropout.dropout_backward(dy, self._mask)
 
     # A seeded layer's next mask depends on how many training calls it has made: a whole-model
     # file keeps that count, so that a resumed run draws the masks the stopped run would have.
@@ -230,3 +236,34 @@ class Dropout(Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+class SpatialDropout2D(Dropout):
+    """Dropout of whole feature maps: in training each channel of each image is zeroed with
+    probability ``rate`` (all its H x W values together) and the rest scaled by ``1 / (1 - rate)``.
+    Input (N, H, W, C), output the same shape; seeds as :class:`Dropout` (channel ``(n, c)`` is
+    kept when Dropout would keep flat element ``n * C + c``)."""
+
+    def __init__(self, rate, data_format=None, seed=None, **kwargs):
+        super().__init__(rate, seed=seed, **kwargs)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"SpatialDropout2D supports data_format='channels_last' only; "
+                             f"received data_format={data_format!r}.")
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 4:
+            raise self.shape_error("a 4-D input (batch, height, width, channels)", input_shape)
+        return tuple(input_shape)
+
+    def _drop(self, x, seed):
+        self.compute_output_shape(x.shape)
+        return dropout.spatial_dropout2d_forward(x, self.rate, seed)
+
+    def _undrop(self, dy):
+        return dropout.spatial_dropout2d_backward(dy, self._mask)
+
+    def get_config(self):
+        # Keras's SpatialDropout2D takes (and writes) no `trainable`: its .keras loader refuses one.
+        config = {**super().get_config(), "data_format": "channels_last"}
+        config.pop("trainable")
+        return config

@@ -1,12 +1,15 @@
-"""Layers that merge several tensors into one: Concatenate and Add.
+"""Layers that merge several tensors into one: Concatenate, Add, Subtract, Multiply, Average,
+Maximum, Minimum, and their functional forms (``add([a, b])``, ``concatenate([a, b])``, ...).
 
 They take a list and give one tensor: ``forward([x1, x2, ...]) -> y``, ``backward(dy) ->
 [dx1, dx2, ...]``, ``build([shape1, shape2, ...])``.
 """
+from ..primitives import merge as merge_ops
 from ..primitives import shape as shape_ops
 from .base import Layer
 
-__all__ = ["Concatenate", "Add"]
+__all__ = ["Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
+           "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate"]
 
 
 class _Merge(Layer):
@@ -79,8 +82,8 @@ class Concatenate(_Merge):
         return {**super().get_config(), "axis": self.axis}
 
 
-class Add(_Merge):
-    """Elementwise sum of inputs of one shape: ``[(N, ...), (N, ...)] -> (N, ...)``."""
+class _ElementwiseMerge(_Merge):
+    """Inputs of one shape in, one of that shape out (Keras also broadcasts; gpunet does not)."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -95,13 +98,133 @@ class Add(_Merge):
             out.append(known.pop() if known else None)
         return tuple(out)
 
+    def _check_backward(self):
+        if self._count is None:
+            raise RuntimeError(f"{type(self).__name__} '{self.name}': backward called before forward.")
+        self.grads = []
+
+
+class Add(_ElementwiseMerge):
+    """Elementwise sum of inputs of one shape: ``[(N, ...), (N, ...)] -> (N, ...)``."""
+
     def forward(self, xs, training=False):
         self._input_shapes(xs)
         self._count = len(xs)
         return shape_ops.add_forward(list(xs))
 
     def backward(self, dy):
-        if self._count is None:
-            raise RuntimeError(f"Add '{self.name}': backward called before forward.")
-        self.grads = []
+        self._check_backward()
         return shape_ops.add_backward(dy, self._count)
+
+
+class Subtract(_ElementwiseMerge):
+    """``a - b`` of exactly two inputs of one shape: ``[(N, ...), (N, ...)] -> (N, ...)``."""
+
+    def _merged_shape(self, shapes):
+        if len(shapes) != 2:
+            raise ValueError(f"A `Subtract` layer should be called on exactly 2 inputs. "
+                             f"Received: input_shape={[tuple(s) for s in shapes]}")
+        return super()._merged_shape(shapes)
+
+    def forward(self, xs, training=False):
+        self._input_shapes(xs)
+        self._count = 2
+        return merge_ops.subtract_forward(*xs)
+
+    def backward(self, dy):
+        self._check_backward()
+        return merge_ops.subtract_backward(dy)
+
+
+class Multiply(_ElementwiseMerge):
+    """Elementwise product of inputs of one shape (left to right); backward needs the inputs."""
+
+    def forward(self, xs, training=False):
+        self._input_shapes(xs)
+        self._count, self._xs = len(xs), list(xs)
+        return shape_ops.add_forward(self._xs) if len(xs) == 1 else merge_ops.multiply_forward(self._xs)
+
+    def backward(self, dy):
+        self._check_backward()
+        return shape_ops.add_backward(dy, 1) if self._count == 1 else merge_ops.multiply_backward(dy, self._xs)
+
+
+class Average(_ElementwiseMerge):
+    """Elementwise mean of inputs of one shape: the sum in input order, divided by their count."""
+
+    def forward(self, xs, training=False):
+        self._input_shapes(xs)
+        self._count = len(xs)
+        return merge_ops.average_forward(list(xs))
+
+    def backward(self, dy):
+        self._check_backward()
+        return merge_ops.average_backward(dy, self._count)
+
+
+class _Extreme(_ElementwiseMerge):
+    _kind = None
+
+    def forward(self, xs, training=False):
+        self._input_shapes(xs)
+        self._count = len(xs)
+        if len(xs) == 1:
+            self._winner = None
+            return shape_ops.add_forward(list(xs))
+        y, self._winner = merge_ops.extreme_forward(list(xs), self._kind)
+        return y
+
+    def backward(self, dy):
+        self._check_backward()
+        if self._winner is None:
+            return shape_ops.add_backward(dy, 1)
+        return merge_ops.extreme_backward(dy, self._winner, self._count)
+
+
+class Maximum(_Extreme):
+    """Elementwise maximum of inputs of one shape; the gradient goes to the input that held the
+    maximum (the first one on ties: Keras's JAX backend splits a tie evenly)."""
+
+    _kind = "maximum"
+
+
+class Minimum(_Extreme):
+    """Elementwise minimum of inputs of one shape; ties as in :class:`Maximum`."""
+
+    _kind = "minimum"
+
+
+# -- functional forms, as keras.layers.add(inputs, **kwargs) -----------------------------------
+def add(inputs, **kwargs):
+    """``Add(**kwargs)(inputs)``."""
+    return Add(**kwargs)(inputs)
+
+
+def subtract(inputs, **kwargs):
+    """``Subtract(**kwargs)(inputs)``: exactly two inputs."""
+    return Subtract(**kwargs)(inputs)
+
+
+def multiply(inputs, **kwargs):
+    """``Multiply(**kwargs)(inputs)``."""
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs, **kwargs):
+    """``Average(**kwargs)(inputs)``."""
+    return Average(**kwargs)(inputs)
+
+
+def maximum(inputs, **kwargs):
+    """``Maximum(**kwargs)(inputs)``."""
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs, **kwargs):
+    """``Minimum(**kwargs)(inputs)``."""
+    return Minimum(**kwargs)(inputs)
+
+
+def concatenate(inputs, axis=-1, **kwargs):
+    """``Concatenate(axis=axis, **kwargs)(inputs)``."""
+    return Concatenate(axis=axis, **kwargs)(inputs)

@@ -1,11 +1,12 @@
-"""MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D (NHWC), with Keras's aliases."""
+"""MaxPooling2D, AveragePooling2D, the global poolings in 2-D and 1-D (channels last), with Keras's aliases."""
 from .. import utils
 from ..primitives import passes, pool
 from .base import Layer
 
 __all__ = [
     "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
-    "GlobalAveragePooling2D", "GlobalAvgPool2D",
+    "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D",
+    "GlobalAveragePooling1D", "GlobalAvgPool1D", "GlobalMaxPooling1D", "GlobalMaxPool1D",
 ]
 
 _RANK4 = "a 4-D input (batch, height, width, channels)"
@@ -126,6 +127,78 @@ class GlobalAveragePooling2D(Layer):
         return {**super().get_config(), "keepdims": self.keepdims}
 
 
+class _GlobalPooling(Layer):
+    """Max or mean over the spatial axes, as one 2-D pool of the input's whole extent (1-D inputs
+    (N, L, C) run as (N, 1, L, C)): the pooling kernels of kernels/pool.cu, no new ones."""
+
+    _rank = 4
+    _max = False
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"{type(self).__name__} supports data_format='channels_last' only; "
+                             f"received data_format={data_format!r}.")
+        self.keepdims = bool(keepdims)
+        self._x_shape = None
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != self._rank:
+            expected = _RANK4 if self._rank == 4 else "a 3-D input (batch, steps, channels)"
+            raise self.shape_error(expected, input_shape)
+        n, c = input_shape[0], input_shape[-1]
+        return (n, *([1] * (self._rank - 2)), c) if self.keepdims else (n, c)
+
+    def forward(self, x, training=False):
+        out_shape = self.compute_output_shape(x.shape)
+        self._x_shape = tuple(x.shape)
+        x4 = x if self._rank == 4 else x.reshape(x.shape[0], 1, *x.shape[1:])
+        if self._max:
+            hw = tuple(x4.shape[1:3])
+            y, self._argmax = pool.max_pool2d_forward(x4, hw, hw, "valid")
+        else:
+            y = pool.global_avg_pool2d_forward(x4, keepdims=True)
+        return y.reshape(out_shape)
+
+    def backward(self, dy):
+        if self._x_shape is None:
+            raise RuntimeError(f"{type(self).__name__} '{self.name}': backward called before forward.")
+        self.grads = []
+        x4 = self._x_shape if self._rank == 4 else (self._x_shape[0], 1, *self._x_shape[1:])
+        dy4 = dy.reshape(x4[0], 1, 1, x4[3])
+        if self._max:
+            hw = x4[1:3]
+            dx = pool.max_pool2d_backward(dy4, self._argmax, x4, hw, hw, "valid")
+        else:
+            dx = pool.global_avg_pool2d_backward(dy4, x4)
+        return dx.reshape(self._x_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": "channels_last", "keepdims": self.keepdims}
+
+
+class GlobalMaxPooling2D(_GlobalPooling):
+    """Max over height and width: (N, H, W, C) -> (N, C), or (N, 1, 1, C) with ``keepdims``;
+    the gradient goes to the maximum (the first one on ties)."""
+
+    _max = True
+
+
+class GlobalAveragePooling1D(_GlobalPooling):
+    """Mean over the steps: (N, L, C) -> (N, C), or (N, 1, C) with ``keepdims``."""
+
+    _rank = 3
+
+
+class GlobalMaxPooling1D(_GlobalPooling):
+    """Max over the steps: (N, L, C) -> (N, C), or (N, 1, C) with ``keepdims``."""
+
+    _rank, _max = 3, True
+
+
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
+GlobalMaxPool2D = GlobalMaxPooling2D
+GlobalAvgPool1D = GlobalAveragePooling1D
+GlobalMaxPool1D = GlobalMaxPooling1D

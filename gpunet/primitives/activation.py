@@ -8,10 +8,13 @@ On a kernel backend (``backend.current().runs_kernels``) every op runs a float32
 ``kernels/activation.cu``: grid-stride elementwise kernels, and softmax with one warp per row.
 The ``_..._kernel`` helpers at the end launch them.
 """
+import math
+
 import numpy as np
 
 from .. import backend
 from . import launch
+from .conv import bias_backward
 from .passes import relu_backward as _relu_mask_multiply
 
 _FILE = "activation.cu"
@@ -122,6 +125,127 @@ def softmax_backward(dy, y, axis=-1):
     if backend.current().runs_kernels:
         return _softmax_kernel("softmax_backward", [dy, y], axis)
     return y * (dy - np.sum(dy * y, axis=axis, keepdims=True))
+
+
+# -- the templated family: f(x) and f'(x), backward needs the input x -------------------------
+# Keras 3's definitions (keras/src/activations): hard_sigmoid is relu6(x + 3) / 6, selu's
+# constants are Keras's, gelu is the erf form unless approximate (the tanh form).
+
+_SELU_ALPHA, _SELU_SCALE = 1.67326324, 1.05070098
+_GELU_C = np.sqrt(2 / np.pi)
+_erf = np.frompyfunc(math.erf, 1, 1)   # NumPy has no erf; exact, one Python call per element
+
+
+def _sigmoid(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _softplus(x):
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _gelu(x):
+    return 0.5 * x * (1 + _erf(x / np.sqrt(2)).astype(x.dtype))
+
+
+def _gelu_grad(x):
+    return 0.5 * (1 + _erf(x / np.sqrt(2)).astype(x.dtype)) + x * np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(_GELU_C * (x + 0.044715 * x ** 3)))
+
+
+def _gelu_tanh_grad(x):
+    t = np.tanh(_GELU_C * (x + 0.044715 * x ** 3))
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _GELU_C * (1 + 3 * 0.044715 * x * x)
+
+
+def _hard_sigmoid(x):
+    return np.where(np.isnan(x), x, np.clip(x / 6 + 0.5, 0, 1))
+
+
+def _mish_grad(x):
+    t = np.tanh(_softplus(x))
+    return t + x * _sigmoid(x) * (1 - t * t)
+
+
+def _selu(x):
+    return _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0)))
+
+
+UNARY = {   # name -> (f, f'), each of x only
+    "gelu": (_gelu, _gelu_grad),
+    "gelu_approximate": (_gelu_tanh, _gelu_tanh_grad),
+    "silu": (lambda x: x * _sigmoid(x), lambda x: _sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
+    "softplus": (_softplus, _sigmoid),
+    "softsign": (lambda x: x / (1 + np.abs(x)), lambda x: 1 / (1 + np.abs(x)) ** 2),
+    "hard_sigmoid": (_hard_sigmoid, lambda x: np.where((x > -3) & (x < 3), 1 / 6, 0)),
+    "hard_silu": (lambda x: x * _hard_sigmoid(x), lambda x: np.where(x >= 3, 1, np.where(x <= -3, 0, x / 3 + 0.5))),
+    "mish": (lambda x: x * np.tanh(_softplus(x)), _mish_grad),
+    "selu": (_selu, lambda x: _SELU_SCALE * np.where(x > 0, 1, _SELU_ALPHA * np.exp(np.minimum(x, 0)))),
+    "exponential": (np.exp, np.exp),
+}
+
+
+def unary_forward(name, x):
+    """``y = f(x)`` for an activation of :data:`UNARY` (``"gelu"``, ``"mish"``, ...); any shape."""
+    if backend.current().runs_kernels:
+        return _elementwise_kernel(f"{name}_forward", [x])
+    return np.asarray(UNARY[name][0](x)).astype(x.dtype, copy=False)
+
+
+def unary_backward(name, dy, x):
+    """Gradient of :func:`unary_forward`; needs the input ``x``: ``dy * f'(x)``."""
+    if backend.current().runs_kernels:
+        return _elementwise_kernel(f"{name}_backward", [dy, x])
+    return (dy * UNARY[name][1](x)).astype(dy.dtype, copy=False)
+
+
+# -- PReLU: y = x where positive, alpha * x elsewhere; alpha broadcast over the batch and shared axes
+
+def _prelu_layout(x_shape, alpha_shape):
+    """``(perm, alpha_size)``: the axes of x with the batch and the shared axes (alpha's 1s) first,
+    so that the kernels find element i's slope at ``alpha[i % alpha_size]``."""
+    shared = [0] + [k + 1 for k, size in enumerate(alpha_shape) if size == 1 and x_shape[k + 1] != 1]
+    perm = shared + [k for k in range(len(x_shape)) if k not in shared]
+    return perm, int(np.prod([x_shape[k] for k in perm[len(shared):]], dtype=np.int64))
+
+
+def prelu_forward(x, alpha):
+    """x ``(N, ...)``, alpha shaped like ``x.shape[1:]`` with 1 on the shared axes -> y like x."""
+    if backend.current().runs_kernels:
+        return _prelu_kernel("prelu_forward", x, alpha)[0]
+    return np.where(x > 0, x, alpha * x).astype(x.dtype, copy=False)
+
+
+def prelu_backward(dy, x, alpha):
+    """``(dx, dalpha)``; needs the input ``x``; dalpha sums ``dy * x`` where ``x <= 0`` over the
+    batch and the shared axes."""
+    if backend.current().runs_kernels:
+        return _prelu_kernel("prelu_backward", x, alpha, dy)
+    dx = np.where(x > 0, dy, alpha * dy).astype(dy.dtype, copy=False)
+    terms = np.where(x > 0, 0, dy * x)
+    axes = tuple(k for k in range(x.ndim) if k == 0 or (alpha.shape[k - 1] == 1 and x.shape[k] != 1))
+    return dx, terms.sum(axis=axes, keepdims=True).reshape(alpha.shape).astype(dy.dtype, copy=False)
+
+
+def _prelu_kernel(kernel, x, alpha, dy=None):
+    xp = backend.current().xp
+    perm, size = _prelu_layout(x.shape, alpha.shape)
+    inverse = list(np.argsort(perm))
+    moved = [a if perm == sorted(perm) else launch.array(xp.transpose(a, perm)) for a in
+             kernel_arrays(kernel, [x] if dy is None else [dy, x])]
+    alpha, = launch.inputs(kernel, alpha)
+    outputs = [launch.empty(moved[0].shape) for _ in range(1 if dy is None else 2)]
+    n = launch.i32(outputs[0].size, f"{kernel}: elements")
+    launch.run(_FILE, kernel, launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS,
+               *(moved if dy is None else [moved[0], moved[1]]), alpha, *outputs, n, size)
+    first = outputs[0] if perm == sorted(perm) else launch.array(xp.transpose(outputs[0], inverse))
+    if dy is None:
+        return [first]
+    return first, bias_backward(outputs[1].reshape(-1, size)).reshape(alpha.shape)
 
 
 # -- kernel paths -------------------------------------------------------------------------------

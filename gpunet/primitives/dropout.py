@@ -68,6 +68,41 @@ def dropout_backward(dy, mask):
     return dy * mask
 
 
+def spatial_dropout2d_forward(x, rate, seed):
+    """Dropout of whole channels: ``x`` (N, H, W, C); channel (image, ch) is kept as Dropout keeps
+    flat element ``image * C + ch`` for the same seed. Returns ``(y, mask)``, mask (N, C)."""
+    if not 0 <= rate < 1:
+        raise ValueError(f"dropout rate must be in [0, 1); received {rate!r}.")
+    n, c = x.shape[0], x.shape[-1]
+    if backend.current().runs_kernels:
+        mask = launch.empty((n, c))
+        count = launch.i32(mask.size, "dropout_mask: elements")
+        launch.run("dropout.cu", "dropout_mask", launch.blocks_for(count, cap=_MAX_BLOCKS), launch.THREADS,
+                   mask, count, np.uint32(int(seed) % 2 ** 32), np.uint32(keep_threshold(rate)),
+                   np.float32(1.0 / (1.0 - rate)))
+        return _channel_mask_multiply(x, mask), mask
+    keep = dropout_keep(n * c, rate, seed).reshape(n, c)
+    mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - rate))
+    return x * mask[:, None, None, :], mask
+
+
+def spatial_dropout2d_backward(dy, mask):
+    """Gradient of :func:`spatial_dropout2d_forward`: ``dy * mask`` broadcast over H and W."""
+    if backend.current().runs_kernels:
+        return _channel_mask_multiply(dy, mask)
+    return dy * mask[:, None, None, :]
+
+
+def _channel_mask_multiply(x, mask):
+    x, = kernel_arrays("channel_mask_multiply", [x])
+    mask, = launch.inputs("channel_mask_multiply", mask)
+    y = launch.empty(x.shape)
+    count = launch.i32(x.size, "channel_mask_multiply: elements")
+    launch.run("dropout.cu", "channel_mask_multiply", launch.blocks_for(count, cap=_MAX_BLOCKS), launch.THREADS,
+               x, mask, y, count, x.shape[1] * x.shape[2], x.shape[3])
+    return y
+
+
 def _dropout_forward_kernel(x, rate, seed):
     x, = kernel_arrays("dropout_forward", [x])
     y, mask = launch.empty(x.shape), launch.empty(x.shape)

@@ -26,6 +26,8 @@ KERAS_ONLY = {
     "lora_alpha": None, "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
     "gamma_constraint": None, "synchronized": False, "renorm": False, "renorm_clipping": None,
     "renorm_momentum": 0.99, "noise_shape": None,
+    "depthwise_regularizer": None, "depthwise_constraint": None, "pointwise_regularizer": None,
+    "pointwise_constraint": None, "alpha_regularizer": None, "alpha_constraint": None,
 }
 # Keys of a nested {"class_name", "config"} object -> Keras module it lives in (for writing).
 _MODULES = {"_initializer": "keras.initializers", "_regularizer": "keras.regularizers",
