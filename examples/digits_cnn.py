@@ -75,10 +75,8 @@ def write_outputs(out, model, history, accuracy):
     model.save_weights(os.path.join(out, "digits.weights.h5"))
     with open(os.path.join(out, "history.json"), "w") as f:
         json.dump({"history": history.history, "test_accuracy": accuracy}, f, indent=1)
-    lines = []
-    model.summary(print_fn=lines.append)
     with open(os.path.join(out, "summary.txt"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+        model.summary(print_fn=f.write)   # Keras hands print_fn the whole text, newline-terminated
     written = ["digits.weights.h5", "history.json", "summary.txt"]
     try:
         gn.utils.plot_history(history, os.path.join(out, "history.png"), title="digits CNN")

@@ -12,11 +12,14 @@ them with a clear error before fit / evaluate start, on the host data.
 Cross-entropies on probabilities also fuse with a final softmax: ``compute_from_logits`` takes
 the softmax's input and returns ``(value, dlogits, probs)`` from one stable op.
 """
+import inspect
+
 import numpy as np
 
 from . import backend, utils
 from .primitives import loss as ops
 from .primitives import weighted_loss
+from .primitives.loss_terms import smooth_targets
 
 __all__ = ["Loss", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy",
            "MeanSquaredError", "MeanAbsoluteError", "get", "align_targets"]
@@ -151,7 +154,9 @@ class Loss:
     def from_config(cls, config):
         """Rebuild from ``get_config()``; a Keras-saved config works when it asks for nothing
         gpunet lacks (label smoothing, another axis, an ignored class)."""
-        config = utils.without_keras_defaults(config, _KERAS_ONLY_DEFAULTS, cls.__name__)
+        taken = inspect.signature(cls.__init__).parameters
+        keras_only = {k: v for k, v in _KERAS_ONLY_DEFAULTS.items() if k not in taken}
+        config = utils.without_keras_defaults(config, keras_only, cls.__name__)
         try:
             return cls(**config)
         except TypeError:
@@ -210,6 +215,20 @@ class CategoricalCrossentropy(_Crossentropy):
     """Cross-entropy against one-hot (or soft) targets of the predictions' shape (..., classes)."""
 
     default_name = "categorical_crossentropy"
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, name=None, reduction="sum_over_batch_size"):
+        super().__init__(from_logits=from_logits, name=name, reduction=reduction)
+        self.label_smoothing = _smoothing(self, label_smoothing)
+
+    def _prepare(self, y_true, y_pred):
+        """Targets, smoothed as Keras does: ``y (1 - s) + s / classes``."""
+        y_true = super()._prepare(y_true, y_pred)
+        s = self.label_smoothing
+        return smooth_targets(y_true, 1 - s, s / y_pred.shape[-1]) if s else y_true
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
     _softmax_ce_forward = staticmethod(ops.softmax_cross_entropy_forward)
     _softmax_ce_backward = staticmethod(ops.softmax_cross_entropy_backward)
     _probability_forward = staticmethod(ops.categorical_crossentropy_forward)
@@ -279,9 +298,16 @@ class BinaryCrossentropy(Loss):
 
     default_name = "binary_crossentropy"
 
-    def __init__(self, from_logits=False, name=None, reduction="sum_over_batch_size"):
+    def __init__(self, from_logits=False, label_smoothing=0.0, name=None, reduction="sum_over_batch_size"):
         super().__init__(name=name, reduction=reduction)
         self.from_logits = bool(from_logits)
+        self.label_smoothing = _smoothing(self, label_smoothing)
+
+    def _prepare(self, y_true, y_pred):
+        """Targets, smoothed as Keras does: ``y (1 - s) + s / 2``."""
+        y_true = super()._prepare(y_true, y_pred)
+        s = self.label_smoothing
+        return smooth_targets(y_true, 1 - s, 0.5 * s) if s else y_true
 
     def _value(self, y_true, y_pred):
         if self.from_logits:
@@ -298,7 +324,13 @@ class BinaryCrossentropy(Loss):
         return weighted_loss.elementwise_forward(kind, y_true, w, y_pred)
 
     def get_config(self):
-        return {**super().get_config(), "from_logits": self.from_logits}
+        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
+
+def _smoothing(loss, value):
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{type(loss).__name__} label_smoothing must be in [0, 1]; received {value!r}.")
+    return float(value)
 
 
 class MeanSquaredError(Loss):
@@ -338,6 +370,18 @@ _BY_NAME = {
     "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
     "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
 }
+
+# The other Keras losses live in files by family; they join the registry here.
+from .losses_regression import *      # noqa: E402,F401,F403  Huber, LogCosh, Poisson, MSLE, MAPE, KLD, CosineSimilarity
+from .losses_classification import *  # noqa: E402,F401,F403  Hinge, SquaredHinge, CategoricalHinge, focal losses
+from .losses_segmentation import *    # noqa: E402,F401,F403  Dice, Tversky
+from . import losses_classification, losses_regression, losses_segmentation  # noqa: E402
+
+_FAMILIES = losses_regression.__all__ + losses_classification.__all__ + losses_segmentation.__all__
+__all__ += _FAMILIES
+_BY_NAME.update({utils.snake_case(name): globals()[name] for name in _FAMILIES})
+_BY_NAME.update({"huber": Huber, "logcosh": LogCosh, "kld": KLDivergence, "msle": MeanSquaredLogarithmicError,
+                 "mape": MeanAbsolutePercentageError})
 _CLASSES = {cls.__name__: cls for cls in _BY_NAME.values()}
 
 

@@ -186,7 +186,20 @@ _BY_NAME = {
     "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
     "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
 }
-_CLASSES = {cls.__name__: cls for cls in _BY_NAME.values()}
+
+# The confusion-matrix and score metrics live in their own files; they join the registry here.
+from .metrics_confusion import *  # noqa: E402,F401,F403  IoU family, Precision, Recall, AUC
+from .metrics_scores import *     # noqa: E402,F401,F403  F-scores, top-k accuracies, RMSE
+from . import metrics_confusion, metrics_scores  # noqa: E402
+
+_FAMILIES = metrics_confusion.__all__ + metrics_scores.__all__
+__all__ += _FAMILIES
+_BY_NAME.update({name: globals()[cls] for name, cls in [
+    ("precision", "Precision"), ("recall", "Recall"), ("auc", "AUC"), ("f1_score", "F1Score"),
+    ("fbeta_score", "FBetaScore"), ("binary_io_u", "BinaryIoU"), ("root_mean_squared_error", "RootMeanSquaredError"),
+    ("top_k_categorical_accuracy", "TopKCategoricalAccuracy"),
+    ("sparse_top_k_categorical_accuracy", "SparseTopKCategoricalAccuracy")]})
+_CLASSES = {cls.__name__: cls for cls in list(_BY_NAME.values()) + [globals()[n] for n in _FAMILIES]}
 
 
 def _accuracy(name, loss):

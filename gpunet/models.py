@@ -3,7 +3,7 @@
 A model is itself a Layer: ``forward`` runs its layers in topological order, ``backward`` runs
 them in reverse and sums the gradients where one tensor feeds several layers (skip
 connections), so a model nests inside another model like any layer. ``compile`` / ``fit`` /
-``evaluate`` / ``predict`` come from ``training.Trainer``; ``summary`` from ``progress``.
+``evaluate`` / ``predict`` come from ``training.Trainer``; ``summary`` from ``summary``.
 
     inputs = gn.Input((32, 32, 3))
     x = gn.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
@@ -15,7 +15,7 @@ from . import shared
 from .graph import Node, add_gradient, as_list, keras_order, mark_relu_pool, relu_pool_pairs
 from .layers.base import Layer, SymbolicTensor, unique_name
 from .layers.core import InputLayer
-from .progress import summary_lines
+from .layers.weight_rules import model_regularization_losses
 from .training import Trainer
 from .saving import load_model
 
@@ -30,8 +30,6 @@ class Model(Trainer, Layer):
     out. A layer called more than once (a shared layer) uses one set of weights and gets the sum
     of its calls' gradients (see ``gpunet.shared``).
     """
-
-    _shows_connections = True   # summary() adds a "Connected to" column
 
     def __init__(self, inputs, outputs, name=None, trainable=True):
         first = as_list(inputs)[0] if as_list(inputs) else None
@@ -259,6 +257,11 @@ class Model(Trainer, Layer):
             grads.extend(layer.grads if expected else [])
         return grads
 
+    @property
+    def losses(self):
+        """Keras's ``model.losses``: the regularization penalties of every layer (0-d arrays)."""
+        return [*model_regularization_losses(self), *getattr(super(), "losses", [])]
+
     # -- weights: each layer's, in self.layers order -------------------------------
     @property
     def weights(self):
@@ -293,13 +296,20 @@ class Model(Trainer, Layer):
         from . import saving
         saving.save_model(self, filepath, overwrite=overwrite)
 
-    def summary(self, line_length=None, print_fn=None):
-        """Print a table of layers (name, type, output shape, parameters) and the parameter totals.
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
+                layer_range=None):
+        """Print Keras 3's table of layers (name, type, output shape, parameters, and the inputs of
+        each layer when the graph branches) and the parameter totals.
 
-        ``print_fn(line)`` is called once per line (default: ``print``).
+        ``print_fn(text)`` is called once with the whole text, as Keras calls it (default: print).
+        ``expand_nested`` lists the layers of nested models; ``show_trainable`` adds a column.
         """
-        for line in summary_lines(self, line_length):
-            (print_fn or print)(line)
+        from .summary import summary_text
+        text = summary_text(self, line_length, positions, expand_nested, show_trainable, layer_range)
+        if print_fn is None:
+            print(text, end="")
+        else:
+            print_fn(text)
 
     # -- config ----------------------------------------------------------------------
     def get_config(self):
@@ -353,8 +363,6 @@ class Sequential(Model):
     ``input_shape=`` on the first layer; without any of these it builds on its first data.
     ``model.layers`` leaves out the Input layer, as Keras does.
     """
-
-    _shows_connections = False
 
     def __init__(self, layers=None, name=None, trainable=True):
         Layer.__init__(self, name=name, trainable=trainable)

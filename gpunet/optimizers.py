@@ -343,6 +343,13 @@ class RMSprop(Optimizer):
 
 _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
 
+# Keras's other optimizers live in optimizers_extra.py; they join the registry here.
+from .optimizers_extra import *  # noqa: E402,F401,F403  Adagrad, Adadelta, Adamax, Nadam, Lion
+from . import optimizers_extra  # noqa: E402
+
+__all__ += optimizers_extra.__all__
+_BY_NAME.update({name.lower(): globals()[name] for name in optimizers_extra.__all__})
+
 
 def serialize(optimizer):
     """``{"class_name": "Adam", "config": {...}}``: enough to rebuild the optimizer (not its state)."""

@@ -1,4 +1,4 @@
-"""What models print: the progress of fit / evaluate / predict, and ``model.summary()``.
+"""What models print: the progress of fit / evaluate / predict (``model.summary()`` is in summary.py).
 
 verbose=1 ("auto") draws a tqdm bar per epoch with the running loss and metrics when stdout
 is a terminal, replaced at the end of the epoch by one line with the epoch's results; off a
@@ -74,61 +74,3 @@ class Progress:
             if format_logs(logs):
                 parts.append(format_logs(logs))
             print(" - ".join(parts), file=self.stream, flush=True)
-
-
-# -- summary -----------------------------------------------------------------------------
-def _shape_text(shape):
-    if isinstance(shape, list):
-        return "[" + ", ".join(_shape_text(s) for s in shape) + "]"
-    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
-
-
-def _memory_text(nbytes):
-    # Keras's style: two decimals in the largest unit below 1024.
-    size = float(nbytes)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.2f} {unit}"
-        size /= 1024
-
-
-def _rows(model):
-    """(layer (type), output shape, params[, connected to]) per layer in model.layers order."""
-    made = {id(node.layer): node for node in model._nodes}
-    rows = []
-    for layer in model.layers:
-        node = made.get(id(layer))
-        shape = _shape_text(node.tensor.shape) if node is not None else "?"
-        params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
-        row = [f"{layer.name} ({type(layer).__name__})", shape, params]
-        if model._shows_connections:
-            row.append(", ".join(t.layer.name for t in node.inputs) if node is not None and node.inputs else "-")
-        rows.append(row)
-    return rows
-
-
-def summary_lines(model, line_length=None):
-    """The lines of ``model.summary()``: one row per layer, then total / trainable / non-trainable."""
-    header = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if model._shows_connections else [])
-    rows = _rows(model)
-    widths = [max(len(r[i]) for r in [header, *rows]) + 3 for i in range(len(header))]
-    width = max(sum(widths) + 1, line_length or 0)
-
-    def line(cells):
-        return " " + "".join(c.ljust(w) if i != 2 else c.rjust(w - 3) + "   " for i, (c, w) in
-                             enumerate(zip(cells, widths))).rstrip()
-
-    total = sum(int(w.size) for w in model.weights)
-    trainable = sum(int(w.size) for w in model.trainable_weights)
-    total_bytes = sum(int(w.nbytes) for w in model.weights)
-    trainable_bytes = sum(int(w.nbytes) for w in model.trainable_weights)
-    out = [f'Model: "{model.name}"', "_" * width, line(header), "=" * width]
-    for k, row in enumerate(rows):
-        out += [line(row), "_" * width if k < len(rows) - 1 else "=" * width]
-    if not rows:
-        out.append("=" * width)
-    out += [f"Total params: {total:,} ({_memory_text(total_bytes)})",
-            f"Trainable params: {trainable:,} ({_memory_text(trainable_bytes)})",
-            f"Non-trainable params: {total - trainable:,} ({_memory_text(total_bytes - trainable_bytes)})",
-            "_" * width]
-    return out

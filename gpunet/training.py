@@ -20,6 +20,7 @@ from .callbacks.base import reads_batch_logs
 from .data import replicas_for_fit, should_validate, take
 from .data.trainer_data import DataMixin, uploaded
 from .device_sums import DeviceSum
+from .layers.weight_rules import add_penalties, apply_model_constraints
 from .progress import Progress
 
 _PREDICT_DEVICE_BYTES = 64 * 2 ** 20   # predict's outputs wait on the device up to this, then one read
@@ -150,7 +151,9 @@ class Trainer(DataMixin):
         else:
             value, dy = self.compiled_loss.device_compute(yb, y_pred, wb)
             self._train_backward(dy, from_logits=False)
+        value = add_penalties(value, self.losses)   # regularization penalties, as Keras adds them (on the device)
         self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
+        apply_model_constraints(self)   # kernel_constraint / bias_constraint after each step, as Keras
         for metric in self.compiled_metrics:
             metric.update_state(yb, y_pred)
         return value
@@ -163,12 +166,13 @@ class Trainer(DataMixin):
     def _test_step(self, xb, yb, wb=None):
         if self._many_outputs:
             total, _ = self._outputs.losses_and_gradients(yb, self.forward(xb, training=False), wb, False)
-            return total
+            return add_penalties(total, self.losses)
         y_pred = self.forward(xb, training=False)
         if self._fused():
             value, _, y_pred = self.compiled_loss.device_compute_from_logits(yb, self.logits, wb)
         else:
             value = self.compiled_loss.device_value(yb, y_pred, wb)
+        value = add_penalties(value, self.losses)   # Keras's evaluate adds them too
         for metric in self.compiled_metrics:
             metric.update_state(yb, y_pred)
         return value
@@ -176,7 +180,9 @@ class Trainer(DataMixin):
     def _train_step_outputs(self, xb, ys, ws):
         total, dys = self._outputs.losses_and_gradients(ys, self.forward(xb, training=True), ws, True)
         self._backward(dys, from_logits=False, input_gradients=False)
+        total = add_penalties(total, self.losses)   # as the single-output step
         self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
+        apply_model_constraints(self)
         return total
 
     def _logs(self, loss):
@@ -300,6 +306,8 @@ class Trainer(DataMixin):
         progress = Progress(verbose if self._replicas.is_chief else 0)
         self.stop_training, logs = False, {}
         callback_list.on_train_begin(logs={})
+        # A callback may move the start (BackupAndRestore restoring a backup), as in Keras.
+        initial_epoch, self._initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch, None
         for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch, logs={})
             progress.start(train.num_batches, f"Epoch {epoch + 1}/{epochs}")
@@ -318,6 +326,9 @@ class Trainer(DataMixin):
 
     def _fit_epoch(self, train, callback_list, progress):
         self._reset_metrics()
+        skip, self._resume_batches = getattr(self, "_resume_batches", None) or (0, None), None
+        if skip[0]:   # a mid-epoch backup: this epoch's order is drawn, then its done batches skipped
+            train.resume = skip
         return self._run_steps("train", self._train_step, train, callback_list, progress)
 
     def _evaluate_batches(self, batches, callback_list, progress):

@@ -72,11 +72,13 @@ def case_bn(folder):
 
 
 def train_batchnorm(synchronized, samples=33):
-    """Conv, BatchNormalization, Dense; 3 global batches of 16, 16 and 1 (rank 1 idles in the last)."""
+    """Conv, BatchNormalization, a nested model's BatchNormalization, Dense; 3 global batches of
+    16, 16 and 1 (rank 1 idles in the last)."""
     gn.utils.set_random_seed(3)
+    inner = gn.Sequential([gn.Input((3, 3, 4)), gn.layers.BatchNormalization(synchronized=synchronized)])
     model = gn.Sequential([gn.Input((5, 5, 2)), gn.layers.Conv2D(4, 3),
                            gn.layers.BatchNormalization(synchronized=synchronized, momentum=0.5),
-                           gn.layers.Flatten(), gn.layers.Dense(3, activation="softmax")])
+                           inner, gn.layers.Flatten(), gn.layers.Dense(3, activation="softmax")])
     model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
     x, y = data(samples)
     return model, model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0)

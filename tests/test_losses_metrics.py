@@ -189,16 +189,16 @@ def test_get_resolves_names_and_classes(identifier, cls):
 def test_get_returns_objects_and_rejects_unknown_names():
     loss = losses.CategoricalCrossentropy(from_logits=True)
     assert losses.get(loss) is loss and losses.get(None) is None
-    with pytest.raises(ValueError, match=r"Unknown loss 'hinge'; expected one of 'categorical_crossentropy', .*'mae'"):
-        losses.get("hinge")
+    with pytest.raises(ValueError, match=r"Unknown loss 'not_a_loss'; expected one of 'categorical_crossentropy', .*'mae'"):
+        losses.get("not_a_loss")
 
 
 def test_keras_loss_configs_load_unless_they_ask_for_what_gpunet_lacks():
     keras_config = {"name": "sparse_categorical_crossentropy", "reduction": "sum_over_batch_size",
                     "from_logits": True, "ignore_class": None, "axis": -1, "dtype": None}
     assert losses.SparseCategoricalCrossentropy.from_config(keras_config).from_logits
-    with pytest.raises(ValueError, match=r"does not support label_smoothing=0.1 \(only the default 0.0\)"):
-        losses.CategoricalCrossentropy.from_config({"label_smoothing": 0.1})
+    with pytest.raises(ValueError, match=r"does not support ignore_class=3 \(only the default None\)"):
+        losses.SparseCategoricalCrossentropy.from_config({"ignore_class": 3})
     with pytest.raises(ValueError, match=r"MeanSquaredError cannot be rebuilt from config keys \['delta'\]"):
         losses.MeanSquaredError.from_config({"delta": 1.0})
 

@@ -351,36 +351,40 @@ def test_functional_config_round_trip_with_skip_and_nesting(rng):
         gn.Model.from_config(config)
 
 
-def test_summary_counts_parameters_by_hand():
+def test_summary_counts_parameters_by_hand(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "140")   # rich, hence Keras, cuts lines at the terminal's width
     model = gn.Sequential([layers.Input((6,)), layers.Dense(4), layers.BatchNormalization(), layers.Dense(3)])
-    lines = []
-    model.summary(print_fn=lines.append)
-    text = "\n".join(lines)
+    calls = []
+    model.summary(print_fn=calls.append, line_length=100)
+    assert len(calls) == 1   # Keras hands print_fn the whole text at once
+    lines = calls[0].splitlines()
     # Dense 6*4+4 = 28; BatchNormalization 4 gamma + 4 beta (trainable) + 8 moving stats; Dense 4*3+3 = 15.
     assert lines[0] == 'Model: "sequential"'
-    assert "dense (Dense)" in text and "(None, 4)" in text and "batch_normalization (BatchNormalization)" in text
-    rows = {l.split()[0]: l.split()[-1] for l in lines if l.startswith(" ") and "Layer (type)" not in l}
-    assert rows == {"dense": "28", "batch_normalization": "16", "dense_1": "15"}
-    assert "Total params: 59 (236.00 B)" in text
-    assert "Trainable params: 51 (204.00 B)" in text
-    assert "Non-trainable params: 8 (32.00 B)" in text
+    cells = [[c.strip() for c in l.strip("│").split("│")] for l in lines if l.startswith("│")]
+    assert {c[0].split()[0]: c[2] for c in cells} == {"dense": "28", "batch_normalization": "16", "dense_1": "15"}
+    assert ["(None, 4)", "(None, 4)", "(None, 3)"] == [c[1] for c in cells]
+    assert " Total params: 59 (236.00 B)" in lines
+    assert " Trainable params: 51 (204.00 B)" in lines
+    assert " Non-trainable params: 8 (32.00 B)" in lines
 
 
-def test_summary_of_a_functional_model_shows_connections_and_nested_totals(capsys):
+def test_summary_of_a_functional_model_shows_connections_and_nested_totals(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "140")
     inp = gn.Input((3,), name="x")
     inner = gn.Sequential([Linear(4), Tanh()], name="block")
     gn.Model(inp, Sum(name="join")([inner(inp), Linear(4, name="side")(inp)])).summary()
     text = capsys.readouterr().out
     assert "Connected to" in text
-    assert any("block (Sequential)" in l and l.split()[-2] == "16" for l in text.splitlines())
-    assert any(l.startswith(" join (Sum)") and l.rstrip().endswith("block, side") for l in text.splitlines())
-    assert "Total params: 32 (128.00 B)" in text
+    cells = [[c.strip() for c in l.strip("│").split("│")] for l in text.splitlines() if l.startswith("│")]
+    assert ["block (Sequential)", "(None, 4)", "16", "x[0][0]"] in cells
+    assert ["join (Sum)", "(None, 4)", "0", "block[0][0], side[0][0]"] in cells
+    assert " Total params: 32 (128.00 B)" in text.splitlines()
 
 
 def test_summary_of_an_unbuilt_sequential_says_so():
-    lines = []
-    gn.Sequential([Linear(3), Tanh()]).summary(print_fn=lines.append)
-    assert sum("0 (unbuilt)" in l for l in lines) == 2 and "Total params: 0 (0.00 B)" in lines
+    calls = []
+    gn.Sequential([Linear(3), Tanh()]).summary(print_fn=calls.append)
+    assert calls[0].count("0 (unbuilt)") == 2 and " Total params: 0 (0.00 B)" in calls[0].splitlines()
 
 
 def test_sequential_nested_in_a_sequential(rng):

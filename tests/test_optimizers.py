@@ -281,7 +281,7 @@ def test_get_by_name(identifier, cls):
 
 def test_get_unknown_name_lists_the_valid_ones():
     with pytest.raises(ValueError, match="'sgd', 'adam', 'adamw', 'rmsprop'"):
-        optimizers.get("adagrad")
+        optimizers.get("ftrl")
 
 
 @pytest.mark.parametrize("opt", [

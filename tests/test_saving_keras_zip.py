@@ -194,3 +194,18 @@ def test_model_checkpoint_writes_keras_zip(tmp_path):
     model.fit(x, y, epochs=2, verbose=0, callbacks=[gn.callbacks.ModelCheckpoint(path, monitor="loss")])
     loaded = gn.models.load_model(str(tmp_path / "ckpt-2.keras"))
     assert_close(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=0, atol=0)
+
+
+def test_keras_written_zip_with_the_other_layers_regularizers_and_constraints():
+    """misc.keras: Activation, ReLU(max_value, threshold), AveragePooling2D, Dropout, Reshape, and
+    Keras's regularizer / constraint configs, written by Keras 3.15 (make_keras_zip_fixtures.py)."""
+    with np.load(fixture("misc", "io.npz")) as data:
+        x, y = data["x"], data["y"]
+    model = gn.models.load_model(fixture("misc", "keras"))
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Conv2D", "Activation", "ReLU", "AveragePooling2D", "Dropout", "Reshape", "Flatten", "Dense"]
+    assert_close(model.predict(x, verbose=0), y, rtol=1e-5, atol=1e-6)
+    conv, dense = model.layers[0], model.layers[-1]
+    assert conv.kernel_constraint.get_config() == {"max_value": 1.5, "axis": [0, 1, 2]}
+    assert conv.kernel_regularizer.get_config() == {"l2": pytest.approx(0.01)}
+    assert dense.bias_regularizer.get_config() == {"l1": pytest.approx(0.01), "l2": pytest.approx(0.02)}

@@ -12,6 +12,7 @@ Epochs and batches are numbered from 0 in the hooks (Keras's convention); messag
 checkpoint names count epochs from 1. Epoch logs hold ``loss``, the metrics, ``val_*`` and
 ``learning_rate``.
 """
+from .backup import BackupAndRestore
 from .base import Callback, CallbackList, History, MonitorCallback
 from .checkpoint import ModelCheckpoint
 from .hooks import CSVLogger, LambdaCallback, LearningRateScheduler, TerminateOnNaN
@@ -20,5 +21,6 @@ from .plateau import EarlyStopping, ReduceLROnPlateau
 __all__ = [
     "Callback", "CallbackList", "History", "EarlyStopping", "ReduceLROnPlateau",
     "LearningRateScheduler", "CSVLogger", "TerminateOnNaN", "LambdaCallback", "ModelCheckpoint",
+    "BackupAndRestore",
     "MonitorCallback",   # the monitor / mode / min_delta logic, for callbacks of your own
 ]

@@ -220,6 +220,7 @@ class EpochIterator:
             raise ValueError(f"{where}: {steps_name} must be None or a positive int; received {steps!r}.")
         self.adapter, self.steps, self.where, self.steps_name = adapter, steps, where, steps_name
         self.class_weight = class_weight   # applied by the trainer to batches not from arrays
+        self.resume = None   # (batches done, random state): BackupAndRestore's mid-epoch backup
         self._iterator, self._seen, self._epochs = None, 0, 0
 
     @property
@@ -231,6 +232,8 @@ class EpochIterator:
         sized = self.adapter.num_batches
         if self._iterator is None or self.steps is None:
             self._iterator, self._seen = self.adapter.batches(), 0
+        if self.resume is not None:
+            self._resume(*self.resume)
         step = 0
         while self.steps is None or step < self.steps:
             if sized and self._seen >= sized:
@@ -253,6 +256,15 @@ class EpochIterator:
             self._iterator, self._seen = None, 0
         self._epochs += 1
         self.adapter.on_epoch_end()
+
+    def _resume(self, done, state):
+        """Continue an epoch a backup stopped: the order is drawn again (the random state restored at
+        the epoch's start), the ``done`` batches are passed over, then the state goes on from the backup."""
+        self.resume = None
+        for _ in range(done):
+            next(self._iterator, None)
+            self._seen += 1
+        utils.set_rng_state(state)
 
     def _ran_dry(self, step):
         self._iterator = None

@@ -75,26 +75,23 @@ class BucketReducer:
         for layer in model.layers:
             owners += [layer] * len(layer.trainable_weights)
             if layer.trainable:
-                self.statistics += [w for w in layer.non_trainable_weights]
-        slots = list(range(len(self.trainable)))[::-1]
+                self.statistics += list(layer.non_trainable_weights)
         self.buckets, self.slot_bucket, self.layer_slots = [], {}, {}
-        group = []
-        for slot in slots:
+        group, group_bytes = [], 0
+        for slot in reversed(range(len(self.trainable))):   # the order backward finishes them
             self.layer_slots.setdefault(id(owners[slot]), []).append(slot)
             array = self.trainable[slot]
-            if group and (self.trainable[group[0]].dtype != array.dtype or
-                          sum(self.trainable[s].nbytes for s in group) + array.nbytes > bucket_bytes):
-                self._add_bucket(group, self.trainable)
-                group = []
+            if group and (self.trainable[group[0]].dtype != array.dtype or group_bytes + array.nbytes > bucket_bytes):
+                self._add_bucket(group)
+                group, group_bytes = [], 0
             group.append(slot)
+            group_bytes += array.nbytes
         if group:
-            self._add_bucket(group, self.trainable)
-        self.stat_buckets = []
+            self._add_bucket(group)
         by_dtype = {}
         for k, w in enumerate(self.statistics):
             by_dtype.setdefault(np.dtype(w.dtype), []).append(k)
-        for group in by_dtype.values():
-            self.stat_buckets.append(self._make_bucket(group, self.statistics))
+        self.stat_buckets = [self._make_bucket(group, self.statistics) for group in by_dtype.values()]
 
     def _make_bucket(self, slots, arrays):
         entries, offset = [], 0
@@ -103,8 +100,8 @@ class BucketReducer:
             offset += int(arrays[slot].size)
         return _Bucket(entries, arrays[slots[0]].dtype, self.xp)
 
-    def _add_bucket(self, slots, arrays):
-        bucket = self._make_bucket(slots, arrays)
+    def _add_bucket(self, slots):
+        bucket = self._make_bucket(slots, self.trainable)
         for entry in bucket.entries:
             self.slot_bucket[entry[0]] = (bucket, entry)
         self.buckets.append(bucket)

@@ -127,7 +127,8 @@ class DataParallel:
         elif batch_size is not None and batch_size < self.num_processes:
             problem = (f"batch_size={batch_size} is the global batch, split over the ranks; it must "
                        f"be at least the number of ranks ({self.num_processes})")
-        signature = (samples if batches is None else batches, [(n, tuple(w.shape), str(w.dtype)) for n, w in zip(model.weight_names, model.weights)])
+        weights = [(name, tuple(w.shape), str(w.dtype)) for name, w in zip(model.weight_names, model.weights)]
+        signature = (samples if batches is None else batches, weights)
         _agree(self.world, problem, signature)
         _broadcast_weights(self.world, model)
         utils.set_rng_state(self.world.broadcast_object(utils.get_rng_state(), "random state"))
@@ -135,6 +136,8 @@ class DataParallel:
 
 
 class _DataParallelReplicas(Replicas):
+    """One fit's view of the ranks: shards the batches, reduces gradients and logs."""
+
     def __init__(self, parallel, model):
         self.world = parallel.world
         self.rank, self.size, self.is_chief = self.world.rank, self.world.size, self.world.rank == 0

@@ -65,9 +65,18 @@ def idle_step(model):
     """The exchanges of ``model``'s synchronized layers for a rank with no rows this step, in
     the order the others run them: every forward in layer order, then every backward reversed."""
     sync = cross_replica()
-    layers = [layer for layer in model.layers if getattr(layer, "synchronized", False) and layer.trainable]
+    layers = list(_synchronized_layers(model))
     if sync is None or not layers:
         return
     for layer in layers + layers[::-1]:
         zeros = np.zeros(int(layer.moving_mean.shape[0]))
         sync._gather(0, zeros, zeros)
+
+
+def _synchronized_layers(model):
+    """The trainable synchronized layers in forward order, those of nested models included."""
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            yield from _synchronized_layers(layer)
+        elif getattr(layer, "synchronized", False) and layer.trainable:
+            yield layer

@@ -13,6 +13,7 @@ from ..primitives import conv_geometry as geometry
 from .activations import ActivationMixin
 from .base import Layer, SymbolicTensor
 from .reshaping import check_channels_last
+from .weight_rules import WeightRulesMixin
 
 __all__ = ["Conv2D", "Conv2DTranspose"]
 
@@ -24,7 +25,7 @@ def _positive_pair(value, what):
     return pair
 
 
-class BaseConv(ActivationMixin, Layer):
+class BaseConv(WeightRulesMixin, ActivationMixin, Layer):
     """What Conv2D and Conv2DTranspose share: arguments, weights, checks, forward and backward.
 
     A subclass names its ops (``_ops``) and says three things: its kernel shape for

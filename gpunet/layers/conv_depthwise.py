@@ -34,6 +34,7 @@ class DepthwiseConv2D(Conv2D):
     _ops = (depthwise_ops.depthwise_conv2d_forward, depthwise_ops.depthwise_conv2d_backward_input,
             depthwise_ops.depthwise_conv2d_backward_filter)
     _forward_saving = _whole_backward = None
+    _weight_rules = False   # Keras names them depthwise_regularizer, ...: not supported yet
 
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
@@ -73,6 +74,7 @@ class SeparableConv2D(Conv2D):
     """
 
     _forward_saving = _whole_backward = None
+    _weight_rules = False   # Keras names them depthwise_ / pointwise_regularizer, ...: not supported yet
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,

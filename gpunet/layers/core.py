@@ -7,6 +7,7 @@ from .. import initializers, utils
 from ..primitives import dense, dropout
 from .activations import ActivationMixin
 from .base import Layer, SymbolicTensor
+from .weight_rules import WeightRulesMixin
 
 __all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "Dropout", "SpatialDropout2D"]
 
@@ -41,11 +42,12 @@ def Input(shape, batch_size=None, name=None, dtype="float32"):
     return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype).output
 
 
-class Dense(ActivationMixin, Layer):
+class Dense(WeightRulesMixin, ActivationMixin, Layer):
     """Fully connected layer: ``activation(x @ kernel + bias)``.
 
     Input (batch, ..., in) -> output (batch, ..., units): on inputs of rank > 2 it applies to the
-    last axis, as Keras does. Weights: kernel (in, units), bias (units,).
+    last axis, as Keras does. Weights: kernel (in, units), bias (units,). Also takes Keras's
+    kernel/bias/activity regularizers and kernel/bias constraints (see ``weight_rules``).
     """
 
     needs_input_gradient = True   # a model's training step sets False on a first layer: dx is None

@@ -172,6 +172,16 @@ def _from_keras(entry, custom_objects, where):
     return layer_from_keras(entry, custom_objects, where)
 
 
+def model_from_keras(config, custom_objects, where):
+    """A gpunet model from a Keras model config (``config.json``, or a legacy ``.h5``'s
+    ``model_config``), every class looked up before anything is built."""
+    if config.get("class_name") not in ("Sequential", "Functional", "Model"):
+        raise FileFormatError(f"{where} holds a {config.get('class_name')!r}, not a Sequential or "
+                              f"functional model; gpunet loads those two.")
+    check_classes(config, custom_objects, where)
+    return _from_keras(config, custom_objects, where)
+
+
 def _plain_object(entry):
     if not isinstance(entry, dict):
         return entry
@@ -276,11 +286,7 @@ def load_model(path, custom_objects=None, compile=True):
     weights; compiled, with its optimizer state, when the file has compile settings."""
     config, metadata, groups = _read_zip(path)
     where = f"'{path}'"
-    if config.get("class_name") not in ("Sequential", "Functional", "Model"):
-        raise FileFormatError(f"{where} holds a {config.get('class_name')!r}, not a Sequential or "
-                              f"functional model; gpunet loads those two.")
-    check_classes(config, custom_objects, where)
-    model = _from_keras(config, custom_objects, where)
+    model = model_from_keras(config, custom_objects, where)
     weight_plan = WeightPlan()
     keras3.plan(model, groups, weight_plan)
     state = None

@@ -117,11 +117,6 @@ def _read(path):
             raise FileFormatError(
                 f"'{path}' holds no model architecture (no model_config attribute); it looks like a weights "
                 f"file. Build the model in code and call model.load_weights('{path}').")
-        if raw["gpunet_version"] is None:
-            raise FileFormatError(
-                f"'{path}' was written by Keras {raw['keras_version'] or '(unknown version)'}: its architecture "
-                f"is in Keras's config format, which gpunet does not read. Build the same model with gpunet "
-                f"and call model.load_weights('{path}') to load its weights.")
         if "model_weights" not in f:
             raise FileFormatError(f"'{path}' has a model_config but no model_weights group.")
         raw["weights"] = legacy.read(f["model_weights"], f"'{path}'")
@@ -138,8 +133,8 @@ def _json(text, what, path):
 
 
 def load_model(path, custom_objects=None, compile=True):
-    """The model saved by :func:`save_model` at ``path``, with its weights (a ``.keras`` zip
-    written by gpunet or Keras 3, or gpunet's full-model ``.h5``).
+    """The model saved by :func:`save_model` at ``path``, with its weights: a ``.keras`` zip or a
+    full-model ``.h5``, written by gpunet or by Keras.
 
     ``custom_objects`` maps class names to user classes (layers, models, losses, metrics,
     optimizers). With ``compile=True`` the model comes back compiled with its optimizer state
@@ -150,7 +145,11 @@ def load_model(path, custom_objects=None, compile=True):
     if keras_file.is_keras_zip(os.fspath(path)):
         return keras_file.load_model(os.fspath(path), custom_objects, compile)
     raw = _read(path)
-    model = deserialize_layer(_json(raw["model_config"], "model_config", path), custom_objects)
+    architecture = _json(raw["model_config"], "model_config", path)
+    if raw["gpunet_version"] is None:   # written by Keras: its config format, read as .keras files are
+        model = keras_file.model_from_keras(architecture, custom_objects, f"'{path}'")
+    else:
+        model = deserialize_layer(architecture, custom_objects)
     if not isinstance(model, Model):
         raise FileFormatError(f"'{path}' holds a {type(model).__name__}, not a model.")
     weight_plan = WeightPlan()

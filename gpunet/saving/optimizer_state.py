@@ -17,6 +17,8 @@ from .. import optimizers
 def slot_groups(optimizer):
     """Slot names grouped as Keras creates them: names in one group alternate per variable."""
     names = list(optimizer.slot_names())
+    if getattr(optimizer, "interleaved_slots", False):
+        return [names]
     if isinstance(optimizer, optimizers.Adam) and names[:2] == ["momentum", "velocity"]:
         return [names[:2]] + [[n] for n in names[2:]]
     return [[n] for n in names]
@@ -72,9 +74,11 @@ def state_from_keras(optimizer, params, arrays, where):
                       f"variables, whereas the file holds {len(arrays)}.", stacklevel=4)
         return None
     state = dict(zip(keys, arrays))
+    slot_shape = getattr(optimizer, "slot_shape", lambda name, shape: tuple(shape))
     for key in keys[len(bare):]:
-        param = params[int(key.rsplit("_", 1)[1])]
-        if tuple(state[key].shape) != tuple(param.shape):
+        name, index = key.rsplit("_", 1)
+        param = params[int(index)]
+        if tuple(state[key].shape) != tuple(slot_shape(name, param.shape)):
             raise ValueError(f"Optimizer '{optimizer.name}' slot '{key}' must have the shape of its weight "
                              f"{tuple(param.shape)}; {where} holds shape {tuple(state[key].shape)}.")
     state["iterations"] = int(np.asarray(state["iterations"]))

@@ -35,6 +35,26 @@ def make_zip_fixture(name, seed):
     print(f"{name}.keras: reproduces {name}.io.npz")
 
 
+def make_misc_fixture():
+    """The layers the four models lack: Activation, ReLU, AveragePooling2D, Dropout, Reshape,
+    regularizers and constraints; saved with its inputs and outputs as misc.io.npz."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(60)
+    model = keras.Sequential([
+        keras.Input((6, 6, 2)),
+        layers.Conv2D(3, 3, activation="tanh", kernel_regularizer="l2",
+                      kernel_constraint=keras.constraints.MaxNorm(1.5, axis=[0, 1, 2])),
+        layers.Activation("sigmoid"), layers.ReLU(max_value=0.6, threshold=0.1), layers.AveragePooling2D(2),
+        layers.Dropout(0.3), layers.Reshape((6, 2)), layers.Flatten(),
+        layers.Dense(4, activation="softmax", bias_regularizer=keras.regularizers.L1L2(0.01, 0.02)),
+    ])
+    make_weights_nontrivial(model, np.random.default_rng(61))
+    x = np.random.default_rng(62).standard_normal((2, 6, 6, 2)).astype("float32")
+    y = model.predict(x, verbose=0)
+    np.savez(os.path.join(HERE, "misc.io.npz"), x=x, y=y)
+    model.save(os.path.join(HERE, "misc.keras"))
+
+
 def make_lambda_fixture():
     keras.backend.clear_session()
     inputs = keras.Input((3,))
@@ -45,4 +65,5 @@ def make_lambda_fixture():
 if __name__ == "__main__":
     for index, model_name in enumerate(MODELS):
         make_zip_fixture(model_name, seed=10 * (index + 1))
+    make_misc_fixture()
     make_lambda_fixture()
