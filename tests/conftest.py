@@ -35,6 +35,7 @@ def _fresh_state(request):
     with backend.use("numpy" if reference else os.environ.get("GPUNET_BACKEND", "numpy")):
         gn.utils.set_random_seed(1234)
         gn.layers.clear_session()
+        gn.config.set_float32_matmul_precision("highest")   # a test (or a docs snippet) may set "high"
         yield
 
 

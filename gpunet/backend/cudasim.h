@@ -39,7 +39,8 @@
 #define __shared__ static
 #define __constant__ static
 #define __launch_bounds__(...)
-#define __align__(n) alignas(n)
+#define GPUNET_CUDASIM 1   // kernels/mma.cuh picks the emulated PTX wrappers by this
+#define __align__(n) __attribute__((aligned(n)))
 
 struct uint3 { unsigned x, y, z; };
 struct dim3 {
@@ -49,7 +50,18 @@ struct dim3 {
 
 namespace cudasim {
 // Kinds of warp-wide operation the runtime resolves once every lane of a warp has posted.
-enum WarpKind : int { SHFL_IDX, SHFL_UP, SHFL_DOWN, SHFL_XOR, BALLOT, ANY, ALL, SYNCWARP };
+enum WarpKind : int { SHFL_IDX, SHFL_UP, SHFL_DOWN, SHFL_XOR, BALLOT, ANY, ALL, SYNCWARP, COLLECTIVE };
+
+// A warp-collective instruction (mma.sync, ldmatrix; cudasim_tensor.h): every lane posts a
+// pointer to its own Collective (on its stack, alive while it waits) as the value of a
+// COLLECTIVE warp op, and once all 32 lanes have posted, the runtime calls the first lane's
+// `resolve` with the 32 records (lane order; null for a lane not in the warp). `resolve`
+// reads every lane's operands and writes every lane's results into the records; it returns
+// null, or a message that fails the launch (a misaligned address, a partial warp).
+struct Collective {
+    const char* (*resolve)(Collective* const* lanes);
+    const char* name;   // the PTX instruction, for deadlock reports
+};
 
 struct Ops {
     void (*syncthreads)(const char* file, int line);
@@ -61,9 +73,10 @@ struct Thread {
     uint3 threadIdx, blockIdx;
     dim3 blockDim, gridDim;
     const Ops* ops;
+    unsigned long long block_serial;   // (launch << 40) | (block + 1): unique per block of every launch
 };
 
-constexpr int ABI_VERSION = 1;
+constexpr int ABI_VERSION = 2;
 }  // namespace cudasim
 
 #ifndef CUDASIM_RUNTIME   // cudasim_runtime.h needs only the records above
@@ -217,4 +230,5 @@ template <class... P> inline void invoke(void (*kernel)(P...), void** args) {
     extern "C" __attribute__((visibility("default"))) void gpunet_cudasim_entry_##name(void** args) { \
         cudasim::invoke(name, args);                                                     \
     }
+#include "cudasim_tensor.h"
 #endif  // CUDASIM_RUNTIME

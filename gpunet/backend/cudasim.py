@@ -30,6 +30,11 @@ Settings (attributes of the backend, or environment variables when it is created
   thread of a block, a pool reused across blocks) or "fibers" (ucontext fibers on the calling
   thread: the same schedule, about ten times cheaper per switch at barriers).
 * ``guard_bytes``: size of each guard region (default 4096).
+* ``misalign`` (``GPUNET_CUDASIM_MISALIGN``): bytes (a multiple of 4, below 256) added to
+  every array's address, which is otherwise 256-byte aligned like cudaMalloc's. With 4, a
+  16-byte vector load or cp.async of an array's first element is misaligned: the kernel must
+  notice and take its slower path (the emulated cp.async and ldmatrix fail the launch on a
+  misaligned address, as the GPU faults).
 """
 import ctypes
 import os
@@ -148,6 +153,7 @@ class CudasimBackend:
         self.contexts = os.environ.get("GPUNET_CUDASIM_CONTEXTS", "threads")
         self.guard_bytes = 4096
         self._uploader = None
+        self.misalign = int(os.environ.get("GPUNET_CUDASIM_MISALIGN", "0"))
 
     def asarray(self, a, dtype=np.float32):
         if not isinstance(a, DeviceArray):
@@ -202,7 +208,9 @@ class CudasimBackend:
         _check_writable(signature, args)
         order, contexts = self._setting("thread_order", _ORDERS), self._setting("contexts", _CONTEXTS)
         library = _library(source)
-        guarded = _GuardedArgs(signature, args, self.guard_bytes)
+        if self.misalign % 4 or not 0 <= self.misalign < _ALIGN:
+            raise ValueError(f"cudasim misalign must be a multiple of 4 in [0, {_ALIGN}); received {self.misalign!r}.")
+        guarded = _GuardedArgs(signature, args, self.guard_bytes, self.misalign)
         error = ctypes.create_string_buffer(4096)
         started = time.perf_counter() if hooks.watching() else None
         status = _load_runtime().gpunet_cudasim_launch(
@@ -246,8 +254,8 @@ class _GuardedArgs:
     copy, so the kernel sees the aliasing it would see on a GPU.
     """
 
-    def __init__(self, signature, args, guard):
-        self.signature, self.args, self.guard = signature, args, guard
+    def __init__(self, signature, args, guard, misalign=0):
+        self.signature, self.args, self.guard, self.misalign = signature, args, guard, misalign
         self.pattern = np.frombuffer(_poison(guard), np.uint8)
         self.values = []        # keeps every argument value alive during the launch
         self.views = {}         # arg index -> its view inside a guarded buffer
@@ -260,8 +268,8 @@ class _GuardedArgs:
         starts = [_address(self.args[i]) for i in indices]
         low = min(starts)
         span = max(s + self.args[i].nbytes for s, i in zip(starts, indices)) - low
-        raw = np.empty(span + 2 * self.guard + _ALIGN, np.uint8)
-        start = self.guard + (-(raw.ctypes.data + self.guard)) % _ALIGN
+        raw = np.empty(span + 2 * self.guard + 2 * _ALIGN, np.uint8)
+        start = self.guard + (-(raw.ctypes.data + self.guard)) % _ALIGN + self.misalign
         raw[start - self.guard:start] = self.pattern
         raw[start + span:start + span + self.guard] = self.pattern
         for s, i in zip(starts, indices):

@@ -25,6 +25,7 @@ import tempfile
 
 HERE = pathlib.Path(__file__).resolve().parent
 HEADER = HERE / "cudasim.h"
+HEADERS = (HEADER, HERE / "cudasim_tensor.h")   # what a kernel library force-includes
 RUNTIME = (HERE / "cudasim_runtime.h", HERE / "cudasim_contexts.h")
 # -ffp-contract=off: a*b+c stays two roundings on every CPU (aarch64 g++ would fuse it otherwise),
 # so a cudasim result does not depend on the host; NVRTC does contract (see nvrtc.FP_OPTIONS).
@@ -71,7 +72,8 @@ def build_runtime():
     wrapper = '#include "cudasim_runtime.h"\n'
     flags = ("-pthread", "-I", str(HERE))
     return _build("cudasim-runtime", wrapper, flags,
-                  (*(p.read_text() for p in RUNTIME), HEADER.read_text(), wrapper, *flags), RUNTIME[0])
+                  (*(p.read_text() for p in RUNTIME), *(h.read_text() for h in HEADERS), wrapper, *flags),
+                  RUNTIME[0])
 
 
 def build_kernels(source):
@@ -81,8 +83,8 @@ def build_kernels(source):
     flags = ("-include", str(HEADER), "-I", str(source.path.parent))
     # Keyed by content, not by where the file lies: the digest covers the .cu and the local
     # includes it pulls in, so the same kernels copied to another folder reuse the library.
-    return _build(source.path.stem, wrapper, flags, (source.digest, HEADER.read_text(), *source.kernels),
-                  source.path)
+    return _build(source.path.stem, wrapper, flags,
+                  (source.digest, *(h.read_text() for h in HEADERS), *source.kernels), source.path)
 
 
 def _build(stem, wrapper, flags, contents, label):

@@ -72,7 +72,7 @@ struct Sim {
     std::string error;
     // contexts, kept across launches
     std::vector<Context*> free_threads, free_fibers;
-    uint64_t switches = 0;
+    uint64_t switches = 0, launches = 0;
 
     void start_block(uint64_t b);
     int next_runnable();
@@ -82,6 +82,7 @@ struct Sim {
     bool release_warps();
     bool release_warp_group(unsigned base, unsigned lanes, unsigned first);
     bool release_block();
+    void resolve_collective(unsigned base, unsigned members);
     void fail(const std::string& message);
     std::string describe_block();
     std::string block_name() const;
@@ -134,10 +135,12 @@ inline Context* Sim::acquire() {
 
 inline void Sim::start_block(uint64_t b) {
     block_id = b;
+    uint64_t block_serial = (launches << 40) | (b + 1);   // launch in the top bits (cp.async bookkeeping)
     uint3 idx{unsigned(b % grid.x), unsigned((b / grid.x) % grid.y), unsigned(b / (uint64_t(grid.x) * grid.y))};
     descending = order == DESCENDING || (order == ALTERNATE && (b & 1));
     for (unsigned t = 0; t < nthreads; ++t) {
         threads[t].blockIdx = idx;
+        threads[t].block_serial = block_serial;
         status[t] = NOT_STARTED;
         holder[t] = nullptr;
     }
@@ -295,13 +298,28 @@ inline bool Sim::release_warp_group(unsigned base, unsigned lanes, unsigned firs
             case BALLOT: p.result = ballot & members; continue;
             case ANY: p.result = (ballot & members) != 0; continue;
             case ALL: p.result = (ballot & members) == members; continue;
+            case COLLECTIVE: p.result = 0; continue;
             default: p.result = 0; continue;
         }
         p.result = src < 32 && ((members >> src) & 1u) ? posts[base + src].value : p.value;
     }
+    if (head.kind == COLLECTIVE) resolve_collective(base, members);
     for (unsigned lane = 0; lane < lanes; ++lane)
         if ((members >> lane) & 1u) status[base + lane] = READY;
     return true;
+}
+
+// Every lane of the warp posted its Collective record: run the instruction for all of them.
+inline void Sim::resolve_collective(unsigned base, unsigned members) {
+    Collective* records[32] = {};
+    for (unsigned lane = 0; lane < 32; ++lane)
+        if ((members >> lane) & 1u) records[lane] = reinterpret_cast<Collective*>(posts[base + lane].value);
+    const Collective* head = records[__builtin_ctz(members)];
+    const char* error = members == 0xffffffffu ? nullptr : "a warp-collective instruction needs all 32 lanes";
+    for (unsigned lane = 0; lane < 32 && !error; ++lane)
+        if (records[lane]->resolve != head->resolve) error = "the lanes of a warp posted different collectives";
+    if (!error) error = head->resolve(records);
+    if (error) fail(std::string(head->name) + ": " + error);
 }
 
 inline bool Sim::release_block() {
@@ -332,7 +350,7 @@ inline std::string Sim::block_name() const {
 // "threads 0-15: waiting at __syncthreads (conv.cu:41); threads 16-31: returned"
 inline std::string Sim::describe_block() {
     static const char* kinds[] = {"__shfl_sync", "__shfl_up_sync", "__shfl_down_sync", "__shfl_xor_sync",
-                                  "__ballot_sync", "__any_sync", "__all_sync", "__syncwarp"};
+                                  "__ballot_sync", "__any_sync", "__all_sync", "__syncwarp", "a collective"};
     std::vector<std::string> states(nthreads);
     for (unsigned t = 0; t < nthreads; ++t) {
         if (status[t] == DONE) {
@@ -340,7 +358,9 @@ inline std::string Sim::describe_block() {
         } else if (status[t] == AT_WARP) {
             char mask[16];
             std::snprintf(mask, sizeof mask, "0x%08x", posts[t].mask);
-            states[t] = std::string("waiting in ") + kinds[posts[t].kind] + " (mask " + mask + ")";
+            const char* kind = posts[t].kind == COLLECTIVE
+                                   ? reinterpret_cast<const Collective*>(posts[t].value)->name : kinds[posts[t].kind];
+            states[t] = std::string("waiting in ") + kind + " (mask " + mask + ")";
         } else {
             const char* base = std::strrchr(sync_file[t], '/');
             states[t] = "waiting at __syncthreads (" + std::string(base ? base + 1 : sync_file[t]) + ":" +
@@ -407,7 +427,7 @@ __attribute__((visibility("default"))) int gpunet_cudasim_launch(
     s.threads.assign(s.nthreads, Thread{});
     for (unsigned t = 0; t < s.nthreads; ++t)
         s.threads[t] = Thread{{t % block[0], (t / block[0]) % block[1], t / (block[0] * block[1])},
-                              {0, 0, 0}, s.block, s.grid, &ops};
+                              {0, 0, 0}, s.block, s.grid, &ops, 0};
     s.status.assign(s.nthreads, NOT_STARTED);
     s.holder.assign(s.nthreads, nullptr);
     s.posts.assign(s.nthreads, Post{});
@@ -415,6 +435,7 @@ __attribute__((visibility("default"))) int gpunet_cudasim_launch(
     s.sync_line.assign(s.nthreads, 0);
     s.failed = false;
     s.error.clear();
+    ++s.launches;
     s.start_block(0);
 #ifdef __linux__
     launch_cpu.store(sched_getcpu(), std::memory_order_relaxed);

@@ -20,6 +20,8 @@ NVRTC and the cudasim build both find them by their plain names. Parameter types
     long long, int64_t                     int64
     unsigned long long, uint64_t, size_t   uint64
     char, signed char, int8_t / unsigned char, uint8_t, bool   int8 / uint8, bool
+    unsigned short, uint16_t                uint16
+    fp16_t / bf16_t (kernels/mma.cuh)       float16 / ml_dtypes.bfloat16
 
 A pointer parameter takes a C-contiguous array of the backend (numpy.ndarray on cudasim,
 cupy.ndarray on cuda) with exactly that dtype; a scalar parameter takes a NumPy scalar of
@@ -42,7 +44,14 @@ _C_TYPES = {
     "size_t": np.uint64,
     "char": np.int8, "signed char": np.int8, "int8_t": np.int8,
     "unsigned char": np.uint8, "uint8_t": np.uint8, "bool": np.bool_,
+    "unsigned short": np.uint16, "uint16_t": np.uint16,
+    "fp16_t": np.float16,                       # kernels/mma.cuh's 16-bit storage types
 }
+try:    # bfloat16 arrays are ml_dtypes' (what JAX and Keras use); without it bf16_t cannot be passed
+    import ml_dtypes
+    _C_TYPES["bf16_t"] = ml_dtypes.bfloat16
+except ImportError:   # pragma: no cover
+    pass
 _TYPE_WORDS = {word for name in _C_TYPES for word in name.split()} | {"long", "short"}
 _BOUNDS = r"(?:__launch_bounds__\s*\(([^)]*)\)\s*)?"
 _KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+' + _BOUNDS + r"void\s+" + _BOUNDS +

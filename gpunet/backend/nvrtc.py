@@ -43,6 +43,7 @@ import sys
 from . import kernel_source
 
 ARCHS = ("sm_70", "sm_80", "sm_90")
+SASS_SECTION = "## Main loops in the machine code"   # written by benchmarks/sass.py --write
 PRELUDE = pathlib.Path(__file__).resolve().parent / "nvrtc_prelude.h"
 DEFAULT_BLOCK = 256
 # libnvrtc.so.12 / libnvrtc.so.13 on Linux, nvrtc64_120_0.dll on Windows; not the .alt. or
@@ -268,11 +269,29 @@ def occupancy(arch, registers, smem, block):
     return min(limits) * warps / sm["warps"]
 
 
+# Tensor-core sources (kernels/tc_*.cu and whatever includes kernels/mma.cuh) use mma.sync with
+# tf32 / bf16 operands and cp.async, which PTX has from sm_80 on: they are not built for sm_70,
+# and gpunet never launches them on a GPU older than sm_80 (primitives/tensorcore.usable).
+TENSOR_CORE_ARCH = 80
+
+
+def min_arch(source):
+    """The oldest architecture a kernel source compiles for: 80 for tensor-core sources, else 0."""
+    tensor = source.path.name.startswith("tc_") or re.search(r'#\s*include\s+"[^"]*mma\.cuh"', source.text)
+    return TENSOR_CORE_ARCH if tensor else 0
+
+
+def archs_for(path, archs=ARCHS):
+    """The architectures of ``archs`` that the source at ``path`` is built for (see min_arch)."""
+    floor = min_arch(kernel_source.load(path))
+    return tuple(a for a in archs if _arch_number(a) >= floor)
+
+
 def report_file(path, archs=ARCHS):
-    """KernelReports for every kernel of one .cu file on every arch; raises CompileError."""
+    """KernelReports for every kernel of one .cu file on every arch it is built for; raises CompileError."""
     source = kernel_source.load(path)
     compiled = {}
-    for arch in archs:
+    for arch in archs_for(path, archs):
         _, log = compile_source(source.text, source.path.name, arch, [source.path.parent])
         compiled[arch] = (compiler_for(arch).version_string, parse_ptxas(log))
     reports = []

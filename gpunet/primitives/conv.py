@@ -21,13 +21,18 @@ Every op keeps the input dtype (float64 in gradient checks).
 On a kernel backend (``backend.current().runs_kernels``) every op runs the float32 implicit-GEMM
 kernels of ``kernels/conv.cu``, launched by the ``_..._kernel`` functions at the end of this
 file; the transposed conv maps onto them exactly as its NumPy code maps onto the conv ops.
+
+Under ``gn.config.set_float32_matmul_precision("high")`` float32 forward and filter-gradient
+products run as TF32 on tensor cores (``tensorcore_conv``, kernels/tc_conv.cu; on the numpy
+backend its reference with TF32-rounded operands); so do stride-1 input gradients.
 """
 import math
 
 import numpy as np
 
-from .. import backend
-from . import conv_geometry, conv_taps, launch, passes, workspace
+from .. import backend, config
+from . import conv_geometry, conv_taps, launch, passes, tensorcore, workspace
+from . import tensorcore_conv   # imports this module back: used only inside functions
 
 __all__ = [
     "conv2d_forward", "conv2d_backward_input", "conv2d_backward_filter", "bias_backward",
@@ -98,6 +103,8 @@ def conv2d_forward(x, w, b, strides, padding, dilation):
     """
     _expect_shape("conv2d_forward", "x", x.shape, (*x.shape[:3], w.shape[2]),
                   f"(w has shape {w.shape})")
+    if _tf32(x, w):
+        return tensorcore_conv.conv2d_forward(x, w, b, strides, padding, dilation)
     if backend.current().runs_kernels:
         return _conv2d_forward_kernel(x, w, b, strides, padding, dilation)
     kh, kw, cin, cout = w.shape
@@ -124,6 +131,8 @@ def conv2d_backward_input(dy, w, x_shape, strides, padding, dilation):
     if tuple(dy.shape[1:3]) != out_hw:
         raise ValueError(f"conv2d_backward_input: dy has spatial size {tuple(dy.shape[1:3])}; "
                          f"the geometry gives {out_hw}.")
+    if tuple(strides) == (1, 1) and _tf32(dy, w):
+        return tensorcore_conv.conv2d_backward_input(dy, w, x_shape, strides, padding, dilation)
     if backend.current().runs_kernels:
         return _input_gradient_kernel("conv2d_backward_input", dy, w, None, x_shape, strides,
                                       padding, dilation)
@@ -160,6 +169,9 @@ def conv2d_backward_filter(dy, x, w_shape, strides, padding, dilation):
     dy ``(N, OH, OW, Cout)``, x ``(N, H, W, Cin)``, w_shape ``(kh, kw, Cin, Cout)``
     -> ``(dw (kh, kw, Cin, Cout), db (Cout,))``.
     """
+    if _tf32(dy, x):
+        return (tensorcore_conv.conv2d_backward_filter(dy, x, w_shape, strides, padding, dilation),
+                bias_backward(dy))
     if not backend.current().runs_kernels:
         # One GEMM for both: the patches' column of ones turns into the bias gradient's row.
         both = _filter_gradient(dy, x, None, strides, padding, dilation, kernel_hw=w_shape[:2])
@@ -244,8 +256,17 @@ def conv2d_transpose_backward_filter(dy, x, w_shape, strides, padding, dilation)
     check_transpose_dy(op, dy, x.shape, w_shape, strides, padding, dilation)
     # The transposed conv is conv2d_backward_input(x, w), so its kernel gradient is the
     # conv's filter gradient with the roles of input (here dy) and output gradient (x) swapped.
-    dw = _filter_gradient(x, dy, w_shape, strides, padding, dilation, op=op, names=("x", "dy"))
+    if _tf32(x, dy):
+        dw = tensorcore_conv.conv2d_backward_filter(x, dy, w_shape, strides, padding, dilation, op=op,
+                                                    names=("x", "dy"))
+    else:
+        dw = _filter_gradient(x, dy, w_shape, strides, padding, dilation, op=op, names=("x", "dy"))
     return dw, bias_backward(dy)
+
+
+def _tf32(*arrays):
+    """Whether float32 products of ``arrays`` run as TF32 (precision "high", a backend that can)."""
+    return config.tf32_enabled(*arrays) and tensorcore.usable()
 
 
 # Kernel paths (kernels/conv.cu). Float32 only; every call launches conv.cu kernels, nothing

@@ -7,11 +7,15 @@ these shapes against each other on every backend and name the op in the error.
 On a kernel backend (``backend.current().runs_kernels``) both ops run the float32 kernels of
 ``kernels/gemm.cu``: a tiled SGEMM per product (the bias added in its epilogue) and a
 column-sum kernel for the bias gradient; the functions named ``_dense_*_kernel`` launch them.
+
+Under ``gn.config.set_float32_matmul_precision("high")`` the three float32 products run as
+TF32 instead (``tensorcore.matmul``: kernels/tc_gemm.cu, or the NumPy reference with the
+operands rounded to TF32); the bias gradient stays a float32 column sum.
 """
 import numpy as np
 
-from .. import backend
-from . import launch
+from .. import backend, config
+from . import launch, tensorcore
 
 _GEMM_BLOCK = (256, 1, 1)     # gemm.cu's THREADS
 _GEMM_TILE = (64, 64)         # gemm.cu's BLOCK_M (rows of C), BLOCK_N (columns of C)
@@ -45,6 +49,8 @@ def _check_shapes(op, x, w, b=None, dy=None):
 def dense_forward(x, w, b=None):
     """``x @ w (+ b)``: x (N, in), w (in, out), b (out,) or None -> y (N, out), in x's dtype."""
     _check_shapes("dense_forward", x, w, b)
+    if config.tf32_enabled(x, w) and tensorcore.usable():
+        return tensorcore.matmul(x, w, b, op="dense_forward")
     if backend.current().runs_kernels:
         return _dense_forward_kernel(x, w, b)
     y = x @ w
@@ -61,12 +67,26 @@ def dense_backward(dy, x, w, need_dx=True, need_db=True, need_dw=True):
     Every gradient is written, not accumulated.
     """
     _check_shapes("dense_backward", x, w, dy=dy)
+    if config.tf32_enabled(dy, x, w) and tensorcore.usable():   # else FFMA, as PyTorch on pre-sm_80
+        return _dense_backward_tf32(dy, x, w, need_dx, need_db, need_dw)
     if backend.current().runs_kernels:
         return _dense_backward_kernel(dy, x, w, need_dx, need_db, need_dw)
     dx = dy @ w.T if need_dx else None
     dw = x.T @ dy if need_dw else None
     # A ones-vector product reduces over the batch with the same BLAS call a GPU would use.
     db = np.ones(dy.shape[0], dtype=dy.dtype) @ dy if need_db else None
+    return dx, dw, db
+
+
+def _dense_backward_tf32(dy, x, w, need_dx, need_db, need_dw):
+    """dense_backward's products on TF32 tensor cores (precision "high"); db as in "highest"."""
+    dx = tensorcore.matmul(dy, w, trans_b=True, op="dense_backward") if need_dx else None
+    dw = tensorcore.matmul(x, dy, trans_a=True, op="dense_backward") if need_dw else None
+    db = None
+    if need_db and backend.current().runs_kernels:
+        db = _dense_backward_kernel(dy, x, w, False, True, False)[2]
+    elif need_db:
+        db = np.ones(dy.shape[0], dtype=dy.dtype) @ dy
     return dx, dw, db
 
 

@@ -1,0 +1,147 @@
+"""Matrix products on tensor cores: TF32 for float32 operands, bf16 / fp16 operands as they are,
+float32 results. NumPy reference and kernel launch (kernels/tc_gemm.cu) side by side.
+
+    c = tensorcore.matmul(a, b, bias=None, trans_a=False, trans_b=False)
+        a (M, K) or, with trans_a, stored (K, M); b (K, N) or, with trans_b, stored (N, K);
+        bias (N,) float32 or None -> c (M, N) float32 = op(a) @ op(b) + bias.
+
+Operands: both float32 (rounded to TF32, i.e. 10 mantissa bits by cvt.rna.tf32.f32: nearest,
+ties away from zero), both ``ml_dtypes.bfloat16`` or both ``np.float16``. Products are
+exact and summed in float32 (fp32 accumulators), so the NumPy reference rounds the float32
+operands the same way (``tf32_round``), converts 16-bit operands to float32 exactly, and
+multiplies in float32: the two backends then differ only by summation order.
+
+Dense uses this for float32 under ``gn.config.set_float32_matmul_precision("high")``; bf16 /
+fp16 operands (the mixed-precision policies to come) always take it.
+
+Kernel path (cuda and cudasim; sm_80 and newer on a GPU): one ``tc_gemm_<type>_<nn|nt|tn>``
+launch over (ceil(M / 64), ceil(N / 64), splits) blocks of 128 threads. When the output has
+few 64 x 64 tiles (the grid would leave SMs idle), K is split into ``splits`` chunks of whole
+k-tiles, each written to its own slice of a partial buffer, and ``tc_sum_splits`` adds the
+slices in order (plus the bias): deterministic, no atomics.
+"""
+import math
+
+import numpy as np
+
+from .. import backend
+from . import launch
+
+try:
+    import ml_dtypes
+    _BF16 = np.dtype(ml_dtypes.bfloat16)
+except ImportError:   # pragma: no cover - bf16 operands then cannot exist either
+    _BF16 = None
+
+__all__ = ["matmul", "usable", "tf32_round", "operand_type", "operand_unit_roundoff"]
+
+_THREADS = 128          # tc_gemm.cuh's TC_THREADS
+_TILE = 64              # TC_BM == TC_BN
+_K_BYTES = 64           # TC_KBYTES: k bytes of an operand row per k-tile
+_SPLIT_BLOCKS = 256     # split K until about this many blocks run (2 per SM on an A100 / H100)...
+_SPLIT_MIN_TILES = 4    # ...keeping at least this many k-tiles in each split (the pipeline depth)
+_MAX_SUM_BLOCKS = 2048
+_CAPABILITY = {}        # device id -> compute capability as an int (80 for 8.0)
+
+
+def operand_type(dtype):
+    """``"tf32"``, ``"bf16"`` or ``"f16"``: the kernels' name for operands of ``dtype``; else None."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float32:
+        return "tf32"
+    if dtype == np.float16:
+        return "f16"
+    if _BF16 is not None and dtype == _BF16:
+        return "bf16"
+    return None
+
+
+def operand_unit_roundoff(kind):
+    """Unit roundoff u of an operand format: half an ulp of 1, relative (tf32, fp16: 2^-11; bf16: 2^-8)."""
+    return {"tf32": 2.0 ** -11, "f16": 2.0 ** -11, "bf16": 2.0 ** -8, "f32": 2.0 ** -24}[kind]
+
+
+def usable():
+    """Whether the active backend runs tensor-core products: numpy (the reference) and cudasim
+    always; the cuda backend on compute capability 8.0 and newer (mma.sync tf32/bf16, cp.async)."""
+    be = backend.current()
+    if be.name != "cuda":
+        return True
+    device = be.xp.cuda.Device()
+    if device.id not in _CAPABILITY:   # asked once per device: dense and conv ask on every call
+        _CAPABILITY[device.id] = int(device.compute_capability)
+    return _CAPABILITY[device.id] >= 80
+
+
+def tf32_round(x):
+    """float32 ``x`` rounded to TF32 as cvt.rna.tf32.f32 does (inf and NaN unchanged); a new array."""
+    bits = np.ascontiguousarray(x, np.float32).view(np.uint32)
+    finite = (bits & np.uint32(0x7F800000)) != np.uint32(0x7F800000)
+    rounded = np.where(finite, (bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000), bits)
+    return rounded.astype(np.uint32).view(np.float32)
+
+
+def _check(op, a, b, bias, trans_a, trans_b):
+    kinds = {operand_type(a.dtype), operand_type(b.dtype)}
+    if a.dtype != b.dtype or None in kinds:
+        raise TypeError(f"{op}: tensor-core operands must both be float32, bfloat16 or float16; received "
+                        f"{a.dtype} and {b.dtype}.")
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"{op}: operands must be matrices; received shapes {tuple(a.shape)} and {tuple(b.shape)}.")
+    m, k = a.shape[::-1] if trans_a else a.shape
+    k_b, n = b.shape[::-1] if trans_b else b.shape
+    if k != k_b:
+        raise ValueError(f"{op}: op(a) is ({m}, {k}) and op(b) is ({k_b}, {n}): the inner sizes differ "
+                         f"(trans_a={trans_a}, trans_b={trans_b}).")
+    if bias is not None and (bias.shape != (n,) or bias.dtype != np.float32):
+        raise ValueError(f"{op}: bias must be float32 of shape ({n},); received {bias.dtype} {tuple(bias.shape)}.")
+    return m, k, n
+
+
+def matmul(a, b, bias=None, trans_a=False, trans_b=False, op="matmul"):
+    """``op(a) @ op(b) (+ bias)`` on tensor cores, float32 (M, N); see the module doc for shapes."""
+    m, k, n = _check(op, a, b, bias, trans_a, trans_b)
+    if not usable():
+        raise RuntimeError(f"{op}: tensor-core products need a GPU of compute capability 8.0 or newer; "
+                           f"this one is {backend.current().xp.cuda.Device().compute_capability}.")
+    if backend.current().runs_kernels:
+        return _matmul_kernel(op, a, b, bias, trans_a, trans_b, m, k, n)
+    a32, b32 = (tf32_round(v) if v.dtype == np.float32 else v.astype(np.float32) for v in (a, b))
+    c = (a32.T if trans_a else a32) @ (b32.T if trans_b else b32)
+    if bias is not None:
+        c += bias
+    return c
+
+
+def splits_for(m, k, n, itemsize):
+    """``(splits, k_per_split)`` for an (M, K) @ (K, N) product: split K only while the output's
+    tiles leave SMs idle, every split whole k-tiles, at least _SPLIT_MIN_TILES of them."""
+    tiles = math.ceil(m / _TILE) * math.ceil(n / _TILE)
+    k_tile = _K_BYTES // itemsize
+    k_tiles = max(1, math.ceil(k / k_tile))
+    splits = max(1, min(math.ceil(_SPLIT_BLOCKS / tiles), k_tiles // _SPLIT_MIN_TILES))
+    per_split = math.ceil(k_tiles / splits) * k_tile
+    return max(1, math.ceil(k / per_split)), per_split
+
+
+def _matmul_kernel(op, a, b, bias, trans_a, trans_b, m, k, n):
+    dtype = a.dtype
+    a, b = launch.inputs(op, a, b, dtype=dtype)
+    for what, size in (("rows x columns", m * n), ("rows x depth", m * k), ("depth x columns", k * n)):
+        launch.i32(size, f"{op}: {what}")
+    rows, cols = launch.grid_for((m, n), (_TILE, _TILE))
+    if cols > 65535:
+        raise ValueError(f"{op}: {n} output columns need {cols} column tiles; the grid's y axis takes 65,535.")
+    splits, per_split = splits_for(m, k, n, dtype.itemsize)
+    kernel = f"tc_gemm_{operand_type(dtype)}_{'t' if trans_a else 'n'}{'t' if trans_b else 'n'}"
+    bias_arg = launch.inputs(op, bias)[0] if bias is not None else launch.zeros((1,))
+    out = launch.empty((splits, m, n) if splits > 1 else (m, n))
+    launch.i32(out.size, f"{op}: split partial sums")
+    launch.run("tc_gemm.cu", kernel, (rows, cols, splits), _THREADS, a, b, bias_arg, out, m, k, n,
+               int(bias is not None), per_split)
+    if splits == 1:
+        return out
+    c = launch.empty((m, n))
+    launch.run("tc_gemm.cu", "tc_sum_splits", launch.blocks_for(m * n, cap=_MAX_SUM_BLOCKS), launch.THREADS,
+               out, bias_arg, c, m, n, splits, int(bias is not None))
+    return c

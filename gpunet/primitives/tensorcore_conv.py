@@ -1,0 +1,140 @@
+"""2-D convolution on tensor cores (kernels/tc_conv.cu): forward and filter gradient, NHWC, for
+float32 operands as TF32 and for bf16 / fp16 operands, float32 results. NumPy reference and kernel
+launch side by side; shapes and padding exactly as in ``conv.py``:
+
+    y = conv2d_forward(x, w, b, strides, padding, dilation)
+        x (N, H, W, Cin), w (kh, kw, Cin, Cout), b (Cout,) float32 or None -> y (N, OH, OW, Cout)
+    dx = conv2d_backward_input(dy, w, x_shape, strides, padding, dilation)     (strides (1, 1))
+        dy (N, OH, OW, Cout), w (kh, kw, Cin, Cout) -> dx x_shape (N, H, W, Cin)
+    dw = conv2d_backward_filter(dy, x, w_shape, strides, padding, dilation)
+        dy (N, OH, OW, Cout), x (N, H, W, Cin) -> dw w_shape (kh, kw, Cin, Cout)
+
+x, w (and dy) share one dtype: float32, ``ml_dtypes.bfloat16`` or ``np.float16``. The NumPy
+reference rounds float32 operands to TF32 (``tensorcore.tf32_round``) and converts 16-bit ones
+to float32 exactly, then multiplies in float32: the kernels compute the same exact products and
+differ only in summation order (tests/test_kernels_tensorcore_conv.py derives the tolerance).
+
+``conv.py`` routes float32 convs here under ``gn.config.set_float32_matmul_precision("high")``;
+the input gradient of a strided conv (and with it a strided transposed conv's forward) stays
+on conv.cu's per-phase FFMA kernel.
+The filter gradient splits its pixels like conv.cu's (deterministic, conv.cu's ``sum_splits``).
+"""
+import contextlib
+import math
+
+import numpy as np
+
+from .. import backend, config
+from . import conv, launch, tensorcore
+
+__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_filter"]
+
+_THREADS = 128       # tc_gemm.cuh's TC_THREADS
+_TILE = 64           # TC_BM == TC_BN
+_K_BYTES = 64        # TC_KBYTES
+
+
+def _kind(op, *arrays):
+    dtypes = {a.dtype for a in arrays}
+    kind = tensorcore.operand_type(arrays[0].dtype)
+    if len(dtypes) != 1 or kind is None:
+        raise TypeError(f"{op}: tensor-core operands must all be float32, bfloat16 or float16 (one dtype); "
+                        f"received {', '.join(str(a.dtype) for a in arrays)}.")
+    if not tensorcore.usable():
+        raise RuntimeError(f"{op}: tensor-core convolutions need a GPU of compute capability 8.0 or newer.")
+    return kind
+
+
+def _rounded(a):
+    return tensorcore.tf32_round(a) if a.dtype == np.float32 else a.astype(np.float32)
+
+
+def conv2d_forward(x, w, b, strides, padding, dilation):
+    """Cross-correlation of x with w (+ b) on tensor cores; see the module doc for shapes."""
+    op = "conv2d_forward"
+    kind = _kind(op, x, w)
+    conv._expect_shape(op, "x", x.shape, (*x.shape[:3], w.shape[2]), f"(w has shape {w.shape})")
+    if b is not None:
+        conv._expect_shape(op, "b", b.shape, (w.shape[3],))
+    if backend.current().runs_kernels:
+        return _forward_kernel(op, kind, x, w, b, strides, padding, dilation)
+    kh, kw, cin, cout = w.shape
+    cols, out_hw = conv._im2col(_rounded(x), (kh, kw), strides, padding, dilation, keep=True)
+    y = cols @ _rounded(w).reshape(kh * kw * cin, cout)
+    if b is not None:
+        y += b
+    return y.reshape(x.shape[0], *out_hw, cout)
+
+
+@contextlib.contextmanager
+def _float32_products():
+    """conv.py's float32 paths for the reference (under "high" they would route back here)."""
+    previous = config.get_float32_matmul_precision()
+    config.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        config.set_float32_matmul_precision(previous)
+
+
+def conv2d_backward_input(dy, w, x_shape, strides, padding, dilation):
+    """The input gradient of a stride-1 conv on tensor cores; see the module doc for shapes."""
+    op = "conv2d_backward_input"
+    kind = _kind(op, dy, w)
+    if tuple(strides) != (1, 1):
+        raise ValueError(f"{op}: the tensor-core input gradient takes strides (1, 1); received {tuple(strides)}.")
+    n, h, wd, cin = (int(v) for v in x_shape)
+    kh, kw, _, cout = w.shape
+    out_hw = conv._plan((h, wd), (kh, kw), strides, padding, dilation)[0]
+    conv._expect_shape(op, "w", w.shape, (kh, kw, cin, cout))
+    conv._expect_shape(op, "dy", dy.shape, (n, *out_hw, cout))
+    if backend.current().runs_kernels:
+        dy, w = launch.inputs(op, dy, w, dtype=dy.dtype)
+        dx = conv._output(op, "dx", (n, h, wd, cin))
+        grid = launch.grid_for((n * h * wd, cin), (_TILE, _TILE))
+        launch.run("tc_conv.cu", f"tc_conv2d_backward_input_{kind}", grid, _THREADS, dy, w, dx,
+                   *conv._geometry(dx.shape, w.shape, out_hw, strides, padding, dilation))
+        return dx
+    with _float32_products():
+        return conv.conv2d_backward_input(_rounded(dy), _rounded(w), x_shape, strides, padding, dilation)
+
+
+def conv2d_backward_filter(dy, x, w_shape, strides, padding, dilation, op="conv2d_backward_filter",
+                           names=("dy", "x")):
+    """``im2col(x).T @ dy`` on tensor cores -> dw ``w_shape``; ``op`` / ``names`` are what errors quote."""
+    kind = _kind(op, dy, x)
+    kh, kw, cin, cout = (int(v) for v in w_shape)
+    out_hw = conv._plan(x.shape[1:3], (kh, kw), strides, padding, dilation)[0]
+    conv._expect_shape(op, names[1], x.shape, (*x.shape[:3], cin))
+    conv._expect_shape(op, names[0], dy.shape, (x.shape[0], *out_hw, cout))
+    if backend.current().runs_kernels:
+        return _filter_kernel(op, kind, dy, x, (kh, kw, cin, cout), out_hw, strides, padding, dilation)
+    cols, _ = conv._im2col(_rounded(x), (kh, kw), strides, padding, dilation, keep=True)
+    return (cols.T @ _rounded(dy).reshape(-1, cout)).reshape(kh, kw, cin, cout)
+
+
+def _forward_kernel(op, kind, x, w, b, strides, padding, dilation):
+    x, w = launch.inputs(op, x, w, dtype=x.dtype)
+    kh, kw, cin, cout = w.shape
+    out_hw = conv._plan(x.shape[1:3], (kh, kw), strides, padding, dilation)[0]
+    bias = launch.inputs(op, b)[0] if b is not None else launch.zeros((1,))
+    y = conv._output(op, "y", (x.shape[0], *out_hw, cout))
+    pixels = x.shape[0] * out_hw[0] * out_hw[1]
+    launch.i32(kh * kw * cin * cout, f"{op}: elements of w")
+    grid = launch.grid_for((pixels, cout), (_TILE, _TILE))
+    launch.run("tc_conv.cu", f"tc_conv2d_forward_{kind}", grid, _THREADS, x, w, bias, y, int(b is not None),
+               *conv._geometry(x.shape, w.shape, out_hw, strides, padding, dilation))
+    return y
+
+
+def _filter_kernel(op, kind, dy, x, w_shape, out_hw, strides, padding, dilation):
+    dy, x = launch.inputs(op, dy, x, dtype=x.dtype)
+    kh, kw, cin, cout = w_shape
+    pixels = x.shape[0] * out_hw[0] * out_hw[1]
+    tiles = launch.grid_for((kh * kw * cin, cout), (_TILE, _TILE))
+    k_tile = _K_BYTES // x.dtype.itemsize
+    splits, per_split = conv._splits(pixels, math.prod(tiles), conv._SPLIT_MIN_PIXELS, k_tile)
+    partial = conv._output(op, "the split filter gradients", (splits, kh, kw, cin, cout))
+    launch.run("tc_conv.cu", f"tc_conv2d_backward_filter_{kind}", (*tiles, splits), _THREADS, x, dy, partial,
+               per_split, *conv._geometry(x.shape, w_shape, out_hw, strides, padding, dilation))
+    return conv._sum_splits(partial, splits, w_shape)

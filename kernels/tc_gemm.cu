@@ -1,0 +1,99 @@
+// tc_gemm.cu - the Dense products on tensor cores: TF32 (float32 operands) and bf16 / fp16
+// operands, float32 results. sm_80 and newer; the float32 FFMA kernels of gemm.cu stay the
+// default for float32 (gn.config.set_float32_matmul_precision("high") picks these).
+//
+// Kernels (T: float for tf32, bf16_t, fp16_t; one entry per type and operand layout):
+//   tc_gemm_<type>_nn(a, b, bias, c, M, K, N, has_bias, k_per_split)   C = A (M, K) @ B (K, N)
+//   tc_gemm_<type>_nt(...)   C = A (M, K) @ B^T, B stored (N, K)   (dense input gradient)
+//   tc_gemm_<type>_tn(...)   C = A^T @ B, A stored (K, M)          (dense weight gradient)
+//   tc_sum_splits(partial, bias, c, rows, cols, splits, has_bias)
+// Grid: (ceil(M / 64), ceil(N / 64), splits), 128 threads; the core is tc_gemm.cuh.
+// Split-K, deterministic: with splits > 1, block z sums k in [z * k_per_split, (z + 1) *
+// k_per_split) (a multiple of the k-tile) into c + z * M * N, and tc_sum_splits adds the
+// splits in order (and the bias): no atomics, the same bits every run.
+// With splits == 1 the kernel writes C (+ bias when has_bias) itself. Writes (=), never +=.
+#include "tc_gemm.cuh"
+
+template <class T, bool A_KMAJOR, bool B_KMAJOR>
+__device__ __forceinline__ void tc_gemm(const T* __restrict__ a, const T* __restrict__ b,
+                                        const float* __restrict__ bias, float* __restrict__ c,
+                                        int M, int K, int N, int has_bias, int k_per_split) {
+    int m0 = blockIdx.x * TC_BM, n0 = blockIdx.y * TC_BN;
+    int k_begin = blockIdx.z * k_per_split, k_end = min(K, k_begin + k_per_split);
+    int lda = A_KMAJOR ? K : M, ldb = B_KMAJOR ? K : N;
+    TcLoader<T, A_KMAJOR> la(a, M, lda, m0, k_begin, k_end);
+    TcLoader<T, B_KMAJOR> lb(b, N, ldb, n0, k_begin, k_end);
+    __shared__ __align__(16) TcSmem smem;
+    float acc[2][4][4] = {};
+    bool fast = tc_aligned16(a) && tc_aligned16(b) && (lda * int(sizeof(T))) % 16 == 0 &&
+                (ldb * int(sizeof(T))) % 16 == 0;
+    if (fast) tc_mainloop<T, true>(la, lb, k_begin, k_end, smem, acc);
+    else tc_mainloop<T, false>(la, lb, k_begin, k_end, smem, acc);
+    tc_store(acc, c + (long long)blockIdx.z * M * N, M, N, m0, n0, has_bias && gridDim.z == 1 ? bias : nullptr);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+tc_gemm_tf32_nn(const float* __restrict__ a, const float* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<float, true, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+tc_gemm_tf32_nt(const float* __restrict__ a, const float* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<float, true, true>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+tc_gemm_tf32_tn(const float* __restrict__ a, const float* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<float, false, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+tc_gemm_bf16_nn(const bf16_t* __restrict__ a, const bf16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<bf16_t, true, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+tc_gemm_bf16_nt(const bf16_t* __restrict__ a, const bf16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<bf16_t, true, true>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+tc_gemm_bf16_tn(const bf16_t* __restrict__ a, const bf16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<bf16_t, false, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+tc_gemm_f16_nn(const fp16_t* __restrict__ a, const fp16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<fp16_t, true, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+tc_gemm_f16_nt(const fp16_t* __restrict__ a, const fp16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<fp16_t, true, true>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+tc_gemm_f16_tn(const fp16_t* __restrict__ a, const fp16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<fp16_t, false, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+// c[i] = partial[0][i] + partial[1][i] + ... (+ bias[i % cols]): the split-K second pass.
+extern "C" __global__ void __launch_bounds__(256)
+tc_sum_splits(const float* __restrict__ partial, const float* __restrict__ bias, float* __restrict__ c,
+              int rows, int cols, int splits, int has_bias) {
+    int count = rows * cols;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x * blockDim.x) {
+        float total = partial[i];
+        for (int s = 1; s < splits; ++s) total += partial[(long long)s * count + i];
+        c[i] = total + (has_bias ? bias[i % cols] : 0.0f);
+    }
+}

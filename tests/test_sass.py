@@ -1,0 +1,56 @@
+"""The tensor-core kernels' machine code (benchmarks/sass.py): their main loops run HMMA, read
+shared memory with LDSM, fill it with LDGSTS (cp.async), and hold no integer-division sequence.
+
+Needs cuobjdump and nvdisasm (PyPI: nvidia-cuda-cuobjdump, nvidia-cuda-nvdisasm; the test extra
+installs both) and NVRTC for sm_80 / sm_90: in CI a missing one fails, elsewhere it skips."""
+import importlib.util
+import os
+import pathlib
+
+import pytest
+
+from gpunet.backend import nvrtc
+
+_SPEC = importlib.util.spec_from_file_location(
+    "sass", pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "sass.py")
+sass = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(sass)
+
+# Kernels whose both operands are float32 with m / n contiguous: ldmatrix cannot transpose 32-bit
+# values, so their fragments come from 32-bit LDS (tc_gemm.cuh), not LDSM.
+NO_LDSM = {"tc_gemm_tf32_tn", "tc_conv2d_backward_filter_tf32"}
+
+
+def require(arch):
+    try:
+        sass.tools()
+        nvrtc.compiler_for(arch)
+    except RuntimeError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+@pytest.mark.parametrize("file", ["tc_gemm.cu", "tc_conv.cu"])
+def test_tensor_core_main_loops(file, arch):
+    require(arch)
+    kernels = {name: code for name, code in sass.disassemble(file, arch).items() if "sum_splits" not in name}
+    assert len(kernels) >= 6
+    for name, code in kernels.items():
+        loops = sass.loops(code)
+        assert len(loops) == 2, f"{name} on {arch}: expected the cp.async loop and the slow loop, found {loops}"
+        assert all(loop.mix["HMMA"] == 16 and loop.mix["FFMA"] == 0 for loop in loops), (name, loops)
+        assert not any(loop.division for loop in loops), f"{name} on {arch}: integer division in a main loop"
+        fast = [loop for loop in loops if loop.mix["LDGSTS"]]
+        assert len(fast) == 1 and fast[0].mix["LDGSTS"] == 4, (name, loops)   # 2 chunks x 2 operands
+        if name not in NO_LDSM:
+            assert all(loop.mix["LDSM"] >= 4 for loop in loops), (name, loops)
+        tf32 = "tf32" in name
+        assert fast[0].flops_per_byte >= (7 if tf32 else 14), (name, fast[0].flops_per_byte)
+
+
+def test_the_ffma_conv_loop_is_what_the_issue_measured():
+    require("sm_80")
+    loops = sass.loops(sass.disassemble("conv.cu", "sm_80")["conv2d_forward"])
+    assert loops and loops[0].mix["FFMA"] == 256 and loops[0].mix["HMMA"] == 0 and loops[0].division
