@@ -13,7 +13,12 @@ gpunet's default puts it: GPUNET_BACKEND if set, else cuda when CuPy sees a GPU,
 
 The data come with scikit-learn: its 8x8 handwritten digits, enlarged to 32x32 (bilinear) and
 painted in a random colour over 32x32 crops of its two sample photographs (china.jpg,
-flower.jpg). The target is the digit's mask (enlarged ink above one half). Test digits are
+flower.jpg). The training images and their masks are written as PNG files to a temporary
+image folder and mask folder, and training reads them back through
+gn.utils.segmentation_dataset_from_directory, as a real data set on disk would be read: a
+Dataset that loads each batch when fit asks for it, scales it to [0, 1] and flips image and
+mask together at random (RandomFlip on an {"images", "segmentation_masks"} pair, so that both
+get the same flip; see docs/data.md). The target is the digit's mask (enlarged ink above one half). Test digits are
 digits the model never saw, painted over the right-most fifth of each photograph, which no
 training image shows. The model is a functional U-Net: two Conv2D + BatchNormalization
 blocks per level, MaxPooling2D down (32 -> 16 -> 8), Conv2DTranspose up, and Concatenate
@@ -27,6 +32,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -105,6 +111,33 @@ def load_data(quick, seed):
     test = paint(test_digits, background_crops(len(test_digits), False, rng), rng)
     order = rng.permutation(len(train_digits))   # so validation_split does not take the repeats
     return (train[0][order], train[1][order]), test
+
+
+def write_folders(root, images, masks):
+    """The images as 8-bit PNGs in root/images, their masks (grey levels 0 / 1) in root/masks,
+    paired by file name; returns the two folders."""
+    folders = os.path.join(root, "images"), os.path.join(root, "masks")
+    for folder in folders:
+        os.makedirs(folder, exist_ok=True)
+    for k, (image, mask) in enumerate(zip(images, masks)):
+        gn.utils.save_img(os.path.join(folders[0], f"{k:05d}.png"), np.round(image * 255), scale=False)
+        gn.utils.save_img(os.path.join(folders[1], f"{k:05d}.png"), mask, scale=False)
+    return folders
+
+
+def folder_datasets(folders, batch_size, seed):
+    """(training, validation) Datasets of (images in [0, 1], int masks) read from the folders; the
+    training batches flipped left-right at random, each image with its own mask."""
+    train, val = gn.utils.segmentation_dataset_from_directory(*folders, batch_size=batch_size, num_classes=2,
+                                                              seed=seed, validation_split=0.1, subset="both",
+                                                              verbose=False)
+    flip = layers.RandomFlip("horizontal", seed=seed)
+
+    def augment(images, masks):
+        pair = flip({"images": images, "segmentation_masks": masks})   # one draw for both
+        return pair["images"] / 255.0, pair["segmentation_masks"]
+    return (train.map(augment).prefetch(gn.data.AUTOTUNE),
+            val.map(lambda images, masks: (images / 255.0, masks)))
 
 
 def conv_block(x, filters):
@@ -199,10 +232,11 @@ def main(argv=None):
     # (momentum 0.9, see conv_block) settle, which prediction relies on.
     batch_size = args.batch_size or (16 if args.quick else 32)
     epochs = args.epochs if args.epochs is not None else (3 if args.quick else 8)
-    started = time.perf_counter()
-    history = model.fit(*train, batch_size=batch_size, epochs=epochs,
-                        validation_split=0.1, verbose=args.verbose)
-    seconds = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as root:
+        train_ds, val_ds = folder_datasets(write_folders(root, *train), batch_size, args.seed)
+        started = time.perf_counter()
+        history = model.fit(train_ds, epochs=epochs, validation_data=val_ds, verbose=args.verbose)
+        seconds = time.perf_counter() - started
     probabilities = model.predict(test[0], batch_size=64, verbose=0)
     results = {**scores(probabilities, test[1]), "test_images": len(test[0]), "seconds": seconds,
                "backend": gn.get_backend()}

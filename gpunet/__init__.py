@@ -6,7 +6,7 @@
 from . import backend, initializers, utils
 from . import activations
 from . import config
-from . import layers, losses, metrics, optimizers, callbacks, models, saving
+from . import layers, losses, metrics, optimizers, callbacks, models, saving, data
 from . import regularizers, constraints
 from . import distribute
 distribution = distribute   # Keras 3 calls it keras.distribution

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import backend, utils
 from .primitives import loss as ops
+from .primitives import weighted_loss
 from .primitives.loss_terms import smooth_targets
 
 __all__ = ["Loss", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy",
@@ -55,35 +56,59 @@ class Loss:
         self.reduction = reduction
         self.from_logits = False
 
-    def __call__(self, y_true, y_pred):
-        """The mean loss over the batch, a float."""
-        return float(self.device_value(y_true, y_pred))
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """The mean loss over the batch, a float (``sum(w * loss) / rows`` with ``sample_weight``)."""
+        return float(self.device_value(y_true, y_pred, sample_weight))
 
-    def compute(self, y_true, y_pred):
-        """``(value, dy_pred)``: the mean loss and its gradient with respect to ``y_pred``."""
-        value, gradient = self.device_compute(y_true, y_pred)
+    def compute(self, y_true, y_pred, sample_weight=None):
+        """``(value, dy_pred)``: the mean loss and its gradient with respect to ``y_pred``.
+
+        sample_weight: (batch,) one weight per sample, or the predictions' shape without the last
+        axis (per pixel); reduced as Keras does, ``sum(w * per_row_loss) / rows``.
+        """
+        value, gradient = self.device_compute(y_true, y_pred, sample_weight)
         return float(value), gradient
 
-    def device_value(self, y_true, y_pred):
+    def device_value(self, y_true, y_pred, sample_weight=None):
         """The mean loss as a 0-d backend array, not read on the host."""
-        return self._value(self._prepare(y_true, y_pred), y_pred)
+        y_true = self._prepare(y_true, y_pred)
+        if sample_weight is None:
+            return self._value(y_true, y_pred)
+        return self._weighted_value(y_true, y_pred, self._row_weights(sample_weight, y_pred))
 
-    def device_compute(self, y_true, y_pred):
+    def device_compute(self, y_true, y_pred, sample_weight=None):
         """``(value, dy_pred)`` with the value a 0-d backend array, not read on the host."""
         y_true = self._prepare(y_true, y_pred)
-        return self._value(y_true, y_pred), self._gradient(y_true, y_pred)
+        if sample_weight is None:
+            return self._value(y_true, y_pred), self._gradient(y_true, y_pred)
+        w = self._row_weights(sample_weight, y_pred)
+        # A row's loss depends on that row alone: the weighted gradient is the unweighted one, scaled.
+        return self._weighted_value(y_true, y_pred, w), weighted_loss.scale_rows(self._gradient(y_true, y_pred), w)
+
+    def _row_weights(self, sample_weight, y_pred):
+        """One weight per row of y_pred (its shape without the last axis), on the backend."""
+        from .data.weights import check_sample_weight
+        device = backend.current()
+        rows = tuple(y_pred.shape[:-1])
+        if tuple(getattr(sample_weight, "shape", ())) == rows:
+            return device.asarray(sample_weight, dtype=y_pred.dtype)
+        w = check_sample_weight(np.asarray(device.to_numpy(sample_weight)), rows, f"Loss '{self.name}'")
+        return device.asarray(w, dtype=y_pred.dtype)
+
+    def _weighted_value(self, y_true, y_pred, w):
+        raise NotImplementedError(f"{type(self).__name__} does not support sample_weight.")
 
     @property
     def fuses_softmax(self):
         """True when a final softmax layer may hand this loss its logits instead (see compute_from_logits)."""
         return False
 
-    def compute_from_logits(self, y_true, logits):
+    def compute_from_logits(self, y_true, logits, sample_weight=None):
         """``(value, dlogits, probs)`` of softmax + this loss, the value a float (see fuses_softmax)."""
-        value, dlogits, probs = self.device_compute_from_logits(y_true, logits)
+        value, dlogits, probs = self.device_compute_from_logits(y_true, logits, sample_weight)
         return float(value), dlogits, probs
 
-    def device_compute_from_logits(self, y_true, logits):
+    def device_compute_from_logits(self, y_true, logits, sample_weight=None):
         raise TypeError(f"Loss '{self.name}' does not fuse with a softmax; call compute(y_true, y_pred).")
 
     # -- targets ----------------------------------------------------------------------------
@@ -156,12 +181,21 @@ class _Crossentropy(Loss):
     def fuses_softmax(self):
         return not self.from_logits
 
-    def device_compute_from_logits(self, y_true, logits):
+    def device_compute_from_logits(self, y_true, logits, sample_weight=None):
         """``(value, dlogits, probs)`` of softmax + this cross-entropy, stable for large logits;
         the value a 0-d backend array."""
         y_true = self._prepare(y_true, logits)
-        value, probs = self._softmax_ce_forward(y_true, logits)
-        return value, self._softmax_ce_backward(y_true, probs), probs
+        if sample_weight is None:
+            value, probs = self._softmax_ce_forward(y_true, logits)
+            return value, self._softmax_ce_backward(y_true, probs), probs
+        w = self._row_weights(sample_weight, logits)
+        value, probs = weighted_loss.softmax_cross_entropy_forward(y_true, w, logits, sparse=self.sparse)
+        return value, weighted_loss.scale_rows(self._softmax_ce_backward(y_true, probs), w), probs
+
+    def _weighted_value(self, y_true, y_pred, w):
+        if self.from_logits:
+            return weighted_loss.softmax_cross_entropy_forward(y_true, w, y_pred, sparse=self.sparse)[0]
+        return weighted_loss.categorical_crossentropy_forward(y_true, w, y_pred, sparse=self.sparse)
 
     def _value(self, y_true, y_pred):
         if self.from_logits:
@@ -285,6 +319,10 @@ class BinaryCrossentropy(Loss):
             return ops.binary_crossentropy_from_logits_backward(y_true, y_pred)
         return ops.binary_crossentropy_backward(y_true, y_pred)
 
+    def _weighted_value(self, y_true, y_pred, w):
+        kind = "binary_crossentropy_from_logits" if self.from_logits else "binary_crossentropy"
+        return weighted_loss.elementwise_forward(kind, y_true, w, y_pred)
+
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
 
@@ -306,6 +344,9 @@ class MeanSquaredError(Loss):
     def _gradient(self, y_true, y_pred):
         return ops.mse_backward(y_true, y_pred)
 
+    def _weighted_value(self, y_true, y_pred, w):
+        return weighted_loss.elementwise_forward("squared_error", y_true, w, y_pred)
+
 
 class MeanAbsoluteError(Loss):
     """Mean of ``|y_pred - y_true|`` over all elements."""
@@ -317,6 +358,9 @@ class MeanAbsoluteError(Loss):
 
     def _gradient(self, y_true, y_pred):
         return ops.mae_backward(y_true, y_pred)
+
+    def _weighted_value(self, y_true, y_pred, w):
+        return weighted_loss.elementwise_forward("absolute_error", y_true, w, y_pred)
 
 
 _BY_NAME = {

@@ -11,6 +11,7 @@ connections), so a model nests inside another model like any layer. ``compile`` 
     model = gn.Model(inputs, outputs)
 """
 from . import backend
+from . import shared
 from .graph import (Node, absorb_pairs, activation_fold_pairs, add_gradient, as_list, keras_order,
                     mark_absorbed, mark_activation_folds, mark_relu_pool, relu_pool_pairs)
 from .layers.base import Layer, SymbolicTensor, unique_name
@@ -27,7 +28,8 @@ class Model(Trainer, Layer):
 
     ``inputs`` / ``outputs`` are a SymbolicTensor or a list of them (a list makes ``forward``
     take / return a list). Forward: arrays ``(batch, *input_shape)`` in, ``(batch, *output_shape)``
-    out. Each layer may appear once (shared layers are not supported).
+    out. A layer called more than once (a shared layer) uses one set of weights and gets the sum
+    of its calls' gradients (see ``gpunet.shared``).
     """
 
     def __init__(self, inputs, outputs, name=None, trainable=True):
@@ -67,11 +69,15 @@ class Model(Trainer, Layer):
         self.inputs, self.outputs = as_list(inputs), as_list(outputs)
         self._check_graph_ends()
         self._nodes = [Node(t) for t in keras_order(self.outputs)]
-        self._relu_pools = relu_pool_pairs(self._nodes, self.outputs)
-        self._activation_folds = activation_fold_pairs(self._nodes, self.outputs)
-        mark_absorbed(getattr(self, "_absorbed", []), False)   # a rebuilt graph (pop, add) pairs anew
-        self._absorbed = absorb_pairs(self._nodes, self.outputs)
         self._check_graph_nodes()
+        self._shared = shared.shared_layer_ids(self._nodes)
+        self._relu_pools = [pair for pair in relu_pool_pairs(self._nodes, self.outputs)
+                            if not any(id(layer) in self._shared for layer in pair)]
+        self._activation_folds = [pair for pair in activation_fold_pairs(self._nodes, self.outputs)
+                                  if not any(id(layer) in self._shared for layer in pair)]
+        mark_absorbed(getattr(self, "_absorbed", []), False)   # a rebuilt graph (pop, add) pairs anew
+        self._absorbed = [pair for pair in absorb_pairs(self._nodes, self.outputs)
+                          if not any(id(layer) in self._shared for layer in pair)]
         shapes_in = [t.shape for t in self.inputs]
         shapes_out = [t.shape for t in self.outputs]
         self.input_shape = shapes_in if self._many_inputs else shapes_in[0]
@@ -91,22 +97,18 @@ class Model(Trainer, Layer):
                                 f"on gn.Input(...) tensors; received {t!r}.")
 
     def _check_graph_nodes(self):
-        owner, input_ids = {}, {id(t) for t in self.inputs}
+        input_ids = {id(t) for t in self.inputs}
         for node in self._nodes:
             if isinstance(node.layer, InputLayer) and id(node.tensor) not in input_ids:
                 raise ValueError(f"Model '{self.name}': the outputs depend on Input '{node.layer.name}' "
                                  f"{node.tensor.shape}, which is not among the model's inputs "
                                  f"{[t.layer.name for t in self.inputs]}.")
-            if id(node.layer) in owner:
-                raise ValueError(f"Model '{self.name}': layer '{node.layer.name}' is called twice in one graph "
-                                 f"(on {owner[id(node.layer)]} and on {[t.shape for t in node.inputs]}); "
-                                 f"shared layers are not supported, create a second layer instead.")
-            owner[id(node.layer)] = [t.shape for t in node.inputs]
 
     @property
     def layers(self):
-        """Layers in topological order, Input layers included (as Keras lists a functional model)."""
-        return [node.layer for node in self._nodes]
+        """Layers in topological order, each once (a shared layer at its first call), Input layers
+        included (as Keras lists a functional model)."""
+        return shared.unique_layers(self._nodes)
 
     def get_layer(self, name):
         for layer in self.layers:
@@ -148,11 +150,14 @@ class Model(Trainer, Layer):
         self._check_inputs(xs)
         mark_absorbed(self._absorbed, backend.current().runs_kernels)   # stays for the backward
         values = {id(t): v for t, v in zip(self.inputs, xs)}
+        self._call_states = {}
         for node in self._nodes:
             if isinstance(node.layer, InputLayer):
                 continue
             args = [values[id(t)] for t in node.inputs]
             values[id(node.tensor)] = node.layer.forward(args if node.many else args[0], training=training)
+            if id(node.layer) in self._shared:   # this call's state, for its backward
+                self._call_states[id(node)] = shared.snapshot(node.layer)
         outs = [values[id(t)] for t in self.outputs]
         return outs if self._many_outputs else outs[0]
 
@@ -172,7 +177,8 @@ class Model(Trainer, Layer):
             return False
         out = self.outputs[0]
         read_inside = any(out is t for node in self._nodes for t in node.inputs)
-        return bool(getattr(out.layer, "fusable_softmax", False)) and not read_inside
+        return bool(getattr(out.layer, "fusable_softmax", False)) and not read_inside \
+            and id(out.layer) not in self._shared
 
     @property
     def logits(self):
@@ -187,28 +193,53 @@ class Model(Trainer, Layer):
         grads = {}
         for t, g in zip(self.outputs, dys):
             add_gradient(grads, t, g)
-        input_ids = {id(t) for t in self.inputs}
+        # Tensors that no trainable weight feeds (the inputs, and what weightless layers such as
+        # preprocessing ones make of them): a layer reading only those need not compute its dx.
+        weightless = set() if input_gradients else self._weightless_tensors()
         relu_pools = [] if backend.current().runs_kernels else self._relu_pools
         folds = self._activation_folds if backend.current().runs_kernels else []
         mark_relu_pool(relu_pools, True)
         mark_activation_folds(folds, True)
+        summed = shared.GradientSums()
         try:
             for node in reversed(self._nodes):
                 if isinstance(node.layer, InputLayer) or id(node.tensor) not in grads:
                     continue
                 grad = grads.pop(id(node.tensor))
-                skip = not input_gradients and all(id(t) in input_ids for t in node.inputs)
-                dx = self._node_backward(node, grad, from_logits, skip)
-                if getattr(self, "_grad_ready", None) is not None:   # data parallel: these gradients are final
-                    self._grad_ready(node.layer, node.layer.grads)
+                skip = not input_gradients and all(id(t) in weightless for t in node.inputs)
+                if skip and id(node.tensor) in weightless:   # nothing to learn here or upstream
+                    node.layer.grads = []
+                    continue
+                if id(node.layer) in self._shared:
+                    with shared.restored(node.layer, self._call_states[id(node)]):
+                        dx = self._node_backward(node, grad, from_logits, skip)
+                        summed.add(node.layer)
+                    final = summed.complete(node.layer, self._shared[id(node.layer)])
+                else:
+                    dx = self._node_backward(node, grad, from_logits, skip)
+                    final = node.layer
+                if final is not None and getattr(self, "_grad_ready", None) is not None:
+                    # data parallel: these gradients are final (a shared layer's after its last call)
+                    self._grad_ready(final, final.grads)
                 for t, g in zip(node.inputs, as_list(dx) if node.many else [dx]):
                     add_gradient(grads, t, g)
         finally:
             mark_relu_pool(relu_pools, False)
             mark_activation_folds(folds, False)
+        for layer in summed.assign():   # shared layers some of whose calls got no gradient
+            if getattr(self, "_grad_ready", None) is not None:
+                self._grad_ready(layer, layer.grads)
         self.grads = self._collect_grads()
         dxs = [grads.get(id(t)) for t in self.inputs]
         return dxs if self._many_inputs else dxs[0]
+
+    def _weightless_tensors(self):
+        found = {id(t) for t in self.inputs}
+        for node in self._nodes:
+            if all(id(t) in found for t in node.inputs) and not node.layer.trainable_weights \
+                    and not isinstance(node.layer, InputLayer):
+                found.add(id(node.tensor))
+        return found
 
     def _node_backward(self, node, grad, from_logits, skip_input_gradient):
         """One layer's backward; a layer with ``needs_input_gradient`` may be told to skip dx."""
@@ -292,12 +323,18 @@ class Model(Trainer, Layer):
 
     # -- config ----------------------------------------------------------------------
     def get_config(self):
-        """Layers (class, config, inbound layer names) in topological order, and the graph's ends."""
+        """Layers (class, config, inbound tensors) in topological order, and the graph's ends.
+
+        A tensor is named by the layer that made it; a shared layer's later calls appear as
+        ``{"shared_call": name, "inbound": ...}`` and their tensors as ``"name:1"``, ``"name:2"``, ..."""
+        keys = shared.tensor_keys(self._nodes)
+
         def names(tensors, many):
-            return [t.layer.name for t in tensors] if many else tensors[0].layer.name
-        entries = []
+            return [keys[id(t)] for t in tensors] if many else keys[id(tensors[0])]
+        entries, seen = [], set()
         for node in self._nodes:
-            entry = _serialize_layer(node.layer)
+            entry = {"shared_call": node.layer.name} if id(node.layer) in seen else _serialize_layer(node.layer)
+            seen.add(id(node.layer))
             entry["inbound"] = None if isinstance(node.layer, InputLayer) else names(node.inputs, node.many)
             entries.append(entry)
         return {"name": self.name, "trainable": self.trainable, "layers": entries,
@@ -307,15 +344,21 @@ class Model(Trainer, Layer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """Rebuild a model from ``get_config()``; ``custom_objects`` maps class names of user layers."""
-        tensors = {}
+        tensors, made, calls = {}, {}, {}
         for entry in config["layers"]:
-            layer = deserialize_layer(entry, custom_objects)
+            if "shared_call" in entry:
+                layer = made[entry["shared_call"]]
+                calls[layer.name] += 1
+                key = f"{layer.name}:{calls[layer.name]}"
+            else:
+                layer = deserialize_layer(entry, custom_objects)
+                made[layer.name], calls[layer.name], key = layer, 0, layer.name
             if isinstance(layer, InputLayer):
-                tensors[layer.name] = layer.output
+                tensors[key] = layer.output
             else:
                 inbound = entry["inbound"]
                 args = [tensors[n] for n in inbound] if isinstance(inbound, list) else tensors[inbound]
-                tensors[layer.name] = layer(args)
+                tensors[key] = layer(args)
 
         def pick(names):
             return [tensors[n] for n in names] if isinstance(names, list) else tensors[names]
@@ -336,6 +379,7 @@ class Sequential(Model):
         self._init_training()
         self._input_layer, self._layers = None, []
         self._nodes, self.inputs, self.outputs = [], [], []
+        self._shared = {}
         self._many_inputs = self._many_outputs = False
         self.output_shape = None
         for layer in layers or []:

@@ -10,13 +10,15 @@ bar's refresh, a callback that reads batch logs (``callbacks.reads_batch_logs``)
 an epoch. Each step runs inside ``backend.step(kind)``, the mark strict-sync mode and the
 profiler count by.
 """
-import itertools
 import math
 
 import numpy as np
 
-from . import backend, callbacks as callbacks_module, distribute, losses, metrics as metrics_module, optimizers, utils
+from . import backend, callbacks as callbacks_module, distribute, losses, multi_output, \
+    metrics as metrics_module, optimizers
 from .callbacks.base import reads_batch_logs
+from .data import replicas_for_fit, should_validate, take
+from .data.trainer_data import DataMixin, uploaded
 from .device_sums import DeviceSum
 from .layers.weight_rules import add_penalties, apply_model_constraints
 from .progress import Progress
@@ -36,61 +38,11 @@ def _check_finite(array, what):
         raise ValueError(f"{what} contains {array[index]} at index {index}; expected finite numbers only.")
 
 
-class _Feed:
-    """Batches on the device in order: taking batch i queues batch i+1's upload (pinned memory,
-    copy stream, ``backend.upload_async``), so the copy runs while batch i computes. ``batches``
-    may be any iterable (index arrays, or host batches with an ``upload`` that takes them); it is
-    read one item ahead, never whole."""
-
-    def __init__(self, upload, batches, ahead=True):
-        self.upload, self.ahead, self.source = upload, ahead, iter(batches)
-        self.pending = self._read_next() if ahead else None
-
-    def _read_next(self):
-        item = next(self.source, _END)
-        return None if item is _END else (item, self.upload(item))
-
-    def __iter__(self):
-        """Each batch's item; call ``take()`` once per item for its arrays. Without ``ahead`` each
-        batch is uploaded when taken (its index may depend on the step, as a rank's shard does)."""
-        while True:
-            if not self.ahead:
-                item = next(self.source, _END)
-                self.pending = None if item is _END else (item, None)
-            if self.pending is None:
-                return
-            yield self.pending[0]
-
-    def take(self):
-        """The arrays of the current batch, ready for the compute stream (it waits; the host does not)."""
-        item, uploaded = self.pending
-        arrays, events = uploaded if uploaded is not None else self.upload(item)
-        self.pending = self._read_next() if self.ahead else None
-        backend.current().wait_events(events)
-        return arrays
-
-
-_END = object()
-
-
-def _narrow_labels(y):
-    """Integer targets as int32 when they fit (the kernels' label type: no conversion in the step)."""
-    if y is None or y.dtype.kind not in "iu" or y.dtype == np.int32 or y.size == 0:
-        return y
-    return y.astype(np.int32) if -2 ** 31 <= y.min() and y.max() < 2 ** 31 else y
-
-
-def _batches(count, batch_size, order=None):
-    """Index per batch: slices in order, or chunks of a permutation."""
-    for start in range(0, count, batch_size):
-        yield slice(start, start + batch_size) if order is None else order[start:start + batch_size]
-
-
-class Trainer:
+class Trainer(DataMixin):
     """compile / fit / evaluate / predict for a Model (which supplies forward, backward, weights)."""
 
     def _init_training(self):
-        self.optimizer = self.loss = self.compiled_loss = None
+        self.optimizer = self.loss = self.compiled_loss = self._outputs = None
         self.compiled_metrics = []
         self.compiled = False
         self.stop_training = False
@@ -99,12 +51,31 @@ class Trainer:
         self._made_under, self._replicas = distribute.distribution(), distribute.local_replicas()
         self._grad_ready = None   # called as each layer's backward returns (gradient buckets)
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
-        """Choose the optimizer, loss and metrics (names or objects) for fit / evaluate."""
-        if metrics is not None and not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"metrics must be a list such as ['accuracy']; received {metrics!r}.")
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
+        """Choose the optimizer, loss and metrics (names or objects) for fit / evaluate.
+
+        (Keras 3 puts loss_weights before metrics; here it comes after, so that the positional
+        ``compile(optimizer, loss, metrics)`` gpunet has always taken keeps working.)
+
+        A model with several outputs takes one loss for all or a list / dict of them, loss_weights
+        as a list / dict, and metrics per output (a list of lists or a dict): see gpunet.multi_output.
+        """
         self.optimizer = optimizers.get(optimizer)
         self.loss = loss
+        self._outputs = None
+        if getattr(self, "_many_outputs", False):
+            names = [t.layer.name for t in self.outputs]
+            self._outputs = multi_output.CompiledOutputs(names, loss, loss_weights, metrics)
+            self.compiled_loss = None
+            self.compiled_metrics = self._outputs.all_metrics
+            self.compiled = True
+            return
+        if metrics is not None and not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"metrics must be a list such as ['accuracy']; received {metrics!r}.")
+        if loss_weights is not None and multi_output.per_output(loss_weights, ["output"], "compile: loss_weights",
+                                                                single_ok=True) != [1.0]:
+            raise ValueError(f"compile: loss_weights {loss_weights!r} on a single-output model: gpunet weighs "
+                             f"losses of several outputs only; scale the loss (or the learning rate) instead.")
         self.compiled_loss = losses.get(loss) if loss is not None else None
         self.compiled_metrics = [metrics_module.get(m, loss=self.compiled_loss) for m in metrics or []]
         self.compiled = True
@@ -117,12 +88,9 @@ class Trainer:
         if not self.compiled:
             raise RuntimeError(f"Model '{self.name}' must be compiled before {where}(): "
                                f"call model.compile(optimizer=..., loss=...) first.")
-        if self.compiled_loss is None:
+        if self.compiled_loss is None and getattr(self, "_outputs", None) is None:
             raise RuntimeError(f"Model '{self.name}' was compiled without a loss; "
                                f"pass loss=... to compile() before {where}().")
-        if self._many_outputs:
-            raise NotImplementedError(f"Model '{self.name}' has {len(self.outputs)} outputs; "
-                                      f"{where}() supports single-output models only.")
 
     # -- data --------------------------------------------------------------------------
     def _prepare_x(self, x, where):
@@ -145,6 +113,8 @@ class Trainer:
 
     def _prepare(self, x, y, where):
         xs = self._prepare_x(x, where)
+        if self._many_outputs:
+            return xs, self._outputs.targets(y, len(xs[0]), self.output_shape, where)
         if y is None:
             raise ValueError(f"{where}: y (the targets) is required.")
         y = np.asarray(y)
@@ -154,23 +124,14 @@ class Trainer:
         self.compiled_loss.check_targets(y, self.output_shape, where=f"{where}: y")
         return xs, y
 
-    def _upload(self, xs, y, index):
-        """``((xb, yb, count), events)`` for one batch, queued with ``upload_async`` (yb None without y)."""
-        device = backend.current()
-        uploads = [device.upload_async(a[index], t.layer.dtype) for a, t in zip(xs, self.inputs)]
-        if y is not None:
-            uploads.append(device.upload_async(y[index], y.dtype if y.dtype.kind in "iu" else self.inputs[0].layer.dtype))
-        arrays = [a for a, _ in uploads]
-        xb = arrays[:len(xs)] if self._many_inputs else arrays[0]
-        count = len(arrays[0])
-        return (xb, arrays[len(xs)] if y is not None else None, count), [e for _, e in uploads]
-
     def _to_backend(self, xs, index=slice(None)):
         device = backend.current()
         arrays = [device.asarray(a[index], dtype=t.layer.dtype) for a, t in zip(xs, self.inputs)]
         return arrays if self._many_inputs else arrays[0]
 
     def _targets_to_backend(self, y, index=slice(None)):
+        if isinstance(y, list):   # several outputs
+            return [None if t is None else self._targets_to_backend(t, index) for t in y]
         dtype = y.dtype if y.dtype.kind in "iu" else self.inputs[0].layer.dtype
         return backend.current().asarray(y[index], dtype=dtype)
 
@@ -178,14 +139,17 @@ class Trainer:
     def _fused(self):
         return bool(getattr(self.compiled_loss, "fuses_softmax", False)) and self.fusable_softmax
 
-    def _train_step(self, xb, yb):
-        """Forward, loss, backward, update; returns the loss before the update (a 0-d backend array)."""
+    def _train_step(self, xb, yb, wb=None):
+        """Forward, loss, backward, update; returns the loss before the update (a 0-d backend array).
+        wb: row weights or None."""
+        if self._many_outputs:
+            return self._train_step_outputs(xb, yb, wb)
         y_pred = self.forward(xb, training=True)
         if self._fused():
-            value, dlogits, y_pred = self.compiled_loss.device_compute_from_logits(yb, self.logits)
+            value, dlogits, y_pred = self.compiled_loss.device_compute_from_logits(yb, self.logits, wb)
             self._train_backward(dlogits, from_logits=True)
         else:
-            value, dy = self.compiled_loss.device_compute(yb, y_pred)
+            value, dy = self.compiled_loss.device_compute(yb, y_pred, wb)
             self._train_backward(dy, from_logits=False)
         value = add_penalties(value, self.losses)   # regularization penalties, as Keras adds them (on the device)
         self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
@@ -199,17 +163,27 @@ class Trainer:
         self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
         return 0.0
 
-    def _test_step(self, xb, yb):
-        """The loss of one batch with ``training=False`` (a 0-d backend array); metrics updated."""
+    def _test_step(self, xb, yb, wb=None):
+        if self._many_outputs:
+            total, _ = self._outputs.losses_and_gradients(yb, self.forward(xb, training=False), wb, False)
+            return add_penalties(total, self.losses)
         y_pred = self.forward(xb, training=False)
         if self._fused():
-            value, _, y_pred = self.compiled_loss.device_compute_from_logits(yb, self.logits)
+            value, _, y_pred = self.compiled_loss.device_compute_from_logits(yb, self.logits, wb)
         else:
-            value = self.compiled_loss.device_value(yb, y_pred)
+            value = self.compiled_loss.device_value(yb, y_pred, wb)
         value = add_penalties(value, self.losses)   # Keras's evaluate adds them too
         for metric in self.compiled_metrics:
             metric.update_state(yb, y_pred)
         return value
+
+    def _train_step_outputs(self, xb, ys, ws):
+        total, dys = self._outputs.losses_and_gradients(ys, self.forward(xb, training=True), ws, True)
+        self._backward(dys, from_logits=False, input_gradients=False)
+        total = add_penalties(total, self.losses)   # as the single-output step
+        self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
+        apply_model_constraints(self)
+        return total
 
     def _logs(self, loss):
         """Logs for a loss (a float, a 0-d backend array or a DeviceSum mean) and the metrics: reads the device."""
@@ -217,12 +191,12 @@ class Trainer:
         logs.update({m.name: float(m.result()) for m in self.compiled_metrics})
         return logs
 
-    def _run_steps(self, kind, step, xs, y, batches, callback_list, progress):
-        """``step(xb, yb)`` over ``batches`` (index per batch): the running logs, read only when needed.
+    def _run_steps(self, kind, step, batches, callback_list, progress):
+        """``step(xb, yb, wb)`` over the EpochIterator ``batches``: the running logs, read only when needed.
 
-        In one process the logs are read when a callback or the progress bar asks; with several
-        (gn.distribute) every rank averages them at every step, a collective that must run at the
-        same steps everywhere, and each rank uploads its part of a batch when the step starts.
+        In one process the logs are read when a callback or the progress bar asks, and each batch
+        is uploaded while the one before computes; with several (gn.distribute) every rank
+        averages the logs at every step, a collective that must run at the same steps everywhere.
         """
         replicas = self._replicas if kind == "train" else distribute.local_replicas()
         total, seen = DeviceSum(), 0
@@ -230,13 +204,17 @@ class Trainer:
         begin, end = getattr(callback_list, f"on_{kind}_batch_begin"), getattr(callback_list, f"on_{kind}_batch_end")
         # running means, weighted by batch size as Keras does (and over the ranks)
         mean = lambda: replicas.reduce_logs(self._logs(lambda: total.value() / max(seen, 1)), seen)
-        y = _narrow_labels(y)
-        feed = _Feed(lambda index: self._upload(xs, y, replicas.shard(index)), batches, ahead=replicas.size == 1)
-        for index_in_epoch, _ in enumerate(feed):
+        upload = lambda batch, index: self._upload_batch(batch, batches, index)
+        for index_in_epoch, arrays in uploaded(upload, batches, ahead=replicas.size == 1):
             begin(index_in_epoch, logs={})
             with backend.step(kind):
-                xb, yb, count = feed.take()
-                value = step(xb, yb) if count else self._idle_step()
+                if arrays is None:   # data parallel: no part of this step's batch here
+                    value, count = self._idle_step(), 0
+                else:
+                    xb, yb, wb, count = arrays
+                    if kind == "train" and not getattr(batches.adapter, "shard", None):
+                        replicas.start_batch(count)   # (an array batch's shard told the ranks)
+                    value = step(xb, yb, wb)
             total.add(value, count)
             seen += count
             logs = mean() if wants_logs else None
@@ -256,29 +234,32 @@ class Trainer:
         for metric in self.compiled_metrics:
             metric.reset_state()
 
-    def train_on_batch(self, x, y, return_dict=False):
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One update on one batch; returns the loss computed before the update
         (``[loss, *metrics]`` when metrics are compiled, or a dict with ``return_dict``)."""
         self._require_compiled("train_on_batch")
         xs, y = self._prepare(x, y, "train_on_batch")
+        w = self._array_weights(y, sample_weight, class_weight, "train_on_batch")
         if not getattr(self._replicas, "synchronized", False):   # checked and broadcast once
             self._replicas = distribute.replicas(self)
-        index = self._replicas.shard(slice(0, len(y)))   # data parallel: x, y are the global batch
+        index = self._replicas.shard(slice(0, len(xs[0])))   # data parallel: x, y are the global batch
         self._reset_metrics()
-        count = len(y[index])
+        count = len(xs[0][index])
+        wb = self._weights_to_backend(take(w, index))
         with backend.step("train"):
-            value = self._train_step(self._to_backend(xs, index), self._targets_to_backend(y, index)) \
+            value = self._train_step(self._to_backend(xs, index), self._targets_to_backend(y, index), wb) \
                 if count else self._idle_step()
         # an explicit read, after the step
         return self._results(self._replicas.reduce_logs(self._logs(value), count), return_dict)
 
-    def test_on_batch(self, x, y, return_dict=False):
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss (and metrics) of one batch with ``training=False``; no update."""
         self._require_compiled("test_on_batch")
         xs, y = self._prepare(x, y, "test_on_batch")
+        w = self._array_weights(y, sample_weight, None, "test_on_batch")
         self._reset_metrics()
         with backend.step("test"):
-            value = self._test_step(self._to_backend(xs), self._targets_to_backend(y))
+            value = self._test_step(self._to_backend(xs), self._targets_to_backend(y), self._weights_to_backend(w))
         return self._results(self._logs(value), return_dict)
 
     def predict_on_batch(self, x):
@@ -292,26 +273,36 @@ class Trainer:
             return [np.asarray(device.to_numpy(o)) for o in out]
         return np.asarray(device.to_numpy(out))
 
-    # -- whole arrays --------------------------------------------------------------------
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
-        """Train for ``epochs`` passes over ``(x, y)``; returns a History (``.history``: per-epoch lists
-        of 'loss', each metric, 'val_loss', 'val_<metric>' with validation, 'learning_rate').
+    # -- fit / evaluate / predict ----------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None, sample_weight=None,
+            initial_epoch=0, steps_per_epoch=None, validation_steps=None, validation_batch_size=None,
+            validation_freq=1):
+        """Train for ``epochs`` passes; returns a History (``.history``: per-epoch lists of 'loss',
+        each metric, 'val_loss', 'val_<metric>' with validation, 'learning_rate').
 
-        x: array ``(samples, *input_shape)`` (a list of arrays for several inputs); y: targets.
-        validation_split takes the last fraction of the samples, before shuffling (as Keras).
+        x: array ``(samples, *input_shape)`` (a list of arrays for several inputs) with y targets,
+        or a ``gn.utils.PyDataset`` / generator yielding ``(x, y)`` or ``(x, y, sample_weight)``
+        batches (then y and sample_weight stay None). sample_weight: ``(samples,)``, or per
+        output row (per pixel) ``(samples, *output_shape[1:-1])``; class_weight: ``{class: weight}``.
+        validation_split takes the last fraction of the samples, before shuffling (as Keras);
+        validation_data: ``(x_val, y_val[, sample_weight_val])``, a PyDataset or a generator.
+        steps_per_epoch / validation_steps: batches per epoch / per validation (Keras 3's rules).
+        validation_freq: validate every that many epochs (an int), or after the epochs listed.
         """
         self._require_compiled("fit")
         batch_size = _check_batch_size(32 if batch_size is None else batch_size)
         for what, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise ValueError(f"{what} must be a non-negative integer; received {value!r}.")
-        xs, y = self._prepare(x, y, "fit")
-        (xs, y), validation = self._validation(xs, y, validation_split, validation_data)
-        steps = math.ceil(len(y) / batch_size)
-        self._replicas = distribute.replicas(self, len(y), batch_size)
+        validation_batch_size = _check_batch_size(validation_batch_size or batch_size)
+        train, validation = self._fit_data(x, y, sample_weight, class_weight, batch_size, shuffle, steps_per_epoch,
+                                           validation_split, validation_data, validation_steps,
+                                           validation_batch_size)
+        self._replicas = replicas_for_fit(self, train, batch_size)
         callback_list = callbacks_module.CallbackList(self._replicas.local_callbacks(callbacks), add_history=True,
-                                                      model=self, epochs=epochs, steps=steps, verbose=verbose)
+                                                      model=self, epochs=epochs, steps=train.num_batches,
+                                                      verbose=verbose)
         progress = Progress(verbose if self._replicas.is_chief else 0)
         self.stop_training, logs = False, {}
         callback_list.on_train_begin(logs={})
@@ -319,10 +310,10 @@ class Trainer:
         initial_epoch, self._initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch, None
         for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch, logs={})
-            progress.start(steps, f"Epoch {epoch + 1}/{epochs}")
-            logs = self._fit_epoch(xs, y, batch_size, shuffle, callback_list, progress)
-            if validation is not None:
-                val_logs = self._evaluate_arrays(*validation, batch_size, callback_list, Progress(0))
+            progress.start(train.num_batches, f"Epoch {epoch + 1}/{epochs}")
+            logs = self._fit_epoch(train, callback_list, progress)
+            if validation is not None and should_validate(epoch, validation_freq):
+                val_logs = self._evaluate_batches(validation, callback_list, Progress(0))
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
             logs["learning_rate"] = float(self.optimizer.current_learning_rate())
             progress.finish(logs)
@@ -333,67 +324,51 @@ class Trainer:
         self.history = callback_list.history
         return callback_list.history
 
-    def _fit_epoch(self, xs, y, batch_size, shuffle, callback_list, progress):
-        order = utils.rng().permutation(len(y)) if shuffle else None
+    def _fit_epoch(self, train, callback_list, progress):
         self._reset_metrics()
-        batches = _batches(len(y), batch_size, order)
         skip, self._resume_batches = getattr(self, "_resume_batches", None) or (0, None), None
-        if skip[0]:   # a mid-epoch backup: this epoch's order is drawn; continue after its done batches
-            utils.set_rng_state(skip[1])
-            batches = itertools.islice(batches, skip[0], None)
-        return self._run_steps("train", self._train_step, xs, y, batches, callback_list, progress)
+        if skip[0]:   # a mid-epoch backup: this epoch's order is drawn, then its done batches skipped
+            train.resume = skip
+        return self._run_steps("train", self._train_step, train, callback_list, progress)
 
-    def _validation(self, xs, y, split, data):
-        """((train xs, train y), (val xs, val y) or None) from validation_data or validation_split."""
-        if data is not None:
-            if not isinstance(data, (list, tuple)) or len(data) != 2:
-                what = f"a {type(data).__name__}" + (f" of length {len(data)}" if hasattr(data, "__len__") else "")
-                raise ValueError(f"validation_data must be a tuple (x_val, y_val); received {what}.")
-            return (xs, y), self._prepare(data[0], data[1], "fit: validation_data")
-        if not isinstance(split, (int, float, np.floating)) or not 0.0 <= split < 1.0:
-            raise ValueError(f"validation_split must be a fraction in [0, 1); received {split!r}.")
-        if split == 0:
-            return (xs, y), None
-        cut = int(math.ceil(len(y) * (1.0 - split)))
-        if cut in (0, len(y)):
-            raise ValueError(f"validation_split={split} of {len(y)} samples leaves "
-                             f"{cut} for training and {len(y) - cut} for validation; both need at least one.")
-        return ([a[:cut] for a in xs], y[:cut]), ([a[cut:] for a in xs], y[cut:])
-
-    def _evaluate_arrays(self, xs, y, batch_size, callback_list, progress):
+    def _evaluate_batches(self, batches, callback_list, progress):
         self._reset_metrics()
         callback_list.on_test_begin(logs={})
-        progress.start(math.ceil(len(y) / batch_size), "evaluate")
-        logs = self._run_steps("test", self._test_step, xs, y, _batches(len(y), batch_size), callback_list, progress)
+        progress.start(batches.num_batches, "evaluate")
+        logs = self._run_steps("test", self._test_step, batches, callback_list, progress)
         progress.finish(logs)
         callback_list.on_test_end(logs=dict(logs))
         return logs
 
-    def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", return_dict=False, callbacks=None):
-        """Loss and metrics over ``(x, y)`` with ``training=False``: the loss alone, ``[loss, *metrics]``
-        when metrics are compiled, or a dict with ``return_dict=True``."""
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False):
+        """Loss and metrics with ``training=False``: the loss alone, ``[loss, *metrics]`` when metrics
+        are compiled, or a dict with ``return_dict=True``. x, y, sample_weight as in ``fit``;
+        ``steps``: batches to evaluate (all by default; needed for an endless generator)."""
         self._require_compiled("evaluate")
         batch_size = _check_batch_size(32 if batch_size is None else batch_size)
-        xs, y = self._prepare(x, y, "evaluate")
+        batches = self._iterator(x, y, sample_weight, batch_size, False, steps, "evaluate", steps_name="steps")
         callback_list = callbacks_module.CallbackList(callbacks, model=self)
-        logs = self._evaluate_arrays(xs, y, batch_size, callback_list, Progress(verbose))
+        logs = self._evaluate_batches(batches, callback_list, Progress(verbose))
         return self._results(logs, return_dict)
 
-    def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for ``x`` with ``training=False``, as a NumPy array ``(samples, *output_shape)``
-        (a list of arrays for several outputs)."""
+        (a list of arrays for several outputs). x: arrays, a PyDataset, a generator or a Dataset
+        (their batches' y, if any, are ignored); ``steps``: batches to predict (all by default)."""
         batch_size = _check_batch_size(32 if batch_size is None else batch_size)
-        xs = self._prepare_x(x, "predict")
+        batches = self._iterator(x, None, None, batch_size, False, steps, "predict", targets=False,
+                                 steps_name="steps")
         callback_list = callbacks_module.CallbackList(callbacks, model=self)
         progress = Progress(verbose)
         callback_list.on_predict_begin(logs={})
-        progress.start(math.ceil(len(xs[0]) / batch_size), "predict")
+        progress.start(batches.num_batches, "predict")
         chunks, waiting, waiting_bytes = [], [], 0
-        feed = _Feed(lambda index: self._upload(xs, None, index), _batches(len(xs[0]), batch_size))
-        for step, _ in enumerate(feed):
+        upload = lambda batch, index: self._upload_batch(batch, batches, index, targets=False)
+        for step, arrays in uploaded(upload, batches):
             callback_list.on_predict_batch_begin(step, logs={})
             with backend.step("predict"):
-                out = self.forward(feed.take()[0], training=False)
+                out = self.forward(arrays[0], training=False)
             waiting.append(out)   # read between steps, many batches at once (reads wait for the device)
             waiting_bytes += sum(o.nbytes for o in out) if isinstance(out, list) else out.nbytes
             if waiting_bytes > _PREDICT_DEVICE_BYTES:
@@ -405,6 +380,8 @@ class Trainer:
             chunks.append(self._read_outputs(waiting))
         progress.finish({})
         callback_list.on_predict_end(logs={})
+        if not chunks:
+            raise ValueError("predict: the data gave no batches.")
         if self._many_outputs:
             return [np.concatenate(parts) for parts in zip(*chunks)]
         return np.concatenate(chunks)

@@ -67,3 +67,15 @@ def without_keras_defaults(config, keras_only, owner):
             raise ValueError(f"{owner}: gpunet does not support {key}={value!r} (only the default {default!r}).")
     return config
 
+
+
+_FROM_DATA = ("PyDataset", "Sequence", "image_dataset_from_directory", "segmentation_dataset_from_directory",
+              "load_img", "img_to_array", "array_to_img", "save_img", "to_categorical")
+
+
+def __getattr__(name):
+    # keras.utils' data helpers live in gpunet.data (which imports this module): loaded on first use.
+    if name in _FROM_DATA:
+        from . import data
+        return getattr(data, name)
+    raise AttributeError(f"module 'gpunet.utils' has no attribute {name!r}")

@@ -273,11 +273,9 @@ def test_one_activation_instance_given_to_two_layers_keeps_their_gradients_apart
 
 
 # -- errors ---------------------------------------------------------------------------------------
-def test_a_layer_used_twice_is_refused():
-    inp = gn.Input((3,))
+def test_a_layer_used_twice_in_a_sequential_is_refused():
+    # (a functional model shares it: tests/test_shared_layers.py)
     shared = Linear(3, name="shared")
-    with pytest.raises(ValueError, match="'shared' is called twice.*shared layers are not supported"):
-        gn.Model(inp, shared(shared(inp)))
     with pytest.raises(ValueError, match="already in the model"):
         gn.Sequential([layers.Input((3,)), shared, shared])
 

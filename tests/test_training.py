@@ -341,9 +341,10 @@ def test_bad_verbose_is_refused():
         model.fit(x, y, verbose=3)
 
 
-def test_fit_on_a_two_output_model_is_refused_clearly():
+def test_fit_on_a_two_output_model_with_one_target_array_is_refused_clearly():
+    # (two-output training itself: tests/test_multi_output.py)
     inp = gn.Input((3,))
     model = gn.Model(inp, [layers.Dense(2)(inp), layers.Dense(1)(inp)], name="two")
     model.compile(optimizer="sgd", loss="mse")
-    with pytest.raises(NotImplementedError, match="Model 'two' has 2 outputs; fit\\(\\) supports single-output"):
+    with pytest.raises(ValueError, match=r"fit: the model has 2 outputs \['dense', 'dense_1'\]; y must be a list"):
         model.fit(np.ones((4, 3)), np.ones((4, 1)), verbose=0)

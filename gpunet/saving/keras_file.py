@@ -25,7 +25,7 @@ import zipfile
 
 import h5py
 
-from .. import losses, metrics, optimizers, utils
+from .. import optimizers, utils
 from . import keras3
 from .h5file import FileFormatError, open_h5, to_json
 from .keras_config import check_classes, layer_from_keras, layer_to_keras
@@ -56,6 +56,10 @@ def _model_to_keras(model):
             config["build_input_shape"] = list(model.input_shape)
         return {"module": "keras", "class_name": "Sequential", "config": config, "registered_name": None,
                 "build_config": {"input_shape": list(model.input_shape) if model.built else None}}
+    if model._shared:
+        names = sorted(layer.name for layer in model.layers if id(layer) in model._shared)
+        raise NotImplementedError(f"Model '{model.name}' calls layer(s) {names} more than once; the .keras "
+                                  f"format of shared layers is not written yet: save to .h5, or save_weights.")
     entries = []
     for node in model._nodes:
         entry = _entry(node.layer)
@@ -93,9 +97,15 @@ def compile_config(model):
     """Keras's ``compile_config`` of a compiled model (the settings ``model_file`` saves in .h5)."""
     from .model_file import training_config
     settings = training_config(model)
+    loss, found = settings["loss"], settings["metrics"]
+    loss = [_keras_object("keras.losses", l) for l in loss] if isinstance(loss, list) \
+        else _keras_object("keras.losses", loss)
+    if isinstance(found, dict):   # several outputs: metrics per output name
+        found = {name: [_keras_object("keras.metrics", m) for m in entries] for name, entries in found.items()}
+    else:
+        found = [_keras_object("keras.metrics", m) for m in found] or None
     return {"optimizer": _keras_object("keras.optimizers", settings["optimizer_config"]),
-            "loss": _keras_object("keras.losses", settings["loss"]), "loss_weights": None,
-            "metrics": [_keras_object("keras.metrics", m) for m in settings["metrics"]] or None,
+            "loss": loss, "loss_weights": settings.get("loss_weights"), "metrics": found,
             "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
 
 
@@ -185,16 +195,12 @@ def _plain_object(entry):
 def _compile_from_keras(model, config, custom_objects, where):
     """Compile ``model`` as ``compile_config`` says; a setting gpunet lacks is a warning, as Keras
     warns when it cannot restore a compile config, and the model stays uncompiled."""
-    from .model_file import _from_entry
+    from .model_file import compile_entries
     try:
         optimizer = optimizers.deserialize(_plain_object(config["optimizer"]), custom_objects)
-        loss = config.get("loss")
-        loss = _from_entry(_plain_object(loss), losses, custom_objects) if isinstance(loss, dict) else loss
-        found = [_from_entry(_plain_object(m), metrics, custom_objects) if isinstance(m, dict) else m
-                 for m in config.get("metrics") or []]
-        if config.get("loss_weights") is not None:
-            raise ValueError(f"loss_weights={config['loss_weights']!r} is not supported")
-        model.compile(optimizer=optimizer, loss=loss, metrics=found or None)
+        loss, found = compile_entries(config, custom_objects, plain=_plain_object)
+        model.compile(optimizer=optimizer, loss=loss, loss_weights=config.get("loss_weights"),
+                      metrics=found or None)
         return True
     except (KeyError, TypeError, ValueError) as error:
         warnings.warn(f"{where}: the compile settings could not be restored ({error}); the model is "

@@ -44,6 +44,8 @@ def _metric_entry(metric, loss):
 
 
 def training_config(model):
+    if getattr(model, "_outputs", None) is not None:   # several outputs: gpunet.multi_output
+        return model._outputs.training_config(optimizers.serialize(model.optimizer))
     loss = model.loss if isinstance(model.loss, str) or model.loss is None else losses.serialize(model.compiled_loss)
     return {"loss": loss,
             "metrics": [_metric_entry(m, model.compiled_loss) for m in model.compiled_metrics],
@@ -59,11 +61,21 @@ def _from_entry(entry, module, custom_objects):
 
 def _compile(model, config, custom_objects):
     optimizer = optimizers.deserialize(config["optimizer_config"], custom_objects)
-    loss = config.get("loss")
-    loss = _from_entry(loss, losses, custom_objects) if isinstance(loss, dict) else loss
-    found = [_from_entry(m, metrics, custom_objects) if isinstance(m, dict) else m
-             for m in config.get("metrics") or []]
-    model.compile(optimizer=optimizer, loss=loss, metrics=found or None)
+    loss, found = compile_entries(config, custom_objects)
+    model.compile(optimizer=optimizer, loss=loss, loss_weights=config.get("loss_weights"), metrics=found or None)
+
+
+def compile_entries(config, custom_objects, plain=lambda entry: entry):
+    """(loss, metrics) from saved compile settings: entries, lists of them (per output), or dicts of
+    lists (metrics per output name); ``plain`` turns a file's entry into gpunet's form first."""
+    def one(entry, module):
+        entry = plain(entry)
+        return _from_entry(entry, module, custom_objects) if isinstance(entry, dict) else entry
+    loss, found = config.get("loss"), config.get("metrics")
+    loss = [one(l, losses) for l in loss] if isinstance(loss, list) else one(loss, losses)
+    if isinstance(found, dict):
+        return loss, {name: [one(m, metrics) for m in entries] for name, entries in found.items()}
+    return loss, [one(m, metrics) for m in found or []]
 
 
 # -- saving ---------------------------------------------------------------------------------

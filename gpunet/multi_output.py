@@ -1,0 +1,156 @@
+"""Training a model with several outputs: a loss, a loss weight and metrics per output (Keras 3).
+
+    model = gn.Model(inputs, [classes, boxes])        # output layers named "cls" and "reg"
+    model.compile("adam", loss={"cls": "sparse_categorical_crossentropy", "reg": "mse"},
+                  loss_weights={"cls": 1.0, "reg": 0.5}, metrics={"cls": ["accuracy"]})
+    model.fit(x, {"cls": labels, "reg": targets})     # or a list in the outputs' order
+
+The total loss is ``sum(loss_weight_k * loss_k)``; the logs hold it as "loss", each output's
+unweighted loss as "<output>_loss" and each metric as "<output>_<metric>", where <output> is the
+name of the layer that makes the output, as Keras 3 names them. Targets, sample weights (one
+array for every output, or one per output) and losses come as a list in the outputs' order or a
+dict by output name.
+"""
+import numpy as np
+
+from . import backend, losses, metrics as metrics_module
+from .primitives import weighted_loss
+
+__all__ = ["CompiledOutputs", "per_output"]
+
+
+def per_output(value, names, what, default=None, single_ok=True):
+    """``value`` as a list with one entry per output: a dict by output name, a list / tuple in the
+    outputs' order, or (single_ok) one value for every output; None gives ``default`` for each."""
+    if value is None:
+        return [default] * len(names)
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ValueError(f"{what}: unknown output name(s) {unknown}; the model's outputs are {names}.")
+        return [value.get(name, default) for name in names]
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(names):
+            raise ValueError(f"{what}: the model has {len(names)} outputs {names}; received a list of "
+                             f"{len(value)}. Give one entry per output, or a dict by output name.")
+        return list(value)
+    if not single_ok:
+        raise ValueError(f"{what}: the model has {len(names)} outputs {names}; give a list with one entry "
+                         f"per output or a dict by output name; received {type(value).__name__}.")
+    return [value] * len(names)
+
+
+class LossTracker(metrics_module.MeanMetric):
+    """The running mean of one output's (unweighted) loss, weighted by batch size, as Keras logs it."""
+
+    def record(self, value, count):
+        self._total.add(value, count)   # a 0-d backend array is not read here
+        self.count += int(count)
+
+
+def _metric_list(entry, loss, what):
+    entries = [] if entry is None else entry if isinstance(entry, (list, tuple)) else [entry]
+    return [metrics_module.get(m, loss=loss) for m in entries]
+
+
+class CompiledOutputs:
+    """What compile made of per-output losses, loss weights and metrics; runs the loss side of a step."""
+
+    def __init__(self, names, loss, loss_weights, metrics):
+        self.names = names
+        self.loss_specs = per_output(loss, names, "compile: loss")
+        self.losses = [None if l is None else losses.get(l) for l in self.loss_specs]
+        if all(l is None for l in self.losses):
+            raise ValueError(f"compile: every output of {names} has loss None; give at least one a loss.")
+        self.loss_weights = [float(w) for w in per_output(loss_weights, names, "compile: loss_weights", 1.0,
+                                                          single_ok=False)]
+        per = self._per_output_metrics(metrics)
+        self.trackers = [LossTracker(name=f"{n}_loss") for n, l in zip(names, self.losses) if l is not None]
+        self.metrics = []   # (output index, metric renamed "<output>_<metric>")
+        self.metric_specs = {}   # output name -> what rebuilds its metrics (for saving)
+        for k, (name, entry) in enumerate(zip(names, per)):
+            for metric in _metric_list(entry, self.losses[k], "compile: metrics"):
+                self.metric_specs.setdefault(name, []).append(
+                    metric.name if isinstance(entry, str) or isinstance(entry, (list, tuple)) and metric.name in entry
+                    else {"class_name": type(metric).__name__, "config": metric.get_config()})
+                if not metric.name.startswith(f"{name}_"):
+                    metric.name = f"{name}_{metric.name}"
+                self.metrics.append((k, metric))
+
+    def _per_output_metrics(self, metrics):
+        if metrics is None or isinstance(metrics, dict):
+            return per_output(metrics, self.names, "compile: metrics")
+        if not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"compile: metrics must be a list or a dict by output name; received {metrics!r}.")
+        return per_output(list(metrics), self.names, "compile: metrics")
+
+    def training_config(self, optimizer_config):
+        """The compile settings as saved files hold them (see gpunet.saving.model_file)."""
+        loss = [spec if spec is None or isinstance(spec, str) else losses.serialize(loss)
+                for spec, loss in zip(self.loss_specs, self.losses)]
+        return {"loss": loss, "loss_weights": self.loss_weights, "metrics": self.metric_specs or None,
+                "optimizer_config": optimizer_config}
+
+    @property
+    def all_metrics(self):
+        """Loss trackers first, then the metrics (the order of the logs and of metrics_names)."""
+        return self.trackers + [m for _, m in self.metrics]
+
+    # -- targets and weights ---------------------------------------------------------------------
+    def targets(self, y, count, output_shapes, where):
+        """y as a list aligned with the outputs (None where an output has no loss), checked."""
+        if y is None or not isinstance(y, (list, tuple, dict)):
+            raise ValueError(f"{where}: the model has {len(self.names)} outputs {self.names}; y must be a list "
+                             f"with one target array per output or a dict by output name; received "
+                             f"{type(y).__name__}.")
+        ys = per_output(y, self.names, f"{where}: y", single_ok=False)
+        out = []
+        for name, loss, target, shape in zip(self.names, self.losses, ys, output_shapes):
+            if loss is None:
+                out.append(None)
+                continue
+            if target is None:
+                raise ValueError(f"{where}: output '{name}' has a loss but no targets.")
+            target = np.asarray(target)
+            if target.ndim == 0 or len(target) != count:
+                raise ValueError(f"{where}: x has {count} samples but the targets of output '{name}' have "
+                                 f"{len(target) if target.ndim else 'none (a scalar)'}; they must match.")
+            loss.check_targets(target, shape, where=f"{where}: y['{name}']")
+            out.append(target)
+        return out
+
+    def sample_weights(self, sample_weight, row_shapes, where):
+        """One checked weight array (or None) per output from one array for all or one per output."""
+        from .data.weights import check_sample_weight
+        if sample_weight is None:
+            return None
+        if isinstance(sample_weight, (list, tuple, dict)):
+            entries = per_output(sample_weight, self.names, f"{where}: sample_weight", single_ok=False)
+        else:
+            entries = [sample_weight] * len(self.names)
+        return [None if w is None or loss is None else check_sample_weight(w, rows, f"{where}: sample_weight['{n}']")
+                for n, loss, w, rows in zip(self.names, self.losses, entries, row_shapes)]
+
+    # -- one step ---------------------------------------------------------------------------------
+    def losses_and_gradients(self, ys, y_preds, ws, with_gradients):
+        """(total loss, [dy per output or None]); records each output's loss and updates the metrics."""
+        device, total, dys = backend.current(), 0.0, []
+        ws = ws or [None] * len(self.names)
+        trackers = iter(self.trackers)
+        for loss, weight, y, p, w in zip(self.losses, self.loss_weights, ys, y_preds, ws):
+            if loss is None:   # no loss: a zero gradient, so its layers still fill their (zero) grads
+                dys.append(device.zeros(tuple(p.shape), p.dtype) if with_gradients else None)
+                continue
+            if with_gradients:
+                value, dy = loss.device_compute(y, p, w)
+                if weight != 1.0:   # d(weight * loss) = weight * d(loss): scale every row by it
+                    dy = weighted_loss.scale_rows(dy, device.asarray(np.full(p.shape[:-1], weight), dtype=p.dtype))
+                dys.append(dy)
+            else:
+                value = loss.device_value(y, p, w)
+            next(trackers).record(value, len(p))
+            total = total + weight * value   # 0-d backend arrays: no read
+        for k, metric in self.metrics:
+            if ys[k] is not None:
+                metric.update_state(ys[k], y_preds[k])
+        return total, dys
