@@ -402,6 +402,13 @@ def _filter_gradient_plan(op, dy_shape, x_shape, w_shape, strides, padding, dila
 _MAX_BLOCKS = 2048          # grid-stride sum_splits: enough blocks to fill a GPU
 
 
+def _output(op, name, shape):
+    """An output array for a conv kernel, refused when its element count overflows the kernel's
+    32-bit indexes (tensorcore_conv's kernels; this file's plans check their own)."""
+    launch.i32(math.prod(shape), f"{op}: elements of {name} {tuple(shape)}")
+    return launch.empty(shape)
+
+
 def _sum_splits(partial, splits, shape):
     """The chunks of a split reduction, ``partial (splits, *shape)``, summed in order (for a kernel
     that does not finish its splits itself: depthwise.py's)."""
