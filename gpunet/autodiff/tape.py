@@ -116,7 +116,7 @@ class GradientTape:
         items = list(sources) if many else [sources]
         known = self._watched.union(*(n.inputs for n in self._nodes), (n.output for n in self._nodes))
         keys = [self._source_key(k, s, known) for k, s in enumerate(items)]
-        found = self.backward(self._target_key(target, known), target, output_gradients, keys)
+        found = self.backward([(self._target_key(target, known), target, output_gradients)], keys)
         out = []
         for key, item in zip(keys, items):
             grad = found.get(key)
@@ -126,16 +126,19 @@ class GradientTape:
         return out if many else out[0]
 
     # -- the walk ----------------------------------------------------------------------------------
-    def backward(self, target_key, target, seed, source_keys):
-        """Walk the nodes newest first from ``target`` with gradient ``seed`` (None: ones); returns
-        {source key: gradient array} for the keys reached. Frees what it used unless persistent."""
+    def backward(self, seeds, source_keys):
+        """Walk the nodes newest first from ``seeds``, ``(key, target, gradient or None for ones)``
+        each; returns {source key: gradient array} for the keys reached. Frees what it used unless
+        persistent."""
         sources = set(source_keys)
         depends = set(sources)
         for node in self._nodes:
             if any(i in depends for i in node.inputs):
                 depends.add(node.output)
-        data = target.data if isinstance(target, Tensor) else target
-        grads = {target_key: _seed(data, seed)}
+        grads = {}
+        for key, target, seed in seeds:
+            g = _seed(target.data if isinstance(target, Tensor) else target, seed)
+            grads[key] = g if key not in grads else E.binary("add", grads[key], g)
         found = {}
         for node in reversed(self._nodes):
             grad = grads.get(node.output)
