@@ -207,7 +207,7 @@ def _reduce(op, x, axis, keepdims):
             return (E.broadcast_to(_mul(dy, dy.dtype.type(1.0 / count if count else 0.0)), shape),)
         a, y = saved   # max / min: the gradient is shared between the elements that reached the extreme
         hits = E.binary("equal", a, y.reshape(kept))
-        ties = E.reduce("sum", hits, axes, keepdims=True)
+        ties = E.reduce("sum", hits.astype(dy.dtype), axes, keepdims=True)
         return (_div(E.where(hits, dy, dy.dtype.type(0)), ties),)
     return record(op, E.reduce(op, t.data, axes, keepdims), (t,), backward,
                   saved=(t,) if op in ("max", "min") else (), save_output=op in ("max", "min"))

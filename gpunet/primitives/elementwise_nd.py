@@ -141,7 +141,8 @@ _META = {}   # (out shape, input strides) -> the meta array on the backend, reus
 def _kernel_inputs(op, arrays):
     """float32 C-contiguous arrays on the backend; ints and bools converted, other floats refused."""
     arrays = [a.astype(np.float32) if a.dtype.kind in "biu" else a for a in arrays]
-    return launch.inputs(op, *arrays)
+    # launch.inputs makes 0-d arrays 1-d (ascontiguousarray); keep each array's own shape
+    return [c.reshape(a.shape) for a, c in zip(arrays, launch.inputs(op, *arrays))]
 
 
 def _contiguous_strides(shape):
