@@ -33,13 +33,13 @@ def as_tensor(x, op="gn.ops", dtype=None):
         return x if dtype is None or x.dtype == dtype else _cast(x, dtype)
     if _is_backend_array(x) and (dtype is None or x.dtype == dtype):
         if isinstance(x, np.ndarray) and current.name == "cuda" or not x.flags.c_contiguous:
-            return Tensor(current.asarray(x, dtype=x.dtype))
+            return Tensor(current.asarray(x, dtype=x.dtype).reshape(x.shape))
         tape = active()
         return tape.leaf(x) if tape is not None else Tensor(x)
     values = np.asarray(x)
     if dtype is None:
         dtype = _default_dtype(values)
-    return Tensor(current.asarray(values, dtype=dtype))
+    return Tensor(current.asarray(values, dtype=dtype).reshape(values.shape))   # asarray makes 0-d 1-d
 
 
 def _default_dtype(values):

@@ -207,3 +207,13 @@ def add_loss(layer, value):
     if tensor.size != 1:
         raise ValueError(f"Layer '{layer.name}'.add_loss expects a scalar; received shape {tensor.shape}.")
     losses.append(tensor)
+
+
+def added_losses(layer):
+    """The add_loss values of ``layer``'s last recorded call and of every layer inside it (Tensors)."""
+    found = list(getattr(layer, "_call_losses", None) or [])
+    inner = getattr(layer, "layers", None) if not hasattr(layer, "call") else tracked_layers(layer)
+    for sub in inner or []:
+        if sub is not layer:
+            found.extend(added_losses(sub))
+    return found

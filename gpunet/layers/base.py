@@ -132,6 +132,12 @@ class Layer:
         """Inside call(): add a scalar (a gn.ops result) to the loss the model minimises."""
         layer_call.add_loss(self, value)
 
+    @property
+    def losses(self):
+        """The scalars ``add_loss`` recorded in the last call (0-d backend arrays), this layer's and
+        its sublayers'; fit adds them to the compiled loss."""
+        return [t.data for t in layer_call.added_losses(self)]
+
     def _all_vars(self):
         """[name, array, trainable] of this layer, and of the layers a call() layer holds."""
         return layer_call.all_vars(self) if hasattr(self, "call") else self._vars
