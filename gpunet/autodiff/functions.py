@@ -51,20 +51,21 @@ class LossFunctionWrapper(losses.Loss):
         from .. import ops
         return ops.mean(values)
 
-    def __call__(self, y_true, y_pred):
-        """The mean loss over the batch, a float."""
+    def device_value(self, y_true, y_pred):
+        """The mean loss as a 0-d backend array (not read on the host)."""
         with paused():
-            return float(self._values(Tensor(self._prepare(y_true, y_pred)), Tensor(y_pred)).numpy())
+            return self._values(Tensor(self._prepare(y_true, y_pred)), Tensor(y_pred)).data
 
-    def compute(self, y_true, y_pred):
-        """``(value, dy_pred)``: the mean loss and its gradient with respect to ``y_pred`` (tape)."""
+    def device_compute(self, y_true, y_pred):
+        """``(value, dy_pred)``: the mean loss (a 0-d backend array) and its gradient with respect
+        to ``y_pred``, from a GradientTape."""
         target, pred = Tensor(self._prepare(y_true, y_pred)), Tensor(y_pred)
         with GradientTape() as tape:
             tape.watch(pred)
             value = self._values(target, pred)
         with paused():
             grad = tape.gradient(value, pred, unconnected_gradients="zeros")
-        return float(value.numpy()), grad.data
+        return value.data, grad.data
 
     def _prepare(self, y_true, y_pred):
         """Targets in y_pred's dtype (integers stay integers), reshaped as Keras aligns them."""
@@ -102,10 +103,11 @@ class MeanMetricWrapper(metrics.MeanMetric):
         return losses.align_targets(backend.current().asarray(y_true, dtype=dtype), y_pred)
 
     def _batch(self, y_true, y_pred):
+        """(the batch's sum of values, a 0-d backend array left on the device, their count)."""
+        from .. import ops
         with paused():
             values = self.fn(Tensor(y_true), Tensor(y_pred))
-        values = values.numpy() if isinstance(values, Tensor) else np.asarray(values)
-        return float(np.sum(values, dtype=np.float64)), int(values.size)
+            return ops.sum(values).data, int(np.prod(getattr(values, "shape", ())))
 
     def get_config(self):
         return {"name": self.name, "fn": _name_of(self.fn)}

@@ -35,7 +35,9 @@ class Tensor:
     def numpy(self):
         """A host NumPy copy of the values."""
         data = self.data
-        return np.array(data if isinstance(data, np.ndarray) else data.get(), copy=True)
+        if type(data) is not np.ndarray:      # CuPy's .get(), or cudasim's device memory read
+            data = data.get() if hasattr(data, "get") else backend.current().to_numpy(data)
+        return np.array(data, copy=True)
 
     def __array__(self, dtype=None, copy=None):
         values = self.numpy()
