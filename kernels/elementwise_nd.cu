@@ -6,7 +6,10 @@
 //       multiply, divide, power, maximum, minimum, equal, not_equal, less, less_equal, greater,
 //       greater_equal (comparisons write 1.0f / 0.0f)
 //   broadcast_where(cond, a, b, out, n, ndim, meta)   out[i] = cond[ic] != 0 ? a[ia] : b[ib]
-//   strided_copy(x, out, n, ndim, meta)          out[i] = x[ix]  (transpose, broadcast_to)
+//   strided_copy(x, out, n, ndim, meta, base)    out[i] = x[base + ix]  (transpose, broadcast_to, slicing)
+//   strided_scatter(dy, dx, n, ndim, meta, base) dx[base + ix] = dy[i]  (slicing's gradient; dx zeroed first)
+//   take_forward(x, indices, out, n, axis_len, inner, count)    out[o, j, r] = x[o, indices[j], r]
+//   take_backward(dy, indices, dx, n, axis_len, inner, count)   dx[o, indices[j], r] += dy[o, j, r] (atomicAdd)
 //   unary_<op>(x, out, n)                        out[i] = op(x[i]); op in negative, square, sqrt,
 //       exp, log, log1p, abs, sign
 //   reduce_<op>_rows(x, out, rows, cols, scale)  out[r] = scale * op over x[r, :]; op in sum, max, min
@@ -22,7 +25,8 @@
 // __shfl_xor_sync in a fixed order, so results are the same from run to run.
 // NaN, as NumPy: maximum / minimum / max / min propagate a NaN; argmax / argmin name the first NaN.
 // Backward needs: nothing here; gpunet/ops composes each op's gradient from these kernels.
-// Gradients: every kernel writes (=) its output; nothing accumulates.
+// Gradients: every kernel writes (=) its output but take_backward, which accumulates (+=) with
+// atomicAdd into a zeroed dx, so a repeated index gets every share (in no fixed order).
 
 #include "common.cuh"   // GRID_STRIDE_LOOP, ROW_PER_WARP_LOOP, FULL_MASK
 
@@ -132,11 +136,11 @@ extern "C" __global__ void broadcast_where(const float* __restrict__ cond, const
 }
 
 extern "C" __global__ void strided_copy(const float* __restrict__ x, float* __restrict__ out, int n, int ndim,
-                                        const int* __restrict__ meta) {
+                                        const int* __restrict__ meta, int base) {
     GRID_STRIDE_LOOP(i, n) {
         int off[1];
         offsets_of<1>(i, ndim, meta, off);
-        out[i] = x[off[0]];
+        out[i] = x[base + off[0]];   // base: the first selected element; strides may be negative
     }
 }
 
@@ -259,4 +263,35 @@ argmax_rows(const float* __restrict__ x, int* __restrict__ out, int rows, int co
 extern "C" __global__ void __launch_bounds__(256)
 argmin_rows(const float* __restrict__ x, int* __restrict__ out, int rows, int cols) {
     arg_rows<false>(x, out, rows, cols);
+}
+
+// -- gathers and scatters: slicing and take -----------------------------------------------------------
+
+extern "C" __global__ void strided_scatter(const float* __restrict__ dy, float* __restrict__ dx, int n, int ndim,
+                                           const int* __restrict__ meta, int base) {
+    GRID_STRIDE_LOOP(i, n) {
+        int off[1];
+        offsets_of<1>(i, ndim, meta, off);
+        dx[base + off[0]] = dy[i];   // basic indexing reaches each element of dx at most once: no atomics
+    }
+}
+
+extern "C" __global__ void take_forward(const float* __restrict__ x, const int* __restrict__ indices,
+                                        float* __restrict__ out, int n, int axis_len, int inner, int count) {
+    GRID_STRIDE_LOOP(i, n) {
+        int r = i % inner, j = (i / inner) % count, o = i / (inner * count);
+        int k = indices[j];
+        k = k < 0 ? k + axis_len : k;
+        out[i] = x[((long long)o * axis_len + k) * inner + r];
+    }
+}
+
+extern "C" __global__ void take_backward(const float* __restrict__ dy, const int* __restrict__ indices,
+                                         float* __restrict__ dx, int n, int axis_len, int inner, int count) {
+    GRID_STRIDE_LOOP(i, n) {
+        int r = i % inner, j = (i / inner) % count, o = i / (inner * count);
+        int k = indices[j];
+        k = k < 0 ? k + axis_len : k;
+        atomicAdd(dx + ((long long)o * axis_len + k) * inner + r, dy[i]);   // an index taken twice adds
+    }
 }

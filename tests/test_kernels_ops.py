@@ -27,8 +27,7 @@ def test_case_matches_numpy(kernel_backend, name, fn, specs):
     dy = output_gradient(name, out_shape).astype(np.float32)
     expected, _ = run_on_backend("numpy", lambda: _run_case(fn, inputs, wrt, dy))
     actual, launched = run_on_backend(kernel_backend, lambda: _run_case(fn, inputs, wrt, dy))
-    # take gathers and scatters with the backend's array module (no kernel of its own)
-    assert launched or name == "take", f"{name}: no kernel ran on {kernel_backend}"
+    assert launched, f"{name}: no kernel ran on {kernel_backend}"
     for k, (a, e) in enumerate(zip(actual, expected)):
         what = f"{name}: " + ("output" if k == 0 else f"gradient of input {wrt[k - 1]}")
         assert a.dtype == e.dtype == np.float32, f"{what}: {a.dtype} vs {e.dtype}"
@@ -77,3 +76,24 @@ def test_integer_inputs_run_the_float_kernels(kernel_backend):
     actual, _ = run_on_backend(kernel_backend, run)
     for a, e in zip(actual, expected):
         assert a.dtype == e.dtype == np.float32 and np.array_equal(a, e)
+
+
+def test_slicing_and_take_run_their_kernels(kernel_backend, rng):
+    x = rng.standard_normal((4, 5, 3)).astype(np.float32)
+    index = np.array([[1, -1], [1, 0]], dtype=np.int32)     # repeated and negative indices
+
+    def run():
+        t = ops.convert_to_tensor(x)
+        with gn.GradientTape() as tape:
+            tape.watch(t)
+            parts = [t[::-2, 1:4, None, 0], t[1], ops.take(t, index, axis=1), ops.take(t, np.array([7, 7, -1]))]
+            total = ops.add(ops.sum(parts[0] * 2.0) + ops.sum(parts[1]), ops.sum(parts[2]) + ops.sum(parts[3] * 3.0))
+        return [p.data for p in parts] + [tape.gradient(total, t).data]
+    expected, _ = run_on_backend("numpy", run)
+    actual, launched = run_on_backend(kernel_backend, run)
+    assert {"strided_copy", "strided_scatter", "take_forward", "take_backward"} <= set(launched)
+    for a, e in zip(actual, expected):
+        assert_close(a, e, rtol=1e-6, atol=1e-6, what="slicing and take")
+    with pytest.raises(IndexError, match="take: index 5 is out of range for an axis of size 5"):
+        with gn.backend.use(kernel_backend):
+            ops.take(x, np.array([5]), axis=1)

@@ -1,9 +1,10 @@
 """Shape and indexing ops: reshape, transpose, expand_dims, squeeze, broadcast_to, concatenate,
 stack, split, slicing (``x[...]``), take, matmul.
 
-Reshapes are views of C-contiguous arrays; transpose and broadcast_to run the strided-copy
-kernel, concatenate the concat kernel, matmul the GEMM kernel on the kernel backends. Slicing
-and take gather with the backend's array module (NumPy on cudasim, CuPy on cuda).
+Reshapes are views of C-contiguous arrays. On the kernel backends transpose, broadcast_to and
+slicing run the strided-copy kernel, take its gather kernel, concatenate the concat kernel and
+matmul the GEMM kernel; indexing with integer or bool arrays gathers with the backend's array
+module (NumPy on cudasim, CuPy on cuda).
 """
 import numpy as np
 
@@ -11,6 +12,7 @@ from .. import backend
 from ..autodiff import as_tensor, operands, record
 from ..primitives import dense as dense_ops
 from ..primitives import elementwise_nd as E
+from ..primitives import gather
 from ..primitives import shape as shape_ops
 
 __all__ = ["reshape", "transpose", "expand_dims", "squeeze", "broadcast_to", "concatenate", "stack", "split",
@@ -112,28 +114,16 @@ def split(x, indices_or_sections, axis=0):
     return pieces
 
 
-def _is_basic(key):
-    items = key if isinstance(key, tuple) else (key,)
-    return all(isinstance(k, (slice, int, np.integer, type(None), type(Ellipsis))) for k in items)
-
-
 def getitem(x, key):
     """``x[key]`` with NumPy's indexing (slices, ints, None, ..., integer or bool arrays)."""
     t = as_tensor(x, "getitem")
     key = tuple(k.data if hasattr(k, "serial") else k for k in key) if isinstance(key, tuple) else \
         (key.data if hasattr(key, "serial") else key)
-    xp = backend.current().xp
-    data = xp.ascontiguousarray(t.data[key])
-    shape, dtype, basic = t.shape, t.dtype, _is_basic(key)
-
-    def backward(dy, needs):
-        dx = xp.zeros(shape, dtype=dy.dtype)
-        if basic:
-            dx[key] = dy          # basic indexing reaches each element at most once
-        else:
-            xp.add.at(dx, key, dy)
-        return (dx,)
-    return record("getitem", data, (t,), backward if dtype.kind == "f" else (lambda dy, n: (None,)))
+    shape = t.shape
+    if t.dtype.kind != "f":
+        return record("getitem", gather.slice_forward(t.data, key), (t,), lambda dy, n: (None,))
+    return record("getitem", gather.slice_forward(t.data, key), (t,),
+                  lambda dy, n: (gather.slice_backward(dy, shape, key),))
 
 
 def take(x, indices, axis=None):
@@ -142,17 +132,9 @@ def take(x, indices, axis=None):
     index = as_tensor(indices, "take")
     if index.dtype.kind not in "iu":
         raise TypeError(f"take: indices must be integers; received dtype {index.dtype}.")
-    xp = backend.current().xp
-    data = xp.ascontiguousarray(xp.take(t.data, index.data, axis=axis))
     shape = t.shape
-
-    def backward(dy, needs, idx):
-        dx = xp.zeros(shape if axis is not None else (int(np.prod(shape)),), dtype=dy.dtype)
-        moved = xp.moveaxis(dx, axis, 0) if axis is not None else dx
-        grad = xp.moveaxis(dy, axis, 0) if axis is not None and idx.ndim else dy
-        xp.add.at(moved, idx, grad)     # an index taken twice gets both gradients
-        return (dx.reshape(shape), None)
-    return record("take", data, (t, index), backward, saved=(index,))
+    return record("take", gather.take_forward(t.data, index.data, axis), (t, index),
+                  lambda dy, n, idx: (gather.take_backward(dy, idx, shape, axis), None), saved=(index,))
 
 
 # -- matmul ----------------------------------------------------------------------------------------------

@@ -215,7 +215,8 @@ def _strided_copy(x, shape, strides):
     n = launch.i32(out.size, "strided_copy: elements")
     if n:
         meta, ndim = _meta("strided_copy", shape, [strides])
-        launch.run(_FILE, "strided_copy", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS, x, out, n, ndim, meta)
+        launch.run(_FILE, "strided_copy", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS, x, out, n, ndim, meta,
+                   0)
     return out
 
 
