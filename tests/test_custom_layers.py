@@ -154,6 +154,24 @@ def test_function_loss_and_metric_match_the_built_in():
     assert abs(logs["loss"] - logs["my_mse"]) < 1e-5
 
 
+def test_function_loss_with_sample_weight_matches_the_built_in():
+    """A weighted function loss reduces as Keras does: sum(w * values) / values.size."""
+    def my_mse(y_true, y_pred):
+        return ops.mean(ops.square(y_pred - y_true), axis=-1)
+    x, y = _data()
+    pred = gn.backend.current().asarray(np.random.default_rng(4).standard_normal(y.shape).astype(np.float32))
+    weights = np.random.default_rng(5).uniform(0.0, 2.0, len(y)).astype(np.float32)
+    value, grad = gn.losses.get(my_mse).compute(y, pred, weights)
+    expected_value, expected_grad = gn.losses.get("mse").compute(y, pred, weights)
+    assert abs(value - expected_value) < 1e-5 * max(1.0, abs(expected_value))
+    assert_close(gn.backend.current().to_numpy(grad), gn.backend.current().to_numpy(expected_grad))
+    model = gn.Sequential([gn.Input((4,)), gn.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss=my_mse)
+    weighted = model.evaluate(x, y, sample_weight=weights, verbose=0)
+    model.compile(optimizer="sgd", loss="mse")
+    assert abs(weighted - model.evaluate(x, y, sample_weight=weights, verbose=0)) < 1e-5
+
+
 def test_add_loss_joins_the_training_loss():
     class Penalised(gn.layers.Layer):
         def build(self, input_shape):

@@ -43,26 +43,39 @@ class LossFunctionWrapper(losses.Loss):
         super().__init__(name=name or _name_of(fn), reduction=reduction)
         self.fn = fn
 
-    def _values(self, y_true, y_pred):
+    def _values(self, y_true, y_pred, weight=None):
+        """The mean of ``fn``'s values; with a weight, ``sum(w * values) / values.size`` as Keras
+        reduces a weighted "sum_over_batch_size" (w per sample, or shaped like the values)."""
         values = self.fn(y_true, y_pred)
         if not isinstance(values, Tensor):
             raise TypeError(f"Loss function '{self.name}' must return a tensor made with gn.ops; "
                             f"received {type(values).__name__}.")
         from .. import ops
-        return ops.mean(values)
+        if weight is None:
+            return ops.mean(values)
+        if weight.ndim < values.ndim:
+            weight = ops.reshape(weight, tuple(weight.shape) + (1,) * (values.ndim - weight.ndim))
+        return ops.sum(ops.multiply(values, weight)) / float(max(int(np.prod(values.shape)), 1))
 
-    def device_value(self, y_true, y_pred):
+    def _weight(self, sample_weight, y_pred):
+        if sample_weight is None:
+            return None
+        return Tensor(backend.current().asarray(sample_weight, dtype=y_pred.dtype))
+
+    def device_value(self, y_true, y_pred, sample_weight=None):
         """The mean loss as a 0-d backend array (not read on the host)."""
         with paused():
-            return self._values(Tensor(self._prepare(y_true, y_pred)), Tensor(y_pred)).data
+            return self._values(Tensor(self._prepare(y_true, y_pred)), Tensor(y_pred),
+                                self._weight(sample_weight, y_pred)).data
 
-    def device_compute(self, y_true, y_pred):
+    def device_compute(self, y_true, y_pred, sample_weight=None):
         """``(value, dy_pred)``: the mean loss (a 0-d backend array) and its gradient with respect
         to ``y_pred``, from a GradientTape."""
         target, pred = Tensor(self._prepare(y_true, y_pred)), Tensor(y_pred)
+        weight = self._weight(sample_weight, y_pred)
         with GradientTape() as tape:
             tape.watch(pred)
-            value = self._values(target, pred)
+            value = self._values(target, pred, weight)
         with paused():
             grad = tape.gradient(value, pred, unconnected_gradients="zeros")
         return value.data, grad.data
