@@ -14,5 +14,7 @@ from . import profiler
 from .backend import set_backend, get_backend
 from .layers import Input
 from .models import *
+from . import ops
+from .autodiff import GradientTape, Tensor
 
 __version__ = "0.1.0"

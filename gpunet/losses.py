@@ -392,6 +392,9 @@ def get(identifier):
     """
     if identifier is None or isinstance(identifier, Loss):
         return identifier
+    if callable(identifier) and not isinstance(identifier, type):   # fn(y_true, y_pred) with gn.ops
+        from .autodiff.functions import LossFunctionWrapper
+        return LossFunctionWrapper(identifier)
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         return identifier()
     if isinstance(identifier, str):

@@ -219,6 +219,9 @@ def get(identifier, loss=None):
     """
     if isinstance(identifier, Metric):
         return identifier
+    if callable(identifier) and not isinstance(identifier, type):   # fn(y_true, y_pred) with gn.ops
+        from .autodiff.functions import MeanMetricWrapper
+        return MeanMetricWrapper(identifier)
     if isinstance(identifier, type) and issubclass(identifier, Metric):
         return identifier()
     if isinstance(identifier, str):

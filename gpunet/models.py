@@ -12,6 +12,8 @@ connections), so a model nests inside another model like any layer. ``compile`` 
 """
 from . import backend
 from . import shared
+from .autodiff import layer_call, subclassed
+from .autodiff.functions import get_registered_object
 from .graph import (Node, absorb_pairs, activation_fold_pairs, add_gradient, as_list, keras_order,
                     mark_absorbed, mark_activation_folds, mark_relu_pool, relu_pool_pairs)
 from .layers.base import Layer, SymbolicTensor, unique_name
@@ -32,7 +34,12 @@ class Model(Trainer, Layer):
     of its calls' gradients (see ``gpunet.shared``).
     """
 
-    def __init__(self, inputs, outputs, name=None, trainable=True):
+    _subclassed = False         # True for class MyModel(gn.Model) with call() (gpunet/autodiff/subclassed.py)
+
+    def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
+        if inputs is None and outputs is None:   # class MyModel(gn.Model) with layers and call()
+            subclassed.init(self, name=name, trainable=trainable, **kwargs)
+            return
         first = as_list(inputs)[0] if as_list(inputs) else None
         # The model's dtype is its (first) Input's: data is converted to it batch by batch.
         dtype = first.layer.dtype.name if isinstance(getattr(first, "layer", None), Layer) else "float32"
@@ -59,7 +66,7 @@ class Model(Trainer, Layer):
         """The layers so far (none while the constructor has not yet set the graph up)."""
         try:
             return self.layers
-        except AttributeError:
+        except (AttributeError, KeyError):
             return []
 
     # -- the graph -----------------------------------------------------------------
@@ -108,6 +115,8 @@ class Model(Trainer, Layer):
     def layers(self):
         """Layers in topological order, each once (a shared layer at its first call), Input layers
         included (as Keras lists a functional model)."""
+        if self._subclassed:
+            return layer_call.tracked_layers(self)
         return shared.unique_layers(self._nodes)
 
     def get_layer(self, name):
@@ -118,7 +127,9 @@ class Model(Trainer, Layer):
                          f"its layers are {[layer.name for layer in self.layers]}.")
 
     def build(self, input_shape):
-        """A functional model is built when it is made."""
+        """A functional model is built when it is made; a subclassed one by a first call."""
+        if self._subclassed:
+            subclassed.build(self, input_shape)
 
     def compute_output_shape(self, input_shape):
         self._check_inputs([(None, *s[1:]) for s in (input_shape if self._many_inputs else [input_shape])],
@@ -127,6 +138,8 @@ class Model(Trainer, Layer):
 
     def _check_inputs(self, xs, shapes_only=False):
         """Raise a clear error unless ``xs`` (arrays, or shapes) fit the model's Inputs."""
+        if self._subclassed:
+            return subclassed.adopt_inputs(self, xs, shapes_only)
         expected = [t.shape for t in self.inputs]
         if len(xs) != len(expected):
             raise ValueError(f"Model '{self.name}' expects {len(expected)} inputs of shapes {expected}; "
@@ -146,6 +159,8 @@ class Model(Trainer, Layer):
 
     def forward(self, x, training=False):
         """Run every layer in topological order; ``x`` and the result as the model's inputs / outputs."""
+        if self._subclassed:
+            return layer_call.forward(self, x, training)
         xs = self._split_inputs(x)
         self._check_inputs(xs)
         mark_absorbed(self._absorbed, backend.current().runs_kernels)   # stays for the backward
@@ -163,11 +178,16 @@ class Model(Trainer, Layer):
 
     def backward(self, dy):
         """Gradients for the last forward: ``dy`` per output in, ``dx`` per input out; fills ``grads``."""
+        if self._subclassed:
+            return layer_call.backward(self, dy)
         return self._backward(as_list(dy) if self._many_outputs else [dy], from_logits=False)
 
     def _train_backward(self, dy, from_logits):
         """Backward for a training step: fills ``grads``; the gradient with respect to the model's
         inputs is not needed, so layers that read only model inputs skip computing it."""
+        if self._subclassed:
+            layer_call.backward(self, dy)
+            return
         self._backward([dy], from_logits=from_logits, input_gradients=False)
 
     @property
@@ -327,6 +347,8 @@ class Model(Trainer, Layer):
 
         A tensor is named by the layer that made it; a shared layer's later calls appear as
         ``{"shared_call": name, "inbound": ...}`` and their tensors as ``"name:1"``, ``"name:2"``, ..."""
+        if self._subclassed:
+            return subclassed.get_config(self)
         keys = shared.tensor_keys(self._nodes)
 
         def names(tensors, many):
@@ -344,6 +366,8 @@ class Model(Trainer, Layer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """Rebuild a model from ``get_config()``; ``custom_objects`` maps class names of user layers."""
+        if "layers" not in config:    # a subclassed model's own config
+            return cls(**config)
         tensors, made, calls = {}, {}, {}
         for entry in config["layers"]:
             if "shared_call" in entry:
@@ -467,7 +491,7 @@ def deserialize_layer(entry, custom_objects=None):
     from . import layers as layer_module
     name = entry["class_name"]
     known = {"Model": Model, "Functional": Model, "Sequential": Sequential, "InputLayer": InputLayer}
-    cls = (custom_objects or {}).get(name) or known.get(name) or getattr(layer_module, name, None)
+    cls = get_registered_object(name, custom_objects) or known.get(name) or getattr(layer_module, name, None)
     if not (isinstance(cls, type) and issubclass(cls, Layer)):
         raise ValueError(f"Unknown layer class {name!r}; pass it in custom_objects={{'{name}': {name}}}.")
     if issubclass(cls, Model):

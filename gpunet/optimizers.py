@@ -117,6 +117,12 @@ class Optimizer:
     def built(self):
         return self._param_shapes is not None
 
+    def apply_gradients(self, grads_and_vars):
+        """Keras's custom-loop form: ``apply_gradients(zip(grads, model.trainable_weights))``; the
+        gradients may be gn.Tensors from ``GradientTape.gradient``."""
+        pairs = list(grads_and_vars)
+        self.apply([v for _, v in pairs], [getattr(g, "data", g) for g, _ in pairs])
+
     def apply(self, params, grads):
         """Update ``params`` in place from ``grads`` (two lists, matched by position).
 

@@ -5,10 +5,15 @@
     dx = layer.backward(dy)          returns d(loss)/d(input); fills layer.grads (trainable order)
     layer.get_weights() / set_weights([...])   NumPy arrays
     y = layer(x)                     eager: forward(x, training=False); on a SymbolicTensor: a graph node
+
+A subclass either writes ``forward`` / ``backward`` itself (fused, hand-written) or only
+``call(inputs, training=None)`` with gn.ops, whose backward the tape derives
+(``gpunet/autodiff/layer_call.py``).
 """
 import numpy as np
 
 from .. import backend, initializers, utils
+from ..autodiff import layer_call
 
 _name_counts = {}
 
@@ -52,13 +57,20 @@ class Layer:
         """Create weights for inputs of ``input_shape`` (batch axis None)."""
 
     def compute_output_shape(self, input_shape):
+        if hasattr(self, "call"):     # found by running call() on a batch of one
+            return layer_call.infer_output_shape(self, input_shape)
         return tuple(input_shape)
 
     def forward(self, x, training=False):
-        raise NotImplementedError(f"{type(self).__name__} must define forward(x, training).")
+        if hasattr(self, "call"):
+            return layer_call.forward(self, x, training)
+        raise NotImplementedError(f"{type(self).__name__} must define call(inputs) or forward(x, training).")
 
     def backward(self, dy):
-        raise NotImplementedError(f"{type(self).__name__} must define backward(dy).")
+        if hasattr(self, "call"):
+            return layer_call.backward(self, dy)
+        raise NotImplementedError(f"{type(self).__name__} must define backward(dy) (or call(inputs) instead "
+                                  "of forward).")
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
@@ -79,6 +91,8 @@ class Layer:
             in_shape = shapes if many else shapes[0]
             self.ensure_built(in_shape)
             return SymbolicTensor(self.compute_output_shape(in_shape), self, items)
+        if layer_call.wants_tape_call(inputs):    # gn.Tensor inputs, or a GradientTape recording
+            return layer_call.call_layer(self, inputs, training)
         # Eager calls build from the concrete shape, so build-time errors quote what really came.
         self.ensure_built([tuple(t.shape) for t in items] if many else tuple(items[0].shape))
         return self.forward(inputs, training=training)
@@ -102,28 +116,50 @@ class Layer:
             build.__doc__ = user_build.__doc__
             cls.build = build
 
-    def add_weight(self, name, shape, initializer="zeros", trainable=True):
-        value = initializers.get(initializer)(tuple(int(s) for s in shape))
-        array = backend.current().asarray(value, dtype=self.dtype)
-        self._vars.append([name, array, trainable])
+    def add_weight(self, name=None, shape=None, initializer=None, trainable=True, dtype=None):
+        """A new weight array: ``add_weight("kernel", (3, 4), "glorot_uniform")`` or Keras's
+        ``add_weight(shape=(3, 4), initializer="zeros", name="kernel")``; the initializer
+        defaults to glorot_uniform, as Keras's."""
+        if name is not None and not isinstance(name, str):   # Keras's positional order: shape first
+            name, shape = None, name
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape or ())
+        value = initializers.get(initializer or "glorot_uniform")(shape)
+        array = backend.current().asarray(value, dtype=np.dtype(dtype) if dtype else self.dtype)
+        self._vars.append([name or f"variable_{len(self._vars)}", array, trainable])
         return array
+
+    def add_loss(self, value):
+        """Inside call(): add a scalar (a gn.ops result) to the loss the model minimises."""
+        layer_call.add_loss(self, value)
+
+    @property
+    def losses(self):
+        """The scalars ``add_loss`` recorded in the last call (0-d backend arrays), this layer's and
+        its sublayers'; fit adds them to the compiled loss."""
+        return [t.data for t in layer_call.added_losses(self)]
+
+    def _all_vars(self):
+        """[name, array, trainable] of this layer, and of the layers a call() layer holds."""
+        return layer_call.all_vars(self) if hasattr(self, "call") else self._vars
 
     @property
     def weights(self):
         """Trainable variables first, then non-trainable, each in creation order (Keras's order)."""
-        return [v[1] for v in self._vars if v[2]] + [v[1] for v in self._vars if not v[2]]
+        found = self._all_vars()
+        return [v[1] for v in found if v[2]] + [v[1] for v in found if not v[2]]
 
     @property
     def weight_names(self):
-        return [v[0] for v in self._vars if v[2]] + [v[0] for v in self._vars if not v[2]]
+        found = self._all_vars()
+        return [v[0] for v in found if v[2]] + [v[0] for v in found if not v[2]]
 
     @property
     def trainable_weights(self):
-        return [v[1] for v in self._vars if v[2]] if self.trainable else []
+        return [v[1] for v in self._all_vars() if v[2]] if self.trainable else []
 
     @property
     def non_trainable_weights(self):
-        return [v[1] for v in self._vars if not v[2] or not self.trainable]
+        return [v[1] for v in self._all_vars() if not v[2] or not self.trainable]
 
     def get_weights(self):
         return [np.array(backend.current().to_numpy(w), copy=True) for w in self.weights]

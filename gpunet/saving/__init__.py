@@ -15,9 +15,11 @@ import os
 from . import keras3, legacy
 from .h5file import FileFormatError, atomic_h5, open_h5
 from .model_file import load_model, save_model
+from ..autodiff.functions import get_registered_object, register_keras_serializable
 from .tree import WeightPlan, require_built
 
-__all__ = ["save_weights", "load_weights", "save_model", "load_model", "FileFormatError"]
+__all__ = ["save_weights", "load_weights", "save_model", "load_model", "FileFormatError",
+           "register_keras_serializable", "get_registered_object"]
 
 
 def save_weights(model, path, overwrite=True):

@@ -186,12 +186,12 @@ def layer_class(entry, custom_objects, where):
     name = entry.get("class_name")
     custom = custom_objects or {}
     cls = custom.get(name) or custom.get(entry.get("registered_name"))
-    if cls is None:
-        cls = getattr(layer_module, _KERAS_NAMES.get(name, name), None)
-    if name == "Lambda" and cls is None:
+    if name == "Lambda" and cls is None:     # checked before gn.layers.Lambda: a file's code never runs
         raise FileFormatError(f"{where} holds a Lambda layer ('{entry.get('config', {}).get('name')}'): its "
                               f"Python code is not loaded, since loading never runs code from a file. "
                               f"Rebuild that part of the model in code, or pass custom_objects.")
+    if cls is None:
+        cls = getattr(layer_module, _KERAS_NAMES.get(name, name), None)
     if not (isinstance(cls, type) and issubclass(cls, Layer)):
         raise FileFormatError(f"{where} holds a layer of class {name!r} "
                               f"('{entry.get('config', {}).get('name')}'), which gpunet does not have. "

@@ -56,6 +56,9 @@ def _from_entry(entry, module, custom_objects):
     """A loss or metric from a name or a ``{"class_name", "config"}`` dict (custom_objects first)."""
     if isinstance(entry, dict) and entry.get("class_name") in (custom_objects or {}):
         return custom_objects[entry["class_name"]].from_config(entry.get("config", {}))
+    if isinstance(entry, dict) and entry.get("class_name") in ("LossFunctionWrapper", "MeanMetricWrapper"):
+        from ..autodiff import functions   # a Python function: found in custom_objects or the registry
+        return getattr(functions, entry["class_name"]).from_config(entry.get("config", {}), custom_objects)
     return module.get(entry)
 
 

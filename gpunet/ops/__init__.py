@@ -1,0 +1,16 @@
+"""gn.ops: keras.ops-style functions on tensors of the active backend, differentiated by gn.GradientTape.
+
+    import gpunet as gn
+    from gpunet import ops
+    y = ops.mean(ops.square(ops.subtract(y_pred, y_true)), axis=-1)
+
+Names, arguments and broadcasting follow keras.ops; every op returns a ``gn.Tensor`` and accepts
+Tensors, backend arrays, NumPy arrays and Python numbers. See docs/ops.md.
+"""
+from .core import *    # convert_to_tensor, convert_to_numpy, cast, zeros, ones, *_like, stop_gradient
+from .math import *    # arithmetic, comparisons, reductions
+from .array import *   # reshape, transpose, concatenate, slicing, take, matmul
+from .nn import *      # activations, conv, pooling, batch_normalization, cross-entropies
+from . import core as _core, math as _math, array as _array, nn as _nn
+
+__all__ = sorted(set(_core.__all__ + _math.__all__ + _array.__all__ + _nn.__all__))

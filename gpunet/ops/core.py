@@ -1,0 +1,114 @@
+"""Making tensors and moving them: convert_to_tensor / convert_to_numpy, cast, zeros / ones / full
+and their ``*_like`` forms, stop_gradient, shape."""
+import numpy as np
+
+from .. import backend
+from ..autodiff import Tensor, as_tensor, record
+from ..primitives import elementwise_nd as E
+
+__all__ = ["convert_to_tensor", "convert_to_numpy", "cast", "zeros", "ones", "full", "zeros_like", "ones_like",
+           "full_like", "stop_gradient", "shape", "is_tensor", "arange", "one_hot"]
+
+
+def convert_to_tensor(x, dtype=None):
+    """``x`` (a Tensor, an array, a number or nested lists) as a Tensor on the active backend.
+    Python floats become float32 and ints int32 unless ``dtype`` says otherwise."""
+    return as_tensor(x, "convert_to_tensor", None if dtype is None else np.dtype(dtype))
+
+
+def convert_to_numpy(x):
+    """A host NumPy array of ``x``'s values (a copy for Tensors)."""
+    if isinstance(x, Tensor):
+        return x.numpy()
+    return np.asarray(backend.current().to_numpy(x) if not isinstance(x, np.ndarray) else x)
+
+
+def is_tensor(x):
+    return isinstance(x, Tensor)
+
+
+def _cast_backward(in_dtype):
+    def backward(dy, needs):
+        if in_dtype.kind == "b":
+            return (None,)     # a mask has no gradient
+        return (dy.astype(in_dtype) if in_dtype.kind == "f" and dy.dtype != in_dtype else dy,)
+    return backward
+
+
+def cast(x, dtype):
+    """``x`` converted to ``dtype``. The gradient flows back to float inputs (and on to integer
+    ones, so that a path through argmax is reported rather than silently cut)."""
+    t = as_tensor(x, "cast")
+    dtype = np.dtype(dtype)
+    if t.dtype == dtype:
+        return t
+    return record("cast", t.data.astype(dtype), (t,), _cast_backward(t.dtype))
+
+
+def _shape_tuple(op, shape):
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if any(not isinstance(s, (int, np.integer)) or s < 0 for s in shape):
+        raise ValueError(f"{op}: shape must be non-negative integers; received {shape}.")
+    return tuple(int(s) for s in shape)
+
+
+def full(shape, fill_value, dtype=None):
+    """A tensor of ``shape`` filled with ``fill_value`` (float32 unless ``dtype``)."""
+    dtype = np.dtype(dtype or "float32")
+    data = backend.current().xp.full(_shape_tuple("full", shape), fill_value, dtype=dtype)
+    return Tensor(data)
+
+
+def zeros(shape, dtype=None):
+    """Zeros of ``shape`` (float32 unless ``dtype``)."""
+    return full(shape, 0, dtype or "float32")
+
+
+def ones(shape, dtype=None):
+    """Ones of ``shape`` (float32 unless ``dtype``)."""
+    return full(shape, 1, dtype or "float32")
+
+
+def full_like(x, fill_value, dtype=None):
+    return full(tuple(x.shape), fill_value, dtype or x.dtype)
+
+
+def zeros_like(x, dtype=None):
+    return full(tuple(x.shape), 0, dtype or x.dtype)
+
+
+def ones_like(x, dtype=None):
+    return full(tuple(x.shape), 1, dtype or x.dtype)
+
+
+def arange(start, stop=None, step=1, dtype=None):
+    """Evenly spaced values as NumPy's arange (int32 for ints, float32 for floats)."""
+    values = np.arange(start, stop, step)
+    return convert_to_tensor(values, dtype=dtype)
+
+
+def stop_gradient(x):
+    """``x`` as a tensor the tape treats as a constant: no gradient flows back through it."""
+    return Tensor(as_tensor(x, "stop_gradient").data)
+
+
+def shape(x):
+    """The shape as a tuple of ints."""
+    return tuple(x.shape)
+
+
+def one_hot(x, num_classes, axis=-1, dtype="float32"):
+    """Integer labels ``x`` of shape S as one-hot vectors: S + (num_classes,) (``axis`` -1)."""
+    labels = as_tensor(x, "one_hot")
+    classes = backend.current().asarray(np.arange(int(num_classes)), dtype=labels.dtype)
+    hot = E.binary("equal", labels.data.reshape(*labels.shape, 1), classes)
+    if axis not in (-1, labels.ndim):
+        hot = E.transpose(hot, _moved_last(labels.ndim + 1, axis))
+    return Tensor(hot.astype(np.dtype(dtype)))
+
+
+def _moved_last(ndim, axis):
+    axis %= ndim
+    order = list(range(ndim - 1))
+    order.insert(axis, ndim - 1)
+    return order

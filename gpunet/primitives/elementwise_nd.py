@@ -1,0 +1,247 @@
+"""Broadcasting elementwise math, strided copies and reductions: the array level of ``gn.ops``.
+
+Every function takes and returns backend arrays. The NumPy reference is NumPy itself (its
+broadcasting, type promotion and NaN rules are the contract); on a kernel backend each runs a
+float32 kernel of ``kernels/elementwise_nd.cu``, one template instantiated per op:
+
+* ``binary(op, a, b)`` / ``where(cond, a, b)``: the output index is split into coordinates and
+  each input read at ``sum(coord * stride)``, a broadcast axis having stride 0 (``meta`` below).
+* ``unary(op, x)``: one element per thread.
+* ``reduce(op, x, axis, keepdims)`` / ``arg_reduce``: the reduced axes are moved last by a strided
+  copy, then one warp reduces each row.
+
+Integer and bool inputs run the float32 kernels (exact up to 2**24); comparisons return bool and
+arg reductions int32 on every backend. Gradients are composed from these in ``gpunet/ops``.
+"""
+import numpy as np
+
+from .. import backend
+from . import launch
+
+_FILE = "elementwise_nd.cu"
+_MAX_BLOCKS = 2048
+_ROWS_PER_BLOCK = 8      # row kernels: one warp per row, 256-thread blocks
+MAX_DIMS = 8
+
+COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
+_NUMPY_BINARY = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide,
+                 "power": np.power, "maximum": np.maximum, "minimum": np.minimum, "equal": np.equal,
+                 "not_equal": np.not_equal, "less": np.less, "less_equal": np.less_equal,
+                 "greater": np.greater, "greater_equal": np.greater_equal}
+_NUMPY_UNARY = {"negative": np.negative, "square": np.square, "sqrt": np.sqrt, "exp": np.exp, "log": np.log,
+                "log1p": np.log1p, "abs": np.abs, "sign": np.sign}
+_NUMPY_REDUCE = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min}
+
+
+def binary(op, a, b):
+    """``op(a, b)`` with NumPy broadcasting; ``op`` is a key of ``_NUMPY_BINARY``."""
+    if backend.current().runs_kernels:
+        out = _broadcast_kernel("broadcast_" + op, [a, b])
+        return out.astype(bool) if op in COMPARISONS else out
+    return np.asarray(_NUMPY_BINARY[op](a, b))
+
+
+def where(cond, a, b):
+    """``a`` where ``cond`` is true, else ``b``; the three broadcast together."""
+    if backend.current().runs_kernels:
+        return _broadcast_kernel("broadcast_where", [cond, a, b])
+    return np.where(cond, a, b)
+
+
+def unary(op, x):
+    """``op(x)`` elementwise; ``op`` is a key of ``_NUMPY_UNARY``."""
+    if backend.current().runs_kernels:
+        x, = _kernel_inputs("unary_" + op, [x])
+        out = launch.empty(x.shape)
+        launch.run(_FILE, "unary_" + op, launch.blocks_for(x.size, cap=_MAX_BLOCKS), launch.THREADS, x, out, x.size)
+        return out
+    return np.asarray(_NUMPY_UNARY[op](x))
+
+
+def normalize_axis(op, axis, ndim):
+    """``axis`` (None, an int or a sequence) as a sorted tuple of non-negative axes, checked."""
+    axes = tuple(range(ndim)) if axis is None else (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= int(a) < max(ndim, 1):
+            raise ValueError(f"{op}: axis {a} is out of range for an input of rank {ndim}.")
+        out.append(int(a) % max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: axis {axis} names an axis twice.")
+    return tuple(sorted(out)) if ndim else ()
+
+
+def reduce(op, x, axis=None, keepdims=False):
+    """``sum`` / ``mean`` / ``max`` / ``min`` of ``x`` over ``axis`` (None: all), as NumPy."""
+    axes = normalize_axis(op, axis, x.ndim)
+    if backend.current().runs_kernels:
+        rows_view, out_shape = _rows_last(op, x, axes, keepdims)
+        kernel = "reduce_sum_rows" if op in ("sum", "mean") else f"reduce_{op}_rows"
+        cols = rows_view.shape[1]
+        if cols == 0 and op in ("max", "min"):
+            raise ValueError(f"{op}: cannot reduce an empty axis (input shape {tuple(x.shape)}).")
+        scale = 1.0 / cols if op == "mean" and cols else 1.0
+        out = launch.empty((rows_view.shape[0],))
+        _row_kernel(kernel, rows_view, out, launch.f32(scale))
+        return out.reshape(out_shape)
+    return np.asarray(_NUMPY_REDUCE[op](x, axis=axes, keepdims=keepdims))
+
+
+def arg_reduce(op, x, axis=None, keepdims=False):
+    """``argmax`` / ``argmin`` (int32) over one ``axis``, or over the flattened input when None."""
+    if axis is None:
+        x, axis = x.reshape(-1), 0
+    axes = normalize_axis(op, axis, x.ndim)
+    if backend.current().runs_kernels:
+        rows_view, out_shape = _rows_last(op, x, axes, keepdims)
+        if rows_view.shape[1] == 0:
+            raise ValueError(f"{op}: cannot reduce an empty axis (input shape {tuple(x.shape)}).")
+        out = launch.empty((rows_view.shape[0],), dtype=np.int32)
+        _row_kernel(op + "_rows", rows_view, out)
+        return out.reshape(out_shape)
+    found = (np.argmax if op == "argmax" else np.argmin)(x, axis=axes[0], keepdims=keepdims)
+    return np.asarray(found, dtype=np.int32)
+
+
+def transpose(x, axes):
+    """``x`` with its axes permuted (a C-contiguous copy)."""
+    if backend.current().runs_kernels:
+        x, = _kernel_inputs("transpose", [x])
+        strides = _contiguous_strides(x.shape)
+        shape = tuple(x.shape[a] for a in axes)
+        return _strided_copy(x, shape, [strides[a] for a in axes])
+    return np.ascontiguousarray(np.transpose(x, axes))
+
+
+def broadcast_to(x, shape):
+    """``x`` repeated along broadcast axes to ``shape`` (a C-contiguous copy)."""
+    shape = tuple(int(s) for s in shape)
+    if backend.current().runs_kernels:
+        x, = _kernel_inputs("broadcast_to", [x])
+        return _strided_copy(x, shape, _broadcast_strides("broadcast_to", x.shape, shape))
+    return np.ascontiguousarray(np.broadcast_to(x, shape))
+
+
+def sum_to_shape(dy, shape):
+    """Sum ``dy`` over the axes that broadcasting added or stretched to reach ``shape``: the
+    gradient of a broadcast input. ``dy`` unchanged when it already has ``shape``."""
+    shape = tuple(shape)
+    if tuple(dy.shape) == shape:
+        return dy
+    lead = dy.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and dy.shape[lead + i] != 1)
+    return reduce("sum", dy, axes, keepdims=False).reshape(shape)
+
+
+# -- kernel plumbing ---------------------------------------------------------------------------------
+
+_META = {}   # (out shape, input strides) -> the meta array on the backend, reused by later launches
+
+
+def _kernel_inputs(op, arrays):
+    """float32 C-contiguous arrays on the backend; ints and bools converted, other floats refused."""
+    arrays = [a.astype(np.float32) if a.dtype.kind in "biu" else a for a in arrays]
+    # launch.inputs makes 0-d arrays 1-d (ascontiguousarray); keep each array's own shape
+    return [c.reshape(a.shape) for a, c in zip(arrays, launch.inputs(op, *arrays))]
+
+
+def _contiguous_strides(shape):
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= int(size)
+    return strides[::-1]
+
+
+def _broadcast_strides(op, in_shape, out_shape):
+    """Element strides of a contiguous ``in_shape`` array read as ``out_shape`` (0 on broadcast axes)."""
+    lead = len(out_shape) - len(in_shape)
+    if lead < 0:
+        raise ValueError(f"{op}: cannot broadcast shape {tuple(in_shape)} to {tuple(out_shape)}.")
+    own = _contiguous_strides(in_shape)
+    strides = [0] * lead
+    for size, want, stride in zip(in_shape, out_shape[lead:], own):
+        if size != want and size != 1:
+            raise ValueError(f"{op}: cannot broadcast shape {tuple(in_shape)} to {tuple(out_shape)}.")
+        strides.append(stride if size == want and size != 1 else 0)
+    return strides
+
+
+def _merged(shape, stride_sets):
+    """Drop size-1 axes and merge neighbours that every input walks contiguously: fewer divisions."""
+    keep = [d for d, s in enumerate(shape) if s != 1]
+    shape = [shape[d] for d in keep]
+    stride_sets = [[strides[d] for d in keep] for strides in stride_sets]
+    d = len(shape) - 1
+    while d > 0:
+        if all(s[d - 1] == s[d] * shape[d] for s in stride_sets):
+            shape[d - 1] *= shape[d]
+            del shape[d]
+            for s in stride_sets:
+                del s[d - 1]
+        d -= 1
+    return shape or [1], [s or [0] for s in stride_sets]
+
+
+def _meta(op, shape, stride_sets):
+    shape, stride_sets = _merged(list(shape), [list(s) for s in stride_sets])
+    if len(shape) > MAX_DIMS:
+        raise ValueError(f"{op}: the kernels take at most {MAX_DIMS} axes after merging; received {len(shape)}.")
+    key = (backend.current().name, tuple(shape), tuple(tuple(s) for s in stride_sets))
+    meta = _META.get(key)
+    if meta is None:
+        values = np.array([*shape, *[v for s in stride_sets for v in s]], dtype=np.int32)
+        meta = _META[key] = backend.current().asarray(values, dtype=np.int32)
+    return meta, len(shape)
+
+
+def _broadcast_kernel(kernel, arrays):
+    arrays = _kernel_inputs(kernel, arrays)
+    try:
+        shape = tuple(int(s) for s in np.broadcast_shapes(*[tuple(a.shape) for a in arrays]))
+    except ValueError:
+        raise ValueError(f"{kernel}: shapes {', '.join(str(tuple(a.shape)) for a in arrays)} do not broadcast "
+                         "together.") from None
+    out = launch.empty(shape)
+    n = launch.i32(out.size, f"{kernel}: elements")
+    if n:
+        meta, ndim = _meta(kernel, shape, [_broadcast_strides(kernel, a.shape, shape) for a in arrays])
+        launch.run(_FILE, kernel, launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS, *arrays, out, n, ndim, meta)
+    return out
+
+
+def _strided_copy(x, shape, strides):
+    out = launch.empty(shape)
+    n = launch.i32(out.size, "strided_copy: elements")
+    if n:
+        meta, ndim = _meta("strided_copy", shape, [strides])
+        launch.run(_FILE, "strided_copy", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS, x, out, n, ndim, meta,
+                   0)
+    return out
+
+
+def _rows_last(op, x, axes, keepdims):
+    """``x`` as a contiguous (rows, cols) array with ``axes`` last, and the reduction's output shape."""
+    x, = _kernel_inputs(op, [x])
+    kept = [a for a in range(x.ndim) if a not in axes]
+    if axes != tuple(range(x.ndim - len(axes), x.ndim)):
+        x = transpose(x, kept + list(axes))
+    rows = int(np.prod([x.shape[i] for i in range(len(kept))])) if kept else 1
+    cols = int(np.prod(x.shape[len(kept):])) if axes else 1
+    out_shape = tuple(1 if a in axes else s for a, s in enumerate(_original_shape(x, kept, axes))) if keepdims \
+        else tuple(x.shape[:len(kept)])
+    return x.reshape(rows, cols), out_shape
+
+
+def _original_shape(x, kept, axes):
+    shape = [0] * x.ndim
+    for position, a in enumerate(kept + list(axes)):
+        shape[a] = x.shape[position]
+    return shape
+
+
+def _row_kernel(kernel, rows_view, out, *tail):
+    rows, cols = rows_view.shape
+    launch.i32(rows_view.size, f"{kernel}: elements")
+    launch.run(_FILE, kernel, launch.blocks_for(rows, _ROWS_PER_BLOCK, cap=_MAX_BLOCKS), launch.THREADS,
+               rows_view, out, rows, cols, *tail)

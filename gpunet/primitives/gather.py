@@ -1,0 +1,123 @@
+"""Slicing and take, forward and backward: the gathers of ``gn.ops`` indexing.
+
+* ``slice_forward(x, key)`` / ``slice_backward(dy, shape, key)``: basic indexing (ints, slices with
+  any step, None, Ellipsis) is a strided view of x, so the kernel path copies it with
+  ``strided_copy`` from x's first selected element and scatters the gradient back with
+  ``strided_scatter`` (each element of x is reached at most once). Integer or bool array keys
+  gather with the backend's array module.
+* ``take_forward(x, indices, axis)`` / ``take_backward(dy, indices, shape, axis)``: ``take_forward``
+  / ``take_backward`` of ``kernels/elementwise_nd.cu``, x seen as (outer, axis, inner); the
+  backward adds with atomicAdd, so an index taken twice gets both gradients (in no fixed order).
+"""
+import numpy as np
+
+from .. import backend
+from . import launch
+from . import elementwise_nd as E
+
+_FILE = "elementwise_nd.cu"
+_MAX_BLOCKS = 2048
+
+
+def is_basic(key):
+    items = key if isinstance(key, tuple) else (key,)
+    return all(isinstance(k, (slice, int, np.integer, type(None), type(Ellipsis))) for k in items)
+
+
+def _view_layout(shape, key):
+    """(shape, offset, element strides) of ``x[key]`` for a C-contiguous x of ``shape``, from a
+    stand-in view NumPy makes over one byte (no memory of x's size is touched)."""
+    strides = E._contiguous_strides(shape)
+    probe = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), shape, strides)
+    view = probe[key]
+    offset = view.__array_interface__["data"][0] - probe.__array_interface__["data"][0]
+    return tuple(view.shape), int(offset), list(view.strides)
+
+
+def slice_forward(x, key):
+    """``x[key]`` as a C-contiguous array."""
+    if not backend.current().runs_kernels or not is_basic(key) or x.dtype != np.float32:
+        return backend.current().xp.ascontiguousarray(x[key])
+    x, = E._kernel_inputs("slice_forward", [x])
+    shape, offset, strides = _view_layout(x.shape, key)
+    out = launch.empty(shape)
+    n = launch.i32(out.size, "slice_forward: elements")
+    if n:
+        meta, ndim = E._meta("strided_copy", shape, [strides])
+        launch.run(_FILE, "strided_copy", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS,
+                   x, out, n, ndim, meta, offset)
+    return out
+
+
+def slice_backward(dy, shape, key):
+    """The gradient of ``slice_forward``: zeros of ``shape`` with ``dy`` at the selected places."""
+    xp = backend.current().xp
+    if not backend.current().runs_kernels or not is_basic(key):
+        dx = xp.zeros(shape, dtype=dy.dtype)
+        if is_basic(key):
+            dx[key] = dy
+        else:
+            xp.add.at(dx, key, dy)
+        return dx
+    dy, = E._kernel_inputs("slice_backward", [dy])
+    view_shape, offset, strides = _view_layout(shape, key)
+    dx = launch.zeros(shape)
+    n = launch.i32(dy.size, "slice_backward: elements")
+    if n:
+        meta, ndim = E._meta("strided_scatter", view_shape, [strides])
+        launch.run(_FILE, "strided_scatter", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS,
+                   dy, dx, n, ndim, meta, offset)
+    return dx
+
+
+def _take_layout(shape, axis):
+    """x of ``shape`` seen as (outer, axis length, inner) around ``axis`` (None: flattened)."""
+    size = int(np.prod(shape))
+    if axis is None:
+        return 1, size, 1
+    axis %= len(shape)
+    outer, inner = int(np.prod(shape[:axis])), int(np.prod(shape[axis + 1:]))
+    return outer, shape[axis], inner
+
+
+def _check_range(op, indices, axis_len):
+    low, high = (int(v) for v in (indices.min(), indices.max())) if indices.size else (0, 0)
+    if low < -axis_len or high >= axis_len:
+        raise IndexError(f"{op}: index {low if low < -axis_len else high} is out of range for an axis of "
+                         f"size {axis_len}.")
+
+
+def take_forward(x, indices, axis=None):
+    """``np.take(x, indices, axis)``; negative indices count from the end."""
+    outer, axis_len, inner = _take_layout(x.shape, axis)
+    _check_range("take", indices, axis_len)
+    if not backend.current().runs_kernels or x.dtype != np.float32:
+        xp = backend.current().xp
+        return xp.ascontiguousarray(xp.take(x, indices, axis=axis))
+    x, = E._kernel_inputs("take_forward", [x])
+    idx, = launch.inputs("take_forward", indices.astype(np.int32).reshape(-1), dtype=np.int32)
+    out_shape = (tuple(indices.shape) if axis is None else
+                 tuple(x.shape[:axis % x.ndim]) + tuple(indices.shape) + tuple(x.shape[axis % x.ndim + 1:]))
+    out = launch.empty(out_shape)
+    n = launch.i32(out.size, "take_forward: elements")
+    if n:
+        launch.run(_FILE, "take_forward", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS,
+                   x, idx, out, n, axis_len, inner, max(idx.size, 1))
+    return out
+
+
+def take_backward(dy, indices, shape, axis=None):
+    """The gradient of ``take_forward`` for an x of ``shape``: dy added back at each index."""
+    outer, axis_len, inner = _take_layout(shape, axis)
+    if not backend.current().runs_kernels:
+        dx = np.zeros((outer, axis_len, inner), dtype=dy.dtype)
+        np.add.at(dx, (slice(None), indices.reshape(-1)), dy.reshape(outer, indices.size, inner))
+        return dx.reshape(shape)
+    dy, = E._kernel_inputs("take_backward", [dy])
+    idx, = launch.inputs("take_backward", indices.astype(np.int32).reshape(-1), dtype=np.int32)
+    dx = launch.zeros(shape)
+    n = launch.i32(dy.size, "take_backward: elements")
+    if n:
+        launch.run(_FILE, "take_backward", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS,
+                   dy, idx, dx, n, axis_len, inner, max(idx.size, 1))
+    return dx

@@ -1,0 +1,297 @@
+// elementwise_nd.cu - the kernels of the public gn.ops math: broadcasting elementwise ops, strided
+// copies (transpose, broadcast_to) and reductions over the last axis, each templated on a functor.
+//
+// Kernels:
+//   broadcast_<op>(a, b, out, n, ndim, meta)     out[i] = op(a[ia], b[ib]); op in add, subtract,
+//       multiply, divide, power, maximum, minimum, equal, not_equal, less, less_equal, greater,
+//       greater_equal (comparisons write 1.0f / 0.0f)
+//   broadcast_where(cond, a, b, out, n, ndim, meta)   out[i] = cond[ic] != 0 ? a[ia] : b[ib]
+//   strided_copy(x, out, n, ndim, meta, base)    out[i] = x[base + ix]  (transpose, broadcast_to, slicing)
+//   strided_scatter(dy, dx, n, ndim, meta, base) dx[base + ix] = dy[i]  (slicing's gradient; dx zeroed first)
+//   take_forward(x, indices, out, n, axis_len, inner, count)    out[o, j, r] = x[o, indices[j], r]
+//   take_backward(dy, indices, dx, n, axis_len, inner, count)   dx[o, indices[j], r] += dy[o, j, r] (atomicAdd)
+//   unary_<op>(x, out, n)                        out[i] = op(x[i]); op in negative, square, sqrt,
+//       exp, log, log1p, abs, sign
+//   reduce_<op>_rows(x, out, rows, cols, scale)  out[r] = scale * op over x[r, :]; op in sum, max, min
+//   arg<op>_rows(x, out, rows, cols)             out[r] = first column holding the max / min (int32)
+//
+// Layout: any. The host (gpunet/primitives/elementwise_nd.py) views out as a C-contiguous array of
+// ndim <= 8 axes and passes meta = [out shape (ndim), then per input its element strides (ndim)];
+// a broadcast axis has stride 0, and axes that are contiguous in every input are merged first.
+// Reductions see the input as (rows, cols), the reduced axes moved last and contiguous.
+// Threads: elementwise kernels run a grid-stride loop, one output element per thread per step, the
+// inputs' offsets from the output index by division. Row kernels give each warp whole rows (blocks
+// of 256 threads = 8 warps): lane l reads columns l, l + 32, ...; the warp combines its lanes with
+// __shfl_xor_sync in a fixed order, so results are the same from run to run.
+// NaN, as NumPy: maximum / minimum / max / min propagate a NaN; argmax / argmin name the first NaN.
+// Backward needs: nothing here; gpunet/ops composes each op's gradient from these kernels.
+// Gradients: every kernel writes (=) its output but take_backward, which accumulates (+=) with
+// atomicAdd into a zeroed dx, so a repeated index gets every share (in no fixed order).
+
+#include "common.cuh"   // GRID_STRIDE_LOOP, ROW_PER_WARP_LOOP, FULL_MASK
+
+#define MAX_DIMS 8
+
+// Offsets into up to three inputs of flat output index i, from the meta block described above.
+template <int INPUTS>
+__device__ __forceinline__ void offsets_of(int i, int ndim, const int* __restrict__ meta, int* off) {
+    for (int k = 0; k < INPUTS; ++k) off[k] = 0;
+    for (int d = ndim - 1; d >= 0; --d) {
+        int size = meta[d];
+        int coord = i % size;
+        i /= size;
+        for (int k = 0; k < INPUTS; ++k) off[k] += coord * meta[(k + 1) * ndim + d];
+    }
+}
+
+// -- binary functors --------------------------------------------------------------------------------
+
+struct AddOp { __device__ static float apply(float a, float b) { return a + b; } };
+struct SubtractOp { __device__ static float apply(float a, float b) { return a - b; } };
+struct MultiplyOp { __device__ static float apply(float a, float b) { return a * b; } };
+struct DivideOp { __device__ static float apply(float a, float b) { return a / b; } };
+struct PowerOp { __device__ static float apply(float a, float b) { return powf(a, b); } };
+struct MaximumOp { __device__ static float apply(float a, float b) { return (a != a || a >= b) ? a : b; } };
+struct MinimumOp { __device__ static float apply(float a, float b) { return (a != a || a <= b) ? a : b; } };
+struct EqualOp { __device__ static float apply(float a, float b) { return a == b ? 1.0f : 0.0f; } };
+struct NotEqualOp { __device__ static float apply(float a, float b) { return a != b ? 1.0f : 0.0f; } };
+struct LessOp { __device__ static float apply(float a, float b) { return a < b ? 1.0f : 0.0f; } };
+struct LessEqualOp { __device__ static float apply(float a, float b) { return a <= b ? 1.0f : 0.0f; } };
+struct GreaterOp { __device__ static float apply(float a, float b) { return a > b ? 1.0f : 0.0f; } };
+struct GreaterEqualOp { __device__ static float apply(float a, float b) { return a >= b ? 1.0f : 0.0f; } };
+
+template <class Op>
+__device__ __forceinline__ void broadcast_binary(const float* __restrict__ a, const float* __restrict__ b,
+                                                 float* __restrict__ out, int n, int ndim,
+                                                 const int* __restrict__ meta) {
+    GRID_STRIDE_LOOP(i, n) {
+        int off[2];
+        offsets_of<2>(i, ndim, meta, off);
+        out[i] = Op::apply(a[off[0]], b[off[1]]);
+    }
+}
+
+
+extern "C" __global__ void broadcast_add(const float* __restrict__ a, const float* __restrict__ b,
+        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+    broadcast_binary<AddOp>(a, b, out, n, ndim, meta);
+}
+extern "C" __global__ void broadcast_subtract(const float* __restrict__ a, const float* __restrict__ b,
+        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+    broadcast_binary<SubtractOp>(a, b, out, n, ndim, meta);
+}
+extern "C" __global__ void broadcast_multiply(const float* __restrict__ a, const float* __restrict__ b,
+        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+    broadcast_binary<MultiplyOp>(a, b, out, n, ndim, meta);
+}
+extern "C" __global__ void broadcast_divide(const float* __restrict__ a, const float* __restrict__ b,
+        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+    broadcast_binary<DivideOp>(a, b, out, n, ndim, meta);
+}
+extern "C" __global__ void broadcast_power(const float* __restrict__ a, const float* __restrict__ b,
+        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+    broadcast_binary<PowerOp>(a, b, out, n, ndim, meta);
+}
+extern "C" __global__ void broadcast_maximum(const float* __restrict__ a, const float* __restrict__ b,
+        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+    broadcast_binary<MaximumOp>(a, b, out, n, ndim, meta);
+}
+extern "C" __global__ void broadcast_minimum(const float* __restrict__ a, const float* __restrict__ b,
+        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+    broadcast_binary<MinimumOp>(a, b, out, n, ndim, meta);
+}
+extern "C" __global__ void broadcast_equal(const float* __restrict__ a, const float* __restrict__ b,
+        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+    broadcast_binary<EqualOp>(a, b, out, n, ndim, meta);
+}
+extern "C" __global__ void broadcast_not_equal(const float* __restrict__ a, const float* __restrict__ b,
+        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+    broadcast_binary<NotEqualOp>(a, b, out, n, ndim, meta);
+}
+extern "C" __global__ void broadcast_less(const float* __restrict__ a, const float* __restrict__ b,
+        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+    broadcast_binary<LessOp>(a, b, out, n, ndim, meta);
+}
+extern "C" __global__ void broadcast_less_equal(const float* __restrict__ a, const float* __restrict__ b,
+        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+    broadcast_binary<LessEqualOp>(a, b, out, n, ndim, meta);
+}
+extern "C" __global__ void broadcast_greater(const float* __restrict__ a, const float* __restrict__ b,
+        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+    broadcast_binary<GreaterOp>(a, b, out, n, ndim, meta);
+}
+extern "C" __global__ void broadcast_greater_equal(const float* __restrict__ a, const float* __restrict__ b,
+        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+    broadcast_binary<GreaterEqualOp>(a, b, out, n, ndim, meta);
+}
+
+extern "C" __global__ void broadcast_where(const float* __restrict__ cond, const float* __restrict__ a,
+                                           const float* __restrict__ b, float* __restrict__ out, int n, int ndim,
+                                           const int* __restrict__ meta) {
+    GRID_STRIDE_LOOP(i, n) {
+        int off[3];
+        offsets_of<3>(i, ndim, meta, off);
+        out[i] = cond[off[0]] != 0.0f ? a[off[1]] : b[off[2]];
+    }
+}
+
+extern "C" __global__ void strided_copy(const float* __restrict__ x, float* __restrict__ out, int n, int ndim,
+                                        const int* __restrict__ meta, int base) {
+    GRID_STRIDE_LOOP(i, n) {
+        int off[1];
+        offsets_of<1>(i, ndim, meta, off);
+        out[i] = x[base + off[0]];   // base: the first selected element; strides may be negative
+    }
+}
+
+// -- unary functors ---------------------------------------------------------------------------------
+
+struct NegativeOp { __device__ static float apply(float x) { return -x; } };
+struct SquareOp { __device__ static float apply(float x) { return x * x; } };
+struct SqrtOp { __device__ static float apply(float x) { return sqrtf(x); } };
+struct ExpOp { __device__ static float apply(float x) { return expf(x); } };
+struct LogOp { __device__ static float apply(float x) { return logf(x); } };
+struct Log1pOp { __device__ static float apply(float x) { return log1pf(x); } };
+struct AbsOp { __device__ static float apply(float x) { return fabsf(x); } };
+struct SignOp {
+    __device__ static float apply(float x) { return x != x ? x : (float)((x > 0.0f) - (x < 0.0f)); }
+};
+
+template <class Op>
+__device__ __forceinline__ void unary(const float* __restrict__ x, float* __restrict__ out, int n) {
+    GRID_STRIDE_LOOP(i, n) out[i] = Op::apply(x[i]);
+}
+
+
+extern "C" __global__ void unary_negative(const float* __restrict__ x, float* __restrict__ out, int n) {
+    unary<NegativeOp>(x, out, n);
+}
+extern "C" __global__ void unary_square(const float* __restrict__ x, float* __restrict__ out, int n) {
+    unary<SquareOp>(x, out, n);
+}
+extern "C" __global__ void unary_sqrt(const float* __restrict__ x, float* __restrict__ out, int n) {
+    unary<SqrtOp>(x, out, n);
+}
+extern "C" __global__ void unary_exp(const float* __restrict__ x, float* __restrict__ out, int n) {
+    unary<ExpOp>(x, out, n);
+}
+extern "C" __global__ void unary_log(const float* __restrict__ x, float* __restrict__ out, int n) {
+    unary<LogOp>(x, out, n);
+}
+extern "C" __global__ void unary_log1p(const float* __restrict__ x, float* __restrict__ out, int n) {
+    unary<Log1pOp>(x, out, n);
+}
+extern "C" __global__ void unary_abs(const float* __restrict__ x, float* __restrict__ out, int n) {
+    unary<AbsOp>(x, out, n);
+}
+extern "C" __global__ void unary_sign(const float* __restrict__ x, float* __restrict__ out, int n) {
+    unary<SignOp>(x, out, n);
+}
+
+// -- reductions over rows, one warp per row -----------------------------------------------------------
+
+struct SumOp {
+    __device__ static float identity() { return 0.0f; }
+    __device__ static float combine(float a, float b) { return a + b; }
+};
+struct MaxOp {
+    __device__ static float identity() { return -INFINITY; }
+    __device__ static float combine(float a, float b) { return (a != a || a >= b) ? a : b; }
+};
+struct MinOp {
+    __device__ static float identity() { return INFINITY; }
+    __device__ static float combine(float a, float b) { return (a != a || a <= b) ? a : b; }
+};
+
+template <class Op>
+__device__ __forceinline__ void reduce_rows(const float* __restrict__ x, float* __restrict__ out, int rows,
+                                            int cols, float scale) {
+    int lane = threadIdx.x % 32;
+    ROW_PER_WARP_LOOP(row, rows) {
+        const float* xr = x + (long long)row * cols;
+        float acc = Op::identity();
+        for (int j = lane; j < cols; j += 32) acc = Op::combine(acc, xr[j]);
+        for (int offset = 16; offset > 0; offset >>= 1) acc = Op::combine(acc, __shfl_xor_sync(FULL_MASK, acc, offset));
+        if (lane == 0) out[row] = acc * scale;
+    }
+}
+
+
+extern "C" __global__ void __launch_bounds__(256) reduce_sum_rows(const float* __restrict__ x, float* __restrict__ out,
+        int rows, int cols, float scale) {
+    reduce_rows<SumOp>(x, out, rows, cols, scale);
+}
+extern "C" __global__ void __launch_bounds__(256) reduce_max_rows(const float* __restrict__ x, float* __restrict__ out,
+        int rows, int cols, float scale) {
+    reduce_rows<MaxOp>(x, out, rows, cols, scale);
+}
+extern "C" __global__ void __launch_bounds__(256) reduce_min_rows(const float* __restrict__ x, float* __restrict__ out,
+        int rows, int cols, float scale) {
+    reduce_rows<MinOp>(x, out, rows, cols, scale);
+}
+
+// (value, column) pairs: the better value wins, a NaN beats any number, ties go to the lower column.
+template <bool LARGEST>
+__device__ __forceinline__ bool better(float a, int ai, float b, int bi) {
+    if (a != a || b != b) return a != a && (b == b || ai < bi);
+    if (a == b) return ai < bi;
+    return LARGEST ? a > b : a < b;
+}
+
+template <bool LARGEST>
+__device__ __forceinline__ void arg_rows(const float* __restrict__ x, int* __restrict__ out, int rows, int cols) {
+    int lane = threadIdx.x % 32;
+    ROW_PER_WARP_LOOP(row, rows) {
+        const float* xr = x + (long long)row * cols;
+        float best = LARGEST ? -INFINITY : INFINITY;
+        int where = cols;   // past the end: loses every tie against a real column
+        for (int j = lane; j < cols; j += 32)
+            if (better<LARGEST>(xr[j], j, best, where)) best = xr[j], where = j;
+        for (int offset = 16; offset > 0; offset >>= 1) {
+            float other = __shfl_xor_sync(FULL_MASK, best, offset);
+            int other_at = __shfl_xor_sync(FULL_MASK, where, offset);
+            if (better<LARGEST>(other, other_at, best, where)) best = other, where = other_at;
+        }
+        if (lane == 0) out[row] = where < cols ? where : 0;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+argmax_rows(const float* __restrict__ x, int* __restrict__ out, int rows, int cols) {
+    arg_rows<true>(x, out, rows, cols);
+}
+extern "C" __global__ void __launch_bounds__(256)
+argmin_rows(const float* __restrict__ x, int* __restrict__ out, int rows, int cols) {
+    arg_rows<false>(x, out, rows, cols);
+}
+
+// -- gathers and scatters: slicing and take -----------------------------------------------------------
+
+extern "C" __global__ void strided_scatter(const float* __restrict__ dy, float* __restrict__ dx, int n, int ndim,
+                                           const int* __restrict__ meta, int base) {
+    GRID_STRIDE_LOOP(i, n) {
+        int off[1];
+        offsets_of<1>(i, ndim, meta, off);
+        dx[base + off[0]] = dy[i];   // basic indexing reaches each element of dx at most once: no atomics
+    }
+}
+
+extern "C" __global__ void take_forward(const float* __restrict__ x, const int* __restrict__ indices,
+                                        float* __restrict__ out, int n, int axis_len, int inner, int count) {
+    GRID_STRIDE_LOOP(i, n) {
+        int r = i % inner, j = (i / inner) % count, o = i / (inner * count);
+        int k = indices[j];
+        k = k < 0 ? k + axis_len : k;
+        out[i] = x[((long long)o * axis_len + k) * inner + r];
+    }
+}
+
+extern "C" __global__ void take_backward(const float* __restrict__ dy, const int* __restrict__ indices,
+                                         float* __restrict__ dx, int n, int axis_len, int inner, int count) {
+    GRID_STRIDE_LOOP(i, n) {
+        int r = i % inner, j = (i / inner) % count, o = i / (inner * count);
+        int k = indices[j];
+        k = k < 0 ? k + axis_len : k;
+        atomicAdd(dx + ((long long)o * axis_len + k) * inner + r, dy[i]);   // an index taken twice adds
+    }
+}
