@@ -23,8 +23,9 @@ class FileFormatError(ValueError):
 
 # -- writing ------------------------------------------------------------------------------
 @contextlib.contextmanager
-def atomic_h5(path, overwrite=True):
-    """Yield an h5py File that replaces ``path`` only when the block completes without error."""
+def atomic_path(path, overwrite=True):
+    """Yield a temporary name in ``path``'s folder; once the block completes without error the
+    file written there is flushed to disk and renamed onto ``path`` (removed otherwise)."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"Cannot save to '{path}': it is a folder.")
@@ -35,18 +36,26 @@ def atomic_h5(path, overwrite=True):
         raise FileNotFoundError(f"Cannot save to '{path}': the folder '{folder}' does not exist.")
     temp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        f = h5py.File(temp, "x")
-    except OSError as error:
-        raise OSError(f"Cannot save to '{path}': creating a file in '{folder}' failed ({error}).") from error
-    try:
-        with f:
-            yield f
+        yield temp
         _fsync(temp)
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(temp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_h5(path, overwrite=True):
+    """Yield an h5py File that replaces ``path`` only when the block completes without error."""
+    with atomic_path(path, overwrite) as temp:
+        try:
+            f = h5py.File(temp, "x")
+        except OSError as error:
+            raise OSError(f"Cannot save to '{os.fspath(path)}': creating a file in "
+                          f"'{os.path.dirname(temp)}' failed ({error}).") from error
+        with f:
+            yield f
 
 
 def _fsync(path):

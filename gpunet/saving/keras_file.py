@@ -13,13 +13,11 @@ A file is read in full and every class looked up before any model is made, so an
 class or a Lambda is an error naming it and the file, and nothing half-built comes back.
 Configs are data only: nothing in a file is executed.
 """
-import contextlib
 import datetime
 import io
 import json
 import os
 import tempfile
-import uuid
 import warnings
 import zipfile
 
@@ -27,7 +25,7 @@ import h5py
 
 from .. import optimizers, utils
 from . import keras3
-from .h5file import FileFormatError, open_h5, to_json
+from .h5file import FileFormatError, atomic_path, open_h5, to_json
 from .keras_config import check_classes, layer_from_keras, layer_to_keras
 from .tree import WeightPlan, require_built
 
@@ -209,26 +207,6 @@ def _compile_from_keras(model, config, custom_objects, where):
 
 
 # -- the zip ----------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _atomic_path(path, overwrite):
-    """A temporary name in ``path``'s folder, renamed onto ``path`` when the block completes."""
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"Cannot save to '{path}': it is a folder.")
-    if not overwrite and os.path.exists(path):
-        raise FileExistsError(f"'{path}' already exists and overwrite=False.")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"Cannot save to '{path}': the folder '{folder}' does not exist.")
-    temp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        yield temp
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temp)
-        raise
-
-
 def _weights_bytes(model):
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as f:
@@ -247,7 +225,7 @@ def save_model(model, path, overwrite=True, extra_metadata=None):
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
                 **(extra_metadata or {})}
     weights = _weights_bytes(model)
-    with _atomic_path(path, overwrite) as temp:
+    with atomic_path(path, overwrite) as temp:
         with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_STORED) as archive:
             archive.writestr(_METADATA, to_json(metadata, "the metadata"))
             archive.writestr(_CONFIG, config_text)
