@@ -12,6 +12,7 @@
 // nhwc_at(i, h, w, c): (image, row, col, channel) of flat index i of a channels-last array.
 
 #pragma once
+#include "dtype.cuh"   // bf16_t / fp16_t, to_float, from_float<T>: what templated kernels load and store
 
 #define FULL_MASK 0xffffffffu
 

@@ -1,5 +1,6 @@
-// mma.cuh - one small wrapper per tensor-core PTX instruction gpunet's kernels use, plus the
-// bf16 / fp16 storage types and conversions. Included by the tc_*.cu kernels (sm_80 and newer).
+// mma.cuh - one small wrapper per tensor-core PTX instruction gpunet's kernels use (the bf16 /
+// fp16 storage types and conversions are dtype.cuh's). Included by the tc_*.cu kernels (sm_80 and
+// newer).
 //
 // Each wrapper is inline PTX on the GPU (NVRTC needs no CUDA headers) and, under cudasim
 // (GPUNET_CUDASIM, defined by gpunet/backend/cudasim.h), a call into the emulation in
@@ -17,35 +18,15 @@
 // reference under set_float32_matmul_precision("high") does too). bf16 / fp16 conversions
 // round to nearest, ties to even, like __float2bfloat16_rn / __float2half_rn.
 #pragma once
-
-struct bf16_t { unsigned short bits; };   // storage only: convert to float to compute
-struct fp16_t { unsigned short bits; };
+#include "dtype.cuh"
 
 #ifdef GPUNET_CUDASIM
 __device__ __forceinline__ float tf32_round(float x) { return cudasim::tf32_round(x); }
-__device__ __forceinline__ bf16_t float_to_bf16(float x) { return {cudasim::float_to_bf16_bits(x)}; }
-__device__ __forceinline__ fp16_t float_to_fp16(float x) { return {cudasim::float_to_fp16_bits(x)}; }
-__device__ __forceinline__ float fp16_to_float(fp16_t h) { return cudasim::fp16_bits_to_float(h.bits); }
 #else
 __device__ __forceinline__ float tf32_round(float x) {
     unsigned r;
     asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
     return __uint_as_float(r);
-}
-__device__ __forceinline__ bf16_t float_to_bf16(float x) {
-    bf16_t h;
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h.bits) : "f"(x));
-    return h;
-}
-__device__ __forceinline__ fp16_t float_to_fp16(float x) {
-    fp16_t h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h.bits) : "f"(x));
-    return h;
-}
-__device__ __forceinline__ float fp16_to_float(fp16_t h) {
-    float x;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(x) : "h"(h.bits));
-    return x;
 }
 // The 32-bit shared-window address of a generic pointer into shared memory.
 __device__ __forceinline__ unsigned smem_u32(const void* p) {
@@ -54,7 +35,6 @@ __device__ __forceinline__ unsigned smem_u32(const void* p) {
     return r;
 }
 #endif
-__device__ __forceinline__ float bf16_to_float(bf16_t h) { return __uint_as_float(unsigned(h.bits) << 16); }
 
 // ---- mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32: D (16x8) = A (16x8) B (8x8) + C ----
 //   a[0] = A[g][t]    a[1] = A[g+8][t]    a[2] = A[g][t+4]    a[3] = A[g+8][t+4]   (tf32 bits)

@@ -81,7 +81,7 @@ class CudaBackend:
         checked = self._checked.get(file, kernel, grid, block, args)   # checks once per argument kinds
         device = self.xp.cuda.Device().id
         if checked.handle is None or checked.handle[0] != device:
-            checked.handle = (device, self._function(checked.source, kernel))
+            checked.handle = (device, self._function(checked.source, checked.signature.name))
         function, grid, block, args = checked.handle[1], checked.grid, checked.block, tuple(args)
         if not hooks.watching():
             function(grid, block, args)
@@ -98,7 +98,11 @@ class CudaBackend:
         key = (source.path, source.digest, device.id)
         if key not in _modules:
             options = tuple(compile_options([source.path.parent]))
-            _modules[key] = (cp.RawModule(code=module_code(source, options), options=options), {})
+            # A templated kernel's instances (name<T>) are reached through NVRTC name expressions,
+            # which instantiate them and map each to its mangled name.
+            instances = [name for name, signature in source.kernels.items() if signature.template]
+            named = {"name_expressions": instances} if instances else {}
+            _modules[key] = (cp.RawModule(code=module_code(source, options), options=options, **named), {})
         module, functions = _modules[key]
         if kernel not in functions:
             try:

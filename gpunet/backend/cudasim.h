@@ -230,5 +230,9 @@ template <class... P> inline void invoke(void (*kernel)(P...), void** args) {
     extern "C" __attribute__((visibility("default"))) void gpunet_cudasim_entry_##name(void** args) { \
         cudasim::invoke(name, args);                                                     \
     }
+#define CUDASIM_ENTRY_AS(symbol, ...)   /* one instance of a templated kernel: name<T> */     \
+    extern "C" __attribute__((visibility("default"))) void gpunet_cudasim_entry_##symbol(void** args) { \
+        cudasim::invoke(__VA_ARGS__, args);                                              \
+    }
 #include "cudasim_tensor.h"
 #endif  // CUDASIM_RUNTIME

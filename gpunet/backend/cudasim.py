@@ -78,7 +78,7 @@ class _KernelLibrary:
             raise RuntimeError(f"cudasim: {source.path.name} was built against header ABI {abi}, "
                                f"the runtime has {expected}; clear {cudasim_build.cache_dir()}.")
         self.slot = ctypes.addressof(ctypes.c_void_p.in_dll(self.lib, "gpunet_cudasim_current"))
-        self.entries = {name: ctypes.cast(self.lib[f"gpunet_cudasim_entry_{name}"], ctypes.c_void_p).value
+        self.entries = {name: ctypes.cast(self.lib[f"gpunet_cudasim_entry_{kernel_source.entry_symbol(name)}"], ctypes.c_void_p).value
                         for name in source.kernels}
 
 
@@ -212,11 +212,11 @@ class CudasimBackend:
         error = ctypes.create_string_buffer(4096)
         started = time.perf_counter() if hooks.watching() else None
         status = _load_runtime().gpunet_cudasim_launch(
-            library.entries[kernel], guarded.pointer_table(), library.slot, _dims(grid), _dims(block),
-            order, contexts, kernel.encode(), error, len(error))
+            library.entries[signature.name], guarded.pointer_table(), library.slot, _dims(grid), _dims(block),
+            order, contexts, signature.name.encode(), error, len(error))
         if status != 0:
             raise RuntimeError(f"cudasim ({source.path.name}): {error.value.decode(errors='replace')}")
-        guarded.check(kernel, source.path.name)
+        guarded.check(signature.name, source.path.name)
         guarded.copy_back()
         if started is not None:
             seconds = time.perf_counter() - started

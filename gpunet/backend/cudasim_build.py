@@ -6,7 +6,8 @@ Two kinds of library:
   blocks and threads, built once;
 * one library per ``.cu`` file: the file compiled with ``-include cudasim.h`` plus a
   generated wrapper that adds an entry point ``gpunet_cudasim_entry_<kernel>(void** args)``
-  per kernel, unpacking the arguments as ``cuLaunchKernel`` does.
+  per kernel, unpacking the arguments as ``cuLaunchKernel`` does (a templated kernel's instances
+  ``name<T>`` get ``gpunet_cudasim_entry_name__T``, which also instantiates them).
 
 The compiler is ``$CXX`` or ``g++`` (C++20: g++ 10 or newer), with ``-std=c++20 -O2 -fPIC -ffp-contract=off
 -shared``. Libraries are cached in ``$GPUNET_CACHE_DIR`` or ``~/.cache/gpunet/cudasim``,
@@ -22,6 +23,8 @@ import pathlib
 import shutil
 import subprocess
 import tempfile
+
+from . import kernel_source
 
 HERE = pathlib.Path(__file__).resolve().parent
 HEADER = HERE / "cudasim.h"
@@ -78,7 +81,9 @@ def build_runtime():
 
 def build_kernels(source):
     """Path of the library for a ``kernel_source.Source``, built on first need."""
-    lines = [f'#include "{source.path}"'] + [f"CUDASIM_ENTRY({name})" for name in source.kernels]
+    lines = [f'#include "{source.path}"'] + [
+        f"CUDASIM_ENTRY_AS({kernel_source.entry_symbol(name)}, {name})" if signature.template else
+        f"CUDASIM_ENTRY({name})" for name, signature in source.kernels.items()]
     wrapper = "\n".join(lines) + "\n"
     flags = ("-include", str(HEADER), "-I", str(source.path.parent))
     # Keyed by content, not by where the file lies: the digest covers the .cu and the local

@@ -19,7 +19,7 @@ from . import kernel_source, nvrtc
 
 ARCH = "compute_90"
 _FMA = re.compile(r"\bfma\.rn(?:\.ftz)?(?:\.sat)?\.f32\b")
-_ENTRY = re.compile(r"\.entry\s+(\w+)\s*\(")
+_ENTRY = re.compile(r"\.entry\s+([\w<>]+)\s*\(")
 # Math functions whose CUDA and glibc implementations may round differently (not the exact
 # ones: fabsf, fminf, fmaxf, sqrtf and division are IEEE on both).
 _MATH = re.compile(r"\b(?:__)?(?:exp|exp2|expm1|log|log2|log10|log1p|pow|tanh|sinh|cosh|sin|cos|tan|erf|erfc|"
@@ -38,7 +38,8 @@ def _ptx(source, fmad):
     options = [f"--gpu-architecture={ARCH}", *nvrtc.compile_options([source.path.parent])]
     options = [o if o != "--fmad=true" else f"--fmad={'true' if fmad else 'false'}" for o in options]
     compiler = nvrtc.compiler_for("sm_90")
-    status, log, ptx = compiler.compile(source.text, source.path.name, options, output="PTX")
+    status, log, ptx = compiler.compile(source.text, source.path.name, options, output="PTX",
+                                        names=nvrtc.instance_names(source.text))
     if status != 0:
         raise nvrtc.CompileError(f"NVRTC could not compile {source.path.name} to PTX:\n{log.strip()}")
     return ptx.rstrip(b"\0").decode()
@@ -66,8 +67,8 @@ def _math_calls(source):
                                  if (source.path.parent / name).is_file())
     bodies = _bodies(kernel_source._COMMENT.sub(" ", text))
     found = {}
-    for kernel in source.kernels:
-        seen, todo, math = set(), [kernel], set()
+    for kernel, signature in source.kernels.items():
+        seen, todo, math = set(), [signature.template or kernel], set()   # an instance's body is its template's
         while todo:
             body = bodies.get(todo.pop(), "")
             math.update(m.group(0).rstrip("( ").strip() for m in _MATH.finditer(body))

@@ -9,8 +9,16 @@ directory part (``tests/kernels/sgemm.cu``, absolute or relative) is taken as it
 
 Kernel signatures. ``load(file)`` reads a shipped source once per process (a path again when
 the file changes) and parses every ``extern "C" __global__ void name(...)`` in it, with an
-optional ``__launch_bounds__(N)`` before or after ``void``. Kernels must be ``extern "C"`` so that
-NVRTC and the cudasim build both find them by their plain names. Parameter types::
+optional ``__launch_bounds__(N)`` before or after ``void``. Plain kernels must be ``extern "C"``
+so that NVRTC and the cudasim build both find them by their plain names.
+
+Templated kernels. ``template <class T> __global__ void name(const T* x, T* y, int n)`` (one
+type parameter named T, no ``extern "C"``) is instantiated for each of ``ELEMENT_TYPES``: the
+source's kernels then hold ``name<float>``, ``name<bf16_t>`` and ``name<fp16_t>``, each with T
+replaced in its signature. A launch names the template (``"name"``) and ``Source.instance``
+picks the instance from the dtype of the first array passed for a ``T*`` parameter; NVRTC
+reaches the instances through name expressions (their mangled names), the cudasim build
+through an entry per instance (``entry_symbol``). Parameter types::
 
     C type (pointer: an array of)          NumPy dtype
     float                                  float32
@@ -60,6 +68,9 @@ _TYPE_WORDS = {word for name in _C_TYPES for word in name.split()} | {"long", "s
 _BOUNDS = r"(?:__launch_bounds__\s*\(([^)]*)\)\s*)?"
 _KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+' + _BOUNDS + r"void\s+" + _BOUNDS +
                      r"([A-Za-z_]\w*)\s*\(([^)]*)\)\s*\{")
+_TEMPLATE = re.compile(r"template\s*<\s*(?:class|typename)\s+T\s*>\s*__global__\s+" + _BOUNDS +
+                       r"void\s+" + _BOUNDS + r"([A-Za-z_]\w*)\s*\(([^)]*)\)\s*\{")
+ELEMENT_TYPES = ("float", "bf16_t", "fp16_t")   # what T of a templated kernel is instantiated as
 _COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 _DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)[ \t]+([^\n]+)$", re.M)
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
@@ -76,6 +87,7 @@ class Param:
     ctype: str
     pointer: bool
     dtype: object        # np.dtype, or None for a C type gpunet cannot pass
+    templated: bool = False   # declared with the template's T (its dtype is the instance's)
 
     @property
     def const(self):
@@ -87,6 +99,8 @@ class Signature:
     name: str
     params: tuple
     launch_bounds: object    # the N of __launch_bounds__(N, ...), or None
+    template: str = None     # for an instance name<T> of a templated kernel: the template's name
+    element: object = None   # ... and the dtype T stands for
 
     def __str__(self):
         return f"{self.name}({', '.join(f'{p.ctype} {p.name}' for p in self.params)})"
@@ -104,8 +118,42 @@ class Source:
         if name not in self.kernels:
             known = ", ".join(sorted(self.kernels)) or "none"
             raise LookupError(f"No kernel '{name}' in {self.path}: it defines {known} "
-                           f"(kernels must be declared extern \"C\" __global__ void).")
+                           f"(kernels must be declared extern \"C\" __global__ void, or "
+                           f"template <class T> __global__ void).")
         return self.kernels[name]
+
+    @property
+    def templates(self):
+        """``{template name: {dtype: instance name}}`` for the templated kernels of this file."""
+        found = {}
+        for name, signature in self.kernels.items():
+            if signature.template:
+                found.setdefault(signature.template, {})[signature.element] = name
+        return found
+
+    def instance(self, name, args):
+        """The Signature to launch for ``name`` with ``args``: the kernel itself, or for a template
+        the instance whose T is the dtype of the first array passed for a ``T*`` parameter."""
+        instances = self.templates.get(name)
+        if instances is None:
+            return self.kernel(name)
+        first = self.kernel(next(iter(instances.values())))
+        for param, arg in zip(first.params, args):
+            if param.pointer and param.templated:
+                dtype = getattr(arg, "dtype", None)
+                if dtype in instances:
+                    return self.kernels[instances[dtype]]
+                accepted = ", ".join(np.dtype(d).name for d in instances)
+                raise TypeError(f"Argument '{param.name}' of kernel template '{name}' ({self.path.name}) "
+                                f"sets its element type T: an array of {accepted} was expected; "
+                                f"received {type(arg).__name__} of dtype {dtype}.")
+        raise TypeError(f"Kernel template '{name}' ({self.path.name}) takes its element type T from a "
+                        f"T* argument; none was passed ({len(args)} arguments).")
+
+
+def entry_symbol(name):
+    """A C identifier for a kernel name: ``relu<bf16_t>`` -> ``relu__bf16_t`` (plain names unchanged)."""
+    return name.replace("<", "__").replace(">", "")
 
 
 def kernels_dir():
@@ -185,6 +233,19 @@ def parse_kernels(text, where="<source>"):
         parsed = tuple(_parse_param(p, i, name, where) for i, p in enumerate(params.split(","))
                        if p.strip() and p.strip() != "void")
         kernels[name] = Signature(name, parsed, _evaluate(bounds.split(",")[0], macros) if bounds else None)
+    for match in _TEMPLATE.finditer(code):
+        bounds_before, bounds_after, name, params = match.groups()
+        bounds = bounds_before or bounds_after
+        limit = _evaluate(bounds.split(",")[0], macros) if bounds else None
+        items = [p for p in params.split(",") if p.strip() and p.strip() != "void"]
+        for element in ELEMENT_TYPES:
+            if element not in _C_TYPES:   # pragma: no cover - bf16_t without ml_dtypes
+                continue
+            instance = f"{name}<{element}>"
+            parsed = tuple(dataclasses.replace(_parse_param(re.sub(r"\bT\b", element, p), i, instance, where),
+                                               templated=re.search(r"\bT\b", p) is not None)
+                           for i, p in enumerate(items))
+            kernels[instance] = Signature(instance, parsed, limit, name, np.dtype(_C_TYPES[element]))
     return kernels
 
 
@@ -328,7 +389,7 @@ class LaunchChecks:
 
     def _check(self, file, kernel, grid, block, args):
         source = load(file)
-        signature = source.kernel(kernel)
+        signature = source.instance(kernel, args)
         grid, block = launch_dims(grid, "grid"), launch_dims(block, "block")
         check_launch_bounds(signature, block)
         check_args(source, signature, args, lambda a: isinstance(a, self.array_types), self.array_kind)

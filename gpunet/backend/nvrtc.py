@@ -107,7 +107,8 @@ class Nvrtc:
                            ("nvrtcCompileProgram", [P, I, ref(S)]), ("nvrtcDestroyProgram", [ref(P)]),
                            ("nvrtcGetProgramLogSize", [P, size]), ("nvrtcGetProgramLog", [P, S]),
                            ("nvrtcGetCUBINSize", [P, size]), ("nvrtcGetCUBIN", [P, S]),
-                           ("nvrtcGetPTXSize", [P, size]), ("nvrtcGetPTX", [P, S])]:
+                           ("nvrtcGetPTXSize", [P, size]), ("nvrtcGetPTX", [P, S]),
+                           ("nvrtcAddNameExpression", [P, S]), ("nvrtcGetLoweredName", [P, S, ref(S)])]:
             function = getattr(lib, name)
             function.argtypes, function.restype = args, I
         lib.nvrtcGetErrorString.restype = S
@@ -130,13 +131,18 @@ class Nvrtc:
         if status != 0:
             raise RuntimeError(f"NVRTC {what} failed: {self._lib.nvrtcGetErrorString(status).decode()}")
 
-    def compile(self, text, name, options, output="CUBIN"):
+    def compile(self, text, name, options, output="CUBIN", names=()):
         """``(status, log, cubin)``; cubin is None when the compile failed (status != 0).
-        ``output="PTX"`` returns the PTX instead (compile for a virtual ``compute_XX`` arch)."""
+        ``output="PTX"`` returns the PTX instead (compile for a virtual ``compute_XX`` arch).
+        ``names``: name expressions to instantiate (a templated kernel's ``name<T>``); their mangled
+        names in the log (and in PTX output) are replaced by the expressions, so reports read
+        ``relu<bf16_t>`` where ptxas wrote ``_Z4reluI6bf16_tEvPKT_PS1_i``."""
         lib, prog = self._lib, ctypes.c_void_p()
         self._check(lib.nvrtcCreateProgram(ctypes.byref(prog), text.encode(), name.encode(), 0, None, None),
                     "nvrtcCreateProgram")
         try:
+            for expression in names:
+                self._check(lib.nvrtcAddNameExpression(prog, expression.encode()), "nvrtcAddNameExpression")
             encoded = (ctypes.c_char_p * len(options))(*(o.encode() for o in options))
             status = lib.nvrtcCompileProgram(prog, len(options), encoded)
             log = self._read(prog, lib.nvrtcGetProgramLogSize, lib.nvrtcGetProgramLog, "program log")
@@ -144,7 +150,15 @@ class Nvrtc:
             if status != 0:
                 return status, log, None
             getters = {"CUBIN": (lib.nvrtcGetCUBINSize, lib.nvrtcGetCUBIN), "PTX": (lib.nvrtcGetPTXSize, lib.nvrtcGetPTX)}
-            return status, log, self._read(prog, *getters[output], output)
+            out = self._read(prog, *getters[output], output)
+            for expression in names:
+                lowered = ctypes.c_char_p()
+                self._check(lib.nvrtcGetLoweredName(prog, expression.encode(), ctypes.byref(lowered)),
+                            "nvrtcGetLoweredName")
+                log = log.replace(lowered.value.decode(), expression)
+                if output == "PTX":
+                    out = out.replace(lowered.value, expression.encode())
+            return status, log, out
         finally:
             lib.nvrtcDestroyProgram(ctypes.byref(prog))
 
@@ -225,15 +239,22 @@ def compile_options(include_dirs=()):
     return ["-std=c++17", *(f"-I{d}" for d in dirs), f"--pre-include={PRELUDE.name}", *FP_OPTIONS]
 
 
-def compile_source(text, name, arch="sm_90", include_dirs=()):
+def compile_source(text, name, arch="sm_90", include_dirs=(), names=None):
     """Compile CUDA ``text`` to a cubin for ``arch`` with ``compiler_for(arch)``; returns
-    (cubin bytes, log). Raises CompileError."""
+    (cubin bytes, log). ``names``: the templated kernels' instances to build (default: every
+    ``name<T>`` kernel_source finds in ``text``). Raises CompileError."""
     options = [f"--gpu-architecture={arch}", "--ptxas-options=-v", *compile_options(include_dirs)]
     compiler = compiler_for(arch)
-    status, log, cubin = compiler.compile(text, name, options)
+    names = instance_names(text) if names is None else names
+    status, log, cubin = compiler.compile(text, name, options, names=names)
     if status != 0:
         raise CompileError(f"NVRTC {compiler.version_string} could not compile {name} for {arch}:\n{log.strip()}")
     return cubin, log
+
+
+def instance_names(text):
+    """The ``name<T>`` instances of the templated kernels in CUDA ``text`` (kernel_source's parse)."""
+    return [name for name, signature in kernel_source.parse_kernels(text).items() if signature.template]
 
 
 def parse_ptxas(log):

@@ -132,19 +132,24 @@ def array(a, dtype=np.float32):
 def inputs(op, *arrays, dtype=np.float32):
     """The arrays a kernel of ``op`` reads, as C-contiguous arrays on the backend (None stays None).
 
-    Kernels are float32 only (``dtype`` for index arrays such as argmax) and index with 32-bit
-    ints, so another dtype is a TypeError and more than 2**31 - 1 elements a ValueError, each
-    naming ``op``; the numpy backend runs every dtype.
+    ``dtype``: the dtype the kernel takes, or a tuple of those a templated kernel is instantiated
+    for (``precision.FLOATS``: float32, bfloat16, float16), in which case the arrays must share one
+    of them. Kernels index with 32-bit ints. Another dtype is a TypeError and more than 2**31 - 1
+    elements a ValueError, each naming ``op``; the numpy backend runs every dtype.
     """
-    out = []
+    accepted = tuple(np.dtype(d) for d in dtype) if isinstance(dtype, tuple) else (np.dtype(dtype),)
+    out, chosen = [], None
     for a in arrays:
         if a is not None:
-            if a.dtype != dtype:
-                raise TypeError(f"{op} on the {backend.current().name} backend runs {np.dtype(dtype).name} "
-                                f"kernels; received an array of dtype {a.dtype}. Use dtype='float32' or "
-                                "the numpy backend.")
+            if a.dtype not in accepted or (chosen is not None and a.dtype != chosen):
+                names = " or ".join(d.name for d in accepted)
+                raise TypeError(f"{op} on the {backend.current().name} backend runs {names} kernels"
+                                f"{' (all inputs of one dtype)' if len(accepted) > 1 else ''}; received an "
+                                f"array of dtype {a.dtype}{f' beside {chosen}' if chosen is not None else ''}. "
+                                f"Cast it first (gn.ops.cast) or use the numpy backend.")
+            chosen = a.dtype
             i32(a.size, f"{op}: elements of an array of shape {tuple(a.shape)}")
-            a = array(a, dtype)
+            a = array(a, chosen)
         out.append(a)
     return out
 
