@@ -2,6 +2,7 @@
 
     python benchmarks/gpu_vs_torch.py                  # every case, median of 50 after warm-up
     python benchmarks/gpu_vs_torch.py --cases train --repeats 100
+    python benchmarks/gpu_vs_torch.py --precision tf32  # also mixed_float16, mixed_bfloat16 (autocast)
     python benchmarks/gpu_vs_torch.py --dry-run         # no GPU: cudasim against torch on the CPU,
                                                        # tiny batches, to check the script itself
 
@@ -23,22 +24,67 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cases as shared          # noqa: E402  (the same models, twins and op cases)
+import unet_case                # noqa: E402  (the U-Net case and its torch twin)
 import gpunet as gn             # noqa: E402
 
 
-class DeviceModelCase(shared.ModelPair):
-    """One model on both sides with its batch already on the device; ``step`` and ``predict``."""
+class DeviceCase:
+    """One model pair (cases.ModelPair, unet_case.UNetPair) with its batch already on the device:
+    ``gn_step`` / ``gn_predict``, and ``torch_step`` in the chosen precision."""
 
-    def __init__(self, torch, kind, batch, device, lr=0.01, seed=0):
-        super().__init__(torch, kind, batch, device, lr, seed)
+    def __init__(self, pair, precision, device):
+        self.pair, self.model = pair, pair.model
         # The training loop's own conversions, done once: data is device-resident on both sides.
-        self.xb, self.yb = self.model._to_backend([self.x]), self.model._targets_to_backend(self.y)
+        self.xb, self.yb = self.model._to_backend([pair.x]), self.model._targets_to_backend(pair.y)
+        self.torch_step = torch_step(pair, precision, device)
 
     def gn_step(self):
         return self.model._train_step(self.xb, self.yb)
 
     def gn_predict(self):
         return self.model.forward(self.xb, training=False)
+
+    def torch_predict(self):
+        return self.pair.torch_predict()
+
+
+PRECISIONS = ("float32", "tf32", "mixed_float16", "mixed_bfloat16")
+
+
+def set_precision(torch, precision):
+    """Both libraries in one precision, set before the models are built (gpunet's policy decides
+    the layers' dtypes when they are created). float32: no TF32 anywhere (torch's cuDNN allows TF32
+    convs by default, so it is switched off); tf32: TF32 products on both sides; mixed_*: gpunet's
+    dtype policy against torch autocast (+ GradScaler for float16), float32 leftovers as TF32."""
+    tf32 = precision != "float32"
+    gn.config.set_float32_matmul_precision("high" if tf32 else "highest")
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    if precision.startswith("mixed_"):
+        gn.mixed_precision.set_global_policy(precision)
+
+
+def torch_step(pair, precision, device):
+    """A torch training step of ``pair`` in ``precision``: plain, or autocast (+ GradScaler)."""
+    if not precision.startswith("mixed_"):
+        return pair.torch_step
+    torch = pair.torch
+    dtype = torch.float16 if precision == "mixed_float16" else torch.bfloat16
+    scaler = torch.amp.GradScaler(device) if dtype == torch.float16 else None
+
+    def step():
+        pair.torch_opt.zero_grad(set_to_none=True)
+        with torch.autocast(device, dtype=dtype):
+            loss = pair.torch_loss(pair.twin(pair.tx), pair.ty)
+        if scaler is None:
+            loss.backward()
+            pair.torch_opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(pair.torch_opt)
+            scaler.update()
+        return float(loss.detach())
+    return step
 
 
 class Clock:
@@ -100,11 +146,14 @@ def setup(torch, dry_run):
                     TorchClock(lambda: torch.cuda.Event(enable_timing=True), torch.cuda.synchronize))
 
 
-def model_cases(torch, names, device, batches):
+def model_cases(torch, names, device, batches, precision):
     out = []
-    for kind, batch in zip(("cnn", "autoencoder"), batches):
-        case = DeviceModelCase(torch, kind, batch, device)
-        label = "small CNN 28x28x1" if kind == "cnn" else "encoder-decoder 32x32x1"
+    pairs = [("small CNN 28x28x1", shared.ModelPair(torch, "cnn", batches[0], device)),
+             ("encoder-decoder 32x32x1", shared.ModelPair(torch, "autoencoder", batches[1], device)),
+             (f"U-Net {batches[3]}x{batches[3]}x3, 32-256 ch", unet_case.UNetPair(torch, batches[2], device,
+                                                                               size=batches[3]))]
+    for (label, pair), batch in zip(pairs, batches):
+        case = DeviceCase(pair, precision, device)
         if "train" in names:
             out.append((f"train step: {label}, batch {batch}", case.gn_step, case.torch_step))
         if "predict" in names:
@@ -118,17 +167,21 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--cases", nargs="+", default=["train", "predict", "ops"],
                         choices=["train", "predict", "ops"])
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
+                        help="float32 (no TF32 on either side), tf32, or a mixed policy against torch "
+                             "autocast (mixed_bfloat16 needs bfloat16 arrays, which CuPy lacks: numpy/cudasim only)")
     parser.add_argument("--dry-run", action="store_true",
                         help="no GPU needed: cudasim against torch on the CPU, batch 2, ops skipped")
     args = parser.parse_args(argv)
     import torch
     device, clocks = setup(torch, args.dry_run)
-    batches = (2, 2) if args.dry_run else (64, 32)
+    set_precision(torch, args.precision)
+    batches = (2, 2, 1, 32) if args.dry_run else (64, 32, 16, 128)   # CNN, enc-dec, U-Net batch, U-Net size
     repeats, warmup = (1, 0) if args.dry_run else (args.repeats, args.warmup)
     gpu = "dry run (cudasim vs torch CPU)" if args.dry_run else torch.cuda.get_device_name()
     print(f"gpunet {gn.__version__} {gn.get_backend()} backend | torch {torch.__version__}, cuDNN "
-          f"{torch.backends.cudnn.version()} | {gpu} | median of {repeats}")
-    cases = model_cases(torch, args.cases, device, batches)
+          f"{torch.backends.cudnn.version()} | {gpu} | {args.precision} | median of {repeats}")
+    cases = model_cases(torch, args.cases, device, batches, args.precision)
     if "ops" in args.cases and not args.dry_run:    # op shapes are full size: far too slow on cudasim
         cases += shared.op_cases(torch, device)
     width = max(len(c[0]) for c in cases) + 2
