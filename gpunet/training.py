@@ -16,6 +16,7 @@ import numpy as np
 
 from . import backend, callbacks as callbacks_module, distribute, losses, multi_output, \
     metrics as metrics_module, optimizers
+from .autodiff import subclassed
 from .callbacks.base import reads_batch_logs
 from .data import replicas_for_fit, should_validate, take
 from .data.trainer_data import DataMixin, uploaded
@@ -97,6 +98,7 @@ class Trainer(DataMixin):
         """x as a list of NumPy arrays, one per model input, checked against the model's Inputs."""
         if x is None:
             raise ValueError(f"{where}: x is required.")
+        subclassed.note_inputs(self, x)
         xs = [np.asarray(a) for a in x] if isinstance(x, (list, tuple)) and self._many_inputs \
             else [np.asarray(x)]
         for k, a in enumerate(xs):
@@ -107,7 +109,7 @@ class Trainer(DataMixin):
                 raise ValueError(f"{where}: every input needs the same number of samples; "
                                  f"received {[len(b) for b in xs]}.")
         if not self.built:
-            self.ensure_built((None, *xs[0].shape[1:]))
+            self.ensure_built([(None, *a.shape[1:]) for a in xs] if self._many_inputs else (None, *xs[0].shape[1:]))
         self._check_inputs(xs)
         return xs
 

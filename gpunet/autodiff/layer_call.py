@@ -14,7 +14,7 @@ import inspect
 import itertools
 
 from .. import backend
-from .tape import GradientTape, active, any_open, paused, record
+from .tape import GradientTape, active, any_open, paused, record, record_many
 from .tensor import Tensor
 
 _stamps = itertools.count()
@@ -101,12 +101,10 @@ def forward(layer, x, training=False):
     with tape:
         tape.watch(inputs)
         out = _run_call(layer, inputs, training)
-    if isinstance(out, (list, tuple)):
-        raise NotImplementedError(f"Layer '{layer.name}': call() returned {len(out)} tensors; layers that "
-                                  "return several tensors are not differentiated yet (return one tensor).")
-    out = out if isinstance(out, Tensor) else Tensor(_unwrap(out, layer))
-    layer._call_record = (tape, inputs, out, list(layer._call_losses))
-    return out.data
+    many = isinstance(out, (list, tuple))
+    outs = [o if isinstance(o, Tensor) else Tensor(_unwrap(o, layer)) for o in (out if many else [out])]
+    layer._call_record = (tape, inputs, outs if many else outs[0], list(layer._call_losses))
+    return [o.data for o in outs] if many else outs[0].data
 
 
 def _key(tape, x):
@@ -128,7 +126,12 @@ def backward(layer, dy):
     xs = inputs if many else [inputs]
     weights = layer.trainable_weights
     keys = [_key(tape, v) for v in [*xs, *weights]]
-    seeds = [(out.serial, out, dy)] + [(loss.serial, loss, None) for loss in added]
+    outs, dys = (out, dy) if isinstance(out, list) else ([out], [dy])
+    if len(dys) != len(outs):
+        raise ValueError(f"Layer '{layer.name}': backward expects one gradient per output ({len(outs)}); "
+                         f"received {len(dys)}.")
+    seeds = [(o.serial, o, d) for o, d in zip(outs, dys) if d is not None]
+    seeds += [(loss.serial, loss, None) for loss in added]
     with paused():
         found = tape.backward(seeds, [k for k in keys if k is not None])
     xp = backend.current().xp
@@ -173,11 +176,8 @@ def call_layer(layer, inputs, training):
     stamp = layer._call_stamp = next(_stamps)
     with paused():
         out = layer.forward(arrays, training=training)
-    if isinstance(out, list):
-        raise NotImplementedError(f"Layer '{layer.name}' returned {len(out)} outputs; a tape records layers "
-                                  "with one output only.")
 
-    def node_backward(dy, needs):
+    def node_backward(dy, needs):   # dy: a list (one per output) for a layer with several outputs
         if getattr(layer, "_call_stamp", None) != stamp:
             raise RuntimeError(f"GradientTape.gradient: layer '{layer.name}' was called again after the call "
                                "being differentiated; a layer keeps the state of its latest call only. Use a "
@@ -186,6 +186,8 @@ def call_layer(layer, inputs, training):
             dx = layer.backward(dy)
         grads = list(layer.grads) if weights else []
         return (*(dx if many else [dx]), *grads)
+    if isinstance(out, (list, tuple)):
+        return record_many(f"layer '{layer.name}'", list(out), (*items, *weights), node_backward)
     return record(f"layer '{layer.name}'", out, (*items, *weights), node_backward)
 
 

@@ -27,25 +27,32 @@ def init(model, name=None, trainable=True, **kwargs):
 
 
 def build(model, input_shape):
-    """Make the model's weights for ``input_shape`` (batch None) by calling it on a batch of one."""
-    if isinstance(input_shape, list):
-        raise NotImplementedError(f"Model '{model.name}': subclassed models take one input for now; "
-                                  f"received shapes {input_shape}.")
-    input_shape = (None, *tuple(input_shape)[1:])
-    model.inputs = [InputLayer(shape=input_shape[1:], dtype=model.dtype.name).output]
-    model.input_shape = input_shape
-    model.output_shape = layer_call.infer_output_shape(model, input_shape)
+    """Make the model's weights for ``input_shape`` (batch None), a list of shapes for a model
+    whose call() takes a list of inputs, by calling it on a batch of one."""
+    many = isinstance(input_shape, list)
+    shapes = [(None, *tuple(s)[1:]) for s in (input_shape if many else [input_shape])]
+    model._many_inputs = many
+    model.inputs = [InputLayer(shape=s[1:], dtype=model.dtype.name).output for s in shapes]
+    model.input_shape = shapes if many else shapes[0]
+    model.output_shape = layer_call.infer_output_shape(model, model.input_shape)
     model.built = True
 
 
 def adopt_inputs(model, xs, shapes_only=False):
-    """The first data a subclassed model sees fixes its input shape (and builds it)."""
-    if len(xs) != 1:
-        raise ValueError(f"Model '{model.name}' takes one input; received {len(xs)}.")
-    shape = tuple(xs[0]) if shapes_only else tuple(xs[0].shape)
+    """The first data a subclassed model sees fixes its input shapes (and builds it); later data
+    must bring as many inputs."""
+    shapes = [tuple(x) if shapes_only else tuple(x.shape) for x in xs]
     if not model.inputs or model.output_shape is None:
-        build(model, (None, *shape[1:]))
-        model.built = True
+        build(model, [(None, *s[1:]) for s in shapes] if model._many_inputs else (None, *shapes[0][1:]))
+    elif len(xs) != len(model.inputs):
+        raise ValueError(f"Model '{model.name}' takes {len(model.inputs)} input(s), as it was built; "
+                         f"received {len(xs)}.")
+
+
+def note_inputs(model, x):
+    """Before a subclassed model is built, data given as a list or tuple means call() takes a list."""
+    if model._subclassed and not model.inputs:
+        model._many_inputs = isinstance(x, (list, tuple))
 
 
 def get_config(model):

@@ -18,16 +18,19 @@ _stack = []     # open tapes, innermost last; None pauses recording (inside a fu
 
 
 class Node:
-    """One recorded op: ``backward(dy, needs, *saved arrays) -> a gradient (or None) per input``."""
+    """One recorded op: ``backward(dy, needs, *saved arrays) -> a gradient (or None) per input``.
 
-    __slots__ = ("name", "inputs", "output", "backward", "saved", "versions", "out_info")
+    An op with several outputs (a layer returning a list) is one node with ``many`` set: its
+    backward then takes the list of the outputs' gradients, zeros for an output nothing used."""
 
-    def __init__(self, name, inputs, output, backward, saved):
-        self.name, self.backward, self.saved = name, backward, saved
+    __slots__ = ("name", "inputs", "outputs", "many", "backward", "saved", "versions", "out_info")
+
+    def __init__(self, name, inputs, outputs, backward, saved, many=False):
+        self.name, self.backward, self.saved, self.many = name, backward, saved, many
         self.inputs = tuple(t.serial for t in inputs)
-        self.output = output.serial
+        self.outputs = tuple(t.serial for t in outputs)
         self.versions = tuple(t.version for t in saved)
-        self.out_info = (output.shape, output.dtype)
+        self.out_info = [(t.shape, t.dtype) for t in outputs]
 
 
 def active():
@@ -49,8 +52,18 @@ def record(name, data, inputs, backward, saved=(), save_output=False):
     out = Tensor(data)
     tape = _stack[-1] if _stack else None
     if tape is not None:
-        tape._nodes.append(Node(name, inputs, out, backward, (*saved, out) if save_output else saved))
+        tape._nodes.append(Node(name, inputs, [out], backward, (*saved, out) if save_output else saved))
     return out
+
+
+def record_many(name, datas, inputs, backward, saved=()):
+    """``record`` for an op with several outputs: a list of Tensors, one node whose
+    ``backward(dys, needs, *saved)`` receives a gradient per output (zeros where none flowed)."""
+    outs = [Tensor(d) for d in datas]
+    tape = _stack[-1] if _stack else None
+    if tape is not None:
+        tape._nodes.append(Node(name, inputs, outs, backward, saved, many=True))
+    return outs
 
 
 @contextlib.contextmanager
@@ -114,7 +127,7 @@ class GradientTape:
                                "use gn.GradientTape(persistent=True) to call it again.")
         many = isinstance(sources, (list, tuple))
         items = list(sources) if many else [sources]
-        known = self._watched.union(*(n.inputs for n in self._nodes), (n.output for n in self._nodes))
+        known = self._watched.union(*(n.inputs for n in self._nodes), *(n.outputs for n in self._nodes))
         keys = [self._source_key(k, s, known) for k, s in enumerate(items)]
         found = self.backward([(self._target_key(target, known), target, output_gradients)], keys)
         out = []
@@ -134,19 +147,23 @@ class GradientTape:
         depends = set(sources)
         for node in self._nodes:
             if any(i in depends for i in node.inputs):
-                depends.add(node.output)
+                depends.update(node.outputs)
         grads = {}
         for key, target, seed in seeds:
             g = _seed(target.data if isinstance(target, Tensor) else target, seed)
             grads[key] = g if key not in grads else E.binary("add", grads[key], g)
         found = {}
-        for node in reversed(self._nodes):
-            grad = grads.get(node.output)
-            if grad is None or node.output not in depends:
+        for node in reversed(self._nodes):   # every user of an output comes after its node
+            outs = [grads.get(o) if o in depends else None for o in node.outputs]
+            if all(g is None for g in outs):
                 continue
-            if node.output not in sources:
-                del grads[node.output]
-            self._run_node(node, grad, depends, grads)
+            for o in node.outputs:
+                if o not in sources:
+                    grads.pop(o, None)
+            if node.many:
+                xp = backend.current().xp
+                outs = [g if g is not None else xp.zeros(shape, dtype) for g, (shape, dtype) in zip(outs, node.out_info)]
+            self._run_node(node, outs if node.many else outs[0], depends, grads)
         if not self.persistent:
             self._nodes, self._leaves = None, None
         for key in sources:
@@ -156,7 +173,7 @@ class GradientTape:
 
     def _run_node(self, node, grad, depends, grads):
         if node.backward is None:
-            shape, dtype = node.out_info
+            shape, dtype = node.out_info[0]
             raise ValueError(f"GradientTape.gradient: the path from the target to a source goes through "
                              f"'{node.name}', which is not differentiable (it gave a {dtype} tensor of shape "
                              f"{shape}). Compute it outside the tape or pass it through gn.ops.stop_gradient.")
