@@ -109,17 +109,18 @@ class WeightPlan:
 
     def _problem(self, layer, values, where):
         targets, names = layer.weights, layer.weight_names
+        kind = type(getattr(layer, "layer", layer)).__name__   # nested.OwnVariables stands for its layer
         if len(values) != len(targets):
             hint = "" if layer.built else " (the layer is not built yet: build the model before loading)"
-            return (f"Layer '{layer.name}' ({type(layer).__name__}) expects {len(targets)} weights "
+            return (f"Layer '{layer.name}' ({kind}) expects {len(targets)} weights "
                     f"{[tuple(t.shape) for t in targets]}{hint}; {where} holds {len(values)} "
                     f"{[tuple(v.shape) for v in values]}.")
         for name, target, value in zip(names, targets, values):
             if tuple(value.shape) != tuple(target.shape):
-                return (f"Layer '{layer.name}' ({type(layer).__name__}) weight '{name}' has shape "
+                return (f"Layer '{layer.name}' ({kind}) weight '{name}' has shape "
                         f"{tuple(target.shape)} in the model; {where} holds shape {tuple(value.shape)}.")
             if value.dtype.kind != np.dtype(target.dtype).kind:   # float32 <-> float64 is a cast, as in Keras
-                return (f"Layer '{layer.name}' ({type(layer).__name__}) weight '{name}' has dtype "
+                return (f"Layer '{layer.name}' ({kind}) weight '{name}' has dtype "
                         f"{np.dtype(target.dtype).name} in the model; {where} holds dtype {value.dtype}.")
         return None
 
