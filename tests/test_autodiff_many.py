@@ -131,3 +131,35 @@ def test_subclassed_model_refuses_a_different_input_count():
     model.predict([x, z], verbose=0)
     with pytest.raises(ValueError, match="takes 2 input"):
         model.predict([x, z, z], verbose=0)
+
+
+class Holder(gn.layers.Layer):
+    """A call() layer whose only weights are a held Dense's, with a regularizer and a constraint."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = gn.layers.Dense(3, kernel_regularizer=gn.regularizers.L2(0.1), activity_regularizer="l1",
+                                     kernel_constraint=gn.constraints.NonNeg())
+
+    def call(self, inputs):
+        return self.inner(inputs)
+
+
+def test_held_layers_regularizers_and_constraints_count_as_in_a_plain_model():
+    x = _x((8, 4), seed=1)
+    y = _x((8, 3), seed=2)
+    inputs = gn.Input((4,))
+    held = gn.Model(inputs, Holder()(inputs))
+    inputs = gn.Input((4,))
+    plain = gn.Model(inputs, gn.layers.Dense(3, kernel_regularizer=gn.regularizers.L2(0.1), activity_regularizer="l1",
+                                             kernel_constraint=gn.constraints.NonNeg())(inputs))
+    plain.set_weights(held.get_weights())
+    losses = {}
+    for name, model in (("held", held), ("plain", plain)):
+        model.compile(optimizer=gn.optimizers.SGD(0.1), loss="mse")
+        losses[name] = [model.train_on_batch(x, y) for _ in range(3)]
+    np.testing.assert_allclose(losses["held"], losses["plain"], rtol=1e-5)
+    penalty_free = float(held.evaluate(x, y, verbose=0)) - float(gn.ops.convert_to_numpy(gn.ops.sum(held.losses)))
+    assert penalty_free > 0 and len(held.losses) == 2        # the kernel's L2 and the output's L1
+    np.testing.assert_allclose(held.get_weights()[0], plain.get_weights()[0], rtol=1e-5, atol=1e-7)
+    assert held.get_weights()[0].min() >= 0.0       # NonNeg applied to the held kernel after each step

@@ -156,21 +156,30 @@ def add_penalties(value, penalties):
     return np.asarray(np.sum(stacked, dtype=np.float64), dtype=np.float32)
 
 
+def _held(layer):
+    """The layers under ``layer``: a model's ``layers``, a call() layer's tracked sublayers."""
+    if hasattr(layer, "layers"):
+        return layer.layers
+    if hasattr(layer, "call"):
+        from ..autodiff import layer_call
+        return layer_call.tracked_layers(layer)
+    return []
+
+
 def model_regularization_losses(model):
-    """Every penalty of the layers under ``model`` (nested models included), in layer order."""
+    """Every penalty of the layers under ``model`` (nested models and the layers call() layers
+    hold included), in layer order."""
     found = []
-    for layer in getattr(model, "layers", []):
-        if hasattr(layer, "layers"):
-            found.extend(model_regularization_losses(layer))
-        elif hasattr(layer, "regularization_losses"):
+    for layer in _held(model):
+        if hasattr(layer, "regularization_losses"):
             found.extend(layer.regularization_losses())
+        found.extend(model_regularization_losses(layer))
     return found
 
 
 def apply_model_constraints(model):
     """``apply_constraints`` on every layer under ``model`` that has constraints."""
-    for layer in getattr(model, "layers", []):
-        if hasattr(layer, "layers"):
-            apply_model_constraints(layer)
-        elif hasattr(layer, "apply_constraints"):
+    for layer in _held(model):
+        if hasattr(layer, "apply_constraints"):
             layer.apply_constraints()
+        apply_model_constraints(layer)
