@@ -1,6 +1,8 @@
 """Shared layers: a layer called more than once in a functional graph keeps one set of weights and
 gets the sum of its calls' gradients (checked against float64 finite differences), survives a
 config round trip and weight files, and a seeded Dropout shared by two calls still resumes."""
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -86,14 +88,23 @@ def test_a_shared_seeded_dropout_draws_one_mask_per_call():
     assert_close(dx, y, rtol=0, atol=0)    # each call's gradient uses its own mask
 
 
-def test_a_shared_layer_model_saves_to_h5_and_refuses_keras_format(tmp_path):
+def test_a_shared_layer_model_saves_to_h5_and_keras_format(tmp_path):
     inputs = gn.Input((3,))
     dense = layers.Dense(3, activation="tanh")
     model = gn.Model(inputs, dense(dense(inputs)))
     x = np.random.default_rng(3).standard_normal((2, 3)).astype(np.float32)
-    model.save(str(tmp_path / "m.h5"))
-    loaded = gn.models.load_model(str(tmp_path / "m.h5"))
-    assert len(loaded.weights) == 2
-    assert_close(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=0, atol=0)
-    with pytest.raises(NotImplementedError, match=r"calls layer\(s\) \['dense'\] more than once; the .keras"):
-        model.save(str(tmp_path / "m.keras"))
+    for name in ("m.h5", "m.keras"):
+        model.save(str(tmp_path / name))
+        loaded = gn.models.load_model(str(tmp_path / name))
+        assert len(loaded.weights) == 2 and len(loaded.layers) == 2
+        assert_close(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=0, atol=0)
+
+
+def test_a_keras_file_with_a_shared_layer_loads_with_keras_predictions():
+    """Keras 3.15 wrote it: Dense "shared" called on input a, on b and on its own second output."""
+    fixtures = pathlib.Path(__file__).parent / "keras_fixtures"
+    io = np.load(fixtures / "shared_layer.io.npz")
+    model = gn.models.load_model(str(fixtures / "shared_layer.keras"))
+    assert [layer.name for layer in model.layers].count("shared") == 1
+    assert len(model.weights) == 4
+    assert_close(model.predict([io["x"], io["z"]], verbose=0), io["y"], rtol=1e-5, atol=1e-6)

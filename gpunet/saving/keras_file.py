@@ -38,9 +38,11 @@ def is_keras_zip(path):
 
 
 # -- models -> config.json ----------------------------------------------------------------------
-def _tensor(t):
+def _tensor(t, calls):
+    """A Keras tensor reference: the layer that made ``t`` and which of its calls (``calls``)."""
     return {"class_name": "__keras_tensor__",
-            "config": {"shape": list(t.shape), "dtype": "float32", "keras_history": [t.layer.name, 0, 0]}}
+            "config": {"shape": list(t.shape), "dtype": "float32",
+                       "keras_history": [t.layer.name, calls.get(id(t), 0), 0]}}
 
 
 def _model_to_keras(model):
@@ -54,22 +56,23 @@ def _model_to_keras(model):
             config["build_input_shape"] = list(model.input_shape)
         return {"module": "keras", "class_name": "Sequential", "config": config, "registered_name": None,
                 "build_config": {"input_shape": list(model.input_shape) if model.built else None}}
-    if model._shared:
-        names = sorted(layer.name for layer in model.layers if id(layer) in model._shared)
-        raise NotImplementedError(f"Model '{model.name}' calls layer(s) {names} more than once; the .keras "
-                                  f"format of shared layers is not written yet: save to .h5, or save_weights.")
-    entries = []
+    # A layer called several times (a shared layer) is one entry with one inbound node per call, its
+    # calls numbered in graph order; a tensor names the call that made it (keras_history[1]).
+    calls, count, entries = {}, {}, {}
     for node in model._nodes:
-        entry = _entry(node.layer)
-        entry["name"] = node.layer.name
-        args = [[_tensor(t) for t in node.inputs]] if node.many else [_tensor(t) for t in node.inputs]
-        entry["inbound_nodes"] = [{"args": args, "kwargs": {}}] if node.inputs else []
-        entries.append(entry)
+        calls[id(node.tensor)] = count[id(node.layer)] = count.get(id(node.layer), -1) + 1
+    for node in model._nodes:
+        entry = entries.get(id(node.layer))
+        if entry is None:
+            entry = entries[id(node.layer)] = {**_entry(node.layer), "name": node.layer.name, "inbound_nodes": []}
+        if node.inputs:
+            refs = [_tensor(t, calls) for t in node.inputs]
+            entry["inbound_nodes"].append({"args": [refs] if node.many else refs, "kwargs": {}})
 
     def ends(tensors, many):
-        refs = [[t.layer.name, 0, 0] for t in tensors]
+        refs = [[t.layer.name, calls.get(id(t), 0), 0] for t in tensors]
         return refs if many else refs[0]
-    config = {"name": model.name, "trainable": model.trainable, "layers": entries,
+    config = {"name": model.name, "trainable": model.trainable, "layers": list(entries.values()),
               "input_layers": ends(model.inputs, model._many_inputs),
               "output_layers": ends(model.outputs, model._many_outputs)}
     return {"module": "keras.src.models.functional", "class_name": "Functional", "config": config,
@@ -108,14 +111,14 @@ def compile_config(model):
 
 
 # -- config.json -> models ----------------------------------------------------------------------
-def _ref_name(ref, where):
-    """The layer name of a ``[name, node_index, tensor_index]`` reference or a Keras tensor."""
+def _ref(ref, where):
+    """``(layer name, call index)`` of a ``[name, node_index, tensor_index]`` reference or a Keras tensor."""
     if isinstance(ref, dict):
         ref = ref["config"]["keras_history"]
-    if ref[1] != 0 or ref[2] != 0:
-        raise FileFormatError(f"{where} calls layer '{ref[0]}' more than once or uses its output "
-                              f"{ref[2]}: shared layers are not supported by gpunet.")
-    return ref[0]
+    if ref[2] != 0:
+        raise FileFormatError(f"{where} uses output {ref[2]} of layer '{ref[0]}': gpunet's functional "
+                              f"models take layers with one output.")
+    return ref[0], ref[1]
 
 
 def _single_ref(refs):
@@ -123,31 +126,39 @@ def _single_ref(refs):
 
 
 def _functional_from_keras(config, custom_objects, where):
+    """Calls every layer on its inbound nodes. A node waits until the tensors it reads exist (a
+    shared layer's later call may read a layer listed after it), as Keras rebuilds its graphs."""
     from ..layers.core import InputLayer
     from ..models import Model
-    tensors = {}
+    tensors, pending = {}, []
     for entry in config["layers"]:
         layer = _from_keras(entry, custom_objects, where)
         if isinstance(layer, InputLayer):
-            tensors[layer.name] = layer.output
+            tensors[(layer.name, 0)] = layer.output
             continue
         nodes = entry.get("inbound_nodes") or []
-        if len(nodes) != 1:
-            raise FileFormatError(f"{where}: layer '{layer.name}' is called {len(nodes)} times; gpunet "
-                                  f"supports layers called once (no shared layers).")
-        arg = nodes[0]["args"][0]
-        names = [_ref_name(t, where) for t in arg] if isinstance(arg, list) else _ref_name(arg, where)
-        try:
-            inputs = [tensors[n] for n in names] if isinstance(names, list) else tensors[names]
-        except KeyError as missing:
-            raise FileFormatError(f"{where}: layer '{layer.name}' reads {missing}, which no earlier layer "
-                                  f"of the config makes.") from None
-        tensors[layer.name] = layer(inputs)
+        if not nodes:
+            raise FileFormatError(f"{where}: layer '{layer.name}' has no inbound nodes: nothing calls it.")
+        pending.extend((layer, index, node["args"][0]) for index, node in enumerate(nodes))
+    while pending:
+        waiting = []
+        for layer, index, arg in pending:
+            refs = [_ref(t, where) for t in arg] if isinstance(arg, list) else _ref(arg, where)
+            needed = refs if isinstance(refs, list) else [refs]
+            if not all(r in tensors for r in needed) or any(w[0] is layer and w[1] < index for w in waiting):
+                waiting.append((layer, index, arg))
+                continue
+            tensors[(layer.name, index)] = layer([tensors[r] for r in refs] if isinstance(refs, list) else tensors[refs])
+        if len(waiting) == len(pending):
+            layer, index, arg = waiting[0]
+            raise FileFormatError(f"{where}: call {index} of layer '{layer.name}' reads tensors that no layer of "
+                                  f"the config makes ({arg!r:.200}).")
+        pending = waiting
 
     def pick(refs):
         if _single_ref(refs):
-            return tensors[_ref_name(refs, where)]
-        return [tensors[_ref_name(r, where)] for r in refs]
+            return tensors[_ref(refs, where)]
+        return [tensors[_ref(r, where)] for r in refs]
     return Model(pick(config["input_layers"]), pick(config["output_layers"]),
                  name=config.get("name"), trainable=config.get("trainable", True))
 
