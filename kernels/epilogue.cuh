@@ -7,7 +7,11 @@
 //   ACT_SIGMOID 4, ACT_TANH 5.
 //
 // epilogue(v, gate, index, act, alpha): what a kernel writes: activate, or activation_gradient
-//     with gate[index] when a gate is given.
+//     with gate[index] when a gate is given. The gate is float or a 16-bit type G (a layer's
+//     output in its compute dtype), read as float; v and the result are float32 registers.
+// store_epilogue(out, index, v, gate, act, alpha): out[index] = T(epilogue(...)): a float32
+//     accumulator finished and rounded once to the output's element type T (float, bf16_t,
+//     fp16_t; for float exactly the plain `out[index] = epilogue(...)`).
 // activate(z, act, alpha): the forward epilogue, y = act(z), the very expressions of
 //     activation.cu's kernels (which call it), so a fused layer gives the unfused bits.
 // activation_gradient(g, y, act, alpha): the backward fold, dz = g * act'(z) computed from the
@@ -19,6 +23,7 @@
 //     instead, and the layer skips its activation's backward launch.
 
 #pragma once
+#include "dtype.cuh"   // to_float, from_float<T>: a 16-bit gate read, a T output stored
 
 #define ACT_NONE 0
 #define ACT_RELU 1
@@ -52,10 +57,17 @@ __device__ __forceinline__ float activate(float z, int act, float alpha) {
 __device__ __forceinline__ float activation_gradient(float g, float y, int act, float alpha);
 
 // What a producing kernel writes for its output value v at flat index `index`: act(v), or,
-// with a gate (the folded layer's output, same layout), the gradient gated by act'.
-__device__ __forceinline__ float epilogue(float v, const float* __restrict__ gate, int index, int act,
-                                          float alpha) {
-    return gate ? activation_gradient(v, gate[index], act, alpha) : activate(v, act, alpha);
+// with a gate (the folded layer's output, same layout, of element type G), the gradient gated by act'.
+template <class G>
+__device__ __forceinline__ float epilogue(float v, const G* __restrict__ gate, int index, int act, float alpha) {
+    return gate ? activation_gradient(v, to_float(gate[index]), act, alpha) : activate(v, act, alpha);
+}
+
+// The same, stored: the one rounding of a float32 accumulator to the output's type T.
+template <class T, class G>
+__device__ __forceinline__ void store_epilogue(T* __restrict__ out, int index, float v, const G* __restrict__ gate,
+                                               int act, float alpha) {
+    out[index] = from_float<T>(epilogue(v, gate, index, act, alpha));
 }
 
 __device__ __forceinline__ float activation_gradient(float g, float y, int act, float alpha) {

@@ -1,0 +1,115 @@
+"""bf16 / fp16 through the elementwise family (issue 11): the epilogue store, activations, merges,
+elementwise_nd, regularizers, cast; the kernels on cudasim against the NumPy reference.
+
+Tolerances, derived. Kernels and reference both compute in float32 and round once to the 16-bit
+type T. For a map that is exact in float32 (ReLU, a bias add, a merge of two or three operands
+whose float32 sum rounds at most once either way, a max) both sides hold the same float32 value
+before the rounding: the results are equal bit for bit. For a transcendental map (sigmoid, tanh,
+exp ...) expf / tanhf and NumPy's float32 routines differ by a few float32 ulp (2**-23 relative),
+which moves the one rounding to T by at most 1 ulp of T (2**-7 bf16, 2**-10 fp16 relative) when
+the float32 value sits next to a rounding boundary: we assert <= 1 ulp of T, counted exactly on
+the bit patterns. A reduction (softmax's row sum) adds a float32 summation-order error of about
+cols * 2**-24 relative, far below half an ulp of T, so it is 1 ulp of T too.
+
+The reference's round-once rule is proved by computing the same map in float64 on the same 16-bit
+inputs: the reference is within 1 ulp of T of it (a float32 intermediate is 2**-23-accurate, and
+one rounding adds at most half an ulp of T).
+"""
+import numpy as np
+import pytest
+
+from checks import run_on_backend
+from gpunet.primitives import epilogue, precision
+
+HALF = {"bfloat16": precision.BFLOAT16, "float16": precision.FLOAT16}
+ACTS = [None, epilogue.Epilogue("relu"), epilogue.Epilogue("leaky_relu", 0.2), epilogue.Epilogue("elu", 1.0),
+        epilogue.Epilogue("sigmoid"), epilogue.Epilogue("tanh")]
+EXACT = {None, "relu", "leaky_relu"}   # float32-exact maps (leaky: one multiply, rounded once either way)
+
+
+def _ordered(a):
+    """The 16-bit values' bit patterns as integers that count ulps (-0 and +0 both 0)."""
+    bits = np.asarray(a).view(np.uint16).astype(np.int64)
+    return np.where(bits & 0x8000, -(bits & 0x7FFF), bits)
+
+
+def assert_ulps(actual, expected, ulps, what):
+    """actual and expected (one 16-bit dtype, one shape) differ by at most ``ulps`` units in the
+    last place of that type; NaN must meet NaN."""
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape, \
+        f"{what}: {actual.dtype} {actual.shape} vs {expected.dtype} {expected.shape}"
+    nan_a, nan_e = np.isnan(actual.astype(np.float32)), np.isnan(expected.astype(np.float32))
+    assert np.array_equal(nan_a, nan_e), f"{what}: NaN at different places"
+    distance = np.abs(_ordered(actual) - _ordered(expected))
+    distance[nan_a] = 0
+    if distance.max(initial=0) > ulps:
+        i = np.unravel_index(int(np.argmax(distance)), distance.shape)
+        raise AssertionError(f"{what}: {int((distance > ulps).sum())} of {distance.size} elements differ by more "
+                             f"than {ulps} ulp; worst at {tuple(int(k) for k in i)}: got {actual[i]!r}, "
+                             f"expected {expected[i]!r} ({int(distance[i])} ulp)")
+
+
+def _compare(kernel_backend, fn, ulps, what):
+    """fn() on the kernel backend and on numpy: outputs of one dtype and shape, within ``ulps``."""
+    actual, launched = run_on_backend(kernel_backend, fn)
+    expected, _ = run_on_backend("numpy", fn)
+    assert launched, f"{what}: no kernel launched"
+    for k, (a, e) in enumerate(zip(actual, expected)):
+        assert_ulps(a, e, ulps[k] if isinstance(ulps, (list, tuple)) else ulps, f"{what} output {k}")
+    return actual
+
+
+# -- epilogue.store: a float32 product finished as T ------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(HALF))
+def test_store_bias_activation_matches_numpy(kernel_backend, rng, name):
+    acc = (rng.standard_normal((13, 24)) * 3).astype(np.float32)
+    bias = rng.standard_normal(24).astype(np.float32)
+    outputs = _compare(kernel_backend, lambda: [epilogue.store(acc, name, bias, act) for act in ACTS],
+                       [0 if (a and a.name) in EXACT else 1 for a in ACTS], "epilogue.store")
+    assert all(y.dtype == HALF[name] and y.shape == acc.shape for y in outputs)
+    np.testing.assert_array_equal(outputs[0], (acc + bias).astype(HALF[name]))   # a bias add: one rounding
+
+
+@pytest.mark.parametrize("name", sorted(HALF))
+def test_store_folded_gradient_matches_numpy(kernel_backend, rng, name):
+    acc = rng.standard_normal((9, 40)).astype(np.float32)
+    gates = {a.name: epilogue.activate(rng.standard_normal((9, 40)).astype(np.float32), a).astype(HALF[name])
+             for a in ACTS[1:]}
+    _compare(kernel_backend, lambda: [epilogue.store(acc, name, fold=(gates[a.name], a)) for a in ACTS[1:]],
+             [0, 0, 1, 1, 1], "epilogue.store fold")
+
+
+def test_store_float32_is_the_unfused_kernels_bit_for_bit(kernel_backend, rng):
+    acc = rng.standard_normal((7, 33)).astype(np.float32)
+    bias = rng.standard_normal(33).astype(np.float32)
+    act = epilogue.Epilogue("sigmoid")
+    (fused, unfused), _ = run_on_backend(kernel_backend, lambda: [
+        epilogue.store(acc, np.float32, bias, act), epilogue.activate(acc + bias, act)])
+    assert fused.dtype == np.float32
+    np.testing.assert_array_equal(fused, unfused)
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("name", sorted(HALF))
+def test_store_reference_rounds_once(rng, name):
+    acc = (rng.standard_normal((11, 16)) * 3).astype(np.float32)
+    bias = rng.standard_normal(16).astype(np.float32)
+    z = acc.astype(np.float64) + bias
+    exact = {"sigmoid": 1 / (1 + np.exp(-z)), "tanh": np.tanh(z), "elu": np.where(z > 0, z, np.expm1(z))}
+    for act, value in exact.items():
+        y = epilogue.store(acc, name, bias, epilogue.Epilogue(act, 1.0 if act == "elu" else 0.0))
+        assert_ulps(y, value.astype(HALF[name]), 1, f"store {act} against float64")
+
+
+def test_store_refuses_mismatched_arguments(kernel_backend):
+    acc = np.zeros((4, 6), np.float32)
+
+    def bad(**kwargs):
+        return lambda: epilogue.store(**{"acc": acc, "dtype": "bfloat16", **kwargs})
+    with pytest.raises(ValueError, match=r"bias has shape \(5,\); expected \(6,\)"):
+        run_on_backend(kernel_backend, bad(bias=np.zeros(5, np.float32)))
+    with pytest.raises(ValueError, match="dtype bfloat16"):
+        run_on_backend(kernel_backend, bad(fold=(np.zeros((4, 6), np.float32), epilogue.Epilogue("relu"))))
+    with pytest.raises(TypeError, match="float32 product.*float64"):
+        run_on_backend(kernel_backend, bad(dtype=np.float64))
