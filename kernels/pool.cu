@@ -1,4 +1,5 @@
-// pool.cu - pooling over NHWC float32 tensors: max, average and global average, both directions.
+// pool.cu - pooling over NHWC tensors of T (float, bf16_t, fp16_t): max, average and global
+// average, both directions.
 //
 // Kernels:
 //   max_pool2d_forward(x, y, argmax, ...)     y[n,oh,ow,c] = max of its window; argmax[n,oh,ow,c] =
@@ -29,6 +30,9 @@
 // (when the caller lacks it, the host passes a window of H + OH rows, stride 1, padding OH - 1,
 // which covers every output: a dx element then checks its whole plane's argmax, still exact);
 // average pooling the geometry only; global average pooling H * W.
+// Element type: x, y, dy, dx and the gate are T; every kernel loads T as float, sums and
+// divides in float registers and rounds once where it stores (max pooling only selects, so its
+// y is exact in every T). argmax stays int32.
 // Determinism: backward gathers, each dx element adding its terms in window order (rows, then
 // columns); no atomics. Gradients: every kernel writes (=) its output, none accumulates.
 
@@ -52,8 +56,8 @@ __device__ __forceinline__ void covering_windows(int i, int stride, int pad, int
     *last = min((i + pad) / stride, out - 1);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-max_pool2d_forward(const float* __restrict__ x, float* __restrict__ y, int* __restrict__ argmax,
+template <class T> __global__ void __launch_bounds__(THREADS)
+max_pool2d_forward(const T* __restrict__ x, T* __restrict__ y, int* __restrict__ argmax,
                    int n, int h, int w, int c, int out_h, int out_w, int kh, int kw,
                    int sh, int sw, int pt, int pl) {
     GRID_STRIDE_LOOP(index, n * out_h * out_w * c) {
@@ -61,26 +65,26 @@ max_pool2d_forward(const float* __restrict__ x, float* __restrict__ y, int* __re
         int row0, row1, col0, col1;
         window_span(oh, sh, pt, kh, h, &row0, &row1);
         window_span(ow, sw, pl, kw, w, &col0, &col1);
-        const float* plane = x + image * h * w * c + ch;
+        const T* plane = x + image * h * w * c + ch;
         int best_at = row0 * w + col0;
-        float best = plane[best_at * c];
+        float best = to_float(plane[best_at * c]);
         for (int row = row0; row < row1; ++row) {
             for (int col = col0; col < col1; ++col) {
-                float v = plane[(row * w + col) * c];
+                float v = to_float(plane[(row * w + col) * c]);
                 if (v > best || (v != v && best == best)) {   // v != v: NaN, which wins and stays
                     best = v;
                     best_at = row * w + col;
                 }
             }
         }
-        y[index] = best;
+        y[index] = from_float<T>(best);
         argmax[index] = best_at;
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-max_pool2d_backward(const float* __restrict__ dy, const int* __restrict__ argmax, float* __restrict__ dx,
-                    const float* __restrict__ gate, int has_gate, int act, float alpha, int n, int h, int w, int c, int out_h, int out_w, int kh, int kw,
+template <class T> __global__ void __launch_bounds__(THREADS)
+max_pool2d_backward(const T* __restrict__ dy, const int* __restrict__ argmax, T* __restrict__ dx,
+                    const T* __restrict__ gate, int has_gate, int act, float alpha, int n, int h, int w, int c, int out_h, int out_w, int kh, int kw,
                     int sh, int sw, int pt, int pl) {
     GRID_STRIDE_LOOP(index, n * h * w * c) {
         auto [image, row, col, ch] = nhwc_at(index, h, w, c);
@@ -92,15 +96,15 @@ max_pool2d_backward(const float* __restrict__ dy, const int* __restrict__ argmax
         for (int oh = oh0; oh <= oh1; ++oh) {
             for (int ow = ow0; ow <= ow1; ++ow) {
                 int at = base + (oh * out_w + ow) * c;
-                if (argmax[at] == cell) sum += dy[at];
+                if (argmax[at] == cell) sum += to_float(dy[at]);
             }
         }
-        dx[index] = has_gate ? activation_gradient(sum, gate[index], act, alpha) : sum;
+        dx[index] = from_float<T>(has_gate ? activation_gradient(sum, to_float(gate[index]), act, alpha) : sum);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-avg_pool2d_forward(const float* __restrict__ x, float* __restrict__ y,
+template <class T> __global__ void __launch_bounds__(THREADS)
+avg_pool2d_forward(const T* __restrict__ x, T* __restrict__ y,
                    int n, int h, int w, int c, int out_h, int out_w, int kh, int kw,
                    int sh, int sw, int pt, int pl) {
     GRID_STRIDE_LOOP(index, n * out_h * out_w * c) {
@@ -108,16 +112,16 @@ avg_pool2d_forward(const float* __restrict__ x, float* __restrict__ y,
         int row0, row1, col0, col1;
         window_span(oh, sh, pt, kh, h, &row0, &row1);
         window_span(ow, sw, pl, kw, w, &col0, &col1);
-        const float* plane = x + image * h * w * c + ch;
+        const T* plane = x + image * h * w * c + ch;
         float sum = 0.0f;
         for (int row = row0; row < row1; ++row)
-            for (int col = col0; col < col1; ++col) sum += plane[(row * w + col) * c];
-        y[index] = sum / (float)((row1 - row0) * (col1 - col0));
+            for (int col = col0; col < col1; ++col) sum += to_float(plane[(row * w + col) * c]);
+        y[index] = from_float<T>(sum / (float)((row1 - row0) * (col1 - col0)));
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-avg_pool2d_backward(const float* __restrict__ dy, float* __restrict__ dx,
+template <class T> __global__ void __launch_bounds__(THREADS)
+avg_pool2d_backward(const T* __restrict__ dy, T* __restrict__ dx,
                     int n, int h, int w, int c, int out_h, int out_w, int kh, int kw,
                     int sh, int sw, int pt, int pl) {
     GRID_STRIDE_LOOP(index, n * h * w * c) {
@@ -133,36 +137,36 @@ avg_pool2d_backward(const float* __restrict__ dy, float* __restrict__ dx,
             for (int ow = ow0; ow <= ow1; ++ow) {
                 int col0, col1;
                 window_span(ow, sw, pl, kw, w, &col0, &col1);
-                sum += dy[base + (oh * out_w + ow) * c] / (float)((row1 - row0) * (col1 - col0));
+                sum += to_float(dy[base + (oh * out_w + ow) * c]) / (float)((row1 - row0) * (col1 - col0));
             }
         }
-        dx[index] = sum;
+        dx[index] = from_float<T>(sum);
     }
 }
 
 // grid (n, ceil(c / lanes)), block THREADS; lanes a power of two <= 32.
-extern "C" __global__ void __launch_bounds__(THREADS)
-global_avg_pool2d_forward(const float* __restrict__ x, float* __restrict__ y, int n, int hw, int c,
+template <class T> __global__ void __launch_bounds__(THREADS)
+global_avg_pool2d_forward(const T* __restrict__ x, T* __restrict__ y, int n, int hw, int c,
                           int lanes) {
     __shared__ float partial[THREADS];
     int lane = threadIdx.x % lanes, part = threadIdx.x / lanes, parts = THREADS / lanes;
     int ch = blockIdx.y * lanes + lane, image = blockIdx.x;
     float sum = 0.0f;
     if (ch < c) {
-        const float* column = x + image * hw * c + ch;
-        for (int p = part; p < hw; p += parts) sum += column[p * c];
+        const T* column = x + image * hw * c + ch;
+        for (int p = part; p < hw; p += parts) sum += to_float(column[p * c]);
     }
     partial[threadIdx.x] = sum;
     for (int half = parts / 2; half > 0; half /= 2) {
         __syncthreads();
         if (part < half) partial[threadIdx.x] += partial[threadIdx.x + half * lanes];
     }
-    if (part == 0 && ch < c) y[image * c + ch] = partial[lane] / (float)hw;
+    if (part == 0 && ch < c) y[image * c + ch] = from_float<T>(partial[lane] / (float)hw);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-global_avg_pool2d_backward(const float* __restrict__ dy, float* __restrict__ dx, int n, int hw, int c) {
+template <class T> __global__ void __launch_bounds__(THREADS)
+global_avg_pool2d_backward(const T* __restrict__ dy, T* __restrict__ dx, int n, int hw, int c) {
     GRID_STRIDE_LOOP(index, n * hw * c) {
-        dx[index] = dy[(index / (hw * c)) * c + index % c] / (float)hw;
+        dx[index] = from_float<T>(to_float(dy[(index / (hw * c)) * c + index % c]) / (float)hw);
     }
 }

@@ -16,14 +16,20 @@ maximum (ties go to the earliest); a NaN wins over any number, and the first NaN
 that scans its window with ``if (v > best || (isnan(v) && !isnan(best)))``, starting from the
 window's first real cell, produces the same array.
 
-On a kernel backend (``backend.current().runs_kernels``) every op runs the float32 kernels of
+On a kernel backend (``backend.current().runs_kernels``) every op runs the kernels of
 ``kernels/pool.cu``; the functions named ``_<op>_kernel`` at the end of this file launch them.
+
+dtypes: float32, bfloat16 and float16 on every backend (float64 on numpy only). Outputs, dx and
+a folded gate have the input's dtype; argmax is int32. Sums (average pooling, overlapping max
+pooling gradients, the global mean) run in float32 and round once where the output is stored,
+in the kernels and in the NumPy reference alike (``precision.widen`` / ``narrow``); max
+pooling's forward only selects, so its output is exact in every dtype.
 """
 import numpy as np
 
 from .. import backend
 from . import conv_geometry as geometry
-from . import epilogue, launch, parallel
+from . import epilogue, launch, parallel, precision
 
 __all__ = [
     "pool_geometry", "pool_output_shape",
@@ -165,7 +171,8 @@ def max_pool2d_forward(x, pool_size, strides, padding):
     out_hw, pads = _layout(x.shape, pool_size, strides, padding)
     if backend.current().runs_kernels:
         return _max_pool2d_forward_kernel(x, out_hw, pads, pool_size, strides)
-    return _max_pool2d_forward_numpy(x, out_hw, pads, pool_size, strides)
+    y, argmax = _max_pool2d_forward_numpy(precision.widen(x), out_hw, pads, pool_size, strides)
+    return precision.narrow(y, x.dtype), argmax   # a selection: exact in every dtype
 
 
 def max_pool2d_backward(dy, argmax, x_shape, pool_size=None, strides=None, padding=None, fold=None):
@@ -181,6 +188,10 @@ def max_pool2d_backward(dy, argmax, x_shape, pool_size=None, strides=None, paddi
     """
     if backend.current().runs_kernels:
         return _max_pool2d_backward_kernel(dy, argmax, x_shape, pool_size, strides, padding, fold)
+    if precision.is_half(dy.dtype):   # float32 sums and gate, one rounding (as the kernel)
+        fold32 = None if fold is None else (precision.widen(fold[0]), fold[1])
+        dx = max_pool2d_backward(precision.widen(dy), argmax, x_shape, pool_size, strides, padding, fold32)
+        return precision.narrow(dx, dy.dtype)
     if fold is not None:
         return epilogue.apply_fold(max_pool2d_backward(dy, argmax, x_shape, pool_size, strides, padding), fold)
     if None not in (pool_size, strides, padding) and np.isfinite(dy).all():
@@ -209,13 +220,14 @@ def avg_pool2d_forward(x, pool_size, strides, padding):
     out_hw, pads = _layout(x.shape, pool_size, strides, padding)
     if backend.current().runs_kernels:
         return _pool2d_kernel("avg_pool2d_forward", x, x.shape, out_hw, pads, pool_size, strides)
+    dtype, x = x.dtype, precision.widen(x)
     xp = _padded(x, pads, 0)
     total = np.zeros((x.shape[0], *out_hw, x.shape[3]), dtype=x.dtype)
     for i in range(pool_size[0]):
         for j in range(pool_size[1]):
             total += _windows(xp, i, j, out_hw, strides)
     counts = _window_counts(x.shape[1:3], out_hw, strides, pads, pool_size)
-    return total / counts[None, :, :, None].astype(x.dtype)
+    return precision.narrow(total / counts[None, :, :, None].astype(x.dtype), dtype)
 
 
 def avg_pool2d_backward(dy, x_shape, pool_size, strides, padding):
@@ -223,6 +235,7 @@ def avg_pool2d_backward(dy, x_shape, pool_size, strides, padding):
     out_hw, pads = _layout(x_shape, pool_size, strides, padding)
     if backend.current().runs_kernels:
         return _pool2d_kernel("avg_pool2d_backward", dy, x_shape, out_hw, pads, pool_size, strides)
+    dtype, dy = dy.dtype, precision.widen(dy)
     counts = _window_counts(x_shape[1:3], out_hw, strides, pads, pool_size)
     share = dy / counts[None, :, :, None].astype(dy.dtype)
     (pt, pb), (pl, pr) = pads
@@ -230,14 +243,14 @@ def avg_pool2d_backward(dy, x_shape, pool_size, strides, padding):
     for i in range(pool_size[0]):
         for j in range(pool_size[1]):
             _windows(dxp, i, j, out_hw, strides)[...] += share
-    return np.ascontiguousarray(dxp[:, pt:pt + x_shape[1], pl:pl + x_shape[2], :])
+    return precision.narrow(np.ascontiguousarray(dxp[:, pt:pt + x_shape[1], pl:pl + x_shape[2], :]), dtype)
 
 
 def global_avg_pool2d_forward(x, keepdims=False):
     """Mean over height and width: ``x`` (N, H, W, C) -> (N, C), or (N, 1, 1, C) with ``keepdims``."""
     if backend.current().runs_kernels:
         return _global_avg_pool2d_forward_kernel(x, keepdims)
-    return x.mean(axis=(1, 2), keepdims=keepdims)
+    return precision.narrow(precision.widen(x).mean(axis=(1, 2), keepdims=keepdims), x.dtype)
 
 
 def global_avg_pool2d_backward(dy, x_shape):
@@ -245,11 +258,13 @@ def global_avg_pool2d_backward(dy, x_shape):
     if backend.current().runs_kernels:
         return _global_avg_pool2d_backward_kernel(dy, x_shape)
     n, h, w, c = x_shape
-    share = dy.reshape(n, 1, 1, c) / dy.dtype.type(h * w)
+    share = precision.widen(dy).reshape(n, 1, 1, c) / np.float32(h * w)
+    share = precision.narrow(share, dy.dtype)
     return np.ascontiguousarray(np.broadcast_to(share, x_shape))
 
 
-# Kernel paths (kernels/pool.cu). Each takes float32 arrays and launches one kernel per call.
+# Kernel paths (kernels/pool.cu). Each takes float32, bfloat16 or float16 arrays (outputs of the
+# same dtype) and launches one kernel per call.
 
 _MAX_BLOCKS = 2048   # grid-stride kernels: enough blocks to fill a GPU; more only add launch cost
 
@@ -267,16 +282,16 @@ def _geometry_args(x_shape, out_hw, pads, pool_size, strides):
 
 
 def _max_pool2d_forward_kernel(x, out_hw, pads, pool_size, strides):
-    x, = launch.inputs("max_pool2d_forward", x)
+    x, = launch.inputs("max_pool2d_forward", x, dtype=precision.FLOATS)
     out_shape = (x.shape[0], *out_hw, x.shape[3])
-    y, argmax = launch.empty(out_shape), launch.empty(out_shape, np.int32)
+    y, argmax = launch.empty(out_shape, x.dtype), launch.empty(out_shape, np.int32)
     _launch_elementwise("max_pool2d_forward", y.size, x, y, argmax,
                         *_geometry_args(x.shape, out_hw, pads, pool_size, strides))
     return y, argmax
 
 
 def _max_pool2d_backward_kernel(dy, argmax, x_shape, pool_size, strides, padding, fold):
-    dy, = launch.inputs("max_pool2d_backward", dy)
+    dy, = launch.inputs("max_pool2d_backward", dy, dtype=precision.FLOATS)
     argmax, = launch.inputs("max_pool2d_backward", argmax, dtype=np.int32)
     h, out_h, out_w = x_shape[1], dy.shape[1], dy.shape[2]
     if pool_size is None or strides is None or padding is None:
@@ -286,35 +301,50 @@ def _max_pool2d_backward_kernel(dy, argmax, x_shape, pool_size, strides, padding
         pads = ((out_h - 1, 0), (out_w - 1, 0))
     else:
         pads = _layout(x_shape, pool_size, strides, padding)[1]
-    dx = launch.empty(x_shape)
-    _launch_elementwise("max_pool2d_backward", dx.size, dy, argmax, dx,
-                        *epilogue.fold_settings(fold, dx.shape, "max_pool2d_backward"),
+    dx = launch.empty(x_shape, dy.dtype)
+    _launch_elementwise("max_pool2d_backward", dx.size, dy, argmax, dx, *_fold_settings(fold, dy, dx.shape),
                         *_geometry_args(x_shape, (out_h, out_w), pads, pool_size, strides))
     return dx
 
 
+def _fold_settings(fold, dy, shape):
+    """``gate, has_gate, act, alpha`` of max_pool2d_backward: the gate (the pooled activation's
+    output) in dy's dtype, as the kernel's T; without a fold dy stands in for it, never read."""
+    op = "max_pool2d_backward"
+    if dy.dtype == np.float32:
+        return epilogue.fold_settings(fold, shape, op)
+    if fold is None:
+        return (dy, launch.i32(0), *epilogue.kernel_settings(None))
+    gate, settings = fold
+    if tuple(gate.shape) != tuple(shape):
+        raise ValueError(f"{op}: the folded activation's output has shape {tuple(gate.shape)}; the gradient "
+                         f"it gates has shape {tuple(shape)}.")
+    gate, = launch.inputs(op, gate, dtype=(dy.dtype,))
+    return (gate, launch.i32(1), *epilogue.kernel_settings(settings))
+
+
 def _pool2d_kernel(kernel, a, x_shape, out_hw, pads, pool_size, strides):
     """Average pooling either way: ``a`` is x (forward) or dy (backward)."""
-    a, = launch.inputs(kernel, a)
-    out = launch.empty((x_shape[0], *out_hw, x_shape[3]) if kernel.endswith("forward") else x_shape)
+    a, = launch.inputs(kernel, a, dtype=precision.FLOATS)
+    out = launch.empty((x_shape[0], *out_hw, x_shape[3]) if kernel.endswith("forward") else x_shape, a.dtype)
     _launch_elementwise(kernel, out.size, a, out, *_geometry_args(x_shape, out_hw, pads, pool_size, strides))
     return out
 
 
 def _global_avg_pool2d_forward_kernel(x, keepdims):
-    x, = launch.inputs("global_avg_pool2d_forward", x)
+    x, = launch.inputs("global_avg_pool2d_forward", x, dtype=precision.FLOATS)
     n, h, w, c = x.shape
     launch.i32(x.size, "global_avg_pool2d_forward: elements")
     lanes = launch.channel_lanes(c)
-    y = launch.empty((n, c))
+    y = launch.empty((n, c), x.dtype)
     launch.run("pool.cu", "global_avg_pool2d_forward", (n, -(-c // lanes)), launch.THREADS,
                x, y, n, h * w, c, lanes)
     return y.reshape(n, 1, 1, c) if keepdims else y
 
 
 def _global_avg_pool2d_backward_kernel(dy, x_shape):
-    dy, = launch.inputs("global_avg_pool2d_backward", dy)
+    dy, = launch.inputs("global_avg_pool2d_backward", dy, dtype=precision.FLOATS)
     n, h, w, c = (int(s) for s in x_shape)
-    dx = launch.empty((n, h, w, c))
+    dx = launch.empty((n, h, w, c), dy.dtype)
     _launch_elementwise("global_avg_pool2d_backward", dx.size, dy, dx, n, h * w, c)
     return dx

@@ -1,0 +1,125 @@
+"""bfloat16 / float16 through the layout family's kernels (pool, shape, image, norm, group_norm,
+depthwise): each op on the kernel backend against the NumPy reference, and the NumPy reference in
+16-bit against float64 arithmetic on the same 16-bit inputs (issue 11's round-once rule).
+
+Tolerances, derived from where the two sides round:
+* selections and copies (max pooling, padding, nearest upsampling, concatenation, crops) move
+  16-bit values untouched: bit-identical.
+* a map or a sum computed in float32 and rounded once to the 16-bit type: the float32 results of
+  the two backends differ by a few float32 ulps (summation order), far below half a 16-bit ulp,
+  so after the one rounding they agree within 1 ulp of the 16-bit type (equal unless the float32
+  value sat next to a rounding boundary).
+* the reference against float64: half an ulp from the final rounding plus the float32 error of
+  the computation, which stays well under half an ulp for these sizes: within 1 ulp.
+Reductions whose terms cancel (batch-norm's dx, dgamma) are compared relative to the size of the
+terms rather than of the result, which is what a float32 summation-order difference is bounded by.
+"""
+import numpy as np
+import pytest
+
+from gpunet import backend
+from gpunet.primitives import epilogue, pool, precision
+
+HALF = {"bfloat16": precision.BFLOAT16, "float16": precision.FLOAT16}
+HALVES = pytest.mark.parametrize("half", sorted(HALF))
+
+
+def _on(name, op, *args, **kwargs):
+    """``op`` under backend ``name``: array arguments moved there (dtype kept), results back as NumPy."""
+    with backend.use(name) as be:
+        args = [be.asarray(a, a.dtype) if isinstance(a, np.ndarray) else a for a in args]
+        out = op(*args, **kwargs)
+        if isinstance(out, (tuple, list)):
+            return tuple(None if o is None else be.to_numpy(o) for o in out)
+        return be.to_numpy(out)
+
+
+def _normal(rng, shape, dtype, offset=0.0, scale=1.0):
+    return (offset + scale * rng.standard_normal(shape)).astype(np.float32).astype(dtype)
+
+
+def ulp(values, dtype):
+    """The spacing of ``dtype`` (bfloat16 / float16) at each of ``values``: 2**(exponent - mantissa bits),
+    at least the subnormal spacing."""
+    info = np.finfo(dtype) if dtype == precision.FLOAT16 else __import__("ml_dtypes").finfo(dtype)
+    magnitude = np.maximum(np.abs(np.asarray(values, np.float64)), float(info.smallest_normal))
+    return 2.0 ** np.floor(np.log2(magnitude)) * float(info.eps)
+
+
+def assert_ulps(actual, expected, dtype, ulps=1.0, scale=None, what="value"):
+    """|actual - expected| <= ulps * ulp(scale or expected) of the 16-bit ``dtype``, elementwise."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    error = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    bound = ulps * ulp(expected if scale is None else scale, dtype)
+    bad = ~((error <= bound) | (actual.astype(np.float64) == expected.astype(np.float64)))
+    if bad.any():
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise AssertionError(f"{what}: {int(bad.sum())} of {bad.size} differ by more than {ulps} ulp of "
+                             f"{np.dtype(dtype).name}; first at {at}: got {actual[at]!r}, expected {expected[at]!r}")
+
+
+def assert_bits(actual, expected, what="value"):
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape, \
+        f"{what}: {actual.dtype} {actual.shape} vs {expected.dtype} {expected.shape}"
+    np.testing.assert_array_equal(actual.view(np.uint16), expected.view(np.uint16), err_msg=what)
+
+
+def _both(kernel_backend, op, *args, **kwargs):
+    return _on("numpy", op, *args, **kwargs), _on(kernel_backend, op, *args, **kwargs)
+
+
+# -- pooling -------------------------------------------------------------------------------------
+
+POOL = dict(pool_size=(3, 3), strides=(2, 2), padding="same")   # overlapping windows, padded edges
+
+
+@HALVES
+def test_max_pool_is_a_selection_and_its_gradient_sums_in_float32(kernel_backend, rng, half):
+    dtype = HALF[half]
+    x = _normal(rng, (2, 7, 6, 5), dtype)
+    (y_ref, arg_ref), (y, arg) = _both(kernel_backend, pool.max_pool2d_forward, x, **POOL)
+    assert_bits(y, y_ref, "max pool y")
+    np.testing.assert_array_equal(arg, arg_ref)
+    dy = _normal(rng, y.shape, dtype)
+    gate = np.maximum(x, 0).astype(dtype)   # the pooled ReLU's output: dx is gated by gate > 0
+    fold = (gate, epilogue.Epilogue("relu"))
+    dx_ref = _on("numpy", pool.max_pool2d_backward, dy, arg_ref, x.shape, **POOL, fold=fold)
+    with backend.use(kernel_backend) as be:
+        dx = be.to_numpy(pool.max_pool2d_backward(be.asarray(dy, dtype), be.asarray(arg_ref, np.int32), x.shape,
+                                                  **POOL, fold=(be.asarray(gate, dtype), fold[1])))
+    assert dx.dtype == dtype
+    assert_ulps(dx, dx_ref, dtype, what="max pool dx")
+    # The reference: overlapping windows' float32 sum of 16-bit dy, rounded once.
+    exact = np.zeros(x.shape, np.float64)
+    n, c = np.meshgrid(np.arange(2), np.arange(5), indexing="ij")
+    for i in range(y.shape[1]):
+        for j in range(y.shape[2]):
+            rows, cols = np.divmod(arg_ref[:, i, j, :], x.shape[2])
+            np.add.at(exact, (n, rows, cols, c), dy[:, i, j, :].astype(np.float64))
+    assert_ulps(dx_ref, exact * (gate > 0), dtype, what="max pool dx reference")
+
+
+@HALVES
+def test_average_pools_round_once(kernel_backend, rng, half):
+    dtype = HALF[half]
+    x = _normal(rng, (2, 7, 6, 5), dtype)
+    y_ref, y = _both(kernel_backend, pool.avg_pool2d_forward, x, **POOL)
+    assert y.dtype == dtype
+    assert_ulps(y, y_ref, dtype, what="avg pool y")
+    assert_ulps(y_ref, pool.avg_pool2d_forward(x.astype(np.float64), **POOL), dtype, what="avg pool y reference")
+    dy = _normal(rng, y.shape, dtype)
+    dx_ref, dx = _both(kernel_backend, pool.avg_pool2d_backward, dy, x.shape, **POOL)
+    assert dx.dtype == dtype
+    assert_ulps(dx, dx_ref, dtype, what="avg pool dx")
+    assert_ulps(dx_ref, pool.avg_pool2d_backward(dy.astype(np.float64), x.shape, **POOL), dtype,
+                what="avg pool dx reference")
+    g_ref, g = _both(kernel_backend, pool.global_avg_pool2d_forward, x)
+    assert g.dtype == dtype
+    assert_ulps(g, g_ref, dtype, what="global avg y")
+    assert_ulps(g_ref, x.astype(np.float64).mean(axis=(1, 2)), dtype, what="global avg y reference")
+    dg = _normal(rng, g.shape, dtype)
+    dgx_ref, dgx = _both(kernel_backend, pool.global_avg_pool2d_backward, dg, x.shape)
+    assert_bits(dgx, dgx_ref, "global avg dx")
+    assert_ulps(dgx_ref, np.broadcast_to(dg.astype(np.float64)[:, None, None, :] / 42, x.shape), dtype,
+                what="global avg dx reference")
