@@ -10,7 +10,10 @@
 //   concat_forward(x, y, ...)                     copies one input into its slice of y
 //   concat_backward(dy, dx, ...)                  copies one slice of dy out into dx
 //
-// Layout: NHWC float32, C-contiguous. Concatenation sees any tensor as (outer, size, inner), the
+// Element type T (float, bf16_t, fp16_t) for x, y, dy and dx alike. Copies (padding, nearest
+// forward, concatenation) move T values as they are, exact; upsampling's sums and interpolations
+// load T as float, compute in float registers and round once where they store.
+// Layout: NHWC, C-contiguous. Concatenation sees any tensor as (outer, size, inner), the
 // joined axis in the middle, so one pair of kernels serves every axis; it launches once per input.
 // Threads: a grid-stride loop over the elements of the array being written; a thread computes
 // whole elements of it (one output of forward, one dx of backward), so no two threads write the
@@ -22,7 +25,7 @@
 
 #include "common.cuh"   // GRID_STRIDE_LOOP, nhwc_at
 
-extern "C" __global__ void zero_pad2d_forward(const float* __restrict__ x, float* __restrict__ y,
+template <class T> __global__ void zero_pad2d_forward(const T* __restrict__ x, T* __restrict__ y,
                                               int n, int h, int w, int c, int top, int left,
                                               int out_h, int out_w) {
     GRID_STRIDE_LOOP(index, n * out_h * out_w * c) {
@@ -31,11 +34,11 @@ extern "C" __global__ void zero_pad2d_forward(const float* __restrict__ x, float
         int row = (index / (c * out_w)) % out_h - top;
         int image = index / (c * out_w * out_h);
         bool inside = row >= 0 && row < h && col >= 0 && col < w;
-        y[index] = inside ? x[((image * h + row) * w + col) * c + ch] : 0.0f;
+        y[index] = inside ? x[((image * h + row) * w + col) * c + ch] : from_float<T>(0.0f);
     }
 }
 
-extern "C" __global__ void zero_pad2d_backward(const float* __restrict__ dy, float* __restrict__ dx,
+template <class T> __global__ void zero_pad2d_backward(const T* __restrict__ dy, T* __restrict__ dx,
                                                int n, int h, int w, int c, int top, int left,
                                                int out_h, int out_w) {
     GRID_STRIDE_LOOP(index, n * h * w * c) {
@@ -44,7 +47,7 @@ extern "C" __global__ void zero_pad2d_backward(const float* __restrict__ dy, flo
     }
 }
 
-extern "C" __global__ void upsample2d_nearest_forward(const float* __restrict__ x, float* __restrict__ y,
+template <class T> __global__ void upsample2d_nearest_forward(const T* __restrict__ x, T* __restrict__ y,
                                                       int n, int h, int w, int c, int sh, int sw) {
     int out_h = h * sh, out_w = w * sw;
     GRID_STRIDE_LOOP(index, n * out_h * out_w * c) {
@@ -53,16 +56,16 @@ extern "C" __global__ void upsample2d_nearest_forward(const float* __restrict__ 
     }
 }
 
-extern "C" __global__ void upsample2d_nearest_backward(const float* __restrict__ dy, float* __restrict__ dx,
+template <class T> __global__ void upsample2d_nearest_backward(const T* __restrict__ dy, T* __restrict__ dx,
                                                        int n, int h, int w, int c, int sh, int sw) {
     int out_w = w * sw;
     GRID_STRIDE_LOOP(index, n * h * w * c) {
         auto [image, row, col, ch] = nhwc_at(index, h, w, c);
-        const float* block = dy + ((image * h * sh + row * sh) * out_w + col * sw) * c + ch;
+        const T* block = dy + ((image * h * sh + row * sh) * out_w + col * sw) * c + ch;
         float sum = 0.0f;
         for (int i = 0; i < sh; ++i)
-            for (int j = 0; j < sw; ++j) sum += block[(i * out_w + j) * c];
-        dx[index] = sum;
+            for (int j = 0; j < sw; ++j) sum += to_float(block[(i * out_w + j) * c]);
+        dx[index] = from_float<T>(sum);
     }
 }
 
@@ -91,31 +94,31 @@ __device__ __forceinline__ float lerp_taps(float a, float b, float frac) {
     return frac == 0.0f ? a : (1.0f - frac) * a + frac * b;
 }
 
-extern "C" __global__ void upsample2d_bilinear_forward(const float* __restrict__ x, float* __restrict__ y,
+template <class T> __global__ void upsample2d_bilinear_forward(const T* __restrict__ x, T* __restrict__ y,
                                                        int n, int h, int w, int c, int sh, int sw) {
     int out_h = h * sh, out_w = w * sw;
     GRID_STRIDE_LOOP(index, n * out_h * out_w * c) {
         int ch = index % c;
         BilinearTap across = bilinear_tap((index / c) % out_w, sw, w);
         BilinearTap down = bilinear_tap((index / (c * out_w)) % out_h, sh, h);
-        const float* image = x + (index / (c * out_w * out_h)) * h * w * c + ch;
+        const T* image = x + (index / (c * out_w * out_h)) * h * w * c + ch;
         // Rows first, then columns: the order of the NumPy reference, so rounding agrees.
-        float left = lerp_taps(image[(down.src * w + across.src) * c],
-                               image[(down.neighbour * w + across.src) * c], down.frac);
-        float right = lerp_taps(image[(down.src * w + across.neighbour) * c],
-                                image[(down.neighbour * w + across.neighbour) * c], down.frac);
-        y[index] = lerp_taps(left, right, across.frac);
+        float left = lerp_taps(to_float(image[(down.src * w + across.src) * c]),
+                               to_float(image[(down.neighbour * w + across.src) * c]), down.frac);
+        float right = lerp_taps(to_float(image[(down.src * w + across.neighbour) * c]),
+                                to_float(image[(down.neighbour * w + across.neighbour) * c]), down.frac);
+        y[index] = from_float<T>(lerp_taps(left, right, across.frac));
     }
 }
 
-extern "C" __global__ void upsample2d_bilinear_backward(const float* __restrict__ dy, float* __restrict__ dx,
+template <class T> __global__ void upsample2d_bilinear_backward(const T* __restrict__ dy, T* __restrict__ dx,
                                                         int n, int h, int w, int c, int sh, int sw) {
     int out_h = h * sh, out_w = w * sw;
     GRID_STRIDE_LOOP(index, n * h * w * c) {
         int ch = index % c;
         int col = (index / c) % w;
         int row = (index / (c * w)) % h;
-        const float* image = dy + (index / (c * w * h)) * out_h * out_w * c + ch;
+        const T* image = dy + (index / (c * w * h)) * out_h * out_w * c + ch;
         // Taps reach one input pixel either way, so only blocks row-1 .. row+1 can read this one.
         int row_end = min((row + 2) * sh, out_h), col_end = min((col + 2) * sw, out_w);
         float sum = 0.0f;
@@ -125,17 +128,17 @@ extern "C" __global__ void upsample2d_bilinear_backward(const float* __restrict_
             float line = 0.0f;
             for (int p = max(col - 1, 0) * sw; p < col_end; ++p) {
                 float weight_across = bilinear_weight(p, col, sw, w);
-                if (weight_across != 0.0f) line += weight_across * image[(o * out_w + p) * c];
+                if (weight_across != 0.0f) line += weight_across * to_float(image[(o * out_w + p) * c]);
             }
             sum += weight_down * line;
         }
-        dx[index] = sum;
+        dx[index] = from_float<T>(sum);
     }
 }
 
 // Input k of a concatenation, (outer, size, inner), lands at [offset, offset + size) of the
 // joined axis of y, (outer, total, inner).
-extern "C" __global__ void concat_forward(const float* __restrict__ x, float* __restrict__ y,
+template <class T> __global__ void concat_forward(const T* __restrict__ x, T* __restrict__ y,
                                           int outer, int size, int inner, int total, int offset) {
     GRID_STRIDE_LOOP(index, outer * size * inner) {
         int slab = index / (size * inner);
@@ -143,7 +146,7 @@ extern "C" __global__ void concat_forward(const float* __restrict__ x, float* __
     }
 }
 
-extern "C" __global__ void concat_backward(const float* __restrict__ dy, float* __restrict__ dx,
+template <class T> __global__ void concat_backward(const T* __restrict__ dy, T* __restrict__ dx,
                                            int outer, int size, int inner, int total, int offset) {
     GRID_STRIDE_LOOP(index, outer * size * inner) {
         int slab = index / (size * inner);

@@ -123,3 +123,55 @@ def test_average_pools_round_once(kernel_backend, rng, half):
     assert_bits(dgx, dgx_ref, "global avg dx")
     assert_ulps(dgx_ref, np.broadcast_to(dg.astype(np.float64)[:, None, None, :] / 42, x.shape), dtype,
                 what="global avg dx reference")
+
+
+# -- shape: padding, upsampling, concatenation ---------------------------------------------------
+
+@HALVES
+def test_copies_move_16_bit_values_untouched(kernel_backend, rng, half):
+    from gpunet.primitives import shape
+    dtype = HALF[half]
+    x, other = _normal(rng, (2, 3, 4, 5), dtype), _normal(rng, (2, 3, 4, 2), dtype)
+    pads = ((1, 2), (0, 1))
+    for op, args in ((shape.zero_pad2d_forward, (x, pads)), (shape.zero_pad2d_backward, (x, ((1, 0), (1, 2)))),
+                     (shape.upsample2d_forward, (x, (2, 3), "nearest"))):
+        expected, actual = _both(kernel_backend, op, *args)
+        assert_bits(actual, expected, op.__name__)
+    joined_ref, joined = _both(kernel_backend, shape.concat_forward, [x, other], -1)
+    assert_bits(joined, joined_ref, "concat_forward")
+    np.testing.assert_array_equal(joined_ref[..., 5:].view(np.uint16), other.view(np.uint16))
+    pieces_ref, pieces = _both(kernel_backend, shape.concat_backward, joined, [5, 2], 3)
+    for a, e in zip(pieces, pieces_ref):
+        assert_bits(a, e, "concat_backward")
+    assert_bits(pieces[0], x, "concat_backward piece 0")
+
+
+@HALVES
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+def test_upsampling_sums_and_interpolations_round_once(kernel_backend, rng, half, interpolation):
+    from gpunet.primitives import shape
+    dtype, size = HALF[half], (2, 3)
+    x = _normal(rng, (2, 3, 4, 5), dtype)
+    if interpolation == "bilinear":
+        y_ref, y = _both(kernel_backend, shape.upsample2d_forward, x, size, interpolation)
+        assert y.dtype == dtype
+        assert_ulps(y, y_ref, dtype, what="bilinear y")
+        assert_ulps(y_ref, shape.upsample2d_forward(x.astype(np.float64), size, interpolation), dtype,
+                    what="bilinear y reference")
+    dy = _normal(rng, (2, 6, 12, 5), dtype)
+    dx_ref, dx = _both(kernel_backend, shape.upsample2d_backward, dy, size, interpolation)
+    assert dx.dtype == dtype
+    assert_ulps(dx, dx_ref, dtype, what=f"{interpolation} dx")
+    assert_ulps(dx_ref, shape.upsample2d_backward(dy.astype(np.float64), size, interpolation), dtype,
+                what=f"{interpolation} dx reference")
+
+
+@HALVES
+def test_numpy_add_of_three_rounds_once(half):
+    from gpunet.primitives import shape
+    dtype = HALF[half]
+    xs = [np.array([1.0, 256.0], dtype), np.array([2 ** -8, 1.0], dtype), np.array([2 ** -8, 1.0], dtype)]
+    total = shape.add_forward(xs)
+    assert total.dtype == dtype
+    # 1 + 2**-8 + 2**-8 = 1 + 2**-7: exact in bf16 and fp16 once, though each partial sum rounds in bf16.
+    assert_ulps(total, sum(x.astype(np.float64) for x in xs), dtype, ulps=0.5, what="add_forward")

@@ -5,16 +5,23 @@ pixel (Keras's UpSampling2D); "bilinear" uses half-pixel centres with the edge p
 beyond the border, as TensorFlow's and JAX's image resize do when enlarging. Output pixel
 ``o`` along an axis samples input coordinate ``(o + 0.5) / s - 0.5``.
 
-On a kernel backend (``backend.current().runs_kernels``) every op runs the float32 kernels of
+On a kernel backend (``backend.current().runs_kernels``) every op runs the kernels of
 ``kernels/shape.cu`` (padding, upsampling, concatenation) and ``kernels/elementwise.cu`` (add);
 the functions named ``_<op>_kernel`` below launch them.
+
+dtypes: padding, upsampling and concatenation take float32, bfloat16 and float16 on every backend
+(float64 on numpy only) and return the input's dtype. Padding, nearest upsampling, concatenation
+and their backwards copy values (exact); upsampling's gradient sums and bilinear interpolation
+compute in float32 and round once where they store, in the kernels and in the NumPy reference
+(``precision.widen`` / ``narrow``). ``add_forward`` / ``add_backward`` follow the same rule on
+numpy; on a kernel backend they run elementwise.cu's float32 kernels, float32 only.
 """
 import math
 
 import numpy as np
 
 from .. import backend
-from . import launch
+from . import launch, precision
 
 __all__ = [
     "zero_pad2d_forward", "zero_pad2d_backward",
@@ -54,14 +61,14 @@ def zero_pad2d_backward(dy, padding):
 def _zero_pad2d_kernel(a, padding, forward):
     """Kernel path of both directions: ``a`` is x (forward) or dy (backward)."""
     op = "zero_pad2d_forward" if forward else "zero_pad2d_backward"
-    a, = launch.inputs(op, a)
+    a, = launch.inputs(op, a, dtype=precision.FLOATS)
     (top, bottom), (left, right) = ((int(p) for p in pair) for pair in padding)
     n, rows, cols, c = a.shape
     if forward:
         h, w, out_h, out_w = rows, cols, top + rows + bottom, left + cols + right
     else:
         h, w, out_h, out_w = rows - top - bottom, cols - left - right, rows, cols
-    out = launch.empty((n, out_h, out_w, c) if forward else (n, h, w, c))
+    out = launch.empty((n, out_h, out_w, c) if forward else (n, h, w, c), a.dtype)
     _launch_elementwise("shape.cu", op, out.size, a, out, n, h, w, c, top, left, out_h, out_w)
     return out
 
@@ -114,9 +121,10 @@ def upsample2d_forward(x, size, interpolation="nearest"):
     if interpolation == "nearest":
         y = np.broadcast_to(x[:, :, None, :, None, :], (n, h, sh, w, sw, c))
         return y.reshape(n, h * sh, w * sw, c)
-    if interpolation == "bilinear":
-        y = _bilinear_axis1(x, sh)
-        return np.ascontiguousarray(_bilinear_axis1(y.swapaxes(1, 2), sw).swapaxes(1, 2))
+    if interpolation == "bilinear":   # both axes in float32 for 16-bit x, one rounding at the end
+        y = _bilinear_axis1(precision.widen(x), sh)
+        y = np.ascontiguousarray(_bilinear_axis1(y.swapaxes(1, 2), sw).swapaxes(1, 2))
+        return precision.narrow(y, x.dtype)
     raise ValueError(f"interpolation must be one of {INTERPOLATIONS}; received {interpolation!r}.")
 
 
@@ -126,6 +134,7 @@ def upsample2d_backward(dy, size, interpolation="nearest"):
         return _upsample2d_backward_kernel(dy, size, interpolation)
     sh, sw = size
     n, oh, ow, c = dy.shape
+    dtype, dy = dy.dtype, precision.widen(dy)   # float32 sums, one rounding (as the kernels)
     if interpolation == "nearest":
         blocks = dy.reshape(n, oh // sh, sh, ow // sw, sw, c)
         dx = blocks[:, :, 0, :, 0].copy()
@@ -133,10 +142,10 @@ def upsample2d_backward(dy, size, interpolation="nearest"):
             for j in range(sw):
                 if i or j:
                     dx += blocks[:, :, i, :, j]   # strided adds beat sum(axis=(2, 4)) here
-        return dx
+        return precision.narrow(dx, dtype)
     if interpolation == "bilinear":
         d = _bilinear_axis1_backward(dy.swapaxes(1, 2), sw).swapaxes(1, 2)
-        return _bilinear_axis1_backward(d, sh)
+        return precision.narrow(_bilinear_axis1_backward(d, sh), dtype)
     raise ValueError(f"interpolation must be one of {INTERPOLATIONS}; received {interpolation!r}.")
 
 
@@ -148,22 +157,22 @@ def _upsample2d_kernel_name(interpolation, direction):
 
 def _upsample2d_forward_kernel(x, size, interpolation):
     kernel = _upsample2d_kernel_name(interpolation, "forward")
-    x, = launch.inputs("upsample2d_forward", x)
+    x, = launch.inputs("upsample2d_forward", x, dtype=precision.FLOATS)
     sh, sw = (int(s) for s in size)
     n, h, w, c = x.shape
-    y = launch.empty((n, h * sh, w * sw, c))
+    y = launch.empty((n, h * sh, w * sw, c), x.dtype)
     _launch_elementwise("shape.cu", kernel, y.size, x, y, n, h, w, c, sh, sw)
     return y
 
 
 def _upsample2d_backward_kernel(dy, size, interpolation):
     kernel = _upsample2d_kernel_name(interpolation, "backward")
-    dy, = launch.inputs("upsample2d_backward", dy)
+    dy, = launch.inputs("upsample2d_backward", dy, dtype=precision.FLOATS)
     sh, sw = (int(s) for s in size)
     n, out_h, out_w, c = dy.shape
     if out_h % sh or out_w % sw:
         raise ValueError(f"upsample2d_backward: dy of shape {dy.shape} is not {sh} x {sw} times an image.")
-    dx = launch.empty((n, out_h // sh, out_w // sw, c))
+    dx = launch.empty((n, out_h // sh, out_w // sw, c), dy.dtype)
     _launch_elementwise("shape.cu", kernel, dx.size, dy, dx, n, out_h // sh, out_w // sw, c, sh, sw)
     return dx
 
@@ -189,7 +198,7 @@ def _concat_layout(shape, axis):
 
 
 def _concat_forward_kernel(xs, axis):
-    xs = launch.inputs("concat_forward", *xs)
+    xs = launch.inputs("concat_forward", *xs, dtype=precision.FLOATS)
     shape = xs[0].shape
     axis = axis % len(shape)
     if any(x.ndim != len(shape) or x.shape[:axis] + x.shape[axis + 1:] != shape[:axis] + shape[axis + 1:]
@@ -199,7 +208,7 @@ def _concat_forward_kernel(xs, axis):
     total = sum(x.shape[axis] for x in xs)
     out_shape = shape[:axis] + (total,) + shape[axis + 1:]
     launch.i32(math.prod(out_shape), f"concat_forward: elements of the output, shape {out_shape}")
-    y = launch.empty(out_shape)
+    y = launch.empty(out_shape, xs[0].dtype)
     offset = 0
     for x in xs:   # one launch per input: each writes its own slice of y
         outer, size, inner = _concat_layout(x.shape, axis)
@@ -209,7 +218,7 @@ def _concat_forward_kernel(xs, axis):
 
 
 def _concat_backward_kernel(dy, sizes, axis):
-    dy, = launch.inputs("concat_backward", dy)
+    dy, = launch.inputs("concat_backward", dy, dtype=precision.FLOATS)
     axis = axis % dy.ndim
     total = dy.shape[axis]
     if sum(sizes) != total:
@@ -217,7 +226,7 @@ def _concat_backward_kernel(dy, sizes, axis):
                          f"of dy, shape {dy.shape}.")
     pieces, offset = [], 0
     for size in sizes:
-        dx = launch.empty(dy.shape[:axis] + (int(size),) + dy.shape[axis + 1:])
+        dx = launch.empty(dy.shape[:axis] + (int(size),) + dy.shape[axis + 1:], dy.dtype)
         outer, _, inner = _concat_layout(dx.shape, axis)
         _launch_elementwise("shape.cu", "concat_backward", dx.size, dy, dx, outer, int(size), inner, total, offset)
         pieces.append(dx)
@@ -229,10 +238,10 @@ def add_forward(xs):
     """Elementwise sum of arrays of one shape."""
     if backend.current().runs_kernels:
         return _add_forward_kernel(xs)
-    total = xs[0].copy()
+    total = xs[0].astype(np.float32) if precision.is_half(xs[0].dtype) else xs[0].copy()   # 16-bit: float32 sum
     for x in xs[1:]:
         total += x
-    return total
+    return precision.narrow(total, xs[0].dtype)
 
 
 def add_backward(dy, n):
