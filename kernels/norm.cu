@@ -1,4 +1,5 @@
-// norm.cu - batch normalization over the channel axis of float32 tensors, both directions.
+// norm.cu - batch normalization over the channel axis, both directions, for x / y / dy / dx of
+// element type T (float, bf16_t, fp16_t); the statistics and parameters are always float32.
 //
 // Kernels:
 //   batch_norm_statistics(x, mean, var, inv_std, partial, counters, ...)
@@ -35,6 +36,10 @@
 // variance far below eps.
 // Elementwise kernels: a grid-stride loop, one thread per element (per channel for the (C,) ones).
 // Gradients: dx, dgamma and dbeta are written (=); only the moving statistics update in place.
+// Element types: x, y, dy, dx are T; mean, var, inv_std, gamma, beta, the moving statistics,
+// dgamma, dbeta and the partial sums are float32 (float*), accumulated in float32 registers. A
+// templated kernel loads T as float and rounds once where it stores a T (y, dx); the (C,)
+// kernels batch_norm_inv_std and batch_norm_update_moving_stats see float32 only.
 
 #define THREADS 256
 
@@ -102,16 +107,16 @@ __device__ __forceinline__ float chunk_total(const float* partial, int ch, int c
 // shift by a sample of the channel keeps E[d^2] - E[d]^2 accurate when |mean| >> std), per chunk
 // of rows, into partial (2, chunks, c); the last block of each channel tile adds the chunks and
 // writes mean, the biased variance and inv_std = 1 / sqrt(var + eps).
-extern "C" __global__ void __launch_bounds__(THREADS)
-batch_norm_statistics(const float* __restrict__ x, float* __restrict__ mean, float* __restrict__ var,
+template <class T> __global__ void __launch_bounds__(THREADS)
+batch_norm_statistics(const T* __restrict__ x, float* __restrict__ mean, float* __restrict__ var,
                       float* __restrict__ inv_std, float* __restrict__ partial, int* __restrict__ counters,
                       int rows, int c, int chunk_rows, int lanes, float eps) {
     __shared__ float sums[THREADS];
     __shared__ float squares[THREADS];
     ColumnThread t = column_thread(rows, c, chunk_rows, lanes);
-    float shift = t.c < c && rows > 0 ? x[t.c] : 0.0f, s1 = 0.0f, s2 = 0.0f;
+    float shift = t.c < c && rows > 0 ? to_float(x[t.c]) : 0.0f, s1 = 0.0f, s2 = 0.0f;
     for (int r = t.begin; r < t.end; r += t.parts) {
-        float d = x[r * c + t.c] - shift;
+        float d = to_float(x[r * c + t.c]) - shift;
         s1 += d;
         s2 += d * d;
     }
@@ -134,8 +139,8 @@ batch_norm_statistics(const float* __restrict__ x, float* __restrict__ mean, flo
 
 // dbeta = sum of dy, dgamma = sum of dy * x_hat over the rows, in chunks finished by the last
 // block of each channel tile (partial: (2, chunks, c)), as batch_norm_statistics does.
-extern "C" __global__ void __launch_bounds__(THREADS)
-batch_norm_backward_sums(const float* __restrict__ dy, const float* __restrict__ x,
+template <class T> __global__ void __launch_bounds__(THREADS)
+batch_norm_backward_sums(const T* __restrict__ dy, const T* __restrict__ x,
                          const float* __restrict__ mean, const float* __restrict__ inv_std,
                          float* __restrict__ dbeta_out, float* __restrict__ dgamma_out,
                          float* __restrict__ partial, int* __restrict__ counters,
@@ -146,9 +151,9 @@ batch_norm_backward_sums(const float* __restrict__ dy, const float* __restrict__
     float center = t.c < c ? mean[t.c] : 0.0f, scale = t.c < c ? inv_std[t.c] : 0.0f;
     float dbeta = 0.0f, dgamma = 0.0f;
     for (int r = t.begin; r < t.end; r += t.parts) {
-        float g = dy[r * c + t.c];
+        float g = to_float(dy[r * c + t.c]);
         dbeta += g;
-        dgamma += g * ((x[r * c + t.c] - center) * scale);
+        dgamma += g * ((to_float(x[r * c + t.c]) - center) * scale);
     }
     dbeta_partial[threadIdx.x] = dbeta;
     dgamma_partial[threadIdx.x] = dgamma;
@@ -168,14 +173,14 @@ batch_norm_inv_std(const float* __restrict__ var, float* __restrict__ inv_std, i
     GRID_STRIDE_LOOP(ch, c) inv_std[ch] = 1.0f / sqrtf(var[ch] + eps);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-batch_norm_normalize(const float* __restrict__ x, const float* __restrict__ mean,
+template <class T> __global__ void __launch_bounds__(THREADS)
+batch_norm_normalize(const T* __restrict__ x, const float* __restrict__ mean,
                      const float* __restrict__ inv_std, const float* __restrict__ gamma,
-                     const float* __restrict__ beta, float* __restrict__ y, int count, int c, int act,
+                     const float* __restrict__ beta, T* __restrict__ y, int count, int c, int act,
                      float alpha) {
     GRID_STRIDE_LOOP(i, count) {
         int ch = i % c;
-        y[i] = activate((x[i] - mean[ch]) * inv_std[ch] * gamma[ch] + beta[ch], act, alpha);
+        y[i] = from_float<T>(activate((to_float(x[i]) - mean[ch]) * inv_std[ch] * gamma[ch] + beta[ch], act, alpha));
     }
 }
 
@@ -189,25 +194,25 @@ batch_norm_update_moving_stats(float* __restrict__ moving_mean, float* __restric
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-batch_norm_backward_input(const float* __restrict__ dy, const float* __restrict__ x,
+template <class T> __global__ void __launch_bounds__(THREADS)
+batch_norm_backward_input(const T* __restrict__ dy, const T* __restrict__ x,
                           const float* __restrict__ mean, const float* __restrict__ inv_std,
                           const float* __restrict__ gamma, const float* __restrict__ dgamma,
-                          const float* __restrict__ dbeta, float* __restrict__ dx, int count, int c) {
+                          const float* __restrict__ dbeta, T* __restrict__ dx, int count, int c) {
     float rows = (float)(count / c);
     GRID_STRIDE_LOOP(i, count) {
         int ch = i % c;
-        float x_hat = (x[i] - mean[ch]) * inv_std[ch];
-        dx[i] = (dy[i] - dbeta[ch] / rows - x_hat * (dgamma[ch] / rows)) * (inv_std[ch] * gamma[ch]);
+        float x_hat = (to_float(x[i]) - mean[ch]) * inv_std[ch];
+        dx[i] = from_float<T>((to_float(dy[i]) - dbeta[ch] / rows - x_hat * (dgamma[ch] / rows)) * (inv_std[ch] * gamma[ch]));
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-batch_norm_inference_backward_input(const float* __restrict__ dy, const float* __restrict__ inv_std,
-                                    const float* __restrict__ gamma, float* __restrict__ dx,
+template <class T> __global__ void __launch_bounds__(THREADS)
+batch_norm_inference_backward_input(const T* __restrict__ dy, const float* __restrict__ inv_std,
+                                    const float* __restrict__ gamma, T* __restrict__ dx,
                                     int count, int c) {
     GRID_STRIDE_LOOP(i, count) {
         int ch = i % c;
-        dx[i] = dy[i] * (inv_std[ch] * gamma[ch]);
+        dx[i] = from_float<T>(to_float(dy[i]) * (inv_std[ch] * gamma[ch]));
     }
 }

@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 
 from gpunet import backend
-from gpunet.primitives import epilogue, pool, precision
+from gpunet.primitives import epilogue, norm, norm_sync, pool, precision
+
+from checks import assert_close
 
 HALF = {"bfloat16": precision.BFLOAT16, "float16": precision.FLOAT16}
 HALVES = pytest.mark.parametrize("half", sorted(HALF))
@@ -46,12 +48,13 @@ def ulp(values, dtype):
     return 2.0 ** np.floor(np.log2(magnitude)) * float(info.eps)
 
 
-def assert_ulps(actual, expected, dtype, ulps=1.0, scale=None, what="value"):
-    """|actual - expected| <= ulps * ulp(scale or expected) of the 16-bit ``dtype``, elementwise."""
+def assert_ulps(actual, expected, dtype, ulps=1.0, atol=0.0, what="value"):
+    """|actual - expected| <= ulps * ulp(expected) of the 16-bit ``dtype`` + ``atol`` (a float32
+    error bound, elementwise or scalar, for results that cancel), elementwise."""
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     error = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
-    bound = ulps * ulp(expected if scale is None else scale, dtype)
+    bound = ulps * ulp(expected, dtype) + atol
     bad = ~((error <= bound) | (actual.astype(np.float64) == expected.astype(np.float64)))
     if bad.any():
         at = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -175,3 +178,89 @@ def test_numpy_add_of_three_rounds_once(half):
     assert total.dtype == dtype
     # 1 + 2**-8 + 2**-8 = 1 + 2**-7: exact in bf16 and fp16 once, though each partial sum rounds in bf16.
     assert_ulps(total, sum(x.astype(np.float64) for x in xs), dtype, ulps=0.5, what="add_forward")
+
+
+# -- batch normalization: 16-bit x / y / dy / dx, float32 statistics and parameters -------------
+
+EPS32 = 2.0 ** -24   # float32's unit roundoff: a float32 sum of M terms is off by <= M * EPS32 * sum |term|
+
+
+def _f64(*arrays):
+    return [None if a is None else np.asarray(a, np.float64) for a in arrays]
+
+
+def _batch_norm_f64(x, gamma, beta, dy, epsilon):
+    """Training forward and backward in float64, with the float32 error bounds of y and dx:
+    M * EPS32 times the magnitude of the terms each one adds (they cancel)."""
+    x, gamma, beta, dy = _f64(x, gamma, beta, dy)
+    rows, c = x.size // x.shape[-1], x.shape[-1]
+    mean = x.reshape(-1, c).mean(axis=0)
+    inv_std = 1 / np.sqrt(((x - mean) ** 2).reshape(-1, c).mean(axis=0) + epsilon)
+    x_hat = (x - mean) * inv_std
+    y = x_hat * gamma + beta
+    dbeta, dgamma = dy.reshape(-1, c).sum(axis=0), (dy * x_hat).reshape(-1, c).sum(axis=0)
+    dx = (dy - dbeta / rows - x_hat * dgamma / rows) * inv_std * gamma
+    y_atol = rows * EPS32 * (np.abs(x_hat * gamma) + np.abs(beta))
+    terms = np.abs(dy) + np.abs(dy).reshape(-1, c).mean(axis=0) + np.abs(x_hat) * np.abs(dy * x_hat).reshape(
+        -1, c).mean(axis=0)
+    dx_atol = 2 * rows * EPS32 * terms * inv_std * np.abs(gamma)
+    sums_atol = (2 * rows * EPS32 * np.abs(dy).reshape(-1, c).sum(axis=0),
+                 2 * rows * EPS32 * np.abs(dy * x_hat).reshape(-1, c).sum(axis=0))
+    return dict(y=y, mean=mean, inv_std=inv_std, dx=dx, dgamma=dgamma, dbeta=dbeta, y_atol=y_atol,
+                dx_atol=dx_atol, sums_atol=sums_atol)
+
+
+@HALVES
+def test_batch_norm_training_in_16_bit_keeps_float32_statistics(kernel_backend, rng, half):
+    dtype, eps = HALF[half], 1e-3
+    x = _normal(rng, (4, 3, 4, 5), dtype, offset=3.0, scale=2.0)   # |mean| > std: the shifted sums
+    gamma, beta = _normal(rng, 5, np.float32, 1.0, 0.3), _normal(rng, 5, np.float32, 0.0, 0.3)
+    dy = _normal(rng, x.shape, dtype)
+    exact = _batch_norm_f64(x, gamma, beta, dy, eps)
+    ref, out = _both(kernel_backend, norm.batch_norm_train_forward, x, gamma, beta, eps)
+    assert [a.dtype for a in out] == [dtype, np.float32, np.float32, np.float32]
+    assert_ulps(out[0], ref[0], dtype, atol=exact["y_atol"], what="batch norm y")
+    assert_ulps(ref[0], exact["y"], dtype, atol=exact["y_atol"], what="batch norm y reference")
+    for k, name in ((1, "mean"), (2, "inv_std")):
+        assert_close(out[k], ref[k], rtol=1e-5, atol=1e-6, what=f"batch norm {name}")
+        assert_close(ref[k], exact[name], rtol=1e-5, atol=1e-6, what=f"batch norm {name} reference")
+    mean, inv_std = ref[1], ref[2]
+    ref, out = _both(kernel_backend, norm.batch_norm_backward, dy, x, gamma, mean, inv_std)
+    assert [a.dtype for a in out] == [dtype, np.float32, np.float32]
+    assert_ulps(out[0], ref[0], dtype, atol=exact["dx_atol"], what="batch norm dx")
+    assert_ulps(ref[0], exact["dx"], dtype, atol=exact["dx_atol"], what="batch norm dx reference")
+    for k, name, atol in ((1, "dgamma", exact["sums_atol"][1]), (2, "dbeta", exact["sums_atol"][0])):
+        assert_close(out[k], ref[k], rtol=0, atol=atol, what=f"batch norm {name}")
+        assert_close(ref[k], exact[name], rtol=0, atol=atol, what=f"batch norm {name} reference")
+    # The synchronized backward with this rank's own sums is the plain backward.
+    dx_ref, dx = _both(kernel_backend, norm_sync.batch_norm_backward_from_sums, dy, x, gamma, mean, inv_std,
+                       ref[1], ref[2])
+    assert dx.dtype == dtype
+    assert_ulps(dx, dx_ref, dtype, atol=exact["dx_atol"], what="sync batch norm dx")
+    assert_ulps(dx_ref, ref[0], dtype, atol=exact["dx_atol"], what="sync batch norm dx reference")
+
+
+@HALVES
+def test_batch_norm_inference_in_16_bit_with_a_folded_relu(kernel_backend, rng, half):
+    dtype, eps = HALF[half], 1e-3
+    x, dy = _normal(rng, (6, 7), dtype), _normal(rng, (6, 7), dtype)
+    gamma, beta = _normal(rng, 7, np.float32, 1.0, 0.3), _normal(rng, 7, np.float32, 0.0, 0.3)
+    moving_mean, moving_var = _normal(rng, 7, np.float32, 0.0, 0.2), (0.5 + rng.random(7)).astype(np.float32)
+    relu = epilogue.Epilogue("relu")
+    y_ref, y = _both(kernel_backend, norm.batch_norm_inference_forward, x, gamma, beta, moving_mean, moving_var,
+                     eps, relu)
+    assert y.dtype == dtype
+    x64, g64, b64 = _f64(x, gamma, beta)
+    inv_std = 1 / np.sqrt(np.float64(moving_var) + eps)
+    terms = np.abs((x64 - moving_mean) * inv_std * g64) + np.abs(b64)
+    assert_ulps(y, y_ref, dtype, atol=4 * EPS32 * terms, what="inference y")
+    assert_ulps(y_ref, np.maximum((x64 - moving_mean) * inv_std * g64 + b64, 0), dtype, atol=4 * EPS32 * terms,
+                what="inference y reference")
+    ref, out = _both(kernel_backend, norm.batch_norm_inference_backward, dy, x, gamma, moving_mean, moving_var, eps)
+    assert [a.dtype for a in out] == [dtype, np.float32, np.float32]
+    assert_ulps(out[0], ref[0], dtype, what="inference dx")
+    assert_ulps(ref[0], np.float64(dy) * inv_std * g64, dtype, what="inference dx reference")
+    x_hat = np.abs((x64 - moving_mean) * inv_std)
+    assert_close(out[1], ref[1], rtol=0, atol=12 * EPS32 * np.abs(np.float64(dy) * x_hat).sum(axis=0),
+                 what="inference dgamma")
+    assert_close(out[2], ref[2], rtol=0, atol=12 * EPS32 * np.abs(np.float64(dy)).sum(axis=0), what="inference dbeta")

@@ -7,13 +7,19 @@ besides ``x``, and ``var`` itself for the moving variance (a variance far below 
 recovered from ``inv_std``); inference uses the moving statistics. ``gamma`` None means a scale
 of 1 and ``beta`` None an offset of 0 (BatchNormalization with ``scale=False`` / ``center=False``).
 
-On a kernel backend (``backend.current().runs_kernels``) every op runs the float32 kernels of
+On a kernel backend (``backend.current().runs_kernels``) every op runs the kernels of
 ``kernels/norm.cu``; the functions named ``_<op>_kernel`` at the end of this file launch them.
+
+dtypes: ``x``, ``y``, ``dy`` and ``dx`` are float32, bfloat16 or float16 (float64 on numpy only),
+``y`` and ``dx`` of ``x``'s / ``dy``'s dtype. The statistics (mean, var, inv_std), the moving
+statistics, gamma, beta and their gradients are float32 for 16-bit x (gamma / beta given in 16
+bits are widened first): every sum accumulates in float32 and ``y`` / ``dx`` are rounded once
+where they are stored, in the kernels and in the NumPy reference (``precision.widen`` / ``narrow``).
 """
 import numpy as np
 
 from .. import backend
-from . import epilogue, launch
+from . import cast, epilogue, launch, precision
 
 __all__ = [
     "batch_norm_train_forward", "batch_norm_backward",
@@ -41,6 +47,7 @@ def batch_norm_train_forward(x, gamma, beta, epsilon, activation=None):
     """
     if backend.current().runs_kernels:
         return _batch_norm_train_forward_kernel(x, gamma, beta, epsilon, activation)
+    dtype, (x, gamma, beta) = x.dtype, _widened(x, gamma, beta)
     rows = _rows(x)
     mean = rows.mean(axis=0)
     centered = rows - mean
@@ -48,7 +55,7 @@ def batch_norm_train_forward(x, gamma, beta, epsilon, activation=None):
     var = np.mean(centered * centered, axis=0)
     inv_std = 1 / np.sqrt(var + epsilon)
     y = epilogue.activate(_affine(centered * inv_std, gamma, beta), activation)
-    return y.reshape(x.shape), mean, inv_std, var
+    return precision.narrow(y.reshape(x.shape), dtype), mean, inv_std, var
 
 
 def batch_norm_backward(dy, x, gamma, mean, inv_std):
@@ -59,13 +66,14 @@ def batch_norm_backward(dy, x, gamma, mean, inv_std):
     """
     if backend.current().runs_kernels:
         return _batch_norm_backward_kernel(dy, x, gamma, mean, inv_std)
+    dtype, (dy, x, gamma) = dy.dtype, _widened(dy, x, gamma)
     dy_rows, count = _rows(dy), dy.size // dy.shape[-1]
     x_hat = (_rows(x) - mean) * inv_std
     dbeta = dy_rows.sum(axis=0)
     dgamma = np.sum(dy_rows * x_hat, axis=0)
     scale = inv_std * gamma if gamma is not None else inv_std
     dx = (dy_rows - dbeta / count - x_hat * (dgamma / count)) * scale
-    return dx.reshape(x.shape), dgamma, dbeta
+    return precision.narrow(dx.reshape(x.shape), dtype), dgamma, dbeta
 
 
 def batch_norm_inference_forward(x, gamma, beta, moving_mean, moving_var, epsilon, activation=None):
@@ -74,8 +82,9 @@ def batch_norm_inference_forward(x, gamma, beta, moving_mean, moving_var, epsilo
     rest (C,) (``gamma``, ``beta`` may be None)."""
     if backend.current().runs_kernels:
         return _batch_norm_inference_forward_kernel(x, gamma, beta, moving_mean, moving_var, epsilon, activation)
+    dtype, (x, gamma, beta) = x.dtype, _widened(x, gamma, beta)
     inv_std = 1 / np.sqrt(moving_var + epsilon)
-    return epilogue.activate(_affine((x - moving_mean) * inv_std, gamma, beta), activation)
+    return precision.narrow(epilogue.activate(_affine((x - moving_mean) * inv_std, gamma, beta), activation), dtype)
 
 
 def batch_norm_inference_backward(dy, x, gamma, moving_mean, moving_var, epsilon):
@@ -85,12 +94,13 @@ def batch_norm_inference_backward(dy, x, gamma, moving_mean, moving_var, epsilon
     """
     if backend.current().runs_kernels:
         return _batch_norm_inference_backward_kernel(dy, x, gamma, moving_mean, moving_var, epsilon)
+    dtype, (dy, x, gamma) = dy.dtype, _widened(dy, x, gamma)
     inv_std = 1 / np.sqrt(moving_var + epsilon)
     dy_rows = _rows(dy)
     dbeta = dy_rows.sum(axis=0)
     dgamma = np.sum(dy_rows * ((_rows(x) - moving_mean) * inv_std), axis=0)
     scale = inv_std * gamma if gamma is not None else inv_std
-    return dy * scale, dgamma, dbeta
+    return precision.narrow(dy * scale, dtype), dgamma, dbeta
 
 
 def batch_norm_update_moving_stats(moving_mean, moving_var, mean, var, momentum):
@@ -107,7 +117,13 @@ def batch_norm_update_moving_stats(moving_mean, moving_var, mean, var, momentum)
     moving_var += (1 - momentum) * var
 
 
-# Kernel paths (kernels/norm.cu): float32 only; every step, reductions included, is a kernel.
+def _widened(*arrays):
+    """The NumPy reference's operands: 16-bit arrays as float32 (exact), the rest (None) as they are."""
+    return [None if a is None else precision.widen(a) for a in arrays]
+
+
+# Kernel paths (kernels/norm.cu): x / y / dy / dx in float32, bfloat16 or float16, every (C,)
+# vector float32; every step, reductions included, is a kernel.
 
 _MAX_CHUNKS = 64     # row chunks of a column reduction: blocks enough for a GPU, few partial sums
 _MAX_BLOCKS = 2048   # grid-stride kernels: enough blocks to fill a GPU; more only add launch cost
@@ -119,6 +135,17 @@ def _scale_and_offset(gamma, beta, channels):
     gamma = xp.ones(channels, dtype=np.float32) if gamma is None else gamma
     beta = xp.zeros(channels, dtype=np.float32) if beta is None else beta
     return gamma, beta
+
+
+def _activations(op, *arrays):
+    """x, dy (one dtype of precision.FLOATS) on the backend, checked as the kernels' T."""
+    return launch.inputs(op, *arrays, dtype=precision.FLOATS)
+
+
+def _params(op, *vectors):
+    """(C,) vectors as float32 on the backend: 16-bit gamma / beta widened (exact), None kept."""
+    return launch.inputs(op, *[None if v is None else cast.cast(v, np.float32) if precision.is_half(v.dtype) else v
+                               for v in vectors])
 
 
 @launch.plan
@@ -157,14 +184,15 @@ def _inv_std_kernel(var, epsilon):
 
 def _normalize_kernel(x, mean, inv_std, gamma, beta, activation=None):
     gamma, beta = _scale_and_offset(gamma, beta, x.shape[-1])
-    y = launch.empty(x.shape)
+    y = launch.empty(x.shape, x.dtype)
     _launch_elementwise("batch_norm_normalize", x.size, x, mean, inv_std, gamma, beta, y, x.size, x.shape[-1],
                         *epilogue.kernel_settings(activation))
     return y
 
 
 def _batch_norm_train_forward_kernel(x, gamma, beta, epsilon, activation=None):
-    x, gamma, beta = launch.inputs("batch_norm_train_forward", x, gamma, beta)
+    x, = _activations("batch_norm_train_forward", x)
+    gamma, beta = _params("batch_norm_train_forward", gamma, beta)
     rows, channels = x.size // x.shape[-1], x.shape[-1]
     mean, var, inv_std = _column_sums("batch_norm_statistics", rows, channels, x, outputs=3,
                                       tail=(launch.f32(epsilon),))
@@ -172,30 +200,32 @@ def _batch_norm_train_forward_kernel(x, gamma, beta, epsilon, activation=None):
 
 
 def _batch_norm_backward_kernel(dy, x, gamma, mean, inv_std):
-    dy, x, gamma, mean, inv_std = launch.inputs("batch_norm_backward", dy, x, gamma, mean, inv_std)
+    dy, x = _activations("batch_norm_backward", dy, x)
+    gamma, mean, inv_std = _params("batch_norm_backward", gamma, mean, inv_std)
     gamma, _ = _scale_and_offset(gamma, None, x.shape[-1])
     rows, channels = x.size // x.shape[-1], x.shape[-1]
     dbeta, dgamma = _column_sums("batch_norm_backward_sums", rows, channels, dy, x, mean, inv_std)
-    dx = launch.empty(x.shape)
+    dx = launch.empty(x.shape, dy.dtype)
     _launch_elementwise("batch_norm_backward_input", x.size, dy, x, mean, inv_std, gamma, dgamma, dbeta, dx,
                         x.size, channels)
     return dx, dgamma, dbeta
 
 
 def _batch_norm_inference_forward_kernel(x, gamma, beta, moving_mean, moving_var, epsilon, activation=None):
-    x, gamma, beta, moving_mean, moving_var = launch.inputs(
-        "batch_norm_inference_forward", x, gamma, beta, moving_mean, moving_var)
+    x, = _activations("batch_norm_inference_forward", x)
+    gamma, beta, moving_mean, moving_var = _params(
+        "batch_norm_inference_forward", gamma, beta, moving_mean, moving_var)
     return _normalize_kernel(x, moving_mean, _inv_std_kernel(moving_var, epsilon), gamma, beta, activation)
 
 
 def _batch_norm_inference_backward_kernel(dy, x, gamma, moving_mean, moving_var, epsilon):
-    dy, x, gamma, moving_mean, moving_var = launch.inputs(
-        "batch_norm_inference_backward", dy, x, gamma, moving_mean, moving_var)
+    dy, x = _activations("batch_norm_inference_backward", dy, x)
+    gamma, moving_mean, moving_var = _params("batch_norm_inference_backward", gamma, moving_mean, moving_var)
     gamma, _ = _scale_and_offset(gamma, None, x.shape[-1])
     rows, channels = x.size // x.shape[-1], x.shape[-1]
     inv_std = _inv_std_kernel(moving_var, epsilon)
     dbeta, dgamma = _column_sums("batch_norm_backward_sums", rows, channels, dy, x, moving_mean, inv_std)
-    dx = launch.empty(x.shape)
+    dx = launch.empty(x.shape, dy.dtype)
     _launch_elementwise("batch_norm_inference_backward_input", x.size, dy, inv_std, gamma, dx, x.size, channels)
     return dx, dgamma, dbeta
 
