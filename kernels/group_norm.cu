@@ -21,6 +21,11 @@
 // run to run, no atomics. The mean is taken first and the variance from the centred values (two
 // reads), which stays accurate when |mean| >> std.
 // Backward needs x, mean and inv_std (written by forward); gradients are written (=).
+// Element types: x, y, dy, dx are T (float, bf16_t, fp16_t); gamma, beta, mean, inv_std and
+// gamma_terms are float32. Sums run in float32 registers; y and dx round once where stored, and
+// gamma_terms stay float32 so the gamma gradient is summed from unrounded terms.
+
+#include "common.cuh"   // dtype.cuh: to_float, from_float<T>
 
 #define GN_THREADS 256
 
@@ -58,30 +63,31 @@ __device__ __forceinline__ float block_sum(float v, float* buffer) {
     return total;
 }
 
-extern "C" __global__ void __launch_bounds__(GN_THREADS)
-group_norm_forward(const float* __restrict__ x, const float* __restrict__ gamma, const float* __restrict__ beta,
-                   float* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ inv_std_out,
+template <class T> __global__ void __launch_bounds__(GN_THREADS)
+group_norm_forward(const T* __restrict__ x, const float* __restrict__ gamma, const float* __restrict__ beta,
+                   T* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ inv_std_out,
                    int rows, int p, int c, int groups, float eps, int rms, int has_gamma, int has_beta) {
     __shared__ float buffer[GN_THREADS];
     int row = blockIdx.x;
     if (row >= rows) return;
     GroupRow r = group_row(row, p, c, groups);
     float sum = 0.0f;
-    for (int e = threadIdx.x; e < r.count; e += GN_THREADS) sum += x[group_offset(r, e, c)];
+    for (int e = threadIdx.x; e < r.count; e += GN_THREADS) sum += to_float(x[group_offset(r, e, c)]);
     float mean = block_sum(sum, buffer) / r.count;
     float squares = 0.0f;
     for (int e = threadIdx.x; e < r.count; e += GN_THREADS) {
-        float d = x[group_offset(r, e, c)] - mean;
+        float d = to_float(x[group_offset(r, e, c)]) - mean;
         squares += d * d;
     }
     float inv_std = 1.0f / sqrtf(block_sum(squares, buffer) / r.count + eps);
     for (int e = threadIdx.x; e < r.count; e += GN_THREADS) {
         long long at = group_offset(r, e, c);
         int ch = r.first_channel + e % r.group_width;
-        float v = rms ? x[at] * inv_std : (x[at] - mean) * inv_std;
+        float xv = to_float(x[at]);
+        float v = rms ? xv * inv_std : (xv - mean) * inv_std;
         if (has_gamma) v *= gamma[ch];
         if (has_beta && !rms) v += beta[ch];
-        y[at] = v;
+        y[at] = from_float<T>(v);
     }
     if (threadIdx.x == 0) {
         mean_out[row] = mean;
@@ -89,9 +95,9 @@ group_norm_forward(const float* __restrict__ x, const float* __restrict__ gamma,
     }
 }
 
-extern "C" __global__ void __launch_bounds__(GN_THREADS)
-group_norm_backward(const float* __restrict__ dy, const float* __restrict__ x, const float* __restrict__ gamma,
-                    const float* __restrict__ mean, const float* __restrict__ inv_std, float* __restrict__ dx,
+template <class T> __global__ void __launch_bounds__(GN_THREADS)
+group_norm_backward(const T* __restrict__ dy, const T* __restrict__ x, const float* __restrict__ gamma,
+                    const float* __restrict__ mean, const float* __restrict__ inv_std, T* __restrict__ dx,
                     float* __restrict__ gamma_terms, int rows, int p, int c, int groups, int rms, int has_gamma) {
     __shared__ float buffer[GN_THREADS];
     int row = blockIdx.x;
@@ -101,18 +107,20 @@ group_norm_backward(const float* __restrict__ dy, const float* __restrict__ x, c
     float sum_g = 0.0f, sum_gt = 0.0f;
     for (int e = threadIdx.x; e < r.count; e += GN_THREADS) {
         long long at = group_offset(r, e, c);
-        float g = dy[at] * (has_gamma ? gamma[r.first_channel + e % r.group_width] : 1.0f);
+        float g = to_float(dy[at]) * (has_gamma ? gamma[r.first_channel + e % r.group_width] : 1.0f);
+        float xv = to_float(x[at]);
         sum_g += g;
-        sum_gt += g * (rms ? x[at] : (x[at] - m) * s);
+        sum_gt += g * (rms ? xv : (xv - m) * s);
     }
     float a = rms ? 0.0f : block_sum(sum_g, buffer) / r.count;
     float b = block_sum(sum_gt, buffer) / r.count;
     float slope = rms ? s * b : b;
     for (int e = threadIdx.x; e < r.count; e += GN_THREADS) {
         long long at = group_offset(r, e, c);
-        float g = dy[at] * (has_gamma ? gamma[r.first_channel + e % r.group_width] : 1.0f);
-        float x_hat = (x[at] - m) * s;
-        dx[at] = s * (g - a - x_hat * slope);
-        gamma_terms[at] = dy[at] * (rms ? x[at] * s : x_hat);
+        float d = to_float(dy[at]), xv = to_float(x[at]);
+        float g = d * (has_gamma ? gamma[r.first_channel + e % r.group_width] : 1.0f);
+        float x_hat = (xv - m) * s;
+        dx[at] = from_float<T>(s * (g - a - x_hat * slope));
+        gamma_terms[at] = d * (rms ? xv * s : x_hat);
     }
 }

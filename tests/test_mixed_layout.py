@@ -264,3 +264,56 @@ def test_batch_norm_inference_in_16_bit_with_a_folded_relu(kernel_backend, rng, 
     assert_close(out[1], ref[1], rtol=0, atol=12 * EPS32 * np.abs(np.float64(dy) * x_hat).sum(axis=0),
                  what="inference dgamma")
     assert_close(out[2], ref[2], rtol=0, atol=12 * EPS32 * np.abs(np.float64(dy)).sum(axis=0), what="inference dbeta")
+
+
+# -- group / layer normalization ------------------------------------------------------------------
+
+def _group_bounds(x, gamma, dy, groups, p, rms):
+    """float32 error bounds of y and dx: the values of a group count n, so each statistic or
+    projection is off by <= n * EPS32 times the sum of |terms| it adds, and y / dx by that times
+    what multiplies it (elementwise, in x's shape)."""
+    from gpunet.primitives import group_norm
+    x, gamma, dy = _f64(x, gamma, dy)
+    _, mean, inv_std = group_norm.group_norm_forward(x, gamma, None, groups, p, 1e-3, rms)
+    grouped = lambda a: a.reshape(-1, p, groups, x.shape[-1] // groups)
+    s, m = inv_std[:, None, :, None], (0 if rms else mean[:, None, :, None])
+    xg, g = grouped(x), grouped(dy * gamma)
+    x_hat = np.abs((xg - m) * s)
+    n = p * x.shape[-1] // groups
+    y_atol = 2 * n * EPS32 * x_hat * np.abs(grouped(np.broadcast_to(gamma, x.shape)))
+    mean_abs = lambda a: np.abs(a).mean(axis=(1, 3), keepdims=True)
+    dx_atol = 2 * n * EPS32 * s * (np.abs(g) + mean_abs(g) + x_hat * mean_abs(g * (xg - m) * s) * (s if rms else 1))
+    dgamma_terms = (np.abs(grouped(dy)) * (np.abs(xg * s) if rms else x_hat)).reshape(-1, x.shape[-1])
+    return y_atol.reshape(x.shape), dx_atol.reshape(x.shape), dgamma_terms.sum(axis=0)
+
+
+@HALVES
+@pytest.mark.parametrize("groups, p, rms", [(3, 12, False), (1, 1, True)])   # GroupNorm; rms LayerNorm
+def test_group_norm_in_16_bit_keeps_float32_statistics(kernel_backend, rng, half, groups, p, rms):
+    from gpunet.primitives import group_norm
+    dtype, eps = HALF[half], 1e-3
+    shape = (2, 3, 4, 6) if p > 1 else (5, 16)
+    x, dy = _normal(rng, shape, dtype, offset=1.0), _normal(rng, shape, dtype)
+    gamma, beta = _normal(rng, shape[-1], np.float32, 1.0, 0.3), _normal(rng, shape[-1], np.float32, 0.0, 0.3)
+    beta = None if rms else beta
+    y_atol, dx_atol, dgamma_terms = _group_bounds(x, gamma, dy, groups, p, rms)
+    exact = group_norm.group_norm_forward(*_f64(x, gamma, beta), groups, p, eps, rms)
+    ref, out = _both(kernel_backend, group_norm.group_norm_forward, x, gamma, beta, groups, p, eps, rms)
+    assert [a.dtype for a in out] == [dtype, np.float32, np.float32]
+    assert_ulps(out[0], ref[0], dtype, atol=y_atol, what="group norm y")
+    assert_ulps(ref[0], exact[0], dtype, atol=y_atol, what="group norm y reference")
+    for k in (1, 2):
+        assert_close(out[k], ref[k], rtol=1e-5, atol=1e-6, what=f"group norm statistic {k}")
+        assert_close(ref[k], exact[k], rtol=1e-5, atol=1e-6, what=f"group norm statistic {k} reference")
+    mean, inv_std = ref[1], ref[2]
+    exact = group_norm.group_norm_backward(*_f64(dy, x, gamma, mean, inv_std), groups, p, rms)
+    ref, out = _both(kernel_backend, group_norm.group_norm_backward, dy, x, gamma, mean, inv_std, groups, p, rms)
+    assert [a.dtype for a in out] == [dtype, np.float32, np.float32]
+    assert_ulps(out[0], ref[0], dtype, atol=dx_atol, what="group norm dx")
+    assert_ulps(ref[0], exact[0], dtype, atol=dx_atol, what="group norm dx reference")
+    rows = x.size // x.shape[-1]
+    dbeta_terms = np.abs(np.float64(dy)).reshape(-1, x.shape[-1]).sum(axis=0)
+    for k, name, terms in ((1, "dgamma", dgamma_terms), (2, "dbeta", dbeta_terms)):
+        atol = 2 * rows * EPS32 * terms
+        assert_close(out[k], ref[k], rtol=0, atol=atol, what=f"group norm {name}")
+        assert_close(ref[k], exact[k], rtol=0, atol=atol, what=f"group norm {name} reference")

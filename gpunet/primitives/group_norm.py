@@ -10,11 +10,18 @@ with x is all backward needs. ``gamma``, ``beta``: (C,) or None. ``rms``: Keras 
 
 On a kernel backend the ops run ``kernels/group_norm.cu`` (one block per group, fixed-order
 block sums); the per-channel gradients of gamma and beta are summed by ``conv.bias_backward``.
+
+dtypes: ``x``, ``y``, ``dy``, ``dx`` float32, bfloat16 or float16 (float64 on numpy only); ``y`` /
+``dx`` of the input's dtype, rounded once from float32 arithmetic (kernels and NumPy reference
+alike: ``precision.widen`` / ``narrow``). ``mean``, ``inv_std``, ``gamma``, ``beta`` and their
+gradients are float32 for 16-bit inputs (16-bit gamma / beta are widened); the gamma gradient's
+terms are float32 too, and a 16-bit dy is widened before ``conv.bias_backward`` sums it into the
+beta gradient (one cast launch; none once conv's bias gradient reads 16-bit dy itself).
 """
 import numpy as np
 
 from .. import backend
-from . import conv, launch
+from . import cast, conv, launch, norm, precision
 
 __all__ = ["group_norm_forward", "group_norm_backward"]
 
@@ -31,6 +38,7 @@ def group_norm_forward(x, gamma, beta, groups, p, epsilon, rms=False):
     """``(y, mean, inv_std)``: y like x; mean and inv_std ``(outer, groups)``."""
     if backend.current().runs_kernels:
         return _forward_kernel(x, gamma, beta, groups, p, epsilon, rms)
+    dtype, (x, gamma, beta) = x.dtype, norm._widened(x, gamma, beta)
     xg = _grouped(x, p, groups)
     mean = xg.mean(axis=(1, 3))
     centered = xg - mean[:, None, :, None]
@@ -41,13 +49,14 @@ def group_norm_forward(x, gamma, beta, groups, p, epsilon, rms=False):
         y = y * gamma
     if beta is not None and not rms:
         y = y + beta
-    return y.astype(x.dtype, copy=False), mean, inv_std
+    return precision.narrow(y.astype(x.dtype, copy=False), dtype), mean, inv_std
 
 
 def group_norm_backward(dy, x, gamma, mean, inv_std, groups, p, rms=False):
     """``(dx, dgamma, dbeta)`` of :func:`group_norm_forward`; dgamma / dbeta ``(C,)``."""
     if backend.current().runs_kernels:
         return _backward_kernel(dy, x, gamma, mean, inv_std, groups, p, rms)
+    dtype, (dy, x, gamma, mean, inv_std) = dy.dtype, norm._widened(dy, x, gamma, mean, inv_std)
     s = inv_std[:, None, :, None]
     xg, dyg = _grouped(x, p, groups), _grouped(dy, p, groups)
     g = _grouped(dy * gamma if gamma is not None else dy, p, groups)
@@ -63,7 +72,8 @@ def group_norm_backward(dy, x, gamma, mean, inv_std, groups, p, rms=False):
         terms = dyg * x_hat
     c = x.shape[-1]
     dgamma = terms.reshape(-1, c).sum(axis=0)
-    return dx.reshape(x.shape).astype(dy.dtype, copy=False), dgamma, dy.reshape(-1, c).sum(axis=0)
+    return precision.narrow(dx.reshape(x.shape).astype(dy.dtype, copy=False), dtype), dgamma, \
+        dy.reshape(-1, c).sum(axis=0)
 
 
 def _rows_of(x, groups, p):
@@ -76,13 +86,14 @@ def _rows_of(x, groups, p):
 
 def _forward_kernel(x, gamma, beta, groups, p, epsilon, rms):
     op = "group_norm_forward"
-    x, = launch.inputs(op, x)
-    gamma = launch.inputs(op, gamma)[0] if gamma is not None else None
-    beta = launch.inputs(op, beta)[0] if beta is not None else None
+    x, = norm._activations(op, x)
+    gamma, beta = norm._params(op, gamma, beta)
     rows = _rows_of(x, groups, p)
-    y = launch.empty(x.shape)
+    y = launch.empty(x.shape, x.dtype)
     mean, inv_std = launch.empty((rows // groups, groups)), launch.empty((rows // groups, groups))
-    launch.run(_FILE, op, max(int(rows), 1), 256, x, x if gamma is None else gamma, x if beta is None else beta,
+    absent = launch.placeholder()   # a float32 pointer for a missing gamma / beta, never read
+    launch.run(_FILE, op, max(int(rows), 1), 256, x, absent if gamma is None else gamma,
+               absent if beta is None else beta,
                y, mean, inv_std, rows, p, x.shape[-1], groups, launch.f32(epsilon), int(rms),
                int(gamma is not None), int(beta is not None))
     return y, mean, inv_std
@@ -90,10 +101,16 @@ def _forward_kernel(x, gamma, beta, groups, p, epsilon, rms):
 
 def _backward_kernel(dy, x, gamma, mean, inv_std, groups, p, rms):
     op = "group_norm_backward"
-    dy, x, mean, inv_std = launch.inputs(op, dy, x, mean, inv_std)
-    gamma = launch.inputs(op, gamma)[0] if gamma is not None else None
+    dy, x = norm._activations(op, dy, x)
+    gamma, mean, inv_std = norm._params(op, gamma, mean, inv_std)
     rows = _rows_of(x, groups, p)
-    dx, terms = launch.empty(x.shape), launch.empty(x.shape)
-    launch.run(_FILE, op, max(int(rows), 1), 256, dy, x, x if gamma is None else gamma, mean, inv_std, dx, terms,
-               rows, p, x.shape[-1], groups, int(rms), int(gamma is not None))
-    return dx, conv.bias_backward(terms), conv.bias_backward(dy)
+    dx, terms = launch.empty(x.shape, dy.dtype), launch.empty(x.shape)
+    launch.run(_FILE, op, max(int(rows), 1), 256, dy, x, launch.placeholder() if gamma is None else gamma, mean,
+               inv_std, dx, terms, rows, p, x.shape[-1], groups, int(rms), int(gamma is not None))
+    return dx, conv.bias_backward(terms), channel_sums(dy)
+
+
+def channel_sums(a):
+    """``a`` summed over every axis but the last, in float32 (``conv.bias_backward``, a 16-bit
+    ``a`` widened first): the gradient of a per-channel offset."""
+    return conv.bias_backward(cast.cast(a, np.float32) if precision.is_half(a.dtype) else a)
