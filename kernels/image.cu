@@ -1,4 +1,4 @@
-// image.cu - resampling for the image preprocessing and augmentation layers (NHWC, float32).
+// image.cu - resampling for the image preprocessing and augmentation layers (NHWC).
 //
 // Kernels:
 //   resize_bilinear(x, out, count, H, W, C, out_h, out_w, top, left, scale_y, scale_x, crop_h, crop_w)
@@ -18,12 +18,15 @@
 //   intensity(x, out, count, H * W, C, factor, delta, means, clip, lo, hi)
 //       out = (x - means[n, c]) * factor[n] + means[n, c] + delta[n], clipped to [lo, hi] when clip
 //       (Rescaling, RandomContrast, RandomBrightness)
+// Element types: the images x and out are T (float, bf16_t, fp16_t); transforms, factor, delta and
+// means are float32 (channel_means writes float32 means of T images). Every kernel loads T as
+// float, computes in float registers and rounds once where it stores (nearest resampling copies).
 // Threads: one per output element, grid-stride; reads only (no atomics), so every run gives
 // the same bits.
 
 #include "common.cuh"   // GRID_STRIDE_LOOP
 
-extern "C" __global__ void resize_bilinear(const float* __restrict__ x, float* __restrict__ out, int count,
+template <class T> __global__ void resize_bilinear(const T* __restrict__ x, T* __restrict__ out, int count,
                                            int H, int W, int C, int out_h, int out_w, int top, int left,
                                            float scale_y, float scale_x, int crop_h, int crop_w) {
     GRID_STRIDE_LOOP(i, count) {
@@ -32,16 +35,18 @@ extern "C" __global__ void resize_bilinear(const float* __restrict__ x, float* _
         float fy0 = floorf(sy), fx0 = floorf(sx);
         int y0 = min(max((int)fy0, 0), crop_h - 1) + top, y1 = min(max((int)fy0 + 1, 0), crop_h - 1) + top;
         int x0 = min(max((int)fx0, 0), crop_w - 1) + left, x1 = min(max((int)fx0 + 1, 0), crop_w - 1) + left;
-        const float* img = x + (long long)n * H * W * C;
+        const T* img = x + (long long)n * H * W * C;
         float ty = sy - fy0, tx = sx - fx0;
         // Rows first, as the NumPy reference: (1 - ty) * upper + ty * lower per column, then columns.
-        float left_col = img[((long long)y0 * W + x0) * C + c] * (1.0f - ty) + img[((long long)y1 * W + x0) * C + c] * ty;
-        float right_col = img[((long long)y0 * W + x1) * C + c] * (1.0f - ty) + img[((long long)y1 * W + x1) * C + c] * ty;
-        out[i] = left_col * (1.0f - tx) + right_col * tx;
+        float left_col = to_float(img[((long long)y0 * W + x0) * C + c]) * (1.0f - ty) +
+                         to_float(img[((long long)y1 * W + x0) * C + c]) * ty;
+        float right_col = to_float(img[((long long)y0 * W + x1) * C + c]) * (1.0f - ty) +
+                          to_float(img[((long long)y1 * W + x1) * C + c]) * ty;
+        out[i] = from_float<T>(left_col * (1.0f - tx) + right_col * tx);
     }
 }
 
-extern "C" __global__ void resize_nearest(const float* __restrict__ x, float* __restrict__ out, int count,
+template <class T> __global__ void resize_nearest(const T* __restrict__ x, T* __restrict__ out, int count,
                                           int H, int W, int C, int out_h, int out_w, int top, int left,
                                           float scale_y, float scale_x, int crop_h, int crop_w) {
     GRID_STRIDE_LOOP(i, count) {
@@ -70,22 +75,23 @@ __device__ __forceinline__ int fill_index(int i, int n, int mode) {
     return r >= n ? p - 1 - r : r;
 }
 
-__device__ __forceinline__ float tap(const float* __restrict__ img, int y, int x, int H, int W, int C, int c,
+template <class T>
+__device__ __forceinline__ float tap(const T* __restrict__ img, int y, int x, int H, int W, int C, int c,
                                      int mode, float fill) {
     int iy = fill_index(y, H, mode), ix = fill_index(x, W, mode);
-    return iy < 0 || ix < 0 ? fill : img[((long long)iy * W + ix) * C + c];
+    return iy < 0 || ix < 0 ? fill : to_float(img[((long long)iy * W + ix) * C + c]);
 }
 
-extern "C" __global__ void affine_transform(const float* __restrict__ x, float* __restrict__ out, int count, int H,
+template <class T> __global__ void affine_transform(const T* __restrict__ x, T* __restrict__ out, int count, int H,
                                             int W, int C, const float* __restrict__ transforms, int stride,
                                             int nearest, int mode, float fill) {
     GRID_STRIDE_LOOP(i, count) {
         int c = i % C, ox = (i / C) % W, oy = (i / (C * W)) % H, n = i / (C * W * H);
         const float* t = transforms + (long long)n * stride;
         float sx = t[0] * ox + t[1] * oy + t[2], sy = t[3] * ox + t[4] * oy + t[5];
-        const float* img = x + (long long)n * H * W * C;
+        const T* img = x + (long long)n * H * W * C;
         if (nearest) {
-            out[i] = tap(img, (int)roundf(sy), (int)roundf(sx), H, W, C, c, mode, fill);
+            out[i] = from_float<T>(tap(img, (int)roundf(sy), (int)roundf(sx), H, W, C, c, mode, fill));
             continue;
         }
         float fy = floorf(sy), fx = floorf(sx), ty = sy - fy, tx = sx - fx;
@@ -95,30 +101,30 @@ extern "C" __global__ void affine_transform(const float* __restrict__ x, float* 
         v += (1.0f - ty) * tx * tap(img, y0, x0 + 1, H, W, C, c, mode, fill);
         v += ty * (1.0f - tx) * tap(img, y0 + 1, x0, H, W, C, c, mode, fill);
         v += ty * tx * tap(img, y0 + 1, x0 + 1, H, W, C, c, mode, fill);
-        out[i] = v;
+        out[i] = from_float<T>(v);
     }
 }
 
 // means[n * C + c] = mean of x[n, :, :, c]; one thread per (image, channel), pixels in order.
-extern "C" __global__ void channel_means(const float* __restrict__ x, float* __restrict__ means, int count, int HW,
+template <class T> __global__ void channel_means(const T* __restrict__ x, float* __restrict__ means, int count, int HW,
                                          int C) {
     GRID_STRIDE_LOOP(i, count) {
         int n = i / C, c = i % C;
-        const float* img = x + (long long)n * HW * C;
+        const T* img = x + (long long)n * HW * C;
         float total = 0.0f;
-        for (int p = 0; p < HW; ++p) total += img[(long long)p * C + c];
+        for (int p = 0; p < HW; ++p) total += to_float(img[(long long)p * C + c]);
         means[i] = total / (float)HW;
     }
 }
 
 // out = (x - mean[n, c]) * factor[n] + mean[n, c] + delta[n], clipped to [lo, hi] when clip.
-extern "C" __global__ void intensity(const float* __restrict__ x, float* __restrict__ out, int count, int HW, int C,
+template <class T> __global__ void intensity(const T* __restrict__ x, T* __restrict__ out, int count, int HW, int C,
                                      const float* __restrict__ factor, const float* __restrict__ delta,
                                      const float* __restrict__ means, int clip, float lo, float hi) {
     GRID_STRIDE_LOOP(i, count) {
         int c = i % C, n = i / (HW * C);
         float m = means[n * C + c];
-        float v = (x[i] - m) * factor[n] + m + delta[n];
-        out[i] = clip ? (v < lo ? lo : (v > hi ? hi : v)) : v;   // NaN stays NaN, as np.clip
+        float v = (to_float(x[i]) - m) * factor[n] + m + delta[n];
+        out[i] = from_float<T>(clip ? (v < lo ? lo : (v > hi ? hi : v)) : v);   // NaN stays NaN, as np.clip
     }
 }

@@ -317,3 +317,37 @@ def test_group_norm_in_16_bit_keeps_float32_statistics(kernel_backend, rng, half
         atol = 2 * rows * EPS32 * terms
         assert_close(out[k], ref[k], rtol=0, atol=atol, what=f"group norm {name}")
         assert_close(ref[k], exact[k], rtol=0, atol=atol, what=f"group norm {name} reference")
+
+
+# -- image resampling and intensity ------------------------------------------------------------
+
+@HALVES
+def test_image_kernels_round_once(kernel_backend, rng, half):
+    from gpunet.primitives import image
+    dtype = HALF[half]
+    x = _normal(rng, (2, 5, 6, 3), dtype, offset=0.5)
+    # Rotation about the centre with a shift: bilinear taps, some outside (reflect)
+    angle, (cy, cx) = 0.3, (2.0, 2.5)
+    a0, a1, b0, b1 = np.cos(angle), -np.sin(angle), np.sin(angle), np.cos(angle)
+    transforms = np.array([[a0, a1, cx - a0 * cx - a1 * cy + 0.7, b0, b1, cy - b0 * cx - b1 * cy, 0, 0],
+                           [1, 0, -1.5, 0, 1, 0.25, 0, 0]], np.float32)
+    cases = [("resize bilinear", image.resize_forward, (x, (7, 4), "bilinear"), 0),
+             ("resize nearest", image.resize_forward, (x, (3, 8), "nearest"), None),
+             ("affine bilinear", image.affine_forward, (x, transforms, "bilinear", "reflect"), 0),
+             ("affine nearest", image.affine_forward, (x, transforms, "nearest", "constant", 0.5), None),
+             ("intensity", image.intensity_forward, (x, np.float32([1.5, 0.5]), np.float32([0.1, -0.2]),
+                                                     np.float32([[0.1, 0.2, 0.3], [0.0, -0.1, 0.4]]), (0.0, 1.0)), 0)]
+    for what, op, args, rounded in cases:
+        expected, actual = _both(kernel_backend, op, *args)
+        assert actual.dtype == dtype, what
+        if rounded is None:      # nearest: a copy of a 16-bit value (or the fill value, rounded once)
+            assert_bits(actual, expected, what)
+        else:                    # weights and taps in float32, one rounding: 1 ulp, plus float32's
+            terms = 4 * np.abs(np.float64(x)).max()   # error near a result that cancels to ~0
+            assert_ulps(actual, expected, dtype, atol=8 * EPS32 * terms, what=what)
+            exact = op(np.float64(x), *args[1:])
+            assert_ulps(expected, exact, dtype, atol=8 * EPS32 * terms, what=f"{what} reference")
+    means_ref, means = _both(kernel_backend, image.channel_means, x)
+    assert means.dtype == np.float32
+    assert_close(means, means_ref, rtol=1e-6, atol=1e-6, what="channel means")
+    assert_close(means_ref, np.float64(x).mean(axis=(1, 2)), rtol=1e-6, atol=1e-6, what="channel means reference")

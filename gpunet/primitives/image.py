@@ -2,11 +2,16 @@
 crop to the target's aspect ratio) as Keras 3 computes it (half-pixel centres, no antialiasing).
 
 NHWC float arrays. On a kernel backend ``resize_forward`` runs ``kernels/image.cu``.
+
+dtypes: images float32, bfloat16 or float16 (float64 on numpy only); outputs have the input's
+dtype, computed in float32 and rounded once where stored, by the kernels and the NumPy reference
+alike (``precision.widen`` / ``narrow``); nearest resampling copies values. Transforms, factors,
+deltas and ``channel_means``'s means are float32 for 16-bit images (statistics, as in batch norm).
 """
 import numpy as np
 
 from .. import backend
-from . import launch
+from . import launch, precision
 
 _FILE = "image.cu"
 INTERPOLATIONS = ("bilinear", "nearest")
@@ -54,12 +59,14 @@ def resize_forward(x, size, interpolation="bilinear", crop_to_aspect_ratio=False
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}; received {interpolation!r}.")
     if not backend.current().runs_kernels:
-        return resize_reference(x, size, interpolation, crop_to_aspect_ratio, window).astype(x.dtype, copy=False)
-    x, = launch.inputs("resize", x)
+        wide = precision.widen(x)
+        y = resize_reference(wide, size, interpolation, crop_to_aspect_ratio, window)
+        return precision.narrow(y.astype(wide.dtype, copy=False), x.dtype)
+    x, = launch.inputs("resize", x, dtype=precision.FLOATS)
     n, h, w, c = x.shape
     out_h, out_w = (int(s) for s in size)
     top, left, crop_h, crop_w = window or _crop_window(h, w, out_h, out_w, crop_to_aspect_ratio)
-    out = launch.empty((n, out_h, out_w, c))
+    out = launch.empty((n, out_h, out_w, c), x.dtype)
     count = launch.i32(out.size, "resize: elements")
     launch.run(_FILE, "resize_" + interpolation, launch.blocks_for(count, cap=4096), launch.THREADS,
                x, out, count, h, w, c, out_h, out_w, top, left, launch.f32(crop_h / out_h), launch.f32(crop_w / out_w),
@@ -127,10 +134,12 @@ def affine_forward(x, transforms, interpolation="bilinear", fill_mode="reflect",
                          f"{FILL_MODES}; received {interpolation!r}, {fill_mode!r}.")
     transforms = np.asarray(transforms, dtype=np.float32).reshape(len(x), -1)
     if not backend.current().runs_kernels:
-        return affine_reference(x, transforms, interpolation, fill_mode, fill_value).astype(x.dtype, copy=False)
-    x, t = launch.inputs("affine_transform", x, transforms)
+        y = affine_reference(precision.widen(x), transforms, interpolation, fill_mode, fill_value)
+        return precision.narrow(y, x.dtype)
+    x, = launch.inputs("affine_transform", x, dtype=precision.FLOATS)
+    t, = launch.inputs("affine_transform", transforms)
     n, h, w, c = x.shape
-    out = launch.empty(x.shape)
+    out = launch.empty(x.shape, x.dtype)
     count = launch.i32(out.size, "affine_transform: elements")
     launch.run(_FILE, "affine_transform", launch.blocks_for(count, cap=4096), launch.THREADS, x, out, count,
                h, w, c, t, int(t.shape[1]), int(interpolation == "nearest"), FILL_MODES.index(fill_mode),
@@ -150,9 +159,9 @@ def intensity_reference(x, factor, delta, means=None, clip=None):
 
 def channel_means(x):
     """Mean over height and width per image and channel: (N, C)."""
-    if not backend.current().runs_kernels:
-        return x.mean(axis=(1, 2), dtype=np.float64).astype(x.dtype)
-    x, = launch.inputs("channel_means", x)
+    if not backend.current().runs_kernels:   # float32 means of 16-bit images
+        return x.mean(axis=(1, 2), dtype=np.float64).astype(np.float32 if precision.is_half(x.dtype) else x.dtype)
+    x, = launch.inputs("channel_means", x, dtype=precision.FLOATS)
     n, h, w, c = x.shape
     means = launch.empty((n, c))
     launch.run(_FILE, "channel_means", launch.blocks_for(n * c), launch.THREADS, x, means, n * c, h * w, c)
@@ -164,11 +173,12 @@ def intensity_forward(x, factor, delta, means=None, clip=None):
     factor, delta = (np.asarray(v, np.float32).reshape(len(x)) for v in (factor, delta))
     if not backend.current().runs_kernels:
         means = None if means is None else np.asarray(means)
-        return intensity_reference(x, factor, delta, means, clip)
-    x, f, d = launch.inputs("intensity", x, factor, delta)
+        return precision.narrow(intensity_reference(precision.widen(x), factor, delta, means, clip), x.dtype)
+    x, = launch.inputs("intensity", x, dtype=precision.FLOATS)
+    f, d = launch.inputs("intensity", factor, delta)
     n, h, w, c = x.shape
     means = launch.zeros((n, c)) if means is None else launch.inputs("intensity", means)[0]
-    out = launch.empty(x.shape)
+    out = launch.empty(x.shape, x.dtype)
     count = launch.i32(out.size, "intensity: elements")
     lo, hi = clip if clip is not None else (0.0, 0.0)
     launch.run(_FILE, "intensity", launch.blocks_for(count, cap=4096), launch.THREADS, x, out, count, h * w, c,
