@@ -21,36 +21,40 @@
 // output channels; each thread walks its pixels of the block's split, then the 8 rows are summed
 // in a fixed order in shared memory: deterministic, no atomics.
 // Backward needs x (filter) and w (input); gradients are written (=), never accumulated.
+// Element types: x, w, b, y, dy and dx are T (float, bf16_t, fp16_t: the layer casts its kernel
+// and bias to the compute dtype, as Keras does); products accumulate in float registers and y /
+// dx round once where stored. The filter gradient's partial sums are float32 (weight gradients
+// are float32: the optimizer sees float32 only).
 
 #include "common.cuh"   // GRID_STRIDE_LOOP
 
 #define DW_LANES 32
 #define DW_ROWS 8
 
-extern "C" __global__ void depthwise_conv2d_forward(
-        const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
-        float* __restrict__ y, int has_bias, int n, int h, int wd, int c, int mult, int oh, int ow,
+template <class T> __global__ void depthwise_conv2d_forward(
+        const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
+        T* __restrict__ y, int has_bias, int n, int h, int wd, int c, int mult, int oh, int ow,
         int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl) {
     int cm = c * mult;
     GRID_STRIDE_LOOP(i, n * oh * ow * cm) {
         int co = i % cm, ci = co / mult;
         int pix = i / cm, ox = pix % ow, oy = (pix / ow) % oh, image = pix / (ow * oh);
-        float acc = has_bias ? b[co] : 0.0f;
+        float acc = has_bias ? to_float(b[co]) : 0.0f;
         for (int ky = 0; ky < kh; ++ky) {
             int iy = oy * sh - pt + ky * dh;
             if (iy < 0 || iy >= h) continue;
             for (int kx = 0; kx < kw; ++kx) {
                 int ix = ox * sw - pl + kx * dw;
                 if (ix < 0 || ix >= wd) continue;
-                acc += x[((image * h + iy) * wd + ix) * c + ci] * w[(ky * kw + kx) * cm + co];
+                acc += to_float(x[((image * h + iy) * wd + ix) * c + ci]) * to_float(w[(ky * kw + kx) * cm + co]);
             }
         }
-        y[i] = acc;
+        y[i] = from_float<T>(acc);
     }
 }
 
-extern "C" __global__ void depthwise_conv2d_backward_input(
-        const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
+template <class T> __global__ void depthwise_conv2d_backward_input(
+        const T* __restrict__ dy, const T* __restrict__ w, T* __restrict__ dx,
         int n, int h, int wd, int c, int mult, int oh, int ow, int kh, int kw, int sh, int sw,
         int dh, int dw, int pt, int pl) {
     int cm = c * mult;
@@ -63,17 +67,17 @@ extern "C" __global__ void depthwise_conv2d_backward_input(
             for (int kx = 0; kx < kw; ++kx) {
                 int tx = ix + pl - kx * dw;
                 if (tx < 0 || tx % sw != 0 || tx / sw >= ow) continue;
-                const float* dyp = dy + ((image * oh + ty / sh) * ow + tx / sw) * cm + ci * mult;
-                const float* wp = w + (ky * kw + kx) * cm + ci * mult;
-                for (int m = 0; m < mult; ++m) acc += dyp[m] * wp[m];
+                const T* dyp = dy + ((image * oh + ty / sh) * ow + tx / sw) * cm + ci * mult;
+                const T* wp = w + (ky * kw + kx) * cm + ci * mult;
+                for (int m = 0; m < mult; ++m) acc += to_float(dyp[m]) * to_float(wp[m]);
             }
         }
-        dx[i] = acc;
+        dx[i] = from_float<T>(acc);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) depthwise_conv2d_backward_filter(
-        const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ partial,
+template <class T> __global__ void __launch_bounds__(256) depthwise_conv2d_backward_filter(
+        const T* __restrict__ x, const T* __restrict__ dy, float* __restrict__ partial,
         int per_split, int n, int h, int wd, int c, int mult, int oh, int ow, int kh, int kw,
         int sh, int sw, int dh, int dw, int pt, int pl) {
     __shared__ float rows[DW_ROWS][DW_LANES];
@@ -90,7 +94,7 @@ extern "C" __global__ void __launch_bounds__(256) depthwise_conv2d_backward_filt
             int ox = pix % ow, oy = (pix / ow) % oh, image = pix / (ow * oh);
             int iy = oy * sh - pt + ky * dh, ix = ox * sw - pl + kx * dw;
             if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
-            acc += x[((image * h + iy) * wd + ix) * c + ci] * dy[(long long)pix * cm + co];
+            acc += to_float(x[((image * h + iy) * wd + ix) * c + ci]) * to_float(dy[(long long)pix * cm + co]);
         }
     }
     rows[row][lane] = acc;

@@ -351,3 +351,51 @@ def test_image_kernels_round_once(kernel_backend, rng, half):
     assert means.dtype == np.float32
     assert_close(means, means_ref, rtol=1e-6, atol=1e-6, what="channel means")
     assert_close(means_ref, np.float64(x).mean(axis=(1, 2)), rtol=1e-6, atol=1e-6, what="channel means reference")
+
+
+# -- depthwise convolution: activations and filter in T, weight gradients float32 --------------
+
+@HALVES
+def test_depthwise_conv_in_16_bit(kernel_backend, rng, half):
+    from gpunet.primitives import depthwise
+    dtype = HALF[half]
+    geometry = dict(strides=(2, 1), padding=((1, 1), (1, 0)), dilation=(1, 2))
+    x, w, b = _normal(rng, (2, 5, 6, 3), dtype), _normal(rng, (3, 2, 3, 2), dtype, scale=0.5), _normal(rng, 6, dtype)
+    y_ref, y = _both(kernel_backend, depthwise.depthwise_conv2d_forward, x, w, b, **geometry)
+    assert y.dtype == dtype
+    # kh * kw + 1 = 7 float32 adds per output: <= 7 * EPS32 * (sum of |terms|) from the order
+    taps = depthwise.depthwise_conv2d_forward(np.abs(np.float64(x)), np.abs(np.float64(w)), None, **geometry)
+    atol = 8 * EPS32 * (taps + np.abs(np.float64(b)))
+    assert_ulps(y, y_ref, dtype, atol=atol, what="depthwise y")
+    assert_ulps(y_ref, depthwise.depthwise_conv2d_forward(*_f64(x, w, b), **geometry), dtype, atol=atol,
+                what="depthwise y reference")
+    dy = _normal(rng, y.shape, dtype)
+    dx_ref, dx = _both(kernel_backend, depthwise.depthwise_conv2d_backward_input, dy, w, x.shape, **geometry)
+    assert dx.dtype == dtype
+    terms = depthwise.depthwise_conv2d_backward_input(np.abs(np.float64(dy)), np.abs(np.float64(w)), x.shape,
+                                                      **geometry)
+    assert_ulps(dx, dx_ref, dtype, atol=16 * EPS32 * terms, what="depthwise dx")
+    assert_ulps(dx_ref, depthwise.depthwise_conv2d_backward_input(*_f64(dy, w), x.shape, **geometry), dtype,
+                atol=16 * EPS32 * terms, what="depthwise dx reference")
+    ref, out = _both(kernel_backend, depthwise.depthwise_conv2d_backward_filter, dy, x, w.shape, **geometry)
+    assert [a.dtype for a in out] == [np.float32, np.float32]
+    exact = depthwise.depthwise_conv2d_backward_filter(*_f64(dy, x), w.shape, **geometry)
+    pixels = y.size // y.shape[-1]
+    dw_terms = depthwise.depthwise_conv2d_backward_filter(np.abs(np.float64(dy)), np.abs(np.float64(x)), w.shape,
+                                                          **geometry)
+    for k, name in ((0, "dw"), (1, "db")):
+        atol = 2 * pixels * EPS32 * dw_terms[k]
+        assert_close(out[k], ref[k], rtol=0, atol=atol, what=f"depthwise {name}")
+        assert_close(ref[k], exact[k], rtol=0, atol=atol, what=f"depthwise {name} reference")
+
+
+def test_depthwise_casts_a_float32_filter_to_16_bit_activations(kernel_backend, rng):
+    from gpunet.primitives import depthwise
+    dtype, geometry = precision.BFLOAT16, dict(strides=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1))
+    x, w = _normal(rng, (1, 4, 4, 2), dtype), _normal(rng, (3, 3, 2, 1), np.float32)
+    y_ref, y = _both(kernel_backend, depthwise.depthwise_conv2d_forward, x, w, None, **geometry)
+    cast_first = _on(kernel_backend, depthwise.depthwise_conv2d_forward, x, w.astype(dtype), None, **geometry)
+    assert y.dtype == dtype
+    assert_bits(y, cast_first, "float32 filter, cast as Keras's autocast does")
+    taps = depthwise.depthwise_conv2d_forward(np.abs(np.float64(x)), np.abs(np.float64(w)), None, **geometry)
+    assert_ulps(y, y_ref, dtype, atol=10 * EPS32 * taps, what="depthwise y, float32 filter")

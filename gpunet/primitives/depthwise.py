@@ -13,11 +13,17 @@ through a strided slice of a padded dx; backward-filter reduces each tap's view 
 On a kernel backend the ops run ``kernels/depthwise.cu`` (direct kernels, see its header); the
 filter gradient's pixel splits are added by conv.cu's ``sum_splits`` and the bias gradient is
 ``conv.bias_backward``.
+
+dtypes: ``x``, ``w``, ``b``, ``y``, ``dy`` and ``dx`` float32, bfloat16 or float16 (float64 on numpy
+only): the filter is taken in the activations' dtype, as a Keras layer casts its kernel to the
+compute dtype (a float32 ``w`` / ``b`` beside 16-bit x is cast so, rounded once). Products add up
+in float32 and ``y`` / ``dx`` round once where stored, in the kernels and in the NumPy reference
+(``precision.widen`` / ``narrow``). The weight and bias gradients are float32 for 16-bit inputs.
 """
 import numpy as np
 
 from .. import backend
-from . import conv, conv_geometry, launch
+from . import cast, conv, conv_geometry, group_norm, launch, precision
 
 __all__ = ["depthwise_conv2d_forward", "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_filter"]
 
@@ -58,13 +64,14 @@ def depthwise_conv2d_forward(x, w, b, strides, padding, dilation):
     out_hw = _out_hw(x.shape, w.shape, strides, padding, dilation)
     if backend.current().runs_kernels:
         return _forward_kernel(x, w, b, out_hw, strides, padding, dilation)
+    dtype, (x, w, b) = x.dtype, _widened(x, *_as_compute(x.dtype, w, b))
     n, (kh, kw, c, m) = x.shape[0], w.shape
     y = np.zeros((n, *out_hw, c, m), dtype=x.dtype)
     views, _ = _tap_views(x, w.shape, out_hw, strides, padding, dilation)
     for (i, j), view in views.items():
         y += view[..., None] * w[i, j]
     y = y.reshape(n, *out_hw, c * m)
-    return y + b if b is not None else y
+    return precision.narrow(y + b if b is not None else y, dtype)
 
 
 def depthwise_conv2d_backward_input(dy, w, x_shape, strides, padding, dilation):
@@ -73,6 +80,7 @@ def depthwise_conv2d_backward_input(dy, w, x_shape, strides, padding, dilation):
     out_hw = _out_hw(x_shape, w.shape, strides, padding, dilation)
     if backend.current().runs_kernels:
         return _backward_input_kernel(dy, w, x_shape, out_hw, strides, padding, dilation)
+    dtype, (dy, w) = dy.dtype, _widened(dy, *_as_compute(dy.dtype, w))
     n, h, wd, c = x_shape
     (pt, pb), (pl, pr) = padding
     dy5 = dy.reshape(n, *out_hw, c, w.shape[3])
@@ -80,7 +88,7 @@ def depthwise_conv2d_backward_input(dy, w, x_shape, strides, padding, dilation):
     # dxp is already padded: its tap views start at the buffer's origin.
     for (i, j), view in _tap_views(dxp, w.shape, out_hw, strides, ((0, 0), (0, 0)), dilation)[0].items():
         view += dy5[..., 0] * w[i, j, :, 0] if w.shape[3] == 1 else (dy5 * w[i, j]).sum(axis=-1)
-    return np.ascontiguousarray(dxp[:, pt:pt + h, pl:pl + wd, :])
+    return precision.narrow(np.ascontiguousarray(dxp[:, pt:pt + h, pl:pl + wd, :]), dtype)
 
 
 def depthwise_conv2d_backward_filter(dy, x, w_shape, strides, padding, dilation):
@@ -88,13 +96,23 @@ def depthwise_conv2d_backward_filter(dy, x, w_shape, strides, padding, dilation)
     _check("depthwise_conv2d_backward_filter", x.shape, w_shape)
     out_hw = _out_hw(x.shape, w_shape, strides, padding, dilation)
     if backend.current().runs_kernels:
-        return _backward_filter_kernel(dy, x, w_shape, out_hw, strides, padding, dilation), conv.bias_backward(dy)
+        return _backward_filter_kernel(dy, x, w_shape, out_hw, strides, padding, dilation), group_norm.channel_sums(dy)
+    dy, x = _widened(dy, x)   # float32 gradients of 16-bit inputs
     kh, kw, c, m = w_shape
     dy5 = dy.reshape(*dy.shape[:3], c, m)
     dw = np.empty(w_shape, dtype=dy.dtype)
     for (i, j), view in _tap_views(x, w_shape, out_hw, strides, padding, dilation)[0].items():
         dw[i, j] = (view[..., None] * dy5).reshape(-1, c, m).sum(axis=0)
     return dw, conv.bias_backward(dy)
+
+
+def _widened(*arrays):
+    return [None if a is None else precision.widen(a) for a in arrays]
+
+
+def _as_compute(dtype, *params):
+    """The filter / bias in the activations' dtype when that is 16-bit (Keras's autocast), else as given."""
+    return [a if a is None or not precision.is_half(dtype) else cast.cast(a, dtype) for a in params]
 
 
 # -- kernel paths -------------------------------------------------------------------------------
@@ -107,10 +125,9 @@ def _geometry(x_shape, w_shape, out_hw, strides, padding, dilation):
 
 def _forward_kernel(x, w, b, out_hw, strides, padding, dilation):
     op = "depthwise_conv2d_forward"
-    x, w = launch.inputs(op, x, w)
-    b = launch.inputs(op, b)[0] if b is not None else None
+    x, w, b = launch.inputs(op, x, *_as_compute(x.dtype, w, b), dtype=precision.FLOATS)
     n, c, m = x.shape[0], x.shape[3], w.shape[3]
-    y = launch.empty((n, *out_hw, c * m))
+    y = launch.empty((n, *out_hw, c * m), x.dtype)
     count = launch.i32(y.size, f"{op}: outputs")
     launch.run(_FILE, op, launch.blocks_for(count, cap=conv._MAX_BLOCKS), launch.THREADS, x, w,
                w if b is None else b, y, 0 if b is None else 1,
@@ -120,11 +137,11 @@ def _forward_kernel(x, w, b, out_hw, strides, padding, dilation):
 
 def _backward_input_kernel(dy, w, x_shape, out_hw, strides, padding, dilation):
     op = "depthwise_conv2d_backward_input"
-    dy, w = launch.inputs(op, dy, w)
+    dy, w = launch.inputs(op, dy, *_as_compute(dy.dtype, w), dtype=precision.FLOATS)
     expected = (x_shape[0], *out_hw, x_shape[3] * w.shape[3])
     if tuple(dy.shape) != expected:
         raise ValueError(f"{op}: dy must have shape {expected}; received {tuple(dy.shape)}.")
-    dx = launch.empty(x_shape)
+    dx = launch.empty(x_shape, dy.dtype)
     count = launch.i32(dx.size, f"{op}: elements of dx")
     launch.run(_FILE, op, launch.blocks_for(count, cap=conv._MAX_BLOCKS), launch.THREADS, dy, w, dx,
                *_geometry(x_shape, w.shape, out_hw, strides, padding, dilation))
@@ -133,7 +150,7 @@ def _backward_input_kernel(dy, w, x_shape, out_hw, strides, padding, dilation):
 
 def _backward_filter_kernel(dy, x, w_shape, out_hw, strides, padding, dilation):
     op = "depthwise_conv2d_backward_filter"
-    dy, x = launch.inputs(op, dy, x)
+    dy, x = launch.inputs(op, dy, x, dtype=precision.FLOATS)
     kh, kw, c, m = (int(v) for v in w_shape)
     pixels = x.shape[0] * out_hw[0] * out_hw[1]
     blocks = kh * kw * -(-c * m // _LANES)
