@@ -9,6 +9,8 @@
 //     shuffles are reached by all 32 lanes together.
 // warp_sum / warp_max: butterfly reductions with __shfl_xor_sync; every lane gets the result
 //     and the order of the operations is fixed (bit-identical from run to run).
+// block_total_of_warps(v) / block_sum(v): a block's total of one value per warp / per thread,
+//     for blocks of BLOCK_WARPS warps (256 threads); see below.
 // nhwc_at(i, h, w, c): (image, row, col, channel) of flat index i of a channels-last array.
 
 #pragma once
@@ -33,6 +35,29 @@ template <class T> __device__ __forceinline__ T warp_sum(T v) {
 __device__ __forceinline__ float warp_max(float v) {
     for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, offset));
     return v;
+}
+
+// Blocks of the reductions below: 8 warps (the 256-thread blocks of the loss and metric kernels).
+#define BLOCK_WARPS 8
+
+// The block's total of one value per warp (the same in every lane of that warp), the warps added
+// in order from 0: a fixed order, so the bits repeat. Every thread of the block must call it; the
+// total is meaningful in thread 0 only. The leading barrier lets a kernel call it twice in a row
+// (the second call's writes wait until the first call's reader, thread 0, is done).
+template <class V> __device__ __forceinline__ V block_total_of_warps(V warp_value) {
+    __shared__ V per_warp[BLOCK_WARPS];
+    __syncthreads();
+    if (threadIdx.x % 32 == 0) per_warp[threadIdx.x / 32] = warp_value;
+    __syncthreads();
+    V total = 0;
+    if (threadIdx.x == 0)
+        for (int w = 0; w < BLOCK_WARPS; ++w) total += per_warp[w];
+    return total;
+}
+
+// The block's total of one value per thread: warp butterflies, then the warps in order (thread 0).
+template <class V> __device__ __forceinline__ V block_sum(V v) {
+    return block_total_of_warps(warp_sum(v));
 }
 
 struct NhwcIndex {

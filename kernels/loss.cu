@@ -25,8 +25,14 @@
 //   count_label_equal(labels, y_pred, count, rows, C)      count += rows with argmax == label
 //   count_binary_equal(y_true, y_pred, count, n, threshold)   count += elements with (p > t) == y
 //
-// Layout: any; tensors are flat float32 buffers, the class axis last and contiguous (NHWC
-// channels). Sparse labels are int32, one per row; a label outside [0, C) makes its row loss NaN.
+// Layout: any; flat buffers, the class axis last and contiguous (NHWC channels). Sparse labels
+// are int32, one per row; a label outside [0, C) makes its row loss NaN.
+// Dtypes: the kernels but sum_partials_finish are templates on T (float, bf16_t, fp16_t): the
+// predictions / logits and their gradient dx are T; targets, probs, partials and losses float32
+// (Keras's Loss converts both y_true and y_pred to its float32 dtype: reading T and widening it
+// is that conversion, fused). Each kernel widens what it loads, computes in float32 and rounds
+// once where it stores a T (dx); the softmax's probs stay float32, since (p - 1) of a rounded p
+// near 1 would lose every bit of the gradient.
 // argmax is NumPy's: the first maximum, a NaN counting as the maximum.
 // Threads: blocks of 256 threads (8 warps). Row kernels (cross-entropies, argmax counts) give
 // each warp whole rows, grid-stride over rows; lane l takes columns l, l + 32, ... and the row's
@@ -41,26 +47,9 @@
 // atomicAdd per block into a zeroed unsigned long long: integer sums are exact in any order.
 
 #define THREADS 256
-#define WARPS (THREADS / 32)
 
-#include "common.cuh"   // GRID_STRIDE_LOOP, ROW_PER_WARP_LOOP, warp_sum, warp_max
-
-// The block's total of one value per warp (the same in every lane of it), in warp order.
-// Every thread of the block must call it; the result is meaningful in thread 0.
-template <class T> __device__ __forceinline__ T block_total_of_warps(T warp_value) {
-    __shared__ T per_warp[WARPS];
-    if (threadIdx.x % 32 == 0) per_warp[threadIdx.x / 32] = warp_value;
-    __syncthreads();
-    T total = 0;
-    if (threadIdx.x == 0)
-        for (int w = 0; w < WARPS; ++w) total += per_warp[w];
-    return total;
-}
-
-// The block's total of one value per thread: warp sums, then the warps in order (thread 0).
-template <class T> __device__ __forceinline__ T block_sum(T v) {
-    return block_total_of_warps(warp_sum(v));
-}
+#include "common.cuh"   // GRID_STRIDE_LOOP, ROW_PER_WARP_LOOP, warp_sum, warp_max, block_sum
+#include "xent.cuh"     // clip, softmax_cross_entropy_rows, categorical_crossentropy_rows
 
 // Targets of a cross-entropy row: dense (..., C) floats, or one int32 label per row.
 struct DenseTargets {
@@ -79,142 +68,91 @@ struct LabelTargets {
 
 // -- softmax cross-entropy from logits (fused) --------------------------------------------------
 
-template <class Targets>
-__device__ void softmax_cross_entropy_rows(Targets targets, const float* __restrict__ logits,
-                                           float* __restrict__ probs, float* __restrict__ partial,
-                                           int rows, int cols) {
-    int lane = threadIdx.x % 32;
-    float warp_loss = 0.0f;   // this warp's rows, added in row order
-    ROW_PER_WARP_LOOP(row, rows) {
-        const float* xr = logits + (long long)row * cols;
-        float* pr = probs + (long long)row * cols;
-        float row_max = -INFINITY;
-        for (int j = lane; j < cols; j += 32) row_max = fmaxf(row_max, xr[j]);
-        row_max = warp_max(row_max);   // subtracted first: logits of 1e4 stay finite
-        float total = 0.0f;
-        for (int j = lane; j < cols; j += 32) total += expf(xr[j] - row_max);
-        float log_total = logf(warp_sum(total));
-        float loss = 0.0f;
-        for (int j = lane; j < cols; j += 32) {
-            float log_prob = (xr[j] - row_max) - log_total;
-            pr[j] = expf(log_prob);
-            loss -= targets.at(row, j) * log_prob;
-        }
-        // An out-of-range label has no log-probability: its row loss is NaN, not a silent 0.
-        loss = warp_sum(loss);
-        warp_loss += targets.valid(row) ? loss : NAN;
-    }
-    float total = block_total_of_warps(warp_loss);
-    if (threadIdx.x == 0) partial[blockIdx.x] = total;
-}
-
-extern "C" __global__ void __launch_bounds__(THREADS)
-softmax_cross_entropy_forward(const float* __restrict__ y_true, const float* __restrict__ logits,
+template <class T> __global__ void __launch_bounds__(THREADS)
+softmax_cross_entropy_forward(const float* __restrict__ y_true, const T* __restrict__ logits,
                               float* __restrict__ probs, float* __restrict__ partial, int rows, int cols) {
     softmax_cross_entropy_rows(DenseTargets{y_true, cols}, logits, probs, partial, rows, cols);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-sparse_softmax_cross_entropy_forward(const int* __restrict__ labels, const float* __restrict__ logits,
+template <class T> __global__ void __launch_bounds__(THREADS)
+sparse_softmax_cross_entropy_forward(const int* __restrict__ labels, const T* __restrict__ logits,
                                      float* __restrict__ probs, float* __restrict__ partial, int rows, int cols) {
     softmax_cross_entropy_rows(LabelTargets{labels, cols}, logits, probs, partial, rows, cols);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
+// probs float32 (from forward), dx in the logits' T: one rounding, of the finished gradient.
+template <class T> __global__ void __launch_bounds__(THREADS)
 softmax_cross_entropy_backward(const float* __restrict__ y_true, const float* __restrict__ probs,
-                               float* __restrict__ dx, int rows, int cols, float rows_f) {
+                               T* __restrict__ dx, int rows, int cols, float rows_f) {
     int lane = threadIdx.x % 32;
     ROW_PER_WARP_LOOP(row, rows) {
         long long base = (long long)row * cols;
         float total = 0.0f;   // sum(y_true): 1 for one-hot rows, anything for soft targets
         for (int j = lane; j < cols; j += 32) total += y_true[base + j];
         total = warp_sum(total);
-        for (int j = lane; j < cols; j += 32) dx[base + j] = (probs[base + j] * total - y_true[base + j]) / rows_f;
+        for (int j = lane; j < cols; j += 32)
+            dx[base + j] = from_float<T>((probs[base + j] * total - y_true[base + j]) / rows_f);
     }
 }
 
-extern "C" __global__ void sparse_softmax_cross_entropy_backward(const int* __restrict__ labels,
-                                                                 const float* __restrict__ probs,
-                                                                 float* __restrict__ dx, int n, int cols,
-                                                                 float rows_f) {
-    GRID_STRIDE_LOOP(i, n) dx[i] = (probs[i] - (labels[i / cols] == i % cols ? 1.0f : 0.0f)) / rows_f;
+template <class T>
+__global__ void sparse_softmax_cross_entropy_backward(const int* __restrict__ labels, const float* __restrict__ probs,
+                                                      T* __restrict__ dx, int n, int cols, float rows_f) {
+    GRID_STRIDE_LOOP(i, n) dx[i] = from_float<T>((probs[i] - (labels[i / cols] == i % cols ? 1.0f : 0.0f)) / rows_f);
 }
 
 // -- categorical cross-entropy on probabilities ---------------------------------------------------
-
-// NaN stays NaN, as in np.clip (fminf/fmaxf would replace it by a bound).
-__device__ __forceinline__ float clip(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
-
-template <class Targets>
-__device__ void categorical_crossentropy_rows(Targets targets, const float* __restrict__ y_pred,
-                                              float* __restrict__ partial, int rows, int cols, float lo, float hi) {
-    int lane = threadIdx.x % 32;
-    float warp_loss = 0.0f;
-    ROW_PER_WARP_LOOP(row, rows) {
-        const float* pr = y_pred + (long long)row * cols;
-        float scale = 0.0f;   // rows are rescaled to sum 1 before the clip, as Keras does
-        for (int j = lane; j < cols; j += 32) scale += pr[j];
-        scale = warp_sum(scale);
-        float loss = 0.0f;
-        for (int j = lane; j < cols; j += 32) loss -= targets.at(row, j) * logf(clip(pr[j] / scale, lo, hi));
-        loss = warp_sum(loss);
-        warp_loss += targets.valid(row) ? loss : NAN;
-    }
-    float total = block_total_of_warps(warp_loss);
-    if (threadIdx.x == 0) partial[blockIdx.x] = total;
-}
 
 // d(-y log(clip(q)) / rows)/dq: zero where the clip is active.
 __device__ __forceinline__ float clipped_log_gradient(float y, float q, float lo, float hi, float rows_f) {
     return q >= lo && q <= hi ? -y / q / rows_f : 0.0f;
 }
 
-template <class Targets>
-__device__ void categorical_crossentropy_backward_rows(Targets targets, const float* __restrict__ y_pred,
-                                                       float* __restrict__ dx, int rows, int cols,
+template <class Targets, class T>
+__device__ void categorical_crossentropy_backward_rows(Targets targets, const T* __restrict__ y_pred,
+                                                       T* __restrict__ dx, int rows, int cols,
                                                        float lo, float hi, float rows_f) {
     int lane = threadIdx.x % 32;
     ROW_PER_WARP_LOOP(row, rows) {
         long long base = (long long)row * cols;
         float scale = 0.0f;
-        for (int j = lane; j < cols; j += 32) scale += y_pred[base + j];
+        for (int j = lane; j < cols; j += 32) scale += to_float(y_pred[base + j]);
         scale = warp_sum(scale);
         // dq = d(loss)/d(p / scale), recomputed in the second pass rather than stored.
         float dot = 0.0f;
         for (int j = lane; j < cols; j += 32) {
-            float q = y_pred[base + j] / scale;
+            float q = to_float(y_pred[base + j]) / scale;
             dot += clipped_log_gradient(targets.at(row, j), q, lo, hi, rows_f) * q;
         }
         dot = warp_sum(dot);
         for (int j = lane; j < cols; j += 32) {
-            float q = y_pred[base + j] / scale;
-            dx[base + j] = (clipped_log_gradient(targets.at(row, j), q, lo, hi, rows_f) - dot) / scale;
+            float q = to_float(y_pred[base + j]) / scale;
+            dx[base + j] = from_float<T>((clipped_log_gradient(targets.at(row, j), q, lo, hi, rows_f) - dot) / scale);
         }
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-categorical_crossentropy_forward(const float* __restrict__ y_true, const float* __restrict__ y_pred,
+template <class T> __global__ void __launch_bounds__(THREADS)
+categorical_crossentropy_forward(const float* __restrict__ y_true, const T* __restrict__ y_pred,
                                  float* __restrict__ partial, int rows, int cols, float lo, float hi) {
     categorical_crossentropy_rows(DenseTargets{y_true, cols}, y_pred, partial, rows, cols, lo, hi);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-sparse_categorical_crossentropy_forward(const int* __restrict__ labels, const float* __restrict__ y_pred,
+template <class T> __global__ void __launch_bounds__(THREADS)
+sparse_categorical_crossentropy_forward(const int* __restrict__ labels, const T* __restrict__ y_pred,
                                         float* __restrict__ partial, int rows, int cols, float lo, float hi) {
     categorical_crossentropy_rows(LabelTargets{labels, cols}, y_pred, partial, rows, cols, lo, hi);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-categorical_crossentropy_backward(const float* __restrict__ y_true, const float* __restrict__ y_pred,
-                                  float* __restrict__ dx, int rows, int cols, float lo, float hi, float rows_f) {
+template <class T> __global__ void __launch_bounds__(THREADS)
+categorical_crossentropy_backward(const float* __restrict__ y_true, const T* __restrict__ y_pred,
+                                  T* __restrict__ dx, int rows, int cols, float lo, float hi, float rows_f) {
     categorical_crossentropy_backward_rows(DenseTargets{y_true, cols}, y_pred, dx, rows, cols, lo, hi, rows_f);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-sparse_categorical_crossentropy_backward(const int* __restrict__ labels, const float* __restrict__ y_pred,
-                                         float* __restrict__ dx, int rows, int cols, float lo, float hi,
-                                         float rows_f) {
+template <class T> __global__ void __launch_bounds__(THREADS)
+sparse_categorical_crossentropy_backward(const int* __restrict__ labels, const T* __restrict__ y_pred,
+                                         T* __restrict__ dx, int rows, int cols, float lo, float hi, float rows_f) {
     categorical_crossentropy_backward_rows(LabelTargets{labels, cols}, y_pred, dx, rows, cols, lo, hi, rows_f);
 }
 
@@ -230,42 +168,42 @@ __device__ __forceinline__ float logistic_loss_term(float y, float x) {
 }
 
 // partial[blockIdx.x] = sum of term(y_true[i], y_pred[i]) over the block's grid-stride elements.
-template <class Term>
-__device__ void sum_partials(const float* __restrict__ y_true, const float* __restrict__ y_pred,
+template <class T, class Term>
+__device__ void sum_partials(const float* __restrict__ y_true, const T* __restrict__ y_pred,
                              float* __restrict__ partial, int n, Term term) {
     float acc = 0.0f;
-    GRID_STRIDE_LOOP(i, n) acc += term(y_true[i], y_pred[i]);
+    GRID_STRIDE_LOOP(i, n) acc += term(y_true[i], to_float(y_pred[i]));
     float total = block_sum(acc);
     if (threadIdx.x == 0) partial[blockIdx.x] = total;
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-binary_crossentropy_sum_partials(const float* __restrict__ y_true, const float* __restrict__ y_pred,
+template <class T> __global__ void __launch_bounds__(THREADS)
+binary_crossentropy_sum_partials(const float* __restrict__ y_true, const T* __restrict__ y_pred,
                                  float* __restrict__ partial, int n, float lo, float hi) {
     sum_partials(y_true, y_pred, partial, n,
                  [=](float y, float p) { return binary_crossentropy_term(y, p, lo, hi); });
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-binary_crossentropy_from_logits_sum_partials(const float* __restrict__ y_true, const float* __restrict__ logits,
+template <class T> __global__ void __launch_bounds__(THREADS)
+binary_crossentropy_from_logits_sum_partials(const float* __restrict__ y_true, const T* __restrict__ logits,
                                              float* __restrict__ partial, int n) {
     sum_partials(y_true, logits, partial, n, [](float y, float x) { return logistic_loss_term(y, x); });
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-squared_error_sum_partials(const float* __restrict__ y_true, const float* __restrict__ y_pred,
+template <class T> __global__ void __launch_bounds__(THREADS)
+squared_error_sum_partials(const float* __restrict__ y_true, const T* __restrict__ y_pred,
                            float* __restrict__ partial, int n) {
     sum_partials(y_true, y_pred, partial, n, [](float y, float p) { return (p - y) * (p - y); });
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-absolute_error_sum_partials(const float* __restrict__ y_true, const float* __restrict__ y_pred,
+template <class T> __global__ void __launch_bounds__(THREADS)
+absolute_error_sum_partials(const float* __restrict__ y_true, const T* __restrict__ y_pred,
                             float* __restrict__ partial, int n) {
     sum_partials(y_true, y_pred, partial, n, [](float y, float p) { return fabsf(p - y); });
 }
 
 // One block adds up to any number of partials: thread t takes t, t + 256, ... in order, then
-// the block sums the threads in a fixed order. divisor 1 gives the plain sum.
+// the block sums the threads in a fixed order. divisor 1 gives the plain sum. float32 only.
 extern "C" __global__ void __launch_bounds__(THREADS)
 sum_partials_finish(const float* __restrict__ partial, int count, float* __restrict__ out, float divisor) {
     float acc = 0.0f;
@@ -274,40 +212,42 @@ sum_partials_finish(const float* __restrict__ partial, int count, float* __restr
     if (threadIdx.x == 0) out[0] = total / divisor;
 }
 
-// -- elementwise loss gradients -----------------------------------------------------------------
+// -- elementwise loss gradients: y_pred and dx in T, computed in float, rounded once -------------
 
-extern "C" __global__ void binary_crossentropy_backward(const float* __restrict__ y_true,
-                                                        const float* __restrict__ y_pred, float* __restrict__ dx,
-                                                        int n, float lo, float hi, float n_f) {
+template <class T>
+__global__ void binary_crossentropy_backward(const float* __restrict__ y_true, const T* __restrict__ y_pred,
+                                             T* __restrict__ dx, int n, float lo, float hi, float n_f) {
     GRID_STRIDE_LOOP(i, n) {
-        float p = y_pred[i], c = clip(p, lo, hi);
+        float p = to_float(y_pred[i]), c = clip(p, lo, hi);
         float inside = p >= lo && p <= hi ? 1.0f : 0.0f;
-        dx[i] = (c - y_true[i]) / (c * (1.0f - c)) * inside / n_f;
+        dx[i] = from_float<T>((c - y_true[i]) / (c * (1.0f - c)) * inside / n_f);
     }
 }
 
-extern "C" __global__ void binary_crossentropy_from_logits_backward(const float* __restrict__ y_true,
-                                                                    const float* __restrict__ logits,
-                                                                    float* __restrict__ dx, int n, float n_f) {
+template <class T>
+__global__ void binary_crossentropy_from_logits_backward(const float* __restrict__ y_true, const T* __restrict__ logits,
+                                                         T* __restrict__ dx, int n, float n_f) {
     GRID_STRIDE_LOOP(i, n) {
-        float x = logits[i];
+        float x = to_float(logits[i]);
         float e = expf(-fabsf(x));
         float sigmoid = x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
-        dx[i] = (sigmoid - y_true[i]) / n_f;
+        dx[i] = from_float<T>((sigmoid - y_true[i]) / n_f);
     }
 }
 
-extern "C" __global__ void mse_backward(const float* __restrict__ y_true, const float* __restrict__ y_pred,
-                                        float* __restrict__ dx, int n, float two_over_n) {
-    GRID_STRIDE_LOOP(i, n) dx[i] = (y_pred[i] - y_true[i]) * two_over_n;
+template <class T>
+__global__ void mse_backward(const float* __restrict__ y_true, const T* __restrict__ y_pred, T* __restrict__ dx,
+                             int n, float two_over_n) {
+    GRID_STRIDE_LOOP(i, n) dx[i] = from_float<T>((to_float(y_pred[i]) - y_true[i]) * two_over_n);
 }
 
-extern "C" __global__ void mae_backward(const float* __restrict__ y_true, const float* __restrict__ y_pred,
-                                        float* __restrict__ dx, int n, float n_f) {
+template <class T>
+__global__ void mae_backward(const float* __restrict__ y_true, const T* __restrict__ y_pred, T* __restrict__ dx,
+                             int n, float n_f) {
     GRID_STRIDE_LOOP(i, n) {
-        float d = y_pred[i] - y_true[i];
+        float d = to_float(y_pred[i]) - y_true[i];
         float sign = d > 0.0f ? 1.0f : (d < 0.0f ? -1.0f : d);   // 0 stays 0, NaN stays NaN
-        dx[i] = sign / n_f;
+        dx[i] = from_float<T>(sign / n_f);
     }
 }
 
@@ -322,10 +262,12 @@ __device__ __forceinline__ unsigned long long argmax_key(float v, int j) {
     return ((unsigned long long)ordered << 32) | (unsigned)~j;
 }
 
-// The row's argmax, the same in every lane of the warp.
-__device__ __forceinline__ int warp_row_argmax(const float* __restrict__ xr, int cols, int lane) {
+// The row's argmax, the same in every lane of the warp (E: float targets or T predictions,
+// widened exactly, so the order is the 16-bit values' own).
+template <class E>
+__device__ __forceinline__ int warp_row_argmax(const E* __restrict__ xr, int cols, int lane) {
     unsigned long long key = 0;   // below every element's key, -inf's included
-    for (int j = lane; j < cols; j += 32) key = max(key, argmax_key(xr[j], j));
+    for (int j = lane; j < cols; j += 32) key = max(key, argmax_key(to_float(xr[j]), j));
     for (int offset = 16; offset > 0; offset >>= 1) key = max(key, __shfl_xor_sync(FULL_MASK, key, offset));
     return (int)~(unsigned)key;
 }
@@ -335,8 +277,8 @@ __device__ __forceinline__ void add_block_count(unsigned long long* count, int w
     if (threadIdx.x == 0 && total != 0) atomicAdd(count, (unsigned long long)total);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-count_argmax_equal(const float* __restrict__ y_true, const float* __restrict__ y_pred,
+template <class T> __global__ void __launch_bounds__(THREADS)
+count_argmax_equal(const float* __restrict__ y_true, const T* __restrict__ y_pred,
                    unsigned long long* __restrict__ count, int rows, int cols) {
     int lane = threadIdx.x % 32, hits = 0;
     ROW_PER_WARP_LOOP(row, rows) {
@@ -346,19 +288,19 @@ count_argmax_equal(const float* __restrict__ y_true, const float* __restrict__ y
     add_block_count(count, hits);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-count_label_equal(const int* __restrict__ labels, const float* __restrict__ y_pred,
+template <class T> __global__ void __launch_bounds__(THREADS)
+count_label_equal(const int* __restrict__ labels, const T* __restrict__ y_pred,
                   unsigned long long* __restrict__ count, int rows, int cols) {
     int lane = threadIdx.x % 32, hits = 0;
     ROW_PER_WARP_LOOP(row, rows) hits += warp_row_argmax(y_pred + (long long)row * cols, cols, lane) == labels[row];
     add_block_count(count, hits);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-count_binary_equal(const float* __restrict__ y_true, const float* __restrict__ y_pred,
+template <class T> __global__ void __launch_bounds__(THREADS)
+count_binary_equal(const float* __restrict__ y_true, const T* __restrict__ y_pred,
                    unsigned long long* __restrict__ count, int n, float threshold) {
     int hits = 0;
-    GRID_STRIDE_LOOP(i, n) hits += (y_pred[i] > threshold ? 1.0f : 0.0f) == y_true[i];
+    GRID_STRIDE_LOOP(i, n) hits += (to_float(y_pred[i]) > threshold ? 1.0f : 0.0f) == y_true[i];
     int total = block_sum(hits);
     if (threadIdx.x == 0 && total != 0) atomicAdd(count, (unsigned long long)total);
 }

@@ -7,17 +7,25 @@ over all remaining elements. Forward functions return that mean as a 0-d array (
 backward functions return the gradient of that mean with respect to the predictions, in their
 dtype. Sparse labels are integer arrays of the predictions' shape without the class axis.
 
-On a kernel backend (``backend.current().runs_kernels``) every function runs float32 kernels of
+On a kernel backend (``backend.current().runs_kernels``) every function runs kernels of
 ``kernels/loss.cu``; the ``_..._kernel`` helpers at the end launch them. Means and sums are
 deterministic two-step reductions (per-block partial sums, then one block adds them) and come
 back as 0-d float32 arrays; counts come back as 0-d int64 arrays. Sparse labels are cast to
 int32 for the kernels.
+
+Dtypes (mixed precision): predictions / logits may be float32, bfloat16 or float16 (float64 on
+the numpy backend only); their gradients come back in that dtype. Targets and sample weights are
+float32 (a 16-bit one is widened, exactly), as Keras's Loss converts y_true to its float32
+dtype; loss values, sums and the fused softmax's ``probs`` are float32. Both backends widen a
+16-bit input, compute in float32 and round once, where a gradient is stored
+(``precision.widen`` / ``precision.narrow``), so they agree to within one unit in the last place
+of the 16-bit type. The softmax cross-entropy backward takes ``dtype``, the logits' dtype, since
+its input ``probs`` is float32.
 """
 import numpy as np
 
 from .. import backend
-from . import launch
-from .activation import kernel_arrays
+from . import cast, launch, precision
 
 EPSILON = 1e-7   # Keras's backend epsilon: probabilities are clipped to [EPSILON, 1 - EPSILON]
 _FILE = "loss.cu"
@@ -29,6 +37,11 @@ _ROWS_PER_BLOCK = 8     # row kernels: one warp per row, 256-thread blocks
 def _rows(pred):
     """Number of per-sample losses of a cross-entropy: every element but the class axis."""
     return pred.size // pred.shape[-1]
+
+
+def _wide(*arrays):
+    """The NumPy reference's inputs: 16-bit arrays widened to float32 (exact), others as they are."""
+    return tuple(precision.widen(a) for a in arrays)
 
 
 def _valid_labels(labels, num_classes):
@@ -50,47 +63,59 @@ def _log_softmax(logits):
 def softmax_cross_entropy_forward(y_true, logits):
     """Mean of ``-sum(y_true * log_softmax(logits))`` over rows; y_true and logits (..., C).
 
-    Returns ``(loss, probs)``; probs (..., C) is what backward needs. The row maximum is
-    subtracted before exponentiating, so logits of 1e4 give a finite loss.
+    Returns ``(loss, probs)``; probs (..., C) is what backward needs, float32 for 16-bit logits
+    (computed from the widened logits). The row maximum is subtracted before exponentiating, so
+    logits of 1e4 give a finite loss.
     """
     if backend.current().runs_kernels:
         return _softmax_cross_entropy_forward_kernel(y_true, logits, sparse=False)
-    log_probs = _log_softmax(logits)
-    loss = -np.sum(y_true * log_probs) / _rows(logits)
+    log_probs = _log_softmax(precision.widen(logits))
+    loss = -np.sum(precision.widen(y_true) * log_probs) / _rows(logits)
     return loss, np.exp(log_probs)
 
 
-def softmax_cross_entropy_backward(y_true, probs):
-    """d(mean loss)/d(logits) = ``(probs * sum(y_true) - y_true) / rows``; ``(p - y) / rows`` for one-hot."""
+def softmax_cross_entropy_backward(y_true, probs, dtype=None):
+    """d(mean loss)/d(logits) = ``(probs * sum(y_true) - y_true) / rows``; ``(p - y) / rows`` for one-hot.
+
+    ``dtype``: the logits' dtype, the gradient's (default: probs'); rounded to it once."""
+    dtype = np.dtype(probs.dtype if dtype is None else dtype)
     if backend.current().runs_kernels:
-        return _row_gradient_kernel("softmax_cross_entropy_backward", y_true, probs)
+        probs = float_targets("softmax_cross_entropy_backward", probs)   # float32, as forward gives it
+        return _row_gradient_kernel("softmax_cross_entropy_backward", y_true, probs, dtype=dtype)
+    y_true, probs = _wide(y_true, probs)
     total = np.sum(y_true, axis=-1, keepdims=True)
-    return ((probs * total - y_true) / _rows(probs)).astype(probs.dtype, copy=False)
+    return precision.narrow((probs * total - y_true) / _rows(probs), dtype)
 
 
 def sparse_softmax_cross_entropy_forward(labels, logits):
     """As :func:`softmax_cross_entropy_forward` with integer labels (...,); returns ``(loss, probs)``."""
     if backend.current().runs_kernels:
         return _softmax_cross_entropy_forward_kernel(labels, logits, sparse=True)
-    log_probs = _log_softmax(logits)
+    log_probs = _log_softmax(precision.widen(logits))
     valid = _valid_labels(labels, logits.shape[-1])
     picked = np.take_along_axis(log_probs, np.where(valid, labels, 0)[..., None], axis=-1)
     picked = np.where(valid[..., None], picked, np.nan)   # as the kernel: a bad label's row is NaN
     return -np.sum(picked) / _rows(logits), np.exp(log_probs)
 
 
-def sparse_softmax_cross_entropy_backward(labels, probs):
+def sparse_softmax_cross_entropy_backward(labels, probs, dtype=None):
     """d(mean loss)/d(logits) = ``(probs - one_hot(labels)) / rows``; a label outside [0, C)
-    is no class (its row is ``probs / rows``), on every backend."""
+    is no class (its row is ``probs / rows``), on every backend. ``dtype`` as in
+    :func:`softmax_cross_entropy_backward`."""
+    dtype = np.dtype(probs.dtype if dtype is None else dtype)
     if backend.current().runs_kernels:
-        return _sparse_softmax_cross_entropy_backward_kernel(labels, probs)
-    return (probs - one_hot(labels, probs.shape[-1], probs.dtype)) / probs.dtype.type(_rows(probs))
+        probs = float_targets("sparse_softmax_cross_entropy_backward", probs)
+        return _sparse_softmax_cross_entropy_backward_kernel(labels, probs, dtype)
+    probs = precision.widen(probs)
+    dx = (probs - one_hot(labels, probs.shape[-1], probs.dtype)) / probs.dtype.type(_rows(probs))
+    return precision.narrow(dx, dtype)
 
 
 # -- categorical cross-entropy on probabilities -----------------------------------------------
 
 def _normalised_clipped(y_pred, eps):
     # Keras rescales each row to sum 1 before clipping, so unnormalised scores are accepted.
+    y_pred = precision.widen(y_pred)
     scale = np.sum(y_pred, axis=-1, keepdims=True)
     q = y_pred / scale
     return scale, q, np.clip(q, eps, 1 - eps)
@@ -101,7 +126,7 @@ def categorical_crossentropy_forward(y_true, y_pred, eps=EPSILON):
     if backend.current().runs_kernels:
         return _categorical_crossentropy_forward_kernel(y_true, y_pred, eps, sparse=False)
     _, _, clipped = _normalised_clipped(y_pred, eps)
-    return -np.sum(y_true * np.log(clipped)) / _rows(y_pred)
+    return -np.sum(precision.widen(y_true) * np.log(clipped)) / _rows(y_pred)
 
 
 def categorical_crossentropy_backward(y_true, y_pred, eps=EPSILON):
@@ -109,9 +134,9 @@ def categorical_crossentropy_backward(y_true, y_pred, eps=EPSILON):
     if backend.current().runs_kernels:
         return _row_gradient_kernel("categorical_crossentropy_backward", y_true, y_pred, *_clip_range(eps))
     scale, q, clipped = _normalised_clipped(y_pred, eps)
-    dq = -y_true / clipped * ((q >= eps) & (q <= 1 - eps)) / _rows(y_pred)
+    dq = -precision.widen(y_true) / clipped * ((q >= eps) & (q <= 1 - eps)) / _rows(y_pred)
     dp = (dq - np.sum(dq * q, axis=-1, keepdims=True)) / scale
-    return dp.astype(y_pred.dtype, copy=False)
+    return precision.narrow(dp, y_pred.dtype)
 
 
 def sparse_categorical_crossentropy_forward(labels, y_pred, eps=EPSILON):
@@ -136,6 +161,7 @@ def binary_crossentropy_forward(y_true, y_pred, eps=EPSILON):
     """Mean of ``-(y log p + (1 - y) log(1 - p))`` with p clipped to [eps, 1 - eps]; same shapes."""
     if backend.current().runs_kernels:
         return _elementwise_sum_kernel("binary_crossentropy_sum_partials", y_true, y_pred, True, *_clip_range(eps))
+    y_true, y_pred = _wide(y_true, y_pred)
     p = np.clip(y_pred, eps, 1 - eps)
     return -np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p))
 
@@ -145,15 +171,17 @@ def binary_crossentropy_backward(y_true, y_pred, eps=EPSILON):
     if backend.current().runs_kernels:
         return _elementwise_gradient_kernel("binary_crossentropy_backward", y_true, y_pred, *_clip_range(eps),
                                             launch.f32(y_pred.size))
+    dtype, (y_true, y_pred) = y_pred.dtype, _wide(y_true, y_pred)
     p = np.clip(y_pred, eps, 1 - eps)
     inside = (y_pred >= eps) & (y_pred <= 1 - eps)
-    return ((p - y_true) / (p * (1 - p)) * inside / y_pred.size).astype(y_pred.dtype, copy=False)
+    return precision.narrow((p - y_true) / (p * (1 - p)) * inside / y_pred.size, dtype)
 
 
 def binary_crossentropy_from_logits_forward(y_true, logits):
     """Mean of the logistic loss in its stable form ``max(x, 0) - x y + log(1 + exp(-|x|))``."""
     if backend.current().runs_kernels:
         return _elementwise_sum_kernel("binary_crossentropy_from_logits_sum_partials", y_true, logits, True)
+    y_true, logits = _wide(y_true, logits)
     return np.mean(np.maximum(logits, 0) - logits * y_true + np.log1p(np.exp(-np.abs(logits))))
 
 
@@ -162,9 +190,10 @@ def binary_crossentropy_from_logits_backward(y_true, logits):
     if backend.current().runs_kernels:
         return _elementwise_gradient_kernel("binary_crossentropy_from_logits_backward", y_true, logits,
                                             launch.f32(logits.size))
+    dtype, (y_true, logits) = logits.dtype, _wide(y_true, logits)
     e = np.exp(-np.abs(logits))
     sigmoid = np.where(logits >= 0, 1 / (1 + e), e / (1 + e))
-    return ((sigmoid - y_true) / logits.size).astype(logits.dtype, copy=False)
+    return precision.narrow((sigmoid - y_true) / logits.size, dtype)
 
 
 # -- regression -------------------------------------------------------------------------------
@@ -173,26 +202,30 @@ def mse_forward(y_true, y_pred):
     """Mean squared error over all elements (same shapes)."""
     if backend.current().runs_kernels:
         return _elementwise_sum_kernel("squared_error_sum_partials", y_true, y_pred, True)
+    y_true, y_pred = _wide(y_true, y_pred)
     return np.mean((y_pred - y_true) ** 2)
 
 
 def mse_backward(y_true, y_pred):
     if backend.current().runs_kernels:
         return _elementwise_gradient_kernel("mse_backward", y_true, y_pred, launch.f32(2 / y_pred.size))
-    return ((y_pred - y_true) * (2 / y_pred.size)).astype(y_pred.dtype, copy=False)
+    dtype, (y_true, y_pred) = y_pred.dtype, _wide(y_true, y_pred)
+    return precision.narrow((y_pred - y_true) * (2 / y_pred.size), dtype)
 
 
 def mae_forward(y_true, y_pred):
     """Mean absolute error over all elements (same shapes)."""
     if backend.current().runs_kernels:
         return _elementwise_sum_kernel("absolute_error_sum_partials", y_true, y_pred, True)
+    y_true, y_pred = _wide(y_true, y_pred)
     return np.mean(np.abs(y_pred - y_true))
 
 
 def mae_backward(y_true, y_pred):
     if backend.current().runs_kernels:
         return _elementwise_gradient_kernel("mae_backward", y_true, y_pred, launch.f32(y_pred.size))
-    return (np.sign(y_pred - y_true) / y_pred.size).astype(y_pred.dtype, copy=False)
+    dtype, (y_true, y_pred) = y_pred.dtype, _wide(y_true, y_pred)
+    return precision.narrow(np.sign(y_pred - y_true) / y_pred.size, dtype)
 
 
 # -- reductions for metrics (sums, so that metrics can total them over batches) ----------------
@@ -201,6 +234,7 @@ def count_argmax_equal(y_true, y_pred):
     """How many rows have ``argmax(y_true) == argmax(y_pred)`` over the last axis."""
     if backend.current().runs_kernels:
         return _count_rows_kernel("count_argmax_equal", y_true, y_pred)
+    y_true, y_pred = _wide(y_true, y_pred)
     return np.count_nonzero(np.argmax(y_true, axis=-1) == np.argmax(y_pred, axis=-1))
 
 
@@ -208,25 +242,28 @@ def count_label_equal(labels, y_pred):
     """How many rows have ``argmax(y_pred) == labels``; labels (...,), y_pred (..., C)."""
     if backend.current().runs_kernels:
         return _count_rows_kernel("count_label_equal", labels, y_pred)
-    return np.count_nonzero(np.argmax(y_pred, axis=-1) == labels)
+    return np.count_nonzero(np.argmax(precision.widen(y_pred), axis=-1) == labels)
 
 
 def count_binary_equal(y_true, y_pred, threshold=0.5):
     """How many elements have ``(y_pred > threshold) == y_true`` (y_true of 0s and 1s)."""
     if backend.current().runs_kernels:
         return _count_binary_equal_kernel(y_true, y_pred, threshold)
+    y_true, y_pred = _wide(y_true, y_pred)
     return np.count_nonzero((y_pred > threshold).astype(y_true.dtype) == y_true)
 
 
 def sum_squared_error(y_true, y_pred):
     if backend.current().runs_kernels:
         return _elementwise_sum_kernel("squared_error_sum_partials", y_true, y_pred, False)
+    y_true, y_pred = _wide(y_true, y_pred)
     return np.sum((y_pred - y_true) ** 2)
 
 
 def sum_absolute_error(y_true, y_pred):
     if backend.current().runs_kernels:
         return _elementwise_sum_kernel("absolute_error_sum_partials", y_true, y_pred, False)
+    y_true, y_pred = _wide(y_true, y_pred)
     return np.sum(np.abs(y_pred - y_true))
 
 
@@ -237,15 +274,30 @@ def _clip_range(eps):
     return launch.f32(eps), launch.f32(1 - eps)
 
 
+def float_targets(op, y_true):
+    """Targets (or sample weights) as the kernels read them: float32 on the backend, a 16-bit
+    array widened (exactly; Keras's Loss converts y_true to float32 too). Other dtypes are a
+    TypeError naming ``op``."""
+    if getattr(y_true, "dtype", None) in precision.HALF:
+        y_true = cast.cast(launch.inputs(op, y_true, dtype=precision.FLOATS)[0], np.float32)
+    return launch.inputs(op, y_true)[0]
+
+
+def predictions(op, y_pred):
+    """Predictions as the templated kernels read them: float32, bfloat16 or float16 on the backend."""
+    return launch.inputs(op, y_pred, dtype=precision.FLOATS)[0]
+
+
 def _dense_kernel_arrays(op, y_true, y_pred):
+    """(float32 targets, predictions in their own dtype) of one shape, on the backend."""
     if tuple(y_true.shape) != tuple(y_pred.shape):
         raise ValueError(f"{op} needs y_true of the predictions' shape {tuple(y_pred.shape)}; "
                          f"received shape {tuple(y_true.shape)}.")
-    return kernel_arrays(op, [y_true, y_pred])
+    return float_targets(op, y_true), predictions(op, y_pred)
 
 
 def _target_kernel_arrays(op, targets, y_pred, sparse):
-    """(targets, y_pred) for a row kernel: targets float32 like y_pred, or int32 labels (..., )."""
+    """(targets, y_pred) for a row kernel: float32 targets or int32 labels (...,); y_pred float32 / 16-bit."""
     if not sparse:
         return _dense_kernel_arrays(op, targets, y_pred)
     if targets.dtype.kind not in "iu":
@@ -253,7 +305,7 @@ def _target_kernel_arrays(op, targets, y_pred, sparse):
     if tuple(targets.shape) != tuple(y_pred.shape[:-1]):
         raise ValueError(f"{op} needs labels of shape {tuple(y_pred.shape[:-1])} for predictions of shape "
                          f"{tuple(y_pred.shape)}; received shape {tuple(targets.shape)}.")
-    y_pred, = kernel_arrays(op, [y_pred])
+    y_pred = predictions(op, y_pred)
     if targets.dtype == np.int32:   # the training loop uploads labels as int32 when they fit
         return launch.array(targets, np.int32), y_pred
     # The kernels take int32 labels and treat one outside [0, C) as invalid: a label that int32
@@ -299,21 +351,29 @@ def _categorical_crossentropy_forward_kernel(targets, y_pred, eps, sparse):
     return _finish_sum(partial, rows)
 
 
-def _row_gradient_kernel(kernel, targets, y_pred, *settings):
-    """``kernel(targets, y_pred, dx, rows, cols, *settings, rows)``: a gradient computed row by row."""
+def _row_gradient_kernel(kernel, targets, y_pred, *settings, dtype=None):
+    """``kernel(targets, y_pred, dx, rows, cols, *settings, rows)``: a gradient computed row by row,
+    dx of ``dtype`` (default y_pred's)."""
     targets, y_pred = _target_kernel_arrays(kernel, targets, y_pred, kernel.startswith("sparse_"))
     rows, cols = _rows_cols(kernel, y_pred)
-    dx = launch.empty(y_pred.shape)
+    dx = launch.empty(y_pred.shape, _gradient_dtype(kernel, y_pred.dtype if dtype is None else dtype))
     blocks = launch.blocks_for(rows, _ROWS_PER_BLOCK, cap=_MAX_BLOCKS)
     launch.run(_FILE, kernel, blocks, launch.THREADS, targets, y_pred, dx, rows, cols, *settings, launch.f32(rows))
     return dx
 
 
-def _sparse_softmax_cross_entropy_backward_kernel(labels, probs):
+def _gradient_dtype(op, dtype):
+    if np.dtype(dtype) not in precision.FLOATS:
+        raise TypeError(f"{op} on the {backend.current().name} backend writes gradients of dtype "
+                        f"{', '.join(d.name for d in precision.FLOATS)}; received dtype {np.dtype(dtype).name}.")
+    return np.dtype(dtype)
+
+
+def _sparse_softmax_cross_entropy_backward_kernel(labels, probs, dtype):
     kernel = "sparse_softmax_cross_entropy_backward"
     labels, probs = _target_kernel_arrays(kernel, labels, probs, sparse=True)
     rows, cols = _rows_cols(kernel, probs)
-    dx = launch.empty(probs.shape)
+    dx = launch.empty(probs.shape, _gradient_dtype(kernel, dtype))
     launch.run(_FILE, kernel, launch.blocks_for(dx.size, cap=_MAX_BLOCKS), launch.THREADS,
                labels, probs, dx, dx.size, cols, launch.f32(rows))
     return dx
@@ -330,7 +390,7 @@ def _elementwise_sum_kernel(kernel, y_true, y_pred, mean, *settings):
 
 def _elementwise_gradient_kernel(kernel, y_true, y_pred, *settings):
     y_true, y_pred = _dense_kernel_arrays(kernel, y_true, y_pred)
-    dx = launch.empty(y_pred.shape)
+    dx = launch.empty(y_pred.shape, y_pred.dtype)
     n = launch.i32(dx.size, f"{kernel}: elements")
     launch.run(_FILE, kernel, launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS, y_true, y_pred, dx, n, *settings)
     return dx
