@@ -20,7 +20,7 @@ import pytest
 
 from checks import run_on_backend
 from gpunet.primitives import loss as ops
-from gpunet.primitives import precision
+from gpunet.primitives import precision, weighted_loss
 
 HALF = {"bfloat16": precision.BFLOAT16, "float16": precision.FLOAT16}
 EPS32 = 2.0 ** -24   # float32's unit roundoff
@@ -65,7 +65,8 @@ def inputs(rng, dtype, rows=6, cols=10):
         one_hot=ops.one_hot(labels, cols, np.float32), labels=labels,
         soft=rng.dirichlet(np.ones(cols), rows).astype(np.float32),
         binary=rng.integers(0, 2, (rows, cols)).astype(np.float32),
-        target=rng.standard_normal((rows, cols)).astype(np.float32))
+        target=rng.standard_normal((rows, cols)).astype(np.float32),
+        weights=rng.uniform(0.0, 2.0, rows).astype(np.float32))
 
 
 def _softmax_ce(d):
@@ -101,10 +102,23 @@ def _counts(d):
             ops.count_binary_equal(d.binary, d.unit)]
 
 
+def _weighted(d):
+    loss, probs = weighted_loss.softmax_cross_entropy_forward(d.labels, d.weights, d.logits, sparse=True)
+    dx = ops.sparse_softmax_cross_entropy_backward(d.labels, probs, d.logits.dtype)
+    return [loss, probs, weighted_loss.softmax_cross_entropy_forward(d.soft, d.weights, d.logits)[0],
+            weighted_loss.categorical_crossentropy_forward(d.soft, d.weights, d.probs),
+            weighted_loss.categorical_crossentropy_forward(d.labels, d.weights, d.probs, sparse=True),
+            weighted_loss.elementwise_forward("binary_crossentropy", d.binary, d.weights, d.unit),
+            weighted_loss.elementwise_forward("binary_crossentropy_from_logits", d.binary, d.weights, d.logits),
+            weighted_loss.elementwise_forward("squared_error", d.target, d.weights, d.logits),
+            weighted_loss.elementwise_forward("absolute_error", d.target, d.weights, d.logits),
+            weighted_loss.scale_rows(dx, d.weights)]
+
+
 # name: (the case, the most terms one float32 output sums)
 CASES = {"softmax_ce": (_softmax_ce, 60), "sparse_softmax_ce": (_sparse_softmax_ce, 60),
          "categorical": (_categorical, 60), "binary": (_binary, 60), "regression": (_regression, 60),
-         "counts": (_counts, 0)}
+         "counts": (_counts, 0), "weighted": (_weighted, 60)}
 
 
 def check_outputs(actual, expected, half, terms, what):

@@ -6,13 +6,20 @@ the last axis for mse, mae and binary cross-entropy). Forward functions return t
 mean as a 0-d array; a weighted gradient is the unweighted one (``primitives.loss``) scaled row
 by row, :func:`scale_rows`, since a row's loss depends on that row alone.
 
-On a kernel backend every function runs float32 kernels of ``kernels/weighted_loss.cu``.
+On a kernel backend every function runs kernels of ``kernels/weighted_loss.cu``.
+
+Dtypes: predictions (and, for :func:`scale_rows`, the gradient) float32, bfloat16 or float16
+(float64 on numpy only); targets and weights float32 (16-bit ones widened, exactly); the
+weighted means and probs float32. 16-bit inputs are widened, the arithmetic is float32 on both
+backends, and a 16-bit output (scale_rows) is rounded once. A weighted 16-bit gradient is so
+rounded twice (by the unweighted backward, then here): within 1.5 ulps of the exact value.
 """
 import numpy as np
 
 from .. import backend
-from . import launch
-from .loss import EPSILON, _log_softmax, _normalised_clipped, _valid_labels, one_hot
+from . import launch, precision
+from .loss import (EPSILON, _log_softmax, _normalised_clipped, _valid_labels, _wide, float_targets, one_hot,
+                   predictions)
 
 _FILE = "weighted_loss.cu"
 _MAX_PARTIALS = 256
@@ -29,13 +36,13 @@ def scale_rows(x, w):
     """``x * w[..., None]``: each row of x (..., C) times its weight; w (...,)."""
     _check(w, x)
     if backend.current().runs_kernels:
-        x, w = launch.inputs("scale_rows", x, w)
-        out = launch.empty(x.shape)
+        x, w = predictions("scale_rows", x), float_targets("scale_rows", w)
+        out = launch.empty(x.shape, x.dtype)
         n = launch.i32(x.size, "scale_rows: elements")
         launch.run(_FILE, "scale_rows", launch.blocks_for(n, cap=2048), launch.THREADS, x, w, out, n,
                    int(x.shape[-1]))
         return out
-    return (x * w[..., None]).astype(x.dtype, copy=False)
+    return precision.narrow(precision.widen(x) * precision.widen(w)[..., None], x.dtype)
 
 
 def _rows(y_pred):
@@ -49,13 +56,14 @@ def softmax_cross_entropy_forward(targets, w, logits, sparse=False):
     _check(w, logits)
     if backend.current().runs_kernels:
         return _row_forward_kernel("softmax_cross_entropy_forward", targets, w, logits, sparse, with_probs=True)
-    log_probs = _log_softmax(logits)
+    log_probs = _log_softmax(precision.widen(logits))
+    w = precision.widen(w)
     if sparse:
         valid = _valid_labels(targets, logits.shape[-1])
         picked = np.take_along_axis(log_probs, np.where(valid, targets, 0)[..., None], axis=-1)[..., 0]
         row_loss = np.where(valid, -picked, np.nan)
     else:
-        row_loss = -np.sum(targets * log_probs, axis=-1)
+        row_loss = -np.sum(precision.widen(targets) * log_probs, axis=-1)
     return np.sum(w * row_loss) / _rows(logits), np.exp(log_probs)
 
 
@@ -69,10 +77,10 @@ def categorical_crossentropy_forward(targets, w, y_pred, sparse=False, eps=EPSIL
         valid = _valid_labels(targets, y_pred.shape[-1])
         targets = one_hot(targets, y_pred.shape[-1], y_pred.dtype)
     _, _, clipped = _normalised_clipped(y_pred, eps)
-    row_loss = -np.sum(targets * np.log(clipped), axis=-1)
+    row_loss = -np.sum(precision.widen(targets) * np.log(clipped), axis=-1)
     if sparse:
         row_loss = np.where(valid, row_loss, np.nan)
-    return np.sum(w * row_loss) / _rows(y_pred)
+    return np.sum(precision.widen(w) * row_loss) / _rows(y_pred)
 
 
 # -- elementwise losses ---------------------------------------------------------------------------
@@ -103,6 +111,7 @@ def elementwise_forward(kind, y_true, w, y_pred, eps=EPSILON):
     if backend.current().runs_kernels:
         settings = (launch.f32(eps), launch.f32(1 - eps)) if kind == "binary_crossentropy" else ()
         return _elementwise_forward_kernel(f"weighted_{kind}_sum_partials", y_true, w, y_pred, *settings)
+    y_true, w, y_pred = _wide(y_true, w, y_pred)
     return np.sum(w[..., None] * _TERMS[kind](y_true, y_pred)) / y_pred.size
 
 
@@ -123,11 +132,11 @@ def _labels(labels):
 
 def _row_forward_kernel(name, targets, w, y_pred, sparse, with_probs, *settings):
     kernel = "weighted_" + ("sparse_" if sparse else "") + name
+    w, y_pred = float_targets(kernel, w), predictions(kernel, y_pred)
     if sparse:
-        w, y_pred = launch.inputs(kernel, w, y_pred)
         targets = _labels(targets)
     else:
-        targets, w, y_pred = launch.inputs(kernel, targets, w, y_pred)
+        targets = float_targets(kernel, targets)
         if tuple(targets.shape) != tuple(y_pred.shape):
             raise ValueError(f"{kernel} needs targets of shape {tuple(y_pred.shape)}; received {tuple(targets.shape)}.")
     rows, cols = _rows(y_pred), int(y_pred.shape[-1])
@@ -141,7 +150,7 @@ def _row_forward_kernel(name, targets, w, y_pred, sparse, with_probs, *settings)
 
 
 def _elementwise_forward_kernel(kernel, y_true, w, y_pred, *settings):
-    y_true, w, y_pred = launch.inputs(kernel, y_true, w, y_pred)
+    y_true, w, y_pred = float_targets(kernel, y_true), float_targets(kernel, w), predictions(kernel, y_pred)
     if tuple(y_true.shape) != tuple(y_pred.shape):
         raise ValueError(f"{kernel} needs y_true of shape {tuple(y_pred.shape)}; received {tuple(y_true.shape)}.")
     n = launch.i32(y_pred.size, f"{kernel}: elements")
