@@ -1,7 +1,7 @@
 // loss_terms.cu - losses that are a sum of one term per element, their gradients, and the
 // target transforms they need (label smoothing, hinge labels). Deterministic throughout.
 //
-// Kernels (n = all elements; y = y_true, p = y_pred, both float32 of one shape):
+// Kernels (n = all elements; y = y_true, p = y_pred, of one shape):
 //   loss_term_sum_partials(y, p, partial, n, kind, a, b, c)    partial[block] = sum of term(kind)
 //   loss_term_backward(y, p, dx, n, kind, a, b, c, scale)      dx = d term / d p * scale   (=)
 //   affine_targets(y, out, n, scale, shift)                    out = y * scale + shift (label smoothing)
@@ -23,12 +23,14 @@
 // Layout: any; flat float32 buffers. Threads: 256 per block, grid-stride over n; a block adds
 // its threads' terms in a fixed order (warp butterflies, then warps in order), so the grid size,
 // a function of n alone, fixes the bits. Backward needs the forward inputs only.
+// Dtypes: loss_term_sum_partials and loss_term_backward are templates on T (float, bf16_t,
+// fp16_t), y_pred's and dx's type: p is widened, the term and its derivative are float32, dx is
+// rounded once to T. Targets (and the target transforms), partials and counts are float32 / integers.
 
 #define THREADS 256
-#define WARPS (THREADS / 32)
 #define FOCAL_EPS 1e-7f
 
-#include "common.cuh"   // GRID_STRIDE_LOOP, warp_sum
+#include "common.cuh"   // GRID_STRIDE_LOOP, warp_sum, block_sum
 
 __device__ __forceinline__ float clampf(float v, float lo, float hi) { return fminf(fmaxf(v, lo), hi); }
 
@@ -117,34 +119,22 @@ __device__ __forceinline__ float loss_term(int kind, float y, float p, float a, 
     return v;
 }
 
-// The block's total of one value per thread (thread 0 holds it): warps, then warps in order.
-__device__ __forceinline__ float block_sum(float v) {
-    __shared__ float per_warp[WARPS];
-    v = warp_sum(v);
-    if (threadIdx.x % 32 == 0) per_warp[threadIdx.x / 32] = v;
-    __syncthreads();
-    float total = 0.0f;
-    if (threadIdx.x == 0)
-        for (int w = 0; w < WARPS; ++w) total += per_warp[w];
-    return total;
-}
-
-extern "C" __global__ void __launch_bounds__(THREADS)
-loss_term_sum_partials(const float* __restrict__ y_true, const float* __restrict__ y_pred,
+template <class T> __global__ void __launch_bounds__(THREADS)
+loss_term_sum_partials(const float* __restrict__ y_true, const T* __restrict__ y_pred,
                        float* __restrict__ partial, int n, int kind, float a, float b, float c) {
     float acc = 0.0f;
-    GRID_STRIDE_LOOP(i, n) acc += loss_term(kind, y_true[i], y_pred[i], a, b, c, nullptr);
+    GRID_STRIDE_LOOP(i, n) acc += loss_term(kind, y_true[i], to_float(y_pred[i]), a, b, c, nullptr);
     float total = block_sum(acc);
     if (threadIdx.x == 0) partial[blockIdx.x] = total;
 }
 
-extern "C" __global__ void loss_term_backward(const float* __restrict__ y_true, const float* __restrict__ y_pred,
-                                              float* __restrict__ dx, int n, int kind, float a, float b, float c,
-                                              float scale) {
+template <class T>
+__global__ void loss_term_backward(const float* __restrict__ y_true, const T* __restrict__ y_pred,
+                                   T* __restrict__ dx, int n, int kind, float a, float b, float c, float scale) {
     GRID_STRIDE_LOOP(i, n) {
         float g;
-        loss_term(kind, y_true[i], y_pred[i], a, b, c, &g);
-        dx[i] = g * scale;
+        loss_term(kind, y_true[i], to_float(y_pred[i]), a, b, c, &g);
+        dx[i] = from_float<T>(g * scale);
     }
 }
 
@@ -158,15 +148,8 @@ extern "C" __global__ void __launch_bounds__(THREADS)
 count_non_binary(const float* __restrict__ y, unsigned long long* __restrict__ count, int n) {
     unsigned long long mine = 0;
     GRID_STRIDE_LOOP(i, n) mine += (y[i] != 0.0f && y[i] != 1.0f) ? 1ull : 0ull;
-    __shared__ unsigned long long per_warp[WARPS];
-    mine = warp_sum(mine);
-    if (threadIdx.x % 32 == 0) per_warp[threadIdx.x / 32] = mine;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        unsigned long long total = 0;
-        for (int w = 0; w < WARPS; ++w) total += per_warp[w];
-        if (total) atomicAdd(count, total);
-    }
+    unsigned long long total = block_sum(mine);
+    if (threadIdx.x == 0 && total) atomicAdd(count, total);
 }
 
 extern "C" __global__ void hinge_targets(const float* __restrict__ y, const unsigned long long* __restrict__ count,

@@ -20,7 +20,7 @@ import pytest
 
 from checks import run_on_backend
 from gpunet.primitives import loss as ops
-from gpunet.primitives import precision, weighted_loss
+from gpunet.primitives import loss_overlap, loss_rows, loss_terms, precision, weighted_loss
 
 HALF = {"bfloat16": precision.BFLOAT16, "float16": precision.FLOAT16}
 EPS32 = 2.0 ** -24   # float32's unit roundoff
@@ -115,10 +115,46 @@ def _weighted(d):
             weighted_loss.scale_rows(dx, d.weights)]
 
 
+# loss_terms kinds: (targets, predictions, settings a, b, c)
+TERMS = {"huber": ("target", "logits", (1.0,)), "log_cosh": ("target", "logits", ()),
+         "poisson": ("binary", "probs", (1e-7,)), "squared_log": ("binary", "probs", (1e-7,)),
+         "percentage": ("target", "logits", (1e-7,)), "kl_divergence": ("soft", "probs", (1e-7,)),
+         "hinge": ("signs", "logits", ()), "squared_hinge": ("signs", "logits", ()),
+         "binary_focal": ("binary", "unit", (2.0, 0.25, 1.0)), "binary_focal_logits": ("binary", "logits", (2.0, 0.25, 0.0))}
+
+
+def _terms(d):
+    out = []
+    for kind, (y, p, settings) in TERMS.items():
+        y_true, y_pred = getattr(d, y) if y != "signs" else 2 * d.binary - 1, getattr(d, p)
+        out += [loss_terms.term_sum(kind, y_true, y_pred, y_pred.size, *settings),
+                loss_terms.term_gradient(kind, y_true, y_pred, 1.0 / y_pred.size, *settings)]
+    return out
+
+
+def _rows(d):
+    out = []
+    for kind, y, p, settings in [("cosine", d.target, d.logits, (1e-7,)), ("categorical_hinge", d.one_hot, d.logits, ()),
+                                 ("categorical_focal", d.one_hot, d.probs, (0.25, 2.0)),
+                                 ("categorical_focal_logits", d.soft, d.logits, (0.25, 2.0))]:
+        rows = p.size // p.shape[-1]
+        out += [loss_rows.row_sum(kind, y, p, rows, *settings), loss_rows.row_gradient(kind, y, p, 1.0 / rows, *settings)]
+    return out
+
+
+def _overlap(d):
+    out = []
+    for settings in ({"tversky": False}, {"tversky": True, "alpha": 0.3, "beta": 0.7}):
+        loss, stats = loss_overlap.overlap_forward(d.binary, d.unit, **settings)
+        out += [loss, loss_overlap.overlap_backward(d.binary, d.unit, stats, **settings)]
+    return out
+
+
 # name: (the case, the most terms one float32 output sums)
 CASES = {"softmax_ce": (_softmax_ce, 60), "sparse_softmax_ce": (_sparse_softmax_ce, 60),
          "categorical": (_categorical, 60), "binary": (_binary, 60), "regression": (_regression, 60),
-         "counts": (_counts, 0), "weighted": (_weighted, 60)}
+         "counts": (_counts, 0), "weighted": (_weighted, 60), "terms": (_terms, 600), "rows": (_rows, 600),
+         "overlap": (_overlap, 60)}
 
 
 def check_outputs(actual, expected, half, terms, what):

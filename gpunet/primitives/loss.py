@@ -44,6 +44,11 @@ def _wide(*arrays):
     return tuple(precision.widen(a) for a in arrays)
 
 
+def value_dtype(dtype):
+    """The dtype of a loss value or sum over predictions of ``dtype``: float32 for 16-bit ones."""
+    return precision.FLOAT32 if np.dtype(dtype) in precision.HALF else np.dtype(dtype)
+
+
 def _valid_labels(labels, num_classes):
     return (labels >= 0) & (labels < num_classes)
 

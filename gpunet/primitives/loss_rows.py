@@ -4,12 +4,16 @@ categorical hinge, categorical focal cross-entropy (on probabilities or logits).
 ``row_sum(kind, y_true, y_pred, divisor, a, b)`` is the 0-d sum of the row losses over ``divisor``; ``row_gradient(kind,
 ..., scale)`` its gradient with respect to ``y_pred`` times ``scale`` (a loss passes 1 / rows for
 Keras's "sum_over_batch_size"). NumPy reference and kernels (``kernels/loss_rows.cu``) side by side.
+
+Dtypes: ``y_pred`` float32, bfloat16 or float16 (float64 on numpy only), its gradient in that
+dtype; targets float32 (16-bit ones widened, exactly), sums float32. Both backends widen a 16-bit
+``y_pred``, compute the row statistics and losses in float32 and round a gradient once.
 """
 import numpy as np
 
 from .. import backend
-from . import launch
-from .loss import EPSILON, _finish_sum, _row_blocks, _rows_cols, _dense_kernel_arrays
+from . import launch, precision
+from .loss import EPSILON, _dense_kernel_arrays, _finish_sum, _row_blocks, _rows_cols, _wide, value_dtype
 
 _FILE = "loss_rows.cu"
 _MAX_BLOCKS = 2048
@@ -79,8 +83,8 @@ def row_sum(kind, y_true, y_pred, divisor=1, a=0.0, b=0.0):
         launch.run(_FILE, "loss_rows_forward", partial.size, launch.THREADS, y_true, y_pred, partial, rows, cols,
                    KINDS[kind], launch.f32(a), launch.f32(b))
         return _finish_sum(partial, divisor)
-    loss, _ = _rows(kind, y_true, y_pred, a, b)
-    return np.asarray(np.sum(loss, dtype=np.float64) / divisor, dtype=y_pred.dtype)
+    loss, _ = _rows(kind, *_wide(y_true, y_pred), a, b)
+    return np.asarray(np.sum(loss, dtype=np.float64) / divisor, dtype=value_dtype(y_pred.dtype))
 
 
 def row_gradient(kind, y_true, y_pred, scale, a=0.0, b=0.0):
@@ -88,10 +92,10 @@ def row_gradient(kind, y_true, y_pred, scale, a=0.0, b=0.0):
     if backend.current().runs_kernels:
         y_true, y_pred = _dense_kernel_arrays(f"{kind} loss", y_true, y_pred)
         rows, cols = _rows_cols(f"{kind} loss", y_pred)
-        dx = launch.empty(y_pred.shape)
+        dx = launch.empty(y_pred.shape, y_pred.dtype)
         blocks = launch.blocks_for(rows, 8, cap=_MAX_BLOCKS)
         launch.run(_FILE, "loss_rows_backward", blocks, launch.THREADS, y_true, y_pred, dx, rows, cols,
                    KINDS[kind], launch.f32(a), launch.f32(b), launch.f32(scale))
         return dx
-    _, grad = _rows(kind, y_true, y_pred, a, b)
-    return (grad * scale).astype(y_pred.dtype, copy=False)
+    _, grad = _rows(kind, *_wide(y_true, y_pred), a, b)
+    return precision.narrow(grad * scale, y_pred.dtype)

@@ -8,13 +8,17 @@ a loss divides by its count (all elements for a mean over the last axis, the row
 over it). The NumPy
 reference and the kernels of ``kernels/loss_terms.cu`` sit side by side; the kernels add the
 terms per block and ``loss.cu``'s ``sum_partials_finish`` adds the blocks, deterministically.
+
+Dtypes: ``y_pred`` float32, bfloat16 or float16 (float64 on numpy only), its gradient in that
+dtype; targets float32 (16-bit ones widened, exactly), sums float32. Both backends widen a 16-bit
+``y_pred``, compute the terms in float32 and round a gradient once. The target transforms take
+and give float32 targets (16-bit ones widened).
 """
 import numpy as np
 
 from .. import backend
-from . import launch
-from .loss import EPSILON, _finish_sum
-from .activation import kernel_arrays
+from . import launch, precision
+from .loss import EPSILON, _dense_kernel_arrays, _finish_sum, _wide, float_targets, value_dtype
 
 _FILE = "loss_terms.cu"
 _MAX_PARTIALS = 256
@@ -87,41 +91,39 @@ def term_sum(kind, y_true, y_pred, divisor=1, a=0.0, b=0.0, c=0.0):
         launch.run(_FILE, "loss_term_sum_partials", partial.size, launch.THREADS, y_true, y_pred, partial, n,
                    KINDS[kind], launch.f32(a), launch.f32(b), launch.f32(c))
         return _finish_sum(partial, divisor)
-    value, _ = _terms(kind, y_true, y_pred, a, b, c)
-    return np.asarray(np.sum(value, dtype=np.float64) / divisor, dtype=y_pred.dtype)
+    value, _ = _terms(kind, *_wide(y_true, y_pred), a, b, c)
+    return np.asarray(np.sum(value, dtype=np.float64) / divisor, dtype=value_dtype(y_pred.dtype))
 
 
 def term_gradient(kind, y_true, y_pred, scale, a=0.0, b=0.0, c=0.0):
     """``scale * d(term)/d(y_pred)`` per element, in ``y_pred``'s shape and dtype."""
     if backend.current().runs_kernels:
         y_true, y_pred = _arrays(kind, y_true, y_pred)
-        dx = launch.empty(y_pred.shape)
+        dx = launch.empty(y_pred.shape, y_pred.dtype)
         n = launch.i32(dx.size, f"{kind} loss: elements")
         launch.run(_FILE, "loss_term_backward", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS,
                    y_true, y_pred, dx, n, KINDS[kind], launch.f32(a), launch.f32(b), launch.f32(c),
                    launch.f32(scale))
         return dx
-    _, grad = _terms(kind, y_true, y_pred, a, b, c)
-    return (grad * scale).astype(y_pred.dtype, copy=False)
+    _, grad = _terms(kind, *_wide(y_true, y_pred), a, b, c)
+    return precision.narrow(grad * scale, y_pred.dtype)
 
 
 def _arrays(kind, y_true, y_pred):
-    if tuple(y_true.shape) != tuple(y_pred.shape):
-        raise ValueError(f"{kind} loss needs y_true of the predictions' shape {tuple(y_pred.shape)}; "
-                         f"received shape {tuple(y_true.shape)}.")
-    return kernel_arrays(f"{kind} loss", [y_true, y_pred])
+    return _dense_kernel_arrays(f"{kind} loss", y_true, y_pred)
 
 
 # -- target transforms -------------------------------------------------------------------------
 def smooth_targets(y_true, scale, shift):
     """``y_true * scale + shift``: label smoothing (``1 - s`` and ``s / classes`` or ``s / 2``)."""
     if backend.current().runs_kernels:
-        y, = kernel_arrays("label_smoothing", [y_true])
+        y = float_targets("label_smoothing", y_true)
         out = launch.empty(y.shape)
         n = launch.i32(out.size, "label_smoothing: elements")
         launch.run(_FILE, "affine_targets", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS, y, out, n,
                    launch.f32(scale), launch.f32(shift))
         return out
+    y_true = precision.widen(y_true)
     return (y_true * y_true.dtype.type(scale) + y_true.dtype.type(shift)).astype(y_true.dtype, copy=False)
 
 
@@ -130,12 +132,13 @@ def hinge_targets(y_true):
 
     On a kernel backend the check is a device count read by the next kernel, so nothing waits."""
     if backend.current().runs_kernels:
-        y, = kernel_arrays("hinge", [y_true])
+        y = float_targets("hinge", y_true)
         n = launch.i32(y.size, "hinge: elements")
         count = launch.zeros((1,), np.uint64)
         launch.run(_FILE, "count_non_binary", launch.blocks_for(n, cap=_MAX_PARTIALS), launch.THREADS, y, count, n)
         out = launch.empty(y.shape)
         launch.run(_FILE, "hinge_targets", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS, y, count, out, n)
         return out
+    y_true = precision.widen(y_true)
     binary = np.all((y_true == 0) | (y_true == 1))
     return (2 * y_true - 1).astype(y_true.dtype) if binary else y_true
