@@ -2,7 +2,7 @@
 // count is an integer added with integer atomics (exact in any order); the F-score sums are
 // fixed-order block sums. So every update is deterministic.
 //
-// Kernels (rows = samples or pixels; float32 inputs; states zeroed by the host, then += here):
+// Kernels (rows = samples or pixels; states zeroed by the host, then += here):
 //   confusion_update(y_true, y_pred, cm, rows, cols_true, cols_pred, classes, ignore_class,
 //                    mode_true, mode_pred, threshold)
 //       one thread per row: class t of y_true, p of y_pred (mode 0: the value, truncated; 1: the
@@ -19,31 +19,39 @@
 //       one block per class c, threads over rows in a fixed order: pred = y_pred >= row max and
 //       |y_pred| > 1e-9 (use_argmax) or y_pred > threshold; state[0..3][c] += sum(pred y),
 //       sum(pred (1 - y)), sum((1 - pred) y), sum(y).                        state: float (4, cols)
+// Dtypes: every kernel is a template on T (float, bf16_t, fp16_t), y_pred's type, read widened
+// (exactly: every comparison is the 16-bit values' own); y_true, thresholds and the F-score state
+// are float32, the counts integers.
 // Layout: flat, the class axis last (NHWC). Threads: 256 per block.
 
 #define THREADS 256
-#define WARPS (THREADS / 32)
 
-#include "common.cuh"   // GRID_STRIDE_LOOP, warp_sum
+#include "common.cuh"   // GRID_STRIDE_LOOP, block_sum, to_float
 
-__device__ __forceinline__ int first_argmax(const float* row, int cols) {
+// E: float (targets) or T (predictions), widened exactly, so comparisons are the values' own.
+template <class E>
+__device__ __forceinline__ int first_argmax(const E* row, int cols) {
     int best = 0;
-    for (int j = 1; j < cols; ++j)
-        if (row[j] > row[best] || (row[j] != row[j] && row[best] == row[best])) best = j;   // NaN wins, as NumPy
+    float best_value = to_float(row[0]);
+    for (int j = 1; j < cols; ++j) {
+        float v = to_float(row[j]);
+        if (v > best_value || (v != v && best_value == best_value)) best = j, best_value = v;   // NaN wins, as NumPy
+    }
     return best;
 }
 
-__device__ __forceinline__ int class_of(const float* values, int row, int cols, int mode, float threshold) {
+template <class E>
+__device__ __forceinline__ int class_of(const E* values, int row, int cols, int mode, float threshold) {
     if (mode == 1) return first_argmax(values + (long long)row * cols, cols);
-    float v = values[row];
+    float v = to_float(values[row]);
     if (mode == 2) return v >= threshold ? 1 : 0;
     return v != v ? -1 : (int)v;
 }
 
-extern "C" __global__ void confusion_update(const float* __restrict__ y_true, const float* __restrict__ y_pred,
-                                            unsigned long long* __restrict__ cm, int rows, int cols_true,
-                                            int cols_pred, int classes, int ignore_class, int mode_true,
-                                            int mode_pred, float threshold) {
+template <class T>
+__global__ void confusion_update(const float* __restrict__ y_true, const T* __restrict__ y_pred,
+                                 unsigned long long* __restrict__ cm, int rows, int cols_true, int cols_pred,
+                                 int classes, int ignore_class, int mode_true, int mode_pred, float threshold) {
     GRID_STRIDE_LOOP(r, rows) {
         int t = class_of(y_true, r, cols_true, mode_true, threshold);
         int p = class_of(y_pred, r, cols_pred, mode_pred, threshold);
@@ -52,12 +60,13 @@ extern "C" __global__ void confusion_update(const float* __restrict__ y_true, co
     }
 }
 
-extern "C" __global__ void threshold_histogram(const float* __restrict__ y_true, const float* __restrict__ y_pred,
-                                               unsigned long long* __restrict__ hist, int n, int cols, int class_id,
-                                               const float* __restrict__ thresholds, int num_thresholds) {
+template <class T>
+__global__ void threshold_histogram(const float* __restrict__ y_true, const T* __restrict__ y_pred,
+                                    unsigned long long* __restrict__ hist, int n, int cols, int class_id,
+                                    const float* __restrict__ thresholds, int num_thresholds) {
     GRID_STRIDE_LOOP(i, n) {
         if (class_id >= 0 && i % cols != class_id) continue;
-        float p = y_pred[i];
+        float p = to_float(y_pred[i]);
         int lo = 0, hi = num_thresholds;   // the first threshold not strictly below p
         while (lo < hi) {
             int mid = (lo + hi) / 2;
@@ -68,54 +77,35 @@ extern "C" __global__ void threshold_histogram(const float* __restrict__ y_true,
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-top_k_count(const float* __restrict__ y_true, const float* __restrict__ y_pred, unsigned long long* __restrict__ count,
+template <class T> __global__ void __launch_bounds__(THREADS)
+top_k_count(const float* __restrict__ y_true, const T* __restrict__ y_pred, unsigned long long* __restrict__ count,
             int rows, int cols, int k, int sparse) {
     unsigned long long hits = 0;
     GRID_STRIDE_LOOP(r, rows) {
-        const float* p = y_pred + (long long)r * cols;
+        const T* p = y_pred + (long long)r * cols;
         int target = sparse ? (int)y_true[r] : first_argmax(y_true + (long long)r * cols, cols);
         if (target < 0 || target >= cols) continue;
+        float own = to_float(p[target]);
         int above = 0;
-        for (int j = 0; j < cols; ++j) above += p[j] > p[target] ? 1 : 0;
+        for (int j = 0; j < cols; ++j) above += to_float(p[j]) > own ? 1 : 0;
         hits += above < k ? 1ull : 0ull;
     }
-    __shared__ unsigned long long per_warp[WARPS];
-    hits = warp_sum(hits);
-    if (threadIdx.x % 32 == 0) per_warp[threadIdx.x / 32] = hits;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        unsigned long long total = 0;
-        for (int w = 0; w < WARPS; ++w) total += per_warp[w];
-        if (total) atomicAdd(count, total);
-    }
+    unsigned long long total = block_sum(hits);
+    if (threadIdx.x == 0 && total) atomicAdd(count, total);
 }
 
-// The block's total of one float per thread, in a fixed order (valid in thread 0); reusable.
-__device__ float block_sum(float v) {
-    __shared__ float per_warp[WARPS];
-    v = warp_sum(v);
-    __syncthreads();
-    if (threadIdx.x % 32 == 0) per_warp[threadIdx.x / 32] = v;
-    __syncthreads();
-    float total = 0.0f;
-    if (threadIdx.x == 0)
-        for (int w = 0; w < WARPS; ++w) total += per_warp[w];
-    return total;
-}
-
-extern "C" __global__ void __launch_bounds__(THREADS)
-fbeta_update(const float* __restrict__ y_true, const float* __restrict__ y_pred, float* __restrict__ state,
+template <class T> __global__ void __launch_bounds__(THREADS)
+fbeta_update(const float* __restrict__ y_true, const T* __restrict__ y_pred, float* __restrict__ state,
              int rows, int cols, float threshold, int use_argmax) {
     int c = blockIdx.x;
     float tp = 0.0f, fp = 0.0f, fn = 0.0f, weight = 0.0f;
     for (int r = threadIdx.x; r < rows; r += blockDim.x) {
-        const float* p = y_pred + (long long)r * cols;
-        float v = p[c], y = y_true[(long long)r * cols + c];
+        const T* p = y_pred + (long long)r * cols;
+        float v = to_float(p[c]), y = y_true[(long long)r * cols + c];
         bool positive;
         if (use_argmax) {
-            float row_max = p[0];
-            for (int j = 1; j < cols; ++j) row_max = fmaxf(row_max, p[j]);
+            float row_max = to_float(p[0]);
+            for (int j = 1; j < cols; ++j) row_max = fmaxf(row_max, to_float(p[j]));
             positive = v >= row_max && fabsf(v) > 1e-9f;
         } else {
             positive = v > threshold;

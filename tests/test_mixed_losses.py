@@ -20,7 +20,7 @@ import pytest
 
 from checks import run_on_backend
 from gpunet.primitives import loss as ops
-from gpunet.primitives import loss_overlap, loss_rows, loss_terms, precision, weighted_loss
+from gpunet.primitives import launch, loss_overlap, loss_rows, loss_terms, metrics, precision, weighted_loss
 
 HALF = {"bfloat16": precision.BFLOAT16, "float16": precision.FLOAT16}
 EPS32 = 2.0 ** -24   # float32's unit roundoff
@@ -150,11 +150,27 @@ def _overlap(d):
     return out
 
 
+def _metrics(d):
+    rows, cols = d.logits.shape
+    cm = metrics.confusion_update(launch.zeros((cols, cols), np.uint64), d.one_hot, d.logits, cols,
+                                  mode_true=metrics.CLASS_ARGMAX, mode_pred=metrics.CLASS_ARGMAX)
+    binary_cm = metrics.confusion_update(launch.zeros((2, 2), np.uint64), d.binary, d.unit, 2, ignore_class=None,
+                                         mode_true=metrics.CLASS_VALUE, mode_pred=metrics.CLASS_THRESHOLD,
+                                         threshold=0.3)
+    thresholds = launch.array(np.linspace(0.0, 1.0, 7, dtype=np.float32))
+    hist = metrics.threshold_histogram(launch.zeros((2, 8), np.uint64), d.binary, d.unit, thresholds)
+    top = [metrics.top_k_count(launch.zeros((1,), np.uint64), y, d.logits, 3, sparse)
+           for y, sparse in ((d.labels.astype(np.float32), True), (d.one_hot, False))]
+    fbeta = [metrics.fbeta_update(launch.zeros((4, cols)), d.binary, p, threshold)
+             for p, threshold in ((d.logits, None), (d.unit, 0.3))]
+    return [cm, binary_cm, hist, *top, *fbeta]
+
+
 # name: (the case, the most terms one float32 output sums)
 CASES = {"softmax_ce": (_softmax_ce, 60), "sparse_softmax_ce": (_sparse_softmax_ce, 60),
          "categorical": (_categorical, 60), "binary": (_binary, 60), "regression": (_regression, 60),
          "counts": (_counts, 0), "weighted": (_weighted, 60), "terms": (_terms, 600), "rows": (_rows, 600),
-         "overlap": (_overlap, 60)}
+         "overlap": (_overlap, 60), "metrics": (_metrics, 0)}
 
 
 def check_outputs(actual, expected, half, terms, what):
@@ -167,6 +183,7 @@ def check_outputs(actual, expected, half, terms, what):
             assert_float32(a, e, max(terms, 1), name)
         else:
             assert a.dtype.kind in "iu" and np.array_equal(a, e), f"{name}: {a} vs {e}"
+    assert not any(e.dtype in precision.HALF and e.dtype != half for e in expected)
 
 
 @pytest.mark.parametrize("half", sorted(HALF))
@@ -178,7 +195,7 @@ def test_kernels_match_numpy_in_16_bit(kernel_backend, rng, case, half):
     actual, launched = run_on_backend(kernel_backend, lambda: fn(d))
     assert launched and "cast_from_float" not in launched   # no hidden float32 copy of the predictions
     gradients = [e for e in expected if e.dtype == HALF[half]]
-    assert gradients or case == "counts" or case.endswith("softmax_ce")
+    assert gradients or case in ("counts", "metrics") or case.endswith("softmax_ce")
     check_outputs(actual, expected, HALF[half], terms, f"{case} {half}")
 
 

@@ -1,22 +1,30 @@
 """State updates of the confusion-matrix metrics (IoU, precision / recall / AUC, top-k, F-scores),
 NumPy reference and kernels (``kernels/metrics.cu``) side by side. Each adds one batch into a
 state array that stays on the backend (``+=``); the metrics read it only in ``result()``.
+
+Dtypes: ``y_pred`` float32, bfloat16 or float16 (float64 on numpy only), compared as its own
+values (widened exactly on both backends); ``y_true`` float32 (16-bit widened), the thresholds and
+F-score state float32, the counts uint64. Nothing is rounded: a 16-bit ``y_pred`` gives the counts
+its float32 widening gives.
 """
 import numpy as np
 
 from .. import backend
-from . import launch
+from . import launch, precision
+from .loss import float_targets, predictions
 
 _FILE = "metrics.cu"
 _MAX_BLOCKS = 2048
 CLASS_VALUE, CLASS_ARGMAX, CLASS_THRESHOLD = 0, 1, 2
 
 
-def _floats(op, *arrays):
-    return launch.inputs(op, *arrays)
+def _floats(op, y_true, y_pred):
+    """(float32 targets, predictions in their own float dtype) on the backend."""
+    return float_targets(op, y_true), predictions(op, y_pred)
 
 
 def _classes(values, mode, threshold):
+    values = precision.widen(values)
     if mode == CLASS_ARGMAX:
         return np.argmax(values.reshape(-1, values.shape[-1]), axis=-1)
     values = values.reshape(-1)
@@ -65,7 +73,7 @@ def threshold_histogram(hist, y_true, y_pred, thresholds, class_id=None):
         return hist
     if class_id is not None:
         y_true, y_pred = y_true[..., class_id], y_pred[..., class_id]
-    bins = np.searchsorted(thresholds, y_pred.reshape(-1).astype(np.float32), side="left")
+    bins = np.searchsorted(thresholds, precision.widen(y_pred).reshape(-1).astype(np.float32), side="left")
     np.add.at(hist, ((y_true.reshape(-1) != 0).astype(np.int64), bins), 1)
     return hist
 
@@ -76,11 +84,11 @@ def top_k_count(count, y_true, y_pred, k, sparse):
     cols = y_pred.shape[-1]
     rows = y_pred.size // cols
     if backend.current().runs_kernels:
-        y_true, y_pred = launch.inputs("top-k accuracy", y_true, y_pred)
+        y_true, y_pred = _floats("top-k accuracy", y_true, y_pred)
         launch.run(_FILE, "top_k_count", launch.blocks_for(rows, cap=256), launch.THREADS, y_true, y_pred, count,
                    launch.i32(rows, "top-k accuracy: rows"), cols, int(k), int(bool(sparse)))
         return count
-    p = y_pred.reshape(rows, cols)
+    y_true, p = precision.widen(y_true), precision.widen(y_pred).reshape(rows, cols)
     target = y_true.reshape(-1).astype(np.int64) if sparse else np.argmax(y_true.reshape(rows, cols), -1)
     valid = (target >= 0) & (target < cols)
     own = p[np.arange(rows), np.where(valid, target, 0)]
@@ -95,11 +103,11 @@ def fbeta_update(state, y_true, y_pred, threshold=None):
     cols = y_pred.shape[-1]
     rows = y_pred.size // cols
     if backend.current().runs_kernels:
-        y_true, y_pred = launch.inputs("F-score", y_true, y_pred)
+        y_true, y_pred = _floats("F-score", y_true, y_pred)
         launch.run(_FILE, "fbeta_update", cols, launch.THREADS, y_true, y_pred, state,
                    launch.i32(rows, "F-score: rows"), cols, launch.f32(threshold or 0.0), int(threshold is None))
         return state
-    y, p = y_true.reshape(rows, cols), y_pred.reshape(rows, cols)
+    y, p = precision.widen(y_true).reshape(rows, cols), precision.widen(y_pred).reshape(rows, cols)
     if threshold is None:
         pred = (p >= p.max(-1, keepdims=True)) & (np.abs(p) > 1e-9)
     else:
