@@ -32,10 +32,9 @@
 template <class E>
 __device__ __forceinline__ int first_argmax(const E* row, int cols) {
     int best = 0;
-    float best_value = to_float(row[0]);
     for (int j = 1; j < cols; ++j) {
-        float v = to_float(row[j]);
-        if (v > best_value || (v != v && best_value == best_value)) best = j, best_value = v;   // NaN wins, as NumPy
+        float v = to_float(row[j]), top = to_float(row[best]);
+        if (v > top || (v != v && top == top)) best = j;   // NaN wins, as NumPy
     }
     return best;
 }
@@ -85,9 +84,8 @@ top_k_count(const float* __restrict__ y_true, const T* __restrict__ y_pred, unsi
         const T* p = y_pred + (long long)r * cols;
         int target = sparse ? (int)y_true[r] : first_argmax(y_true + (long long)r * cols, cols);
         if (target < 0 || target >= cols) continue;
-        float own = to_float(p[target]);
         int above = 0;
-        for (int j = 0; j < cols; ++j) above += to_float(p[j]) > own ? 1 : 0;
+        for (int j = 0; j < cols; ++j) above += to_float(p[j]) > to_float(p[target]) ? 1 : 0;
         hits += above < k ? 1ull : 0ull;
     }
     unsigned long long total = block_sum(hits);
