@@ -13,8 +13,10 @@ dtypes: padding, upsampling and concatenation take float32, bfloat16 and float16
 (float64 on numpy only) and return the input's dtype. Padding, nearest upsampling, concatenation
 and their backwards copy values (exact); upsampling's gradient sums and bilinear interpolation
 compute in float32 and round once where they store, in the kernels and in the NumPy reference
-(``precision.widen`` / ``narrow``). ``add_forward`` / ``add_backward`` follow the same rule on
-numpy; on a kernel backend they run elementwise.cu's float32 kernels, float32 only.
+(``precision.widen`` / ``narrow``). ``add_forward`` of k inputs adds left to right and rounds
+after each of its k - 1 pairwise adds, as Keras's bf16 / fp16 Add does op by op and as
+elementwise.cu's accumulate kernel stores; on a kernel backend add runs float32 only until
+elementwise.cu's add kernels take T.
 """
 import math
 
@@ -238,10 +240,13 @@ def add_forward(xs):
     """Elementwise sum of arrays of one shape."""
     if backend.current().runs_kernels:
         return _add_forward_kernel(xs)
-    total = xs[0].astype(np.float32) if precision.is_half(xs[0].dtype) else xs[0].copy()   # 16-bit: float32 sum
+    total = xs[0].copy()
     for x in xs[1:]:
-        total += x
-    return precision.narrow(total, xs[0].dtype)
+        if precision.is_half(total.dtype):   # each pairwise add in float32, rounded as its kernel stores
+            total = precision.narrow(precision.widen(total) + precision.widen(x), total.dtype)
+        else:
+            total += x
+    return total
 
 
 def add_backward(dy, n):
