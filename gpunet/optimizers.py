@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from . import backend, utils
-from .primitives import optim as optim_ops
+from .primitives import optim as optim_ops, optim_state
 from .schedules import (CosineDecay, ExponentialDecay, LearningRateSchedule, _check_positive,
                         _check_range, _is_number, _subclasses, deserialize_schedule, schedules,
                         serialize_schedule)
@@ -62,11 +62,45 @@ class Optimizer:
         self.name = name or owner.lower()
         self.weight_decay, self.clipnorm = weight_decay, clipnorm
         self.clipvalue, self.global_clipnorm = clipvalue, global_clipnorm
+        self._step = None            # StepState (device step count, rate, loss scale) on kernel backends
+        self._device_stale = False   # the host counted steps the device state has not seen
+        self._growth_steps = 0       # a LossScaleOptimizer's dynamic_growth_steps, read by the kernels
         self.iterations = 0
         self.learning_rate = learning_rate
         self._slots = None           # {slot name: [array per parameter]} once built
         self._param_shapes = None    # shapes of the parameters the slots were built for
         self._pending_slots = None   # slots from set_state() before the first apply()
+
+    # -- the step count: on a kernel backend it lives in device memory ---------------------
+    @property
+    def iterations(self):
+        """Updates applied so far, an int. On a kernel backend the update kernel counts them in
+        device memory (so that a captured step replays correctly); reading this after steps the
+        host could not follow (a LossScaleOptimizer's, a replayed graph's) reads the device."""
+        if self._host_iterations is None:
+            self._host_iterations = int(self._step.get(optim_state.ITERATIONS))
+        return self._host_iterations
+
+    @iterations.setter
+    def iterations(self, value):
+        self._host_iterations = int(value)
+        if self._step is not None:
+            self._step.set(optim_state.ITERATIONS, self._host_iterations)
+            self._device_stale = False
+
+    def _device_step(self):
+        """``(StepState, settings)`` for the fused update kernels, or None (numpy, or a rate the
+        device cannot evaluate: a plain callable)."""
+        if self._step is None:
+            return None
+        form = optim_state.schedule_form(self._learning_rate)
+        if form is None:
+            return None
+        if self._device_stale:   # steps the host counted alone (the per-parameter path)
+            self._step.set(optim_state.ITERATIONS, self._host_iterations)
+            self._device_stale = False
+        betas = (self.beta_1, self.beta_2) if isinstance(self, Adam) else (0.0, 0.0)
+        return self._step, self._step.settings(form, *betas, growth_steps=self._growth_steps)
 
     # -- learning rate ------------------------------------------------------------------
     @property
@@ -105,6 +139,8 @@ class Optimizer:
         """Create zero slots shaped like ``params`` (called by the first ``apply``)."""
         self._slots = {name: [_module_of(p).zeros_like(p) for p in params] for name in self.slot_names()}
         self._param_shapes = [tuple(p.shape) for p in params]
+        if backend.current().runs_kernels and self._step is None:   # the step count moves to the device
+            self._step = optim_state.StepState(self.iterations)
         if self._pending_slots is not None:
             pending, self._pending_slots = self._pending_slots, None
             try:
@@ -142,15 +178,37 @@ class Optimizer:
         if not pairs:
             raise ValueError(f"{type(self).__name__}.apply: every gradient is None.")
         clipped = self._clip([g for _, _, g in pairs])
-        lr = self.current_learning_rate()
-        self._update_all([i for i, _, _ in pairs], [p for _, p, _ in pairs], clipped, lr)
-        self.iterations += 1
+        self._step_once([i for i, _, _ in pairs], [p for _, p, _ in pairs], clipped)
 
-    def _update_all(self, indices, params, grads, lr):
-        """One step of every parameter: ``update_step`` each, or (built-in optimizers, when a
-        subclass keeps their ``update_step``) one multi-tensor op, a single kernel launch."""
+    def _step_once(self, indices, params, grads):
+        """Update with (clipped) gradients and count the step; True when the device counted it
+        (a fused kernel read the rate from the device state), False when the host did."""
+        step = self._device_step()
+        # the rate on the host: unknown (None) only while the device alone knows the step count
+        lr = None if step is not None and self._host_iterations is None else self.current_learning_rate()
+        counted = self._update_all(indices, params, grads, lr, step)
+        if counted:
+            if self._host_iterations is not None:
+                self._host_iterations += 1
+            return True
+        self._host_iterations = self.iterations + 1
+        self._device_stale = self._step is not None
+        return False
+
+    def _update_all(self, indices, params, grads, lr, step=None):
+        """One step of every parameter: ``update_step`` each (returns False), or (built-in
+        optimizers, when a subclass keeps their ``update_step``) one multi-tensor op, a single
+        kernel launch that, given ``step``, takes the rate from the device and counts the step
+        there (returns True)."""
+        lr = self.current_learning_rate() if lr is None else lr
         for index, param, grad in zip(indices, params, grads):
             self.update_step(index, param, grad, lr)
+        return False
+
+    def _fuses(self):
+        """True when ``_update_all`` is one multi-tensor kernel that honours the device state's skip
+        flag and counts the step (SGD, Adam, AdamW, RMSprop unless a subclass changes the update)."""
+        return False
 
     def _fused_update(self, cls):
         """True when ``update_step`` is ``cls``'s own, so that its one-launch form may replace it."""
@@ -269,17 +327,21 @@ class SGD(Optimizer):
     def slot_names(self):
         return ["momentum"] if self.momentum != 0 else []
 
+    def _fuses(self):
+        return self._fused_update(SGD)
+
     def update_step(self, index, param, grad, lr):
         velocity = self.slot("momentum", index) if self.momentum != 0 else None
         optim_ops.sgd_update(param, grad, velocity, lr, self.momentum, self.nesterov,
                              weight_decay=self.weight_decay or 0.0)
 
-    def _update_all(self, indices, params, grads, lr):
+    def _update_all(self, indices, params, grads, lr, step=None):
         if not self._fused_update(SGD):
-            return super()._update_all(indices, params, grads, lr)
+            return super()._update_all(indices, params, grads, lr, step)
         velocities = [self.slot("momentum", i) for i in indices] if self.momentum != 0 else None
         optim_ops.sgd_update_many(params, grads, velocities, lr, self.momentum, self.nesterov,
-                                  weight_decay=self.weight_decay or 0.0)
+                                  weight_decay=self.weight_decay or 0.0, step=step)
+        return step is not None
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -307,19 +369,25 @@ class Adam(Optimizer):
         v_hat = self.slot("velocity_hat", index) if self.amsgrad else None
         return self.slot("momentum", index), self.slot("velocity", index), v_hat
 
+    def _fuses(self):
+        return self._fused_update(Adam) or self._fused_update(AdamW)
+
     def update_step(self, index, param, grad, lr):
         m, v, v_hat = self._moments(index)
         optim_ops.adam_update(param, grad, m, v, lr, self.beta_1, self.beta_2, self.epsilon,
                               self.iterations + 1, v_hat=v_hat, weight_decay=self.weight_decay or 0.0)
 
-    def _update_all(self, indices, params, grads, lr):
+    def _update_all(self, indices, params, grads, lr, step=None):
         if not (self._fused_update(Adam) or self._fused_update(AdamW)):
-            return super()._update_all(indices, params, grads, lr)
+            return super()._update_all(indices, params, grads, lr, step)
         v_hats = [self.slot("velocity_hat", i) for i in indices] if self.amsgrad else None
+        # Adam's step (from 1); with ``step`` the kernel reads it from the device instead
+        count = 1 if self._host_iterations is None else self._host_iterations + 1
         optim_ops.adam_update_many(params, grads, [self.slot("momentum", i) for i in indices],
                                    [self.slot("velocity", i) for i in indices], lr, self.beta_1, self.beta_2,
-                                   self.epsilon, self.iterations + 1, v_hats=v_hats,
-                                   weight_decay=self.weight_decay or 0.0)
+                                   self.epsilon, count, v_hats=v_hats,
+                                   weight_decay=self.weight_decay or 0.0, step=step)
+        return step is not None
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -360,6 +428,9 @@ class RMSprop(Optimizer):
         return ["velocity"] + (["momentum"] if self.momentum > 0 else []) + \
             (["average_gradient"] if self.centered else [])
 
+    def _fuses(self):
+        return self._fused_update(RMSprop)
+
     def update_step(self, index, param, grad, lr):
         momentum_buf = self.slot("momentum", index) if self.momentum > 0 else None
         average = self.slot("average_gradient", index) if self.centered else None
@@ -367,15 +438,16 @@ class RMSprop(Optimizer):
                                  self.momentum, self.epsilon, average_grad=average,
                                  weight_decay=self.weight_decay or 0.0)
 
-    def _update_all(self, indices, params, grads, lr):
+    def _update_all(self, indices, params, grads, lr, step=None):
         if not self._fused_update(RMSprop):
-            return super()._update_all(indices, params, grads, lr)
+            return super()._update_all(indices, params, grads, lr, step)
         optim_ops.rmsprop_update_many(
             params, grads, [self.slot("velocity", i) for i in indices],
             [self.slot("momentum", i) for i in indices] if self.momentum > 0 else None, lr, self.rho,
             self.momentum, self.epsilon,
             average_grads=[self.slot("average_gradient", i) for i in indices] if self.centered else None,
-            weight_decay=self.weight_decay or 0.0)
+            weight_decay=self.weight_decay or 0.0, step=step)
+        return step is not None
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
@@ -418,3 +490,9 @@ def get(identifier):
         return deserialize(identifier)
     raise ValueError(f"Unknown optimizer {identifier!r}; expected one of "
                      f"{', '.join(repr(n) for n in _BY_NAME)}, an Optimizer object or a serialize() dict.")
+
+
+# Keras's LossScaleOptimizer (mixed_float16) wraps any of the above.
+from .optimizers_loss_scale import LossScaleOptimizer  # noqa: E402
+
+__all__ += ["LossScaleOptimizer"]

@@ -32,6 +32,9 @@ class LearningRateSchedule:
 
     ``step`` is the optimizer's ``iterations``: 0 for the first update. Subclasses define
     ``__call__`` and ``get_config`` (for saving); any plain callable ``step -> lr`` works too.
+    Built-in schedules also have ``device_form()``: the update kernels evaluate them from the
+    step count in device memory, so a captured training step (``jit_compile=True``) sees the
+    rate advance; another callable is evaluated on the host, and cannot be captured.
     """
 
     def __call__(self, step):
@@ -59,6 +62,13 @@ class ExponentialDecay(LearningRateSchedule):
         if self.staircase:
             exponent = math.floor(exponent)
         return self.initial_learning_rate * self.decay_rate ** exponent
+
+    def device_form(self):
+        """``(1, numbers)``: kernels/optim_state.cuh evaluates this formula from the device step
+        count (None for a subclass with its own ``__call__``)."""
+        if type(self).__call__ is not ExponentialDecay.__call__:
+            return None
+        return 1, (self.initial_learning_rate, self.decay_steps, self.decay_rate, float(bool(self.staircase)))
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
@@ -91,6 +101,14 @@ class CosineDecay(LearningRateSchedule):
             rise = self.warmup_target - self.initial_learning_rate
             return rise * (step / self.warmup_steps) + self.initial_learning_rate
         return self._decay(step - self.warmup_steps, self.warmup_target)
+
+    def device_form(self):
+        """``(2, numbers)`` for kernels/optim_state.cuh (a NaN warmup target: none); None for a
+        subclass with its own ``__call__``."""
+        if type(self).__call__ is not CosineDecay.__call__ or type(self)._decay is not CosineDecay._decay:
+            return None
+        target = math.nan if self.warmup_target is None else self.warmup_target
+        return 2, (self.initial_learning_rate, self.decay_steps, self.alpha, target, self.warmup_steps)
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,

@@ -149,16 +149,23 @@ class Trainer(DataMixin):
         y_pred = self.forward(xb, training=True)
         if self._fused():
             value, dlogits, y_pred = self.compiled_loss.device_compute_from_logits(yb, self.logits, wb)
-            self._train_backward(dlogits, from_logits=True)
+            self._train_backward(self._scaled_seed(dlogits), from_logits=True)
         else:
             value, dy = self.compiled_loss.device_compute(yb, y_pred, wb)
-            self._train_backward(dy, from_logits=False)
+            self._train_backward(self._scaled_seed(dy), from_logits=False)
         value = add_penalties(value, self.losses)   # regularization penalties, as Keras adds them (on the device)
         self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
         apply_model_constraints(self)   # kernel_constraint / bias_constraint after each step, as Keras
         for metric in self.compiled_metrics:
             metric.update_state(yb, y_pred)
         return value
+
+    def _scaled_seed(self, dy):
+        """The loss gradient that starts the backward pass, times the loss scale when the optimizer
+        scales the loss (a LossScaleOptimizer: Keras multiplies the loss, giving the same
+        gradients); on the device, no host read. ``dy`` an array or a list of them."""
+        scale = getattr(self.optimizer, "scale_gradient", None)
+        return dy if scale is None else scale(dy)
 
     def _idle_step(self):
         """A rank with no part of a short last batch still joins the gradient reduction."""
@@ -181,7 +188,7 @@ class Trainer(DataMixin):
 
     def _train_step_outputs(self, xb, ys, ws):
         total, dys = self._outputs.losses_and_gradients(ys, self.forward(xb, training=True), ws, True)
-        self._backward(dys, from_logits=False, input_gradients=False)
+        self._backward(self._scaled_seed(dys), from_logits=False, input_gradients=False)
         total = add_penalties(total, self.losses)   # as the single-output step
         self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
         apply_model_constraints(self)

@@ -7,11 +7,15 @@
 //               weight_decay, amsgrad)                       Adam, AMSGrad and AdamW
 //   rmsprop_update(p, g, velocity, momentum_buf, average_grad, n, lr, rho, one_minus_rho,
 //                  momentum, epsilon, weight_decay, use_momentum, centered)
-//   sgd_update_many / adam_update_many / rmsprop_update_many(tables, sizes, tensors, <the scalars
-//       above>)   the same steps over every parameter in one launch: tables holds the addresses
-//       of each tensor's parameter, gradient and slots (uint64), sizes their element counts;
-//       each element goes through the same device function as the per-parameter kernel, so the
-//       results are bit-identical to one launch per parameter.
+//   sgd_update_many / adam_update_many / rmsprop_update_many(tables, sizes, tensors, state,
+//       settings, arrivals, <the scalars above but lr and alpha>)   the same steps over every
+//       parameter in one launch: tables holds the addresses of each tensor's parameter, gradient
+//       and slots (uint64), sizes their element counts; each element goes through the same
+//       device function as the per-parameter kernel, so the results are bit-identical to one
+//       launch per parameter. lr (the schedule at the device step count) and Adam's alpha come
+//       from the optimizer's device state (optim_state.cuh); a state whose flag says skip
+//       (a LossScaleOptimizer's non-finite gradient) changes no parameter or slot; the last
+//       block counts the step (arrivals: a zeroed counter, left zero).
 //   sum_squares_partial(x, partial, n)          partial[b] = sum of x[i]^2 over block b's elements
 //   sum_squares_total(partial, totals, count, slot)   totals[slot] = sum of partial[0..count)
 //   clip_by_value(g, out, n, clipvalue)          out = g clipped to [-clipvalue, clipvalue]
@@ -37,7 +41,8 @@
 
 #define THREADS 256
 
-#include "common.cuh"   // GRID_STRIDE_LOOP
+#include "common.cuh"       // GRID_STRIDE_LOOP
+#include "optim_state.cuh"  // the step state the *_many kernels read and advance
 
 // -- one element of each update: shared by the per-parameter and the multi-tensor kernels -----
 
@@ -133,6 +138,9 @@ rmsprop_update(float* __restrict__ p, const float* __restrict__ g, float* __rest
 // tables[slot * tensors + t] is the address of array `slot` of tensor t (slot 0: the parameter,
 // 1: the gradient, then the optimizer's slots); sizes[t] its element count. Grid (x, tensors):
 // grid row t walks tensor t grid-stride, so element i of tensor t is one thread's, as above.
+// The learning rate (its schedule), Adam's step and the skip flag come from the optimizer's
+// device state (optim_state.cuh), and the last block to finish counts the step there, so that
+// a captured graph replays a correct step without any number from the host.
 
 #define TENSOR(slot) (reinterpret_cast<float*>(tables[(slot) * tensors + t]))
 #define TENSOR_LOOP(i) \
@@ -141,27 +149,46 @@ rmsprop_update(float* __restrict__ p, const float* __restrict__ g, float* __rest
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 sgd_update_many(const unsigned long long* __restrict__ tables, const int* __restrict__ sizes, int tensors,
-                float lr, float momentum, float weight_decay, int use_momentum, int nesterov) {
-    TENSOR_LOOP(i) sgd_element(TENSOR(0), TENSOR(1), use_momentum ? TENSOR(2) : nullptr, i, lr, momentum,
-                               weight_decay, use_momentum, nesterov);
+                double* __restrict__ state, const double* __restrict__ settings, int* __restrict__ arrivals,
+                float momentum, float weight_decay, int use_momentum, int nesterov) {
+    __shared__ StepRates rates;
+    step_rates(state, settings, &rates);
+    if (!rates.skip) {
+        TENSOR_LOOP(i) sgd_element(TENSOR(0), TENSOR(1), use_momentum ? TENSOR(2) : nullptr, i, rates.lr,
+                                   momentum, weight_decay, use_momentum, nesterov);
+    }
+    finish_step_last_block(state, settings, arrivals);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 adam_update_many(const unsigned long long* __restrict__ tables, const int* __restrict__ sizes, int tensors,
-                 float alpha, float one_minus_beta_1, float one_minus_beta_2, float epsilon, float lr,
-                 float weight_decay, int amsgrad) {
-    TENSOR_LOOP(i) adam_element(TENSOR(0), TENSOR(1), TENSOR(2), TENSOR(3), amsgrad ? TENSOR(4) : nullptr, i,
-                                alpha, one_minus_beta_1, one_minus_beta_2, epsilon, lr, weight_decay, amsgrad);
+                double* __restrict__ state, const double* __restrict__ settings, int* __restrict__ arrivals,
+                float one_minus_beta_1, float one_minus_beta_2, float epsilon, float weight_decay,
+                int amsgrad) {
+    __shared__ StepRates rates;
+    step_rates(state, settings, &rates);
+    if (!rates.skip) {
+        TENSOR_LOOP(i) adam_element(TENSOR(0), TENSOR(1), TENSOR(2), TENSOR(3), amsgrad ? TENSOR(4) : nullptr, i,
+                                    rates.alpha, one_minus_beta_1, one_minus_beta_2, epsilon, rates.lr,
+                                    weight_decay, amsgrad);
+    }
+    finish_step_last_block(state, settings, arrivals);
 }
 
 // Slots after the gradient: velocity, then momentum_buf when use_momentum, then average_grad.
 extern "C" __global__ void __launch_bounds__(THREADS)
 rmsprop_update_many(const unsigned long long* __restrict__ tables, const int* __restrict__ sizes, int tensors,
-                    float lr, float rho, float one_minus_rho, float momentum, float epsilon,
-                    float weight_decay, int use_momentum, int centered) {
-    TENSOR_LOOP(i) rmsprop_element(TENSOR(0), TENSOR(1), TENSOR(2), use_momentum ? TENSOR(3) : nullptr,
-                                   centered ? TENSOR(3 + use_momentum) : nullptr, i, lr, rho, one_minus_rho,
-                                   momentum, epsilon, weight_decay, use_momentum, centered);
+                double* __restrict__ state, const double* __restrict__ settings, int* __restrict__ arrivals,
+                float rho, float one_minus_rho, float momentum, float epsilon, float weight_decay,
+                int use_momentum, int centered) {
+    __shared__ StepRates rates;
+    step_rates(state, settings, &rates);
+    if (!rates.skip) {
+        TENSOR_LOOP(i) rmsprop_element(TENSOR(0), TENSOR(1), TENSOR(2), use_momentum ? TENSOR(3) : nullptr,
+                                       centered ? TENSOR(3 + use_momentum) : nullptr, i, rates.lr, rho,
+                                       one_minus_rho, momentum, epsilon, weight_decay, use_momentum, centered);
+    }
+    finish_step_last_block(state, settings, arrivals);
 }
 
 // Tree sum of the block's THREADS values in `cache`; the result lands in cache[0].

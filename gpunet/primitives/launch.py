@@ -31,7 +31,7 @@ import numpy as np
 from .. import backend
 
 __all__ = ["THREADS", "TILE", "blocks_for", "grid_for", "i32", "f32", "pack", "array", "inputs",
-           "channel_lanes", "empty", "zeros", "run", "launch_count", "plan", "address_table", "int_table",
+           "channel_lanes", "empty", "zeros", "run", "launch_count", "plan", "address_table", "int_table", "float64_table",
            "placeholder", "counters"]
 
 THREADS = 256     # threads per block of a 1-D kernel: 8 warps
@@ -175,6 +175,12 @@ def address_table(arrays):
 def int_table(values):
     """``values`` (sizes) as an int32 array on the backend, cached like ``address_table``."""
     return _table(tuple(int(v) for v in values), np.int32)
+
+
+def float64_table(values):
+    """``values`` (settings such as an optimizer's schedule) as a float64 array on the backend,
+    cached like ``address_table``: the same settings step after step upload nothing."""
+    return _table(tuple(float(v) for v in values), np.float64)
 
 
 _counters = {}   # id(backend) -> (backend, int32 zeros): split reductions' arrival counters

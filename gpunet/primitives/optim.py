@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from .. import backend
-from . import launch
+from . import launch, optim_state
 
 __all__ = [
     "sgd_update", "adam_update", "adamw_update", "rmsprop_update",
@@ -127,11 +127,22 @@ def rmsprop_update(param, grad, velocity, momentum_buf, lr, rho, momentum, epsil
 # -- every parameter at once: one launch on a kernel backend ----------------------------------
 # Lists of parameters, gradients and slots (a slot list None when the option leaves it unused);
 # the result is exactly that of the per-parameter op above applied to each in turn.
+# ``step``: on a kernel backend, an optimizer's ``(StepState, settings)`` (optim_state.py): the
+# kernel then takes the rate, Adam's step and the skip flag from the device state, ignores
+# ``lr`` / ``step`` given here, and counts the step there. Without it, a state holding ``lr``
+# and the step is made for this one call (an upload: for direct calls, not a training loop).
 
-def sgd_update_many(params, grads, velocities, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+def _step_state(step, lr, count=1, beta_1=0.0, beta_2=0.0):
+    if step is not None:
+        return step
+    state = optim_state.StepState(iterations=count - 1)
+    return state, state.settings((0, (float(lr),)), beta_1, beta_2)
+
+
+def sgd_update_many(params, grads, velocities, lr, momentum=0.0, nesterov=False, weight_decay=0.0, step=None):
     """:func:`sgd_update` over every parameter; ``velocities`` a list, or None without momentum."""
     if backend.current().runs_kernels:
-        _many_kernel("sgd_update_many", params, grads, [velocities], float(lr), float(momentum),
+        _many_kernel("sgd_update_many", params, grads, [velocities], _step_state(step, lr), float(momentum),
                      float(weight_decay or 0.0), int(velocities is not None), int(bool(nesterov)))
         return
     for i, (param, grad) in enumerate(zip(params, grads)):
@@ -139,27 +150,28 @@ def sgd_update_many(params, grads, velocities, lr, momentum=0.0, nesterov=False,
                    weight_decay)
 
 
-def adam_update_many(params, grads, ms, vs, lr, beta_1, beta_2, epsilon, step, v_hats=None, weight_decay=0.0):
-    """:func:`adam_update` (AdamW with ``weight_decay``) over every parameter; ``v_hats`` for AMSGrad."""
-    if step < 1:
-        raise ValueError(f"adam_update_many: step counts from 1; received step={step}.")
+def adam_update_many(params, grads, ms, vs, lr, beta_1, beta_2, epsilon, step_count, v_hats=None,
+                     weight_decay=0.0, step=None):
+    """:func:`adam_update` (AdamW with ``weight_decay``) over every parameter; ``v_hats`` for AMSGrad.
+    ``step_count`` counts from 1 (the ``step`` of :func:`adam_update`)."""
+    if step_count < 1:
+        raise ValueError(f"adam_update_many: step counts from 1; received step={step_count}.")
     if backend.current().runs_kernels:
-        alpha = lr * math.sqrt(1.0 - beta_2 ** step) / (1.0 - beta_1 ** step)
-        _many_kernel("adam_update_many", params, grads, [ms, vs, v_hats], float(alpha), float(1.0 - beta_1),
-                     float(1.0 - beta_2), float(epsilon), float(lr), float(weight_decay or 0.0),
-                     int(v_hats is not None))
+        _many_kernel("adam_update_many", params, grads, [ms, vs, v_hats],
+                     _step_state(step, lr, step_count, beta_1, beta_2), float(1.0 - beta_1), float(1.0 - beta_2),
+                     float(epsilon), float(weight_decay or 0.0), int(v_hats is not None))
         return
     for i, (param, grad) in enumerate(zip(params, grads)):
-        adam_update(param, grad, ms[i], vs[i], lr, beta_1, beta_2, epsilon, step,
+        adam_update(param, grad, ms[i], vs[i], lr, beta_1, beta_2, epsilon, step_count,
                     v_hat=None if v_hats is None else v_hats[i], weight_decay=weight_decay)
 
 
 def rmsprop_update_many(params, grads, velocities, momentum_bufs, lr, rho, momentum, epsilon,
-                        average_grads=None, weight_decay=0.0):
+                        average_grads=None, weight_decay=0.0, step=None):
     """:func:`rmsprop_update` over every parameter; ``momentum_bufs`` / ``average_grads`` lists or None."""
     if backend.current().runs_kernels:
         _many_kernel("rmsprop_update_many", params, grads, [velocities, momentum_bufs, average_grads],
-                     float(lr), float(rho), float(1.0 - rho), float(momentum), float(epsilon),
+                     _step_state(step, lr), float(rho), float(1.0 - rho), float(momentum), float(epsilon),
                      float(weight_decay or 0.0), int(momentum_bufs is not None), int(average_grads is not None))
         return
     for i, (param, grad) in enumerate(zip(params, grads)):
@@ -263,9 +275,10 @@ def _rmsprop_kernel(param, grad, velocity, momentum_buf, average_grad, lr, rho, 
                      float(weight_decay or 0.0), int(momentum_buf is not None), int(average_grad is not None))
 
 
-def _many_kernel(kernel, params, grads, slot_lists, *settings):
+def _many_kernel(kernel, params, grads, slot_lists, step, *settings):
     """One launch of a ``*_update_many`` kernel: the addresses of every parameter, gradient and used
-    slot in one table (parameters, then gradients, then each slot), their sizes in another."""
+    slot in one table (parameters, then gradients, then each slot), their sizes in another;
+    ``step`` the ``(StepState, settings table)`` the kernel reads and advances."""
     if len(params) != len(grads) or not params:
         raise ValueError(f"{kernel}: needs as many gradients as parameters (at least one); received "
                          f"{len(params)} parameters and {len(grads)} gradients.")
@@ -281,7 +294,7 @@ def _many_kernel(kernel, params, grads, slot_lists, *settings):
     if grid[1] > 65535:
         raise ValueError(f"{kernel}: at most 65,535 tensors a launch; received {grid[1]}.")
     launch.run("optim.cu", kernel, grid, launch.THREADS, launch.address_table([a for c in columns for a in c]),
-               launch.int_table(sizes), len(sizes), *settings)
+               launch.int_table(sizes), len(sizes), step[0].array, step[1], launch.counters(1), *settings)
 
 
 def _sum_squares(x, totals, slot):
