@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from . import backend, utils
+from .optimizers_step import DeviceStep
 from .primitives import optim as optim_ops, optim_state
 from .schedules import (CosineDecay, ExponentialDecay, LearningRateSchedule, _check_positive,
                         _check_range, _is_number, _subclasses, deserialize_schedule, schedules,
@@ -40,7 +41,7 @@ _KERAS_ONLY_DEFAULTS = {"use_ema": False, "ema_momentum": 0.99, "ema_overwrite_f
                         "loss_scale_factor": None, "gradient_accumulation_steps": None}
 
 
-class Optimizer:
+class Optimizer(DeviceStep):
     """Base optimizer: learning rate or schedule, clipping, weight decay, per-parameter slots.
 
     Subclasses list their slots in ``slot_names()`` and define ``update_step``. State for an
@@ -70,37 +71,6 @@ class Optimizer:
         self._slots = None           # {slot name: [array per parameter]} once built
         self._param_shapes = None    # shapes of the parameters the slots were built for
         self._pending_slots = None   # slots from set_state() before the first apply()
-
-    # -- the step count: on a kernel backend it lives in device memory ---------------------
-    @property
-    def iterations(self):
-        """Updates applied so far, an int. On a kernel backend the update kernel counts them in
-        device memory (so that a captured step replays correctly); reading this after steps the
-        host could not follow (a LossScaleOptimizer's, a replayed graph's) reads the device."""
-        if self._host_iterations is None:
-            self._host_iterations = int(self._step.get(optim_state.ITERATIONS))
-        return self._host_iterations
-
-    @iterations.setter
-    def iterations(self, value):
-        self._host_iterations = int(value)
-        if self._step is not None:
-            self._step.set(optim_state.ITERATIONS, self._host_iterations)
-            self._device_stale = False
-
-    def _device_step(self):
-        """``(StepState, settings)`` for the fused update kernels, or None (numpy, or a rate the
-        device cannot evaluate: a plain callable)."""
-        if self._step is None:
-            return None
-        form = optim_state.schedule_form(self._learning_rate)
-        if form is None:
-            return None
-        if self._device_stale:   # steps the host counted alone (the per-parameter path)
-            self._step.set(optim_state.ITERATIONS, self._host_iterations)
-            self._device_stale = False
-        betas = (self.beta_1, self.beta_2) if isinstance(self, Adam) else (0.0, 0.0)
-        return self._step, self._step.settings(form, *betas, growth_steps=self._growth_steps)
 
     # -- learning rate ------------------------------------------------------------------
     @property
@@ -179,21 +149,6 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}.apply: every gradient is None.")
         clipped = self._clip([g for _, _, g in pairs])
         self._step_once([i for i, _, _ in pairs], [p for _, p, _ in pairs], clipped)
-
-    def _step_once(self, indices, params, grads):
-        """Update with (clipped) gradients and count the step; True when the device counted it
-        (a fused kernel read the rate from the device state), False when the host did."""
-        step = self._device_step()
-        # the rate on the host: unknown (None) only while the device alone knows the step count
-        lr = None if step is not None and self._host_iterations is None else self.current_learning_rate()
-        counted = self._update_all(indices, params, grads, lr, step)
-        if counted:
-            if self._host_iterations is not None:
-                self._host_iterations += 1
-            return True
-        self._host_iterations = self.iterations + 1
-        self._device_stale = self._step is not None
-        return False
 
     def _update_all(self, indices, params, grads, lr, step=None):
         """One step of every parameter: ``update_step`` each (returns False), or (built-in
@@ -371,6 +326,9 @@ class Adam(Optimizer):
 
     def _fuses(self):
         return self._fused_update(Adam) or self._fused_update(AdamW)
+
+    def _kernel_betas(self):
+        return self.beta_1, self.beta_2
 
     def update_step(self, index, param, grad, lr):
         m, v, v_hat = self._moments(index)
