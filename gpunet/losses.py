@@ -91,9 +91,9 @@ class Loss:
         device = backend.current()
         rows = tuple(y_pred.shape[:-1])
         if tuple(getattr(sample_weight, "shape", ())) == rows:
-            return device.asarray(sample_weight, dtype=y_pred.dtype)
+            return device.asarray(sample_weight, dtype=ops.value_dtype(y_pred.dtype))
         w = check_sample_weight(np.asarray(device.to_numpy(sample_weight)), rows, f"Loss '{self.name}'")
-        return device.asarray(w, dtype=y_pred.dtype)
+        return device.asarray(w, dtype=ops.value_dtype(y_pred.dtype))
 
     def _weighted_value(self, y_true, y_pred, w):
         raise NotImplementedError(f"{type(self).__name__} does not support sample_weight.")
@@ -113,8 +113,9 @@ class Loss:
 
     # -- targets ----------------------------------------------------------------------------
     def _prepare(self, y_true, y_pred):
-        """y_true as a backend array in y_pred's dtype, in y_pred's shape (or a clear error)."""
-        y_true = align_targets(backend.current().asarray(y_true, dtype=y_pred.dtype), y_pred)
+        """y_true as a backend array in y_pred's dtype (float32 for bfloat16 / float16 predictions: Keras's
+        Loss converts targets to its float32 dtype), in y_pred's shape (or a clear error)."""
+        y_true = align_targets(backend.current().asarray(y_true, dtype=ops.value_dtype(y_pred.dtype)), y_pred)
         if y_true.shape != y_pred.shape:
             raise ValueError(f"Loss '{self.name}' needs targets of the predictions' shape {tuple(y_pred.shape)}; "
                              f"received shape {tuple(y_true.shape)}.")
@@ -187,10 +188,10 @@ class _Crossentropy(Loss):
         y_true = self._prepare(y_true, logits)
         if sample_weight is None:
             value, probs = self._softmax_ce_forward(y_true, logits)
-            return value, self._softmax_ce_backward(y_true, probs), probs
+            return value, self._softmax_ce_backward(y_true, probs, logits.dtype), probs
         w = self._row_weights(sample_weight, logits)
         value, probs = weighted_loss.softmax_cross_entropy_forward(y_true, w, logits, sparse=self.sparse)
-        return value, weighted_loss.scale_rows(self._softmax_ce_backward(y_true, probs), w), probs
+        return value, weighted_loss.scale_rows(self._softmax_ce_backward(y_true, probs, logits.dtype), w), probs
 
     def _weighted_value(self, y_true, y_pred, w):
         if self.from_logits:
@@ -204,7 +205,7 @@ class _Crossentropy(Loss):
 
     def _gradient(self, y_true, y_pred):
         if self.from_logits:
-            return self._softmax_ce_backward(y_true, self._softmax_ce_forward(y_true, y_pred)[1])
+            return self._softmax_ce_backward(y_true, self._softmax_ce_forward(y_true, y_pred)[1], y_pred.dtype)
         return self._probability_backward(y_true, y_pred)
 
     def get_config(self):

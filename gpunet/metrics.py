@@ -77,7 +77,8 @@ class MeanMetric(Metric):
         return self.total / self.count if self.count else 0.0
 
     def _targets(self, y_true, y_pred):
-        return losses.align_targets(backend.current().asarray(y_true, dtype=y_pred.dtype), y_pred)
+        # float32 targets beside 16-bit predictions: a class label above 256 has no bfloat16.
+        return losses.align_targets(backend.current().asarray(y_true, dtype=ops.value_dtype(y_pred.dtype)), y_pred)
 
     def _check_shapes(self, y_true, y_pred):
         if y_true.shape != y_pred.shape:

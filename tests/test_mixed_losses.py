@@ -236,3 +236,32 @@ def test_16_bit_targets_are_widened_and_float64_predictions_refused(kernel_backe
     np.testing.assert_array_equal(wide.view(np.uint16), narrow.view(np.uint16))
     with pytest.raises(TypeError, match=r"mse_backward.*float32 or bfloat16 or float16.*float64"):
         run_on_backend(kernel_backend, lambda: ops.mse_backward(d.target, d.logits.astype(np.float64)))
+
+
+def _loss_objects(d):
+    import gpunet as gn
+    smoothed = gn.losses.CategoricalCrossentropy(label_smoothing=0.1)
+    sparse = gn.losses.SparseCategoricalCrossentropy()
+    return [*smoothed.device_compute_from_logits(d.one_hot, d.logits),
+            *sparse.device_compute_from_logits(d.labels, d.logits, sample_weight=d.weights),
+            *gn.losses.MeanSquaredError().device_compute(d.target, d.logits)]
+
+
+@pytest.mark.parametrize("half", sorted(HALF))
+def test_loss_objects_take_16_bit_predictions(kernel_backend, rng, half):
+    """The Loss objects keep targets and weights float32 and give gradients in the predictions' dtype."""
+    d = inputs(rng, HALF[half])
+    expected, _ = run_on_backend("numpy", lambda: _loss_objects(d))
+    actual, _ = run_on_backend(kernel_backend, lambda: _loss_objects(d))
+    dtypes = [np.float32, HALF[half], np.float32] * 2 + [np.float32, HALF[half]]
+    assert [a.dtype for a in actual] == [e.dtype for e in expected] == dtypes
+    check_outputs(actual, expected, HALF[half], 60, f"loss objects {half}")
+
+
+def test_mean_metrics_keep_float32_targets_beside_bfloat16_predictions(kernel_backend, rng):
+    import gpunet as gn
+    d = inputs(rng, precision.BFLOAT16)
+    metric = gn.metrics.MeanSquaredError()
+    run_on_backend(kernel_backend, lambda: metric.update_state(d.target, d.logits))
+    exact = np.mean((d.logits.astype(np.float64) - d.target) ** 2)   # targets not rounded to bfloat16
+    assert metric.result() == pytest.approx(exact, rel=60 * EPS32)

@@ -361,24 +361,17 @@ def _row_gradient_kernel(kernel, targets, y_pred, *settings, dtype=None):
     dx of ``dtype`` (default y_pred's)."""
     targets, y_pred = _target_kernel_arrays(kernel, targets, y_pred, kernel.startswith("sparse_"))
     rows, cols = _rows_cols(kernel, y_pred)
-    dx = launch.empty(y_pred.shape, _gradient_dtype(kernel, y_pred.dtype if dtype is None else dtype))
+    dx = launch.empty(y_pred.shape, y_pred.dtype if dtype is None else dtype)
     blocks = launch.blocks_for(rows, _ROWS_PER_BLOCK, cap=_MAX_BLOCKS)
     launch.run(_FILE, kernel, blocks, launch.THREADS, targets, y_pred, dx, rows, cols, *settings, launch.f32(rows))
     return dx
-
-
-def _gradient_dtype(op, dtype):
-    if np.dtype(dtype) not in precision.FLOATS:
-        raise TypeError(f"{op} on the {backend.current().name} backend writes gradients of dtype "
-                        f"{', '.join(d.name for d in precision.FLOATS)}; received dtype {np.dtype(dtype).name}.")
-    return np.dtype(dtype)
 
 
 def _sparse_softmax_cross_entropy_backward_kernel(labels, probs, dtype):
     kernel = "sparse_softmax_cross_entropy_backward"
     labels, probs = _target_kernel_arrays(kernel, labels, probs, sparse=True)
     rows, cols = _rows_cols(kernel, probs)
-    dx = launch.empty(probs.shape, _gradient_dtype(kernel, dtype))
+    dx = launch.empty(probs.shape, dtype)
     launch.run(_FILE, kernel, launch.blocks_for(dx.size, cap=_MAX_BLOCKS), launch.THREADS,
                labels, probs, dx, dx.size, cols, launch.f32(rows))
     return dx
