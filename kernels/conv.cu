@@ -26,7 +26,13 @@
 //   input row ih = oh*sh - pad_t + i*dil_h (a negative pad crops). Bottom/right pads only
 //   show in out_h / out_w.
 //
-// Layout: NHWC float32, C-contiguous; w (kh, kw, Cin, Cout) is the (K, Cout) matrix of the
+// Element types: conv2d_forward, conv2d_backward_input, conv2d_backward_filter and bias_backward are
+// templates on T (float, bf16_t, fp16_t; kernel_source.py instantiates all three): x, w, dy, y,
+// dx and the gate are T; b, dw, db and the split partials stay float32 (mixed precision keeps
+// parameters and their gradients in float32). The loaders convert each element to float as they
+// fetch it, the shared tiles and accumulators are float, and y / dx are rounded to T once, after
+// the bias and activation (epilogue_of). The float instances are the float32 kernels as before.
+// Layout: NHWC, C-contiguous; w (kh, kw, Cin, Cout) is the (K, Cout) matrix of the
 // forward GEMM as it lies in memory. The transposed conv is conv2d_backward_input of its x
 // (forward, with its bias), conv2d_forward of its dy (input gradient), conv2d_backward_filter
 // with x and dy swapped (filter gradient); its kernel (kh, kw, Cout, Cin) is then the
@@ -51,7 +57,15 @@
 // Backward needs: x (filter gradient), w (input gradient), dy; nothing else saved.
 // Gradients: every kernel writes (=) its output; none accumulates (+=).
 
-#include "epilogue.cuh"   // epilogue: bias + activation, or an activation's gradient folded in
+#include "common.cuh"     // dtype.cuh: bf16_t / fp16_t, to_float, from_float<T>
+#include "epilogue.cuh"   // activate / activation_gradient: bias + activation, or an activation's gradient folded in
+
+// epilogue.cuh's epilogue with the gate (the folded layer's output, laid out like the result) in
+// the kernel's element type T: loaded as float, so the float instance is epilogue() itself.
+template <class T>
+__device__ __forceinline__ float epilogue_of(float v, const T* __restrict__ gate, int index, int act, float alpha) {
+    return gate ? activation_gradient(v, to_float(gate[index]), act, alpha) : activate(v, act, alpha);
+}
 
 #define TILE_M 64          // GEMM rows a block owns
 #define TILE_N 64          // GEMM columns a block owns
@@ -103,12 +117,13 @@ struct RowMajorLoader {
 __device__ __forceinline__ bool inside(int i, int size) { return i >= 0 && i < size; }
 
 // Forward A: rows are output pixels m0.., k runs over (i, j, c) with c fastest.
+template <class T>
 struct PatchRows : KMajorLoader {
-    const float* x;
+    const T* x;
     Conv g;
     int k_count, row_image[SUBTILE], row_ih[SUBTILE], row_iw[SUBTILE];
 
-    __device__ PatchRows(const float* x_, const Conv& g_, int m0) : x(x_), g(g_) {
+    __device__ PatchRows(const T* x_, const Conv& g_, int m0) : x(x_), g(g_) {
         k_count = g.kh * g.kw * g.cin;
         int pixels = g.batch * g.out_h * g.out_w;
 #pragma unroll
@@ -128,38 +143,40 @@ struct PatchRows : KMajorLoader {
         for (int r = 0; r < SUBTILE; ++r) {
             int ih = row_ih[r] + di, iw = row_iw[r] + dj;
             bool ok = k < k_count && row_image[r] >= 0 && inside(ih, g.in_h) && inside(iw, g.in_w);
-            v[r] = ok ? x[((row_image[r] * g.in_h + ih) * g.in_w + iw) * g.cin + c] : 0.0f;
+            v[r] = ok ? to_float(x[((row_image[r] * g.in_h + ih) * g.in_w + iw) * g.cin + c]) : 0.0f;
         }
     }
 };
 
 // A row-major (rows, cols) matrix: k indexes its rows (< k_end), the tile's columns are
 // columns n0 to n0 + 63. Forward B (w as (K, Cout)) and filter-gradient B (dy as (pixels, Cout)).
+template <class T>
 struct MatrixRows : RowMajorLoader {
-    const float* mat;
+    const T* mat;
     int cols, k_end, col;
 
-    __device__ MatrixRows(const float* mat_, int cols_, int k_end_, int n0)
+    __device__ MatrixRows(const T* mat_, int cols_, int k_end_, int n0)
         : mat(mat_), cols(cols_), k_end(k_end_), col(n0 + rowmajor_col()) {}
     __device__ void fetch(int k0) {
 #pragma unroll
         for (int r = 0; r < SUBTILE; ++r) {
             int k = k0 + rowmajor_k(r);
-            v[r] = (k < k_end && col < cols) ? mat[k * cols + col] : 0.0f;
+            v[r] = (k < k_end && col < cols) ? to_float(mat[k * cols + col]) : 0.0f;
         }
     }
 };
 
 // Filter-gradient A: rows are filter taps (i, j, c) m0.., k runs over output pixels (< p_end).
+template <class T>
 struct PatchTaps : RowMajorLoader {
-    const float* x;
+    const T* x;
     Conv g;
     int p_end, c, di, dj;
     bool tap_ok;
 
     bool ones;   // the row after the last tap, when the bias gradient rides along: all ones
 
-    __device__ PatchTaps(const float* x_, const Conv& g_, int m0, int p_end_, int with_bias)
+    __device__ PatchTaps(const T* x_, const Conv& g_, int m0, int p_end_, int with_bias)
         : x(x_), g(g_), p_end(p_end_) {
         int tap_k = m0 + rowmajor_col();
         int tap = tap_k / g.cin;
@@ -176,7 +193,7 @@ struct PatchTaps : RowMajorLoader {
             int ow = p % g.out_w, oh = (p / g.out_w) % g.out_h, image = p / (g.out_w * g.out_h);
             int ih = oh * g.sh + di, iw = ow * g.sw + dj;
             bool ok = tap_ok && p < p_end && inside(ih, g.in_h) && inside(iw, g.in_w);
-            v[r] = ok ? x[((image * g.in_h + ih) * g.in_w + iw) * g.cin + c] : (ones && p < p_end ? 1.0f : 0.0f);
+            v[r] = ok ? to_float(x[((image * g.in_h + ih) * g.in_w + iw) * g.cin + c]) : (ones && p < p_end ? 1.0f : 0.0f);
         }
     }
 };
@@ -205,13 +222,14 @@ __device__ Phase phase_of(int phase, int size, int pad, int stride, int dil, int
 }
 
 // Input-gradient A: rows are the phase's dx pixels m0.., k runs over (qh, qw, co), co fastest.
+template <class T>
 struct GradGather : KMajorLoader {
-    const float* dy;
+    const T* dy;
     Conv g;
     Phase ph, pw;
     int k_count, row_image[SUBTILE], row_oh[SUBTILE], row_ow[SUBTILE];
 
-    __device__ GradGather(const float* dy_, const Conv& g_, const Phase& ph_, const Phase& pw_, int m0)
+    __device__ GradGather(const T* dy_, const Conv& g_, const Phase& ph_, const Phase& pw_, int m0)
         : dy(dy_), g(g_), ph(ph_), pw(pw_) {
         k_count = ph.taps * pw.taps * g.cout;
         int pixels = g.batch * ph.count * pw.count;
@@ -231,19 +249,20 @@ struct GradGather : KMajorLoader {
         for (int r = 0; r < SUBTILE; ++r) {
             int oh = row_oh[r] - dh, ow = row_ow[r] - dw;
             bool ok = k < k_count && row_image[r] >= 0 && inside(oh, g.out_h) && inside(ow, g.out_w);
-            v[r] = ok ? dy[((row_image[r] * g.out_h + oh) * g.out_w + ow) * g.cout + co] : 0.0f;
+            v[r] = ok ? to_float(dy[((row_image[r] * g.out_h + oh) * g.out_w + ow) * g.cout + co]) : 0.0f;
         }
     }
 };
 
 // Input-gradient B: element (k = (qh, qw, co), column c) is w[i, j, c, co] of the phase's taps.
+template <class T>
 struct FilterTaps : KMajorLoader {
-    const float* w;
+    const T* w;
     Conv g;
     Phase ph, pw;
     int k_count, n0;
 
-    __device__ FilterTaps(const float* w_, const Conv& g_, const Phase& ph_, const Phase& pw_, int n0_)
+    __device__ FilterTaps(const T* w_, const Conv& g_, const Phase& ph_, const Phase& pw_, int n0_)
         : w(w_), g(g_), ph(ph_), pw(pw_), k_count(ph_.taps * pw_.taps * g_.cout), n0(n0_) {}
     __device__ void fetch(int k0) {
         int k = k0 + kmajor_k();
@@ -252,7 +271,7 @@ struct FilterTaps : KMajorLoader {
 #pragma unroll
         for (int r = 0; r < SUBTILE; ++r) {
             int c = n0 + kmajor_row(r);
-            v[r] = (k < k_count && c < g.cin) ? w[((i * g.kw + j) * g.cin + c) * g.cout + co] : 0.0f;
+            v[r] = (k < k_count && c < g.cin) ? to_float(w[((i * g.kw + j) * g.cin + c) * g.cout + co]) : 0.0f;
         }
     }
 };
@@ -324,15 +343,15 @@ __device__ __forceinline__ void gemm_tiles(LoaderA& a, LoaderB& b, int k_begin, 
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-conv2d_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
-               float* __restrict__ y, const float* __restrict__ gate, int has_bias, int has_gate, int act,
+template <class T> __global__ void __launch_bounds__(THREADS)
+conv2d_forward(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ b,
+               T* __restrict__ y, const T* __restrict__ gate, int has_bias, int has_gate, int act,
                float alpha, int batch, int in_h, int in_w, int cin, int out_h, int out_w,
                int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
     Conv g = GEOMETRY;
     int m0 = blockIdx.x * TILE_M, n0 = blockIdx.y * TILE_N;
-    PatchRows a(x, g, m0);
-    MatrixRows bm(w, g.cout, a.k_count, n0);
+    PatchRows<T> a(x, g, m0);
+    MatrixRows<T> bm(w, g.cout, a.k_count, n0);
     float acc[SUBTILE][SUBTILE] = {};
     gemm_tiles(a, bm, 0, a.k_count, acc);
     int pixels = g.batch * g.out_h * g.out_w, tx = threadIdx.x % 16, ty = threadIdx.x / 16;
@@ -343,17 +362,17 @@ conv2d_forward(const float* __restrict__ x, const float* __restrict__ w, const f
         for (int j = 0; j < SUBTILE; ++j) {
             int co = n0 + tx + 16 * j;
             if (m < pixels && co < g.cout)
-                y[m * g.cout + co] = epilogue(acc[i][j] + (has_bias ? b[co] : 0.0f), has_gate ? gate : nullptr,
-                                              m * g.cout + co, act, alpha);
+                y[m * g.cout + co] = from_float<T>(epilogue_of(acc[i][j] + (has_bias ? b[co] : 0.0f),
+                                                               has_gate ? gate : nullptr, m * g.cout + co, act, alpha));
         }
     }
 }
 
 // Grid: (ceil(max phase pixels / 64), ceil(cin / 64), sh * sw); b is read only if has_bias.
 // Three blocks an SM: left alone ptxas takes ~104 registers here (two blocks an SM) on sm_70/80.
-extern "C" __global__ void __launch_bounds__(THREADS, 3)
-conv2d_backward_input(const float* __restrict__ dy, const float* __restrict__ w, const float* __restrict__ b,
-                      float* __restrict__ dx, const float* __restrict__ gate, int has_bias, int has_gate,
+template <class T> __global__ void __launch_bounds__(THREADS, 3)
+conv2d_backward_input(const T* __restrict__ dy, const T* __restrict__ w, const float* __restrict__ b,
+                      T* __restrict__ dx, const T* __restrict__ gate, int has_bias, int has_gate,
                       int act, float alpha, int batch, int in_h, int in_w, int cin, int out_h, int out_w,
                       int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
     Conv g = GEOMETRY;
@@ -362,8 +381,8 @@ conv2d_backward_input(const float* __restrict__ dy, const float* __restrict__ w,
     int m0 = blockIdx.x * TILE_M, n0 = blockIdx.y * TILE_N;
     int pixels = g.batch * ph.count * pw.count;
     if (m0 >= pixels) return;   // the whole block: this phase has fewer pixels than the grid covers
-    GradGather a(dy, g, ph, pw, m0);
-    FilterTaps bm(w, g, ph, pw, n0);
+    GradGather<T> a(dy, g, ph, pw, m0);
+    FilterTaps<T> bm(w, g, ph, pw, n0);
     float acc[SUBTILE][SUBTILE] = {};
     gemm_tiles(a, bm, 0, a.k_count, acc);
     int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
@@ -377,7 +396,8 @@ conv2d_backward_input(const float* __restrict__ dy, const float* __restrict__ w,
             int c = n0 + tx + 16 * j;
             int at = ((image * g.in_h + h) * g.in_w + wc) * g.cin + c;
             if (m < pixels && c < g.cin)
-                dx[at] = epilogue(acc[i][j] + (has_bias ? b[c] : 0.0f), has_gate ? gate : nullptr, at, act, alpha);
+                dx[at] = from_float<T>(epilogue_of(acc[i][j] + (has_bias ? b[c] : 0.0f), has_gate ? gate : nullptr,
+                                                   at, act, alpha));
         }
     }
 }
@@ -385,8 +405,8 @@ conv2d_backward_input(const float* __restrict__ dy, const float* __restrict__ w,
 // Grid: (ceil(rows / 64), ceil(cout / 64), splits), rows = kh*kw*cin (+ 1 with_bias: the bias
 // gradient as a row of ones in im2col(x)); split z covers pixels [z * pixels_per_split,
 // (z + 1) * pixels_per_split) and writes dw + z * rows*cout.
-extern "C" __global__ void __launch_bounds__(THREADS)
-conv2d_backward_filter(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw,
+template <class T> __global__ void __launch_bounds__(THREADS)
+conv2d_backward_filter(const T* __restrict__ x, const T* __restrict__ dy, float* __restrict__ dw,
                        float* __restrict__ partial, int* __restrict__ counters, int pixels_per_split, int with_bias,
                        int batch, int in_h, int in_w, int cin, int out_h, int out_w,
                        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
@@ -394,8 +414,8 @@ conv2d_backward_filter(const float* __restrict__ x, const float* __restrict__ dy
     int taps = g.kh * g.kw * g.cin + with_bias, pixels = g.batch * g.out_h * g.out_w;
     int m0 = blockIdx.x * TILE_M, n0 = blockIdx.y * TILE_N;
     int p_begin = blockIdx.z * pixels_per_split, p_end = min(p_begin + pixels_per_split, pixels);
-    PatchTaps a(x, g, m0, p_end, with_bias);
-    MatrixRows bm(dy, g.cout, p_end, n0);
+    PatchTaps<T> a(x, g, m0, p_end, with_bias);
+    MatrixRows<T> bm(dy, g.cout, p_end, n0);
     float acc[SUBTILE][SUBTILE] = {};
     gemm_tiles(a, bm, p_begin, p_end, acc);
     int splits = gridDim.z, count = taps * g.cout;
@@ -424,8 +444,8 @@ conv2d_backward_filter(const float* __restrict__ x, const float* __restrict__ dy
 // rows_per_split) of dy (rows, channels) into partial + s * channels (db itself when unsplit).
 // Thread (column t % 32, group t / 32) sums every 8th row, then the 8 group sums are added in
 // group order; the last split of a column block adds the splits in order.
-extern "C" __global__ void __launch_bounds__(THREADS)
-bias_backward(const float* __restrict__ dy, float* __restrict__ db, float* __restrict__ partial,
+template <class T> __global__ void __launch_bounds__(THREADS)
+bias_backward(const T* __restrict__ dy, float* __restrict__ db, float* __restrict__ partial,
               int* __restrict__ counters, int rows, int channels, int rows_per_split) {
     __shared__ float sums[BIAS_ROWS][BIAS_COLS];
     int lane = threadIdx.x % BIAS_COLS, group = threadIdx.x / BIAS_COLS, splits = gridDim.y;
@@ -433,7 +453,7 @@ bias_backward(const float* __restrict__ dy, float* __restrict__ db, float* __res
     int begin = blockIdx.y * rows_per_split, end = min(begin + rows_per_split, rows);
     float sum = 0.0f;
     if (c < channels)
-        for (int row = begin + group; row < end; row += BIAS_ROWS) sum += dy[row * channels + c];
+        for (int row = begin + group; row < end; row += BIAS_ROWS) sum += to_float(dy[row * channels + c]);
     sums[group][lane] = sum;
     __syncthreads();
     if (group == 0 && c < channels) {

@@ -13,12 +13,17 @@
 // The epilogue (act codes, activate / activation_gradient) is epilogue.cuh's, shared with
 // conv.cu and pool.cu; a new GEMM kernel fuses the same activations by calling `epilogue`.
 //
-// Layout: row-major float32 matrices. A Dense input of any rank arrives folded to (batch, in);
+// Element types: the four kernels are templates on T (float, bf16_t, fp16_t): x, w, dy, y, dx and
+// the gate are T, b, dw and db float32. Tiles and accumulators are float (each element converted
+// as it is loaded); y and dx are rounded to T once, after the bias and the epilogue. The float
+// instances are the float32 kernels as before. (Dense layers with 16-bit operands run on tensor
+// cores where they exist, tc_gemm.cu; these instances serve GPUs without them.)
+// Layout: row-major matrices. A Dense input of any rank arrives folded to (batch, in);
 // the kernel w is Keras's (in, out). M, K, N name the product's own sizes, so in
 // dense_backward_input M = batch, K = out, N = in, and in dense_backward_filter M = in,
 // K = batch, N = out.
 //
-// The three products share one tiled SGEMM, gemm_tile<TRANS_A, TRANS_B>. A block of 256
+// The three products share one tiled SGEMM, gemm_tile<TRANS_A, TRANS_B, T, TC>. A block of 256
 // threads computes a 64 x 64 tile of C; each thread owns a 4 x 4 register tile: rows
 // ty + 16*i and columns tx + 16*j (tx = tid % 16, ty = tid / 16), so a warp's stores cover
 // whole 16-column runs. Grid: (ceil(M / 64), ceil(N / 64)) when M >= N, else (ceil(N / 64),
@@ -41,7 +46,8 @@
 // deterministic. Backward needs the forward's input x (and w); nothing else is saved.
 // Gradients: every kernel writes (=) its output, none accumulates (+=).
 
-#include "epilogue.cuh"   // epilogue: the activation applied to C, or its gradient folded in
+#include "common.cuh"     // dtype.cuh: bf16_t / fp16_t, to_float, from_float<T>
+#include "epilogue.cuh"   // activate / activation_gradient: the activation applied to C, or its gradient folded in
 
 #define BLOCK_M 64
 #define BLOCK_N 64
@@ -57,11 +63,18 @@
 // reads touch consecutive (or identical) addresses, conflict-free at any padding.
 #define PAD 2
 
+// epilogue.cuh's epilogue with the gate in the kernel's element type T, loaded as float (the float
+// instance is epilogue() itself).
+template <class T>
+__device__ __forceinline__ float epilogue_of(float v, const T* __restrict__ gate, int index, int act, float alpha) {
+    return gate ? activation_gradient(v, to_float(gate[index]), act, alpha) : activate(v, act, alpha);
+}
+
 // Loads the BLOCK_K x BLOCK_M slice of op(A) starting at (row0, k0) into tile[k][m].
 // op(A) is (M, K); A is stored (M, K), or (K, M) when TRANS. Row ones_row of op(A), when not
 // -1, is all ones (not stored): its row of C is then the column sums of op(B).
-template <bool TRANS>
-__device__ __forceinline__ void load_a(const float* __restrict__ a, float (*tile)[BLOCK_M + PAD],
+template <bool TRANS, class T>
+__device__ __forceinline__ void load_a(const T* __restrict__ a, float (*tile)[BLOCK_M + PAD],
                                        int rows, int depth, int row0, int k0, int tid, int ones_row) {
     int stride = TRANS ? (ones_row >= 0 ? ones_row : rows) : depth;
     for (int l = 0; l < BLOCK_M * BLOCK_K / THREADS; ++l) {
@@ -71,14 +84,14 @@ __device__ __forceinline__ void load_a(const float* __restrict__ a, float (*tile
         int row = row0 + m, kk = k0 + k;
         bool inside = row < rows && kk < depth;
         tile[k][m] = !inside ? 0.0f : row == ones_row ? 1.0f
-                                    : (TRANS ? a[kk * stride + row] : a[row * stride + kk]);
+                                    : to_float(TRANS ? a[kk * stride + row] : a[row * stride + kk]);
     }
 }
 
 // Loads the BLOCK_K x BLOCK_N slice of op(B) starting at (k0, col0) into tile[k][n].
 // op(B) is (K, N); B is stored (K, N), or (N, K) when TRANS.
-template <bool TRANS>
-__device__ __forceinline__ void load_b(const float* __restrict__ b, float (*tile)[BLOCK_N + PAD],
+template <bool TRANS, class T>
+__device__ __forceinline__ void load_b(const T* __restrict__ b, float (*tile)[BLOCK_N + PAD],
                                        int depth, int cols, int k0, int col0, int tid) {
     for (int l = 0; l < BLOCK_N * BLOCK_K / THREADS; ++l) {
         int index = tid + l * THREADS;
@@ -86,18 +99,19 @@ __device__ __forceinline__ void load_b(const float* __restrict__ b, float (*tile
         int n = TRANS ? index / BLOCK_K : index % BLOCK_N;
         int col = col0 + n, kk = k0 + k;
         bool inside = col < cols && kk < depth;
-        tile[k][n] = inside ? (TRANS ? b[col * depth + kk] : b[kk * cols + col]) : 0.0f;
+        tile[k][n] = inside ? to_float(TRANS ? b[col * depth + kk] : b[kk * cols + col]) : 0.0f;
     }
 }
 
 // C (M, N) = op(A) (M, K) @ op(B) (K, N), plus bias[n] on every row when bias is not null,
 // then the epilogue (epilogue.cuh): act(C), or with a gate activation_gradient(C, gate[same
-// element]). ones_row: see load_a.
-template <bool TRANS_A, bool TRANS_B>
-__device__ __forceinline__ void gemm_tile(const float* __restrict__ a, const float* __restrict__ b,
-                                          const float* __restrict__ bias, float* __restrict__ c,
+// element]). ones_row: see load_a. Operands and gate T, C of type TC (T, or float for dw), each
+// C element rounded once from its float sum.
+template <bool TRANS_A, bool TRANS_B, class T, class TC>
+__device__ __forceinline__ void gemm_tile(const T* __restrict__ a, const T* __restrict__ b,
+                                          const float* __restrict__ bias, TC* __restrict__ c,
                                           int M, int K, int N, int ones_row = -1,
-                                          const float* __restrict__ gate = nullptr, int act = ACT_NONE,
+                                          const T* __restrict__ gate = nullptr, int act = ACT_NONE,
                                           float alpha = 0.0f) {
     __shared__ float a_tile[BLOCK_K][BLOCK_M + PAD];
     __shared__ float b_tile[BLOCK_K][BLOCK_N + PAD];
@@ -128,42 +142,43 @@ __device__ __forceinline__ void gemm_tile(const float* __restrict__ a, const flo
         for (int j = 0; j < PER_THREAD; ++j) {
             int col = col0 + tx + SIDE * j;
             if (row < M && col < N)
-                c[row * N + col] = epilogue(bias ? acc[i][j] + bias[col] : acc[i][j], gate, row * N + col, act, alpha);
+                c[row * N + col] = from_float<TC>(epilogue_of(bias ? acc[i][j] + bias[col] : acc[i][j], gate,
+                                                              row * N + col, act, alpha));
         }
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-dense_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
-              float* __restrict__ y, int M, int K, int N, int has_bias, int act, float alpha) {
-    gemm_tile<false, false>(x, w, has_bias ? b : nullptr, y, M, K, N, -1, nullptr, act, alpha);
+template <class T> __global__ void __launch_bounds__(THREADS)
+dense_forward(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ b,
+              T* __restrict__ y, int M, int K, int N, int has_bias, int act, float alpha) {
+    gemm_tile<false, false, T, T>(x, w, has_bias ? b : nullptr, y, M, K, N, -1, nullptr, act, alpha);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-dense_backward_input(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
-                     int M, int K, int N, const float* __restrict__ gate, int has_gate, int act, float alpha) {
-    gemm_tile<false, true>(dy, w, nullptr, dx, M, K, N, -1, has_gate ? gate : nullptr, act, alpha);
+template <class T> __global__ void __launch_bounds__(THREADS)
+dense_backward_input(const T* __restrict__ dy, const T* __restrict__ w, T* __restrict__ dx,
+                     int M, int K, int N, const T* __restrict__ gate, int has_gate, int act, float alpha) {
+    gemm_tile<false, true, T, T>(dy, w, nullptr, dx, M, K, N, -1, has_gate ? gate : nullptr, act, alpha);
 }
 
 // with_bias: dw is (M + 1, N), its last row the bias gradient (column sums of dy), from a row of
 // ones appended to x^T: M here is the layer's input features, x stored (K, M).
-extern "C" __global__ void __launch_bounds__(THREADS)
-dense_backward_filter(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw,
+template <class T> __global__ void __launch_bounds__(THREADS)
+dense_backward_filter(const T* __restrict__ x, const T* __restrict__ dy, float* __restrict__ dw,
                       int M, int K, int N, int with_bias) {
-    gemm_tile<true, false>(x, dy, nullptr, dw, M + with_bias, K, N, with_bias ? M : -1);
+    gemm_tile<true, false, T, float>(x, dy, nullptr, dw, M + with_bias, K, N, with_bias ? M : -1);
 }
 
 #define BIAS_COLS 32
 #define BIAS_ROWS 8
 
-extern "C" __global__ void __launch_bounds__(BIAS_COLS * BIAS_ROWS)
-dense_backward_bias(const float* __restrict__ dy, float* __restrict__ db, int rows, int cols) {
+template <class T> __global__ void __launch_bounds__(BIAS_COLS * BIAS_ROWS)
+dense_backward_bias(const T* __restrict__ dy, float* __restrict__ db, int rows, int cols) {
     __shared__ float partial[BIAS_ROWS][BIAS_COLS];
     int tx = threadIdx.x, ty = threadIdx.y;
     int col = blockIdx.x * BIAS_COLS + tx;
     float sum = 0.0f;
     if (col < cols)
-        for (int row = ty; row < rows; row += BIAS_ROWS) sum += dy[row * cols + col];
+        for (int row = ty; row < rows; row += BIAS_ROWS) sum += to_float(dy[row * cols + col]);
     partial[ty][tx] = sum;
     __syncthreads();
     for (int half = BIAS_ROWS / 2; half > 0; half /= 2) {

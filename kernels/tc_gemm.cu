@@ -7,12 +7,18 @@
 //   tc_gemm_<type>_nt(...)   C = A (M, K) @ B^T, B stored (N, K)   (dense input gradient)
 //   tc_gemm_<type>_tn(...)   C = A^T @ B, A stored (K, M)          (dense weight gradient)
 //   tc_sum_splits(partial, bias, c, rows, cols, splits, has_bias)
+//   tc_finish<T>(partial, bias, c, gate, rows, cols, splits, has_bias, has_gate, act, alpha)
+//       c (rows, cols) in T (float, bf16_t, fp16_t) = epilogue.cuh's act(sum of the splits (+ bias)),
+//       or with has_gate that sum times act' read from gate (T, laid out like c): the float32
+//       result of any tensor-core product (tc_conv.cu's too) stored as a layer's 16-bit
+//       activations, computed in float and rounded once.
 // Grid: (ceil(M / 64), ceil(N / 64), splits), 128 threads; the core is tc_gemm.cuh.
 // Split-K, deterministic: with splits > 1, block z sums k in [z * k_per_split, (z + 1) *
 // k_per_split) (a multiple of the k-tile) into c + z * M * N, and tc_sum_splits adds the
 // splits in order (and the bias): no atomics, the same bits every run.
 // With splits == 1 the kernel writes C (+ bias when has_bias) itself. Writes (=), never +=.
 #include "tc_gemm.cuh"
+#include "epilogue.cuh"   // activate / activation_gradient for tc_finish
 
 template <class T, bool A_KMAJOR, bool B_KMAJOR>
 __device__ __forceinline__ void tc_gemm(const T* __restrict__ a, const T* __restrict__ b,
@@ -95,5 +101,22 @@ tc_sum_splits(const float* __restrict__ partial, const float* __restrict__ bias,
         float total = partial[i];
         for (int s = 1; s < splits; ++s) total += partial[(long long)s * count + i];
         c[i] = total + (has_bias ? bias[i % cols] : 0.0f);
+    }
+}
+
+// Grid-stride over rows * cols, 256 threads a block. The splits are added in order, then the bias,
+// as in tc_sum_splits; the activation (or the gate's derivative) is applied in float and the
+// result rounded to T once.
+template <class T> __global__ void __launch_bounds__(256)
+tc_finish(const float* __restrict__ partial, const float* __restrict__ bias, T* __restrict__ c,
+          const T* __restrict__ gate, int rows, int cols, int splits, int has_bias, int has_gate, int act,
+          float alpha) {
+    int count = rows * cols;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x * blockDim.x) {
+        float total = partial[i];
+        for (int s = 1; s < splits; ++s) total += partial[(long long)s * count + i];
+        if (has_bias) total += bias[i % cols];
+        float v = has_gate ? activation_gradient(total, to_float(gate[i]), act, alpha) : activate(total, act, alpha);
+        c[i] = from_float<T>(v);
     }
 }

@@ -185,7 +185,7 @@ def test_kernel_path_refuses_float64(kernel_backend, op, call):
     x = np.zeros((1, 6, 6, 2))
     w = np.zeros((3, 3, 2, 2)) if op != "conv2d_backward_filter" else None
     with backend.use(kernel_backend):
-        with pytest.raises(TypeError, match=rf"{op} on the {kernel_backend} backend runs float32 kernels"):
+        with pytest.raises(TypeError, match=rf"{op} on the {kernel_backend} backend runs float32 or bfloat16 or float16 kernels"):
             call(x, w)
 
 
@@ -254,7 +254,7 @@ def test_transpose_backward_refuses_a_dy_of_another_shape(kernel_backend, op, ca
      r"conv2d_transpose_backward_filter: x has shape \(1, 4, 4, 2\); expected \(1, 4, 4, 3\)"),
     (lambda: ops.conv2d_transpose_backward_filter(np.zeros((1, 8, 8, 5)), np.zeros((1, 4, 4, 3)),
                                                   (3, 3, 5, 3), *_T_ARGS),
-     r"conv2d_transpose_backward_filter on the \w+ backend runs float32 kernels"),
+     r"conv2d_transpose_backward_filter on the \w+ backend runs float32 or bfloat16 or float16 kernels"),
 ])
 def test_kernel_path_errors_name_the_callers_arguments(kernel_backend, call, message):
     """The transposed conv runs the conv kernels with its arrays in other roles; errors still

@@ -16,7 +16,9 @@ NumPy reference:
   strided slices straight into dx; ``conv_taps`` plans which part of dx each tap reaches, so
   there is no padded buffer to crop and no ``kh*kw``-times-larger col2im buffer.
 
-Every op keeps the input dtype (float64 in gradient checks).
+Every op keeps the input dtype (float64 in gradient checks). bfloat16 / float16 activations (mixed
+precision) go to ``conv_half``, which says where each product runs and rounds: y and dx in the
+16-bit dtype, dw and db float32; conv.cu's kernels are templates on that element type.
 
 On a kernel backend (``backend.current().runs_kernels``) every op runs the float32 implicit-GEMM
 kernels of ``kernels/conv.cu``, launched by the ``_..._kernel`` functions at the end of this
@@ -31,9 +33,10 @@ import math
 import numpy as np
 
 from .. import backend, config
-from . import conv_geometry, conv_taps, launch, passes, tensorcore, workspace
+from . import conv_geometry, conv_taps, launch, passes, precision, tensorcore, workspace
 from . import epilogue as epilogues
 from . import tensorcore_conv   # imports this module back: used only inside functions
+from . import conv_half         # 16-bit activations (imports this module back)
 
 __all__ = [
     "conv2d_forward", "conv2d_backward_input", "conv2d_backward_filter", "bias_backward",
@@ -106,6 +109,8 @@ def conv2d_forward(x, w, b, strides, padding, dilation, activation=None, fold=No
     """
     _expect_shape("conv2d_forward", "x", x.shape, (*x.shape[:3], w.shape[2]),
                   f"(w has shape {w.shape})")
+    if precision.is_half(x.dtype):
+        return conv_half.conv2d_forward(x, w, b, strides, padding, dilation, activation, fold)
     if _tf32(x, w):   # the epilogue then runs as a kernel of its own
         y = tensorcore_conv.conv2d_forward(x, w, b, strides, padding, dilation)
         return epilogues.apply_fold(epilogues.activate(y, activation), fold)
@@ -138,6 +143,8 @@ def conv2d_backward_input(dy, w, x_shape, strides, padding, dilation, fold=None)
     if tuple(dy.shape[1:3]) != out_hw:
         raise ValueError(f"conv2d_backward_input: dy has spatial size {tuple(dy.shape[1:3])}; "
                          f"the geometry gives {out_hw}.")
+    if precision.is_half(dy.dtype):
+        return conv_half.conv2d_backward_input(dy, w, x_shape, strides, padding, dilation, fold)
     if tuple(strides) == (1, 1) and _tf32(dy, w):
         return epilogues.apply_fold(tensorcore_conv.conv2d_backward_input(dy, w, x_shape, strides, padding,
                                                                            dilation), fold)
@@ -166,7 +173,10 @@ def conv2d_backward_input(dy, w, x_shape, strides, padding, dilation, fold=None)
 
 
 def bias_backward(dy):
-    """Gradient of a per-channel bias: ``dy`` summed over every axis but the last (ones @ dy)."""
+    """Gradient of a per-channel bias: ``dy`` summed over every axis but the last (ones @ dy);
+    float32 for 16-bit dy."""
+    if precision.is_half(dy.dtype):
+        return conv_half.bias_backward(dy)
     if backend.current().runs_kernels:
         return _bias_backward_kernel(dy)
     dy2 = dy.reshape(-1, dy.shape[-1])
@@ -177,8 +187,10 @@ def conv2d_backward_filter(dy, x, w_shape, strides, padding, dilation):
     """Gradients of ``conv2d_forward`` with respect to w and b.
 
     dy ``(N, OH, OW, Cout)``, x ``(N, H, W, Cin)``, w_shape ``(kh, kw, Cin, Cout)``
-    -> ``(dw (kh, kw, Cin, Cout), db (Cout,))``.
+    -> ``(dw (kh, kw, Cin, Cout), db (Cout,))`` (float32 for 16-bit dy and x).
     """
+    if precision.is_half(dy.dtype):
+        return conv_half.conv2d_backward_filter(dy, x, w_shape, strides, padding, dilation)
     if _tf32(dy, x):
         return (tensorcore_conv.conv2d_backward_filter(dy, x, w_shape, strides, padding, dilation),
                 bias_backward(dy))
@@ -223,6 +235,8 @@ def conv2d_transpose_forward(x, w, b, strides, padding, dilation, activation=Non
     """
     _expect_shape("conv2d_transpose_forward", "x", x.shape, (*x.shape[:3], w.shape[3]),
                   f"(w has shape {w.shape})")
+    if precision.is_half(x.dtype):
+        return conv_half.conv2d_transpose_forward(x, w, b, strides, padding, dilation, activation)
     out_hw = conv_geometry.conv_transpose_output_shape(x.shape[1:3], w.shape[:2], strides,
                                                        padding, dilation)
     if backend.current().runs_kernels:
@@ -267,6 +281,8 @@ def conv2d_transpose_backward_filter(dy, x, w_shape, strides, padding, dilation)
     """
     op = "conv2d_transpose_backward_filter"
     check_transpose_dy(op, dy, x.shape, w_shape, strides, padding, dilation)
+    if precision.is_half(dy.dtype):
+        return conv_half.conv2d_transpose_backward_filter(dy, x, w_shape, strides, padding, dilation)
     # The transposed conv is conv2d_backward_input(x, w), so its kernel gradient is the
     # conv's filter gradient with the roles of input (here dy) and output gradient (x) swapped.
     if _tf32(x, dy):
@@ -282,7 +298,8 @@ def _tf32(*arrays):
     return config.tf32_enabled(*arrays) and tensorcore.usable()
 
 
-# Kernel paths (kernels/conv.cu). Float32 only; every call launches conv.cu kernels, nothing
+# Kernel paths (kernels/conv.cu): float32, bfloat16 or float16 x / w / dy (the kernels are templates
+# on the element type; b, dw and db stay float32). Every call launches conv.cu kernels, nothing
 # is computed in NumPy. A block owns a _TILE x _TILE tile of its GEMM's output.
 
 _TILE = 64                  # conv.cu's TILE_M == TILE_N
@@ -331,15 +348,14 @@ def _forward_plan(op, x_shape, w_shape, strides, padding, dilation):
 
 def _conv2d_forward_kernel(x, w, b, strides, padding, dilation, activation=None, fold=None):
     op = "conv2d_forward"
-    x, w = launch.inputs(op, x, w)
+    x, w = launch.inputs(op, x, w, dtype=precision.FLOATS)   # b stays float32
     y_shape, grid, geometry = _forward_plan(op, x.shape, w.shape, strides, padding, dilation)
     if b is not None:
         b, = launch.inputs(op, b)
         _expect_shape(op, "b", b.shape, (w.shape[3],))
-    y = launch.empty(y_shape)
-    gate, has_gate, act, alpha = epilogues.fold_settings(fold, y_shape, op) if fold is not None else \
-        (launch.placeholder(), 0, *epilogues.kernel_settings(activation))
-    launch.run("conv.cu", op, grid, launch.THREADS, x, w, w if b is None else b, y, gate,
+    y = launch.empty(y_shape, x.dtype)
+    gate, has_gate, act, alpha = tensorcore.epilogue_args(op, fold, activation, y_shape, x)
+    launch.run("conv.cu", op, grid, launch.THREADS, x, w, launch.placeholder() if b is None else b, y, gate,
                0 if b is None else 1, has_gate, act, alpha, *geometry)
     return y
 
@@ -367,17 +383,17 @@ def _input_gradient_kernel(op, dy, w, b, x_shape, strides, padding, dilation, na
 
     ``names``: what the caller calls the gathered input (dy) and the output (dx), for errors;
     ``activation`` (the transposed conv's forward) or ``fold``: the epilogue (see ``epilogue``)."""
-    dy, w = launch.inputs(op, dy, w)
+    dy, w = launch.inputs(op, dy, w, dtype=precision.FLOATS)   # b stays float32
     dx_shape, grid, geometry = _input_gradient_plan(op, dy.shape, w.shape, tuple(x_shape), strides, padding,
                                                     dilation, names)
     if b is not None:
         b, = launch.inputs(op, b)
         _expect_shape(op, "b", b.shape, (dx_shape[3],))
-    dx = launch.empty(dx_shape)
-    gate, has_gate, act, alpha = epilogues.fold_settings(fold, dx_shape, op) if fold is not None else \
-        (launch.placeholder(), 0, *epilogues.kernel_settings(activation))
-    launch.run("conv.cu", "conv2d_backward_input", grid, launch.THREADS, dy, w, w if b is None else b,
-               dx, gate, 0 if b is None else 1, has_gate, act, alpha, *geometry)
+    dx = launch.empty(dx_shape, dy.dtype)
+    gate, has_gate, act, alpha = tensorcore.epilogue_args(op, fold, activation, dx_shape, dy)
+    launch.run("conv.cu", "conv2d_backward_input", grid, launch.THREADS, dy, w,
+               launch.placeholder() if b is None else b, dx, gate, 0 if b is None else 1, has_gate, act, alpha,
+               *geometry)
     return dx
 
 
@@ -431,7 +447,7 @@ def _filter_gradient_kernel(dy, x, w_shape, strides, padding, dilation, op, name
     """im2col(x).T @ dy on conv.cu, in one launch however its pixels are split.
     ``op`` and ``names`` (the caller's names for dy and x) are what errors quote. ``with_bias``:
     returns ``(dw, db)``, db the product's extra row (im2col(x) with a column of ones)."""
-    dy, x = launch.inputs(op, dy, x)
+    dy, x = launch.inputs(op, dy, x, dtype=precision.FLOATS)   # dw (and db) float32 whatever their dtype
     w_shape = tuple(int(v) for v in w_shape)
     grid, partial_shape, arguments = _filter_gradient_plan(op, dy.shape, x.shape, w_shape, strides, padding,
                                                            dilation, names, int(with_bias))
@@ -444,7 +460,7 @@ def _filter_gradient_kernel(dy, x, w_shape, strides, padding, dilation, op, name
 
 
 def _bias_backward_kernel(dy):
-    dy, = launch.inputs("bias_backward", dy)
+    dy, = launch.inputs("bias_backward", dy, dtype=precision.FLOATS)   # db float32
     channels = dy.shape[-1]
     rows = dy.size // channels
     column_blocks = math.ceil(channels / _BIAS_COLUMNS)

@@ -12,7 +12,7 @@ the tensors themselves and keep nothing); the saved patches are then None.
 import numpy as np
 
 from .. import backend
-from . import conv, passes
+from . import conv, passes, precision
 from .epilogue import apply_fold as passes_fold
 
 __all__ = ["conv2d_forward_saving", "conv2d_backward", "conv2d_transpose_backward"]
@@ -21,7 +21,7 @@ __all__ = ["conv2d_forward_saving", "conv2d_backward", "conv2d_transpose_backwar
 def conv2d_forward_saving(x, w, b, strides, padding, dilation):
     """``(y, saved)``: y as ``conv2d_forward``; ``saved`` the patches ``conv2d_backward`` reuses
     (``(N*OH*OW, kh*kw*Cin [+ 1])``, a view of x for a 1x1 conv; None on a kernel backend)."""
-    if backend.current().runs_kernels:
+    if backend.current().runs_kernels or precision.is_half(x.dtype):   # 16-bit: conv_half's reference
         return conv.conv2d_forward(x, w, b, strides, padding, dilation), None
     kh, kw, cin, cout = w.shape
     cols, out_hw = conv._im2col(x, (kh, kw), strides, padding, dilation, ones=b is not None, keep=True)
@@ -56,7 +56,7 @@ def conv2d_transpose_backward(dy, x, w, strides, padding, dilation, need_dx=True
     """
     # A dy of the wrong size would still give patches (and gradients of another problem).
     conv.check_transpose_dy("conv2d_transpose_backward", dy, x.shape, w.shape, strides, padding, dilation)
-    if backend.current().runs_kernels:
+    if backend.current().runs_kernels or precision.is_half(dy.dtype):
         dx = conv.conv2d_transpose_backward_input(dy, w, x.shape, strides, padding, dilation, fold=fold) \
             if need_dx else None
         dw, db = conv.conv2d_transpose_backward_filter(dy, x, w.shape, strides, padding, dilation)

@@ -4,7 +4,7 @@ Shapes: x (N, in), w (in, out) as Keras stores a Dense kernel, b (out,) or None,
 Higher-rank inputs are the layer's business (it folds the leading axes into N). Both ops check
 these shapes against each other on every backend and name the op in the error.
 
-On a kernel backend (``backend.current().runs_kernels``) both ops run the float32 kernels of
+On a kernel backend (``backend.current().runs_kernels``) both ops run the kernels of
 ``kernels/gemm.cu``: a tiled SGEMM per product (the bias and an activation added in its
 epilogue, an activation's gradient folded into the input gradient's), the bias gradient a row
 of the filter gradient's product (a column-sum kernel when only db is wanted); the functions
@@ -14,12 +14,21 @@ Under ``gn.config.set_float32_matmul_precision("high")`` the three float32 produ
 TF32 instead (``tensorcore.matmul``: kernels/tc_gemm.cu, or the NumPy reference with the
 operands rounded to TF32); the bias gradient stays a float32 column sum, and an activation or
 its folded gradient is then a kernel of its own.
+
+16-bit operands (bfloat16 / float16: a layer under a mixed policy passes x and its kernel cast to
+the compute dtype; the bias may be float32 or that dtype and is used as float32): y and dx come
+out in that dtype, dw and db in float32. The products run on tensor cores where they exist
+(``tensorcore.matmul``: bf16 / fp16 mma, float32 sums, then ``tc_finish`` adds the bias, applies
+the activation or the folded gradient in float32 and rounds once); elsewhere (the cuda backend
+below sm_80) gemm.cu's kernels instantiated for the 16-bit type (load T, compute float32, store
+T once). db: gemm.cu's ``dense_backward_bias<T>``, float32. The NumPy reference widens the inputs
+to float32, computes as for float32 and narrows y and dx once (``precision``).
 """
 import numpy as np
 
 from .. import backend, config
 from . import epilogue as epilogues
-from . import launch, tensorcore
+from . import launch, precision, tensorcore
 
 _GEMM_BLOCK = (256, 1, 1)     # gemm.cu's THREADS
 _GEMM_TILE = (64, 64)         # gemm.cu's BLOCK_M (rows of C), BLOCK_N (columns of C)
@@ -55,6 +64,8 @@ def dense_forward(x, w, b=None, activation=None):
 
     ``activation``: an ``epilogue.Epilogue`` applied by the product's own kernel, or None."""
     _check_shapes("dense_forward", x, w, b)
+    if precision.is_half(x.dtype):
+        return _dense_forward_half(x, w, b, activation)
     if config.tf32_enabled(x, w) and tensorcore.usable():
         return epilogues.activate(tensorcore.matmul(x, w, b, op="dense_forward"), activation)
     if backend.current().runs_kernels:
@@ -75,6 +86,8 @@ def dense_backward(dy, x, w, need_dx=True, need_db=True, need_dw=True, fold=None
     accumulated; on a kernel backend db comes from dw's product (a row of ones appended to x).
     """
     _check_shapes("dense_backward", x, w, dy=dy)
+    if precision.is_half(dy.dtype):
+        return _dense_backward_half(dy, x, w, need_dx, need_db, need_dw, fold)
     if config.tf32_enabled(dy, x, w) and tensorcore.usable():   # else FFMA, as PyTorch on pre-sm_80
         return _dense_backward_tf32(dy, x, w, need_dx, need_db, need_dw, fold)
     if backend.current().runs_kernels:
@@ -98,6 +111,38 @@ def _dense_backward_tf32(dy, x, w, need_dx, need_db, need_dw, fold=None):
     return epilogues.apply_fold(dx, fold), dw, db
 
 
+def _dense_forward_half(x, w, b, activation):
+    op = "dense_forward"
+    dtype = tensorcore.same_dtype(op, ("x", "w"), x, w)
+    b = tensorcore.float32_bias(op, b)
+    if not backend.current().runs_kernels:
+        y = precision.widen(x) @ precision.widen(w)
+        if b is not None:
+            y += b
+        return precision.narrow(epilogues.activate(y, activation), dtype)
+    if tensorcore.usable():
+        return tensorcore.matmul(x, w, b, op=op, out_dtype=dtype, activation=activation)
+    return _dense_forward_kernel(x, w, b, activation)
+
+
+def _dense_backward_half(dy, x, w, need_dx, need_db, need_dw, fold):
+    op = "dense_backward"
+    dtype = tensorcore.same_dtype(op, ("dy", "x", "w"), dy, x, w)
+    if not backend.current().runs_kernels:
+        dy32, x32 = precision.widen(dy), precision.widen(x)
+        fold32 = None if fold is None else (precision.widen(fold[0]), fold[1])
+        dx = precision.narrow(epilogues.apply_fold(dy32 @ precision.widen(w).T, fold32), dtype) if need_dx else None
+        dw = x32.T @ dy32 if need_dw else None
+        db = np.ones(dy.shape[0], dtype=np.float32) @ dy32 if need_db else None
+        return dx, dw, db
+    if not tensorcore.usable():
+        return _dense_backward_kernel(dy, x, w, need_dx, need_db, need_dw, fold)
+    dx = tensorcore.matmul(dy, w, trans_b=True, op=op, out_dtype=dtype, fold=fold) if need_dx else None
+    dw = tensorcore.matmul(x, dy, trans_a=True, op=op) if need_dw else None
+    db = _dense_backward_kernel(dy, x, w, False, True, False, None)[2] if need_db else None
+    return dx, dw, db
+
+
 @launch.plan
 def _gemm_plan(kernel, m, k, n, extra_rows=0):
     """The grid and ``m, k, n`` arguments of a gemm.cu product writing (m + extra_rows, n).
@@ -119,23 +164,23 @@ def _gemm(kernel, inputs, out, m, k, n, *flags, extra_rows=0):
 
 
 def _dense_forward_kernel(x, w, b, activation):
-    x, w = launch.inputs("dense_forward", x, w)
+    x, w = launch.inputs("dense_forward", x, w, dtype=precision.FLOATS)   # b stays float32
     (m, k), n = x.shape, w.shape[1]
     # The kernel reads b only when has_bias is 1; a pointer must still be passed.
     bias, = launch.inputs("dense_forward", b) if b is not None else (launch.placeholder(),)
-    y = launch.empty((m, n))
+    y = launch.empty((m, n), x.dtype)
     _gemm("dense_forward", (x, w, bias), y, m, k, n, int(b is not None), *epilogues.kernel_settings(activation))
     return y
 
 
 def _dense_backward_kernel(dy, x, w, need_dx, need_db, need_dw, fold):
-    dy, x, w = launch.inputs("dense_backward", dy, x, w)
+    dy, x, w = launch.inputs("dense_backward", dy, x, w, dtype=precision.FLOATS)   # dw, db float32
     (batch, out_features), in_features = dy.shape, w.shape[0]
     dx = dw = db = None
     if need_dx:
-        dx = launch.empty((batch, in_features))
+        dx = launch.empty((batch, in_features), dy.dtype)
         _gemm("dense_backward_input", (dy, w), dx, batch, out_features, in_features,
-              *epilogues.fold_settings(fold, dx.shape, "dense_backward"))
+              *tensorcore.epilogue_args("dense_backward", fold, None, dx.shape, dy))
     if need_dw:
         both = int(need_db)   # the bias gradient as one more row of the filter gradient's product
         dw = launch.empty((in_features + both, out_features))

@@ -11,6 +11,12 @@ exact and summed in float32 (fp32 accumulators), so the NumPy reference rounds t
 operands the same way (``tf32_round``), converts 16-bit operands to float32 exactly, and
 multiplies in float32: the two backends then differ only by summation order.
 
+16-bit activations (mixed precision): ``matmul(..., out_dtype=bf16 or fp16, activation=,
+fold=)`` and ``store(c, dtype, ...)`` hand the float32 result to ``tc_finish`` (kernels/tc_gemm.cu),
+which adds the splits and the bias, applies the activation (or folds an activation's gradient,
+the gate given in the 16-bit type) in float32 and rounds once to the 16-bit type; the NumPy
+reference computes the same in float32 and narrows once (``precision.narrow``).
+
 Dense uses this for float32 under ``gn.config.set_float32_matmul_precision("high")``; bf16 /
 fp16 operands (the mixed-precision policies to come) always take it.
 
@@ -25,7 +31,8 @@ import math
 import numpy as np
 
 from .. import backend
-from . import launch
+from . import epilogue as epilogues
+from . import cast, launch, precision
 
 try:
     import ml_dtypes
@@ -33,7 +40,7 @@ try:
 except ImportError:   # pragma: no cover - bf16 operands then cannot exist either
     _BF16 = None
 
-__all__ = ["matmul", "usable", "tf32_round", "operand_type", "operand_unit_roundoff"]
+__all__ = ["matmul", "store", "usable", "tf32_round", "operand_type", "operand_unit_roundoff"]
 
 _THREADS = 128          # tc_gemm.cuh's TC_THREADS
 _TILE = 64              # TC_BM == TC_BN
@@ -98,18 +105,54 @@ def _check(op, a, b, bias, trans_a, trans_b):
     return m, k, n
 
 
-def matmul(a, b, bias=None, trans_a=False, trans_b=False, op="matmul"):
-    """``op(a) @ op(b) (+ bias)`` on tensor cores, float32 (M, N); see the module doc for shapes."""
+def matmul(a, b, bias=None, trans_a=False, trans_b=False, op="matmul", out_dtype=None, activation=None,
+           fold=None):
+    """``op(a) @ op(b) (+ bias)`` on tensor cores, float32 (M, N); see the module doc for shapes.
+
+    ``out_dtype`` (float32, bfloat16 or float16): the result ``store``d in that dtype instead,
+    after ``activation`` (an ``epilogue.Epilogue``) or gated by ``fold = (gate (M, N), Epilogue)``."""
     m, k, n = _check(op, a, b, bias, trans_a, trans_b)
     if not usable():
         raise RuntimeError(f"{op}: tensor-core products need a GPU of compute capability 8.0 or newer; "
                            f"this one is {backend.current().xp.cuda.Device().compute_capability}.")
     if backend.current().runs_kernels:
-        return _matmul_kernel(op, a, b, bias, trans_a, trans_b, m, k, n)
+        return _matmul_kernel(op, a, b, bias, trans_a, trans_b, m, k, n, out_dtype, activation, fold)
     a32, b32 = (tf32_round(v) if v.dtype == np.float32 else v.astype(np.float32) for v in (a, b))
     c = (a32.T if trans_a else a32) @ (b32.T if trans_b else b32)
     if bias is not None:
         c += bias
+    return c if out_dtype is None else store(c, out_dtype, activation=activation, fold=fold, op=op)
+
+
+def store(c, dtype, bias=None, activation=None, fold=None, op="store"):
+    """A float32 product ``c (..., cols)`` as ``dtype``: ``act(c + bias)``, or with ``fold = (gate,
+    Epilogue)`` ``(c + bias) * act'`` read from ``gate`` (c's shape, in ``dtype``), computed in
+    float32 and rounded once. bias (cols,) float32 or None. -> an array of c's shape in ``dtype``."""
+    dtype = precision.dtype_of(dtype)
+    gate = None if fold is None else fold[0]
+    if gate is not None and tuple(gate.shape) != tuple(c.shape):
+        raise ValueError(f"{op}: the folded activation's output has shape {tuple(gate.shape)}; the gradient "
+                         f"it gates has shape {tuple(c.shape)}.")
+    if backend.current().runs_kernels:
+        return _finish(op, c.reshape(1, -1, c.shape[-1]), bias, dtype, activation, fold).reshape(c.shape)
+    y = c + bias if bias is not None else c
+    y = epilogues.activate(y, activation)
+    if fold is not None:
+        y = epilogues.activation_gradient(y, precision.widen(gate), fold[1])
+    return precision.narrow(y, dtype)
+
+
+def _finish(op, partial, bias, dtype, activation, fold):
+    """tc_finish: ``partial (splits, rows, cols)`` float32 summed in order (+ bias), the epilogue, -> dtype."""
+    splits, rows, cols = partial.shape
+    (partial,) = launch.inputs(op, partial)
+    bias_arg = launch.inputs(op, bias)[0] if bias is not None else launch.placeholder()
+    c = launch.empty((rows, cols), dtype)
+    gate, epilogue = (c, activation) if fold is None else fold   # without a fold the gate is never read
+    (gate,) = launch.inputs(op, gate, dtype=dtype)
+    launch.run("tc_gemm.cu", "tc_finish", launch.blocks_for(rows * cols, cap=_MAX_SUM_BLOCKS), launch.THREADS,
+               partial, bias_arg, c, gate, rows, cols, splits, int(bias is not None), int(fold is not None),
+               *epilogues.kernel_settings(epilogue))
     return c
 
 
@@ -124,7 +167,7 @@ def splits_for(m, k, n, itemsize):
     return max(1, math.ceil(k / per_split)), per_split
 
 
-def _matmul_kernel(op, a, b, bias, trans_a, trans_b, m, k, n):
+def _matmul_kernel(op, a, b, bias, trans_a, trans_b, m, k, n, out_dtype=None, activation=None, fold=None):
     dtype = a.dtype
     a, b = launch.inputs(op, a, b, dtype=dtype)
     for what, size in (("rows x columns", m * n), ("rows x depth", m * k), ("depth x columns", k * n)):
@@ -135,13 +178,55 @@ def _matmul_kernel(op, a, b, bias, trans_a, trans_b, m, k, n):
     splits, per_split = splits_for(m, k, n, dtype.itemsize)
     kernel = f"tc_gemm_{operand_type(dtype)}_{'t' if trans_a else 'n'}{'t' if trans_b else 'n'}"
     bias_arg = launch.inputs(op, bias)[0] if bias is not None else launch.zeros((1,))
-    out = launch.empty((splits, m, n) if splits > 1 else (m, n))
+    finish = out_dtype is not None
+    out = launch.empty((splits, m, n) if splits > 1 or finish else (m, n))
     launch.i32(out.size, f"{op}: split partial sums")
     launch.run("tc_gemm.cu", kernel, (rows, cols, splits), _THREADS, a, b, bias_arg, out, m, k, n,
-               int(bias is not None), per_split)
+               int(bias is not None and not finish), per_split)
+    if finish:   # tc_finish adds the splits and the bias itself
+        return _finish(op, out, bias, precision.dtype_of(out_dtype), activation, fold)
     if splits == 1:
         return out
     c = launch.empty((m, n))
     launch.run("tc_gemm.cu", "tc_sum_splits", launch.blocks_for(m * n, cap=_MAX_SUM_BLOCKS), launch.THREADS,
                out, bias_arg, c, m, n, splits, int(bias is not None))
     return c
+
+
+# Helpers of the 16-bit paths of dense.py and conv_half.py.
+
+def same_dtype(op, names, *arrays):
+    """The dtype of ``arrays``, which must share it (a TypeError naming ``op`` and the array otherwise)."""
+    dtype = arrays[0].dtype
+    for name, a in zip(names, arrays):
+        if a.dtype != dtype:
+            raise TypeError(f"{op}: {names[0]} is {dtype}, so {name} must be {dtype} too (a layer casts its "
+                            f"kernel to its compute dtype); received {a.dtype}.")
+    return dtype
+
+
+def float32_bias(op, b):
+    """A bias as float32: as it is, or a 16-bit one (a layer's bias cast to its compute dtype) widened."""
+    if b is None or b.dtype == np.float32:
+        return b
+    if not precision.is_half(b.dtype):
+        raise TypeError(f"{op}: b must be float32, bfloat16 or float16; received {b.dtype}.")
+    if not backend.current().runs_kernels:
+        return precision.widen(b)
+    return cast.cast(b, np.float32)
+
+
+def epilogue_args(op, fold, activation, shape, like):
+    """A gemm.cu / conv.cu kernel's ``gate, has_gate, act, alpha``, the gate (fold's y, ``shape``) in
+    the kernel's element type, ``like``'s dtype; without a fold a placeholder the kernel never reads."""
+    if fold is None:
+        return (launch.placeholder() if like.dtype == np.float32 else like, launch.i32(0),
+                *epilogues.kernel_settings(activation))
+    if like.dtype == np.float32:
+        return epilogues.fold_settings(fold, shape, op)
+    gate, epilogue = fold
+    if tuple(gate.shape) != tuple(shape):
+        raise ValueError(f"{op}: the folded activation's output has shape {tuple(gate.shape)}; the gradient "
+                         f"it gates has shape {tuple(shape)}.")
+    (gate,) = launch.inputs(op, gate, dtype=like.dtype)
+    return (gate, launch.i32(1), *epilogues.kernel_settings(epilogue))
