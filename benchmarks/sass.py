@@ -60,6 +60,19 @@ def tools():
     return found["cuobjdump"], str(found["nvdisasm"].parent)
 
 
+_TEMPLATE_TYPES = {"f": "float", "6bf16_t": "bf16_t", "6fp16_t": "fp16_t"}
+
+
+def _demangled(symbol):
+    """``name<T>`` for a templated kernel's mangled symbol (``_Z14conv2d_forwardIfEv...``), else ``symbol``."""
+    m = re.match(r"_Z(\d+)", symbol)
+    if not m:
+        return symbol
+    end = m.end() + int(m[1])
+    t = re.match(r"I(f|6bf16_t|6fp16_t)E", symbol[end:])
+    return f"{symbol[m.end():end]}<{_TEMPLATE_TYPES[t[1]]}>" if t else symbol
+
+
 def disassemble(path, arch):
     """``{kernel: [(address, predicate, opcode, operands)]}`` of one .cu file for ``arch``."""
     source = kernel_source.load(path)
@@ -74,7 +87,7 @@ def disassemble(path, arch):
     kernels, current = {}, None
     for line in text.splitlines():
         if m := re.search(r"Function : (\S+)", line):
-            current = kernels.setdefault(m[1], [])
+            current = kernels.setdefault(_demangled(m[1]), [])
         elif current is not None and (m := _LINE.search(line)):
             if (m[2] or "").strip() == "@!PT":   # never executed (ptxas pads with `@!PT LDS RZ, [RZ]`)
                 continue
@@ -152,7 +165,7 @@ def table(files=HOT_FILES, archs=("sm_80", "sm_90"), kernels=None):
     for file in files:
         for arch in archs:
             for name, code in disassemble(file, arch).items():
-                if kernels and name not in kernels:
+                if (kernels and name not in kernels) or name.startswith("tc_finish"):   # an elementwise pass
                     continue
                 for loop in loops(code):
                     counts = " | ".join(str(loop.mix.get(c, 0)) for c in COLUMNS)
