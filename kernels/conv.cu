@@ -31,7 +31,7 @@
 // dx and the gate are T; b, dw, db and the split partials stay float32 (mixed precision keeps
 // parameters and their gradients in float32). The loaders convert each element to float as they
 // fetch it, the shared tiles and accumulators are float, and y / dx are rounded to T once, after
-// the bias and activation (epilogue_of). The float instances are the float32 kernels as before.
+// the bias and activation (epilogue.cuh's epilogue). The float instances are the float32 kernels as before.
 // Layout: NHWC, C-contiguous; w (kh, kw, Cin, Cout) is the (K, Cout) matrix of the
 // forward GEMM as it lies in memory. The transposed conv is conv2d_backward_input of its x
 // (forward, with its bias), conv2d_forward of its dy (input gradient), conv2d_backward_filter
@@ -58,14 +58,8 @@
 // Gradients: every kernel writes (=) its output; none accumulates (+=).
 
 #include "common.cuh"     // dtype.cuh: bf16_t / fp16_t, to_float, from_float<T>
-#include "epilogue.cuh"   // activate / activation_gradient: bias + activation, or an activation's gradient folded in
+#include "epilogue.cuh"   // epilogue: bias + activation, or an activation's gradient folded in (a T gate read as float)
 
-// epilogue.cuh's epilogue with the gate (the folded layer's output, laid out like the result) in
-// the kernel's element type T: loaded as float, so the float instance is epilogue() itself.
-template <class T>
-__device__ __forceinline__ float epilogue_of(float v, const T* __restrict__ gate, int index, int act, float alpha) {
-    return gate ? activation_gradient(v, to_float(gate[index]), act, alpha) : activate(v, act, alpha);
-}
 
 #define TILE_M 64          // GEMM rows a block owns
 #define TILE_N 64          // GEMM columns a block owns
@@ -362,7 +356,7 @@ conv2d_forward(const T* __restrict__ x, const T* __restrict__ w, const float* __
         for (int j = 0; j < SUBTILE; ++j) {
             int co = n0 + tx + 16 * j;
             if (m < pixels && co < g.cout)
-                y[m * g.cout + co] = from_float<T>(epilogue_of(acc[i][j] + (has_bias ? b[co] : 0.0f),
+                y[m * g.cout + co] = from_float<T>(epilogue(acc[i][j] + (has_bias ? b[co] : 0.0f),
                                                                has_gate ? gate : nullptr, m * g.cout + co, act, alpha));
         }
     }
@@ -396,7 +390,7 @@ conv2d_backward_input(const T* __restrict__ dy, const T* __restrict__ w, const f
             int c = n0 + tx + 16 * j;
             int at = ((image * g.in_h + h) * g.in_w + wc) * g.cin + c;
             if (m < pixels && c < g.cin)
-                dx[at] = from_float<T>(epilogue_of(acc[i][j] + (has_bias ? b[c] : 0.0f), has_gate ? gate : nullptr,
+                dx[at] = from_float<T>(epilogue(acc[i][j] + (has_bias ? b[c] : 0.0f), has_gate ? gate : nullptr,
                                                    at, act, alpha));
         }
     }

@@ -47,7 +47,7 @@
 // Gradients: every kernel writes (=) its output, none accumulates (+=).
 
 #include "common.cuh"     // dtype.cuh: bf16_t / fp16_t, to_float, from_float<T>
-#include "epilogue.cuh"   // activate / activation_gradient: the activation applied to C, or its gradient folded in
+#include "epilogue.cuh"   // epilogue: the activation applied to C, or its gradient folded in (a T gate read as float)
 
 #define BLOCK_M 64
 #define BLOCK_N 64
@@ -63,12 +63,6 @@
 // reads touch consecutive (or identical) addresses, conflict-free at any padding.
 #define PAD 2
 
-// epilogue.cuh's epilogue with the gate in the kernel's element type T, loaded as float (the float
-// instance is epilogue() itself).
-template <class T>
-__device__ __forceinline__ float epilogue_of(float v, const T* __restrict__ gate, int index, int act, float alpha) {
-    return gate ? activation_gradient(v, to_float(gate[index]), act, alpha) : activate(v, act, alpha);
-}
 
 // Loads the BLOCK_K x BLOCK_M slice of op(A) starting at (row0, k0) into tile[k][m].
 // op(A) is (M, K); A is stored (M, K), or (K, M) when TRANS. Row ones_row of op(A), when not
@@ -142,7 +136,7 @@ __device__ __forceinline__ void gemm_tile(const T* __restrict__ a, const T* __re
         for (int j = 0; j < PER_THREAD; ++j) {
             int col = col0 + tx + SIDE * j;
             if (row < M && col < N)
-                c[row * N + col] = from_float<TC>(epilogue_of(bias ? acc[i][j] + bias[col] : acc[i][j], gate,
+                c[row * N + col] = from_float<TC>(epilogue(bias ? acc[i][j] + bias[col] : acc[i][j], gate,
                                                               row * N + col, act, alpha));
         }
     }

@@ -9,16 +9,17 @@
 //   tc_sum_splits(partial, bias, c, rows, cols, splits, has_bias)
 //   tc_finish<T>(partial, bias, c, gate, rows, cols, splits, has_bias, has_gate, act, alpha)
 //       c (rows, cols) in T (float, bf16_t, fp16_t) = epilogue.cuh's act(sum of the splits (+ bias)),
-//       or with has_gate that sum times act' read from gate (T, laid out like c): the float32
-//       result of any tensor-core product (tc_conv.cu's too) stored as a layer's 16-bit
-//       activations, computed in float and rounded once.
+//       or with has_gate that sum times act' read from gate (T, laid out like c): a Dense
+//       product's float32 result stored as a layer's 16-bit activations, computed in float and
+//       rounded once. It is epilogue.cu's bias_activation_store with the split-K sum fused in
+//       (tc_sum_splits and a store pass would read and write the partials twice).
 // Grid: (ceil(M / 64), ceil(N / 64), splits), 128 threads; the core is tc_gemm.cuh.
 // Split-K, deterministic: with splits > 1, block z sums k in [z * k_per_split, (z + 1) *
 // k_per_split) (a multiple of the k-tile) into c + z * M * N, and tc_sum_splits adds the
 // splits in order (and the bias): no atomics, the same bits every run.
 // With splits == 1 the kernel writes C (+ bias when has_bias) itself. Writes (=), never +=.
 #include "tc_gemm.cuh"
-#include "epilogue.cuh"   // activate / activation_gradient for tc_finish
+#include "epilogue.cuh"   // store_epilogue for tc_finish
 
 template <class T, bool A_KMAJOR, bool B_KMAJOR>
 __device__ __forceinline__ void tc_gemm(const T* __restrict__ a, const T* __restrict__ b,
@@ -116,7 +117,6 @@ tc_finish(const float* __restrict__ partial, const float* __restrict__ bias, T* 
         float total = partial[i];
         for (int s = 1; s < splits; ++s) total += partial[(long long)s * count + i];
         if (has_bias) total += bias[i % cols];
-        float v = has_gate ? activation_gradient(total, to_float(gate[i]), act, alpha) : activate(total, act, alpha);
-        c[i] = from_float<T>(v);
+        store_epilogue(c, i, total, has_gate ? gate : (const T*)nullptr, act, alpha);
     }
 }

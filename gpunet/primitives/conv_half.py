@@ -12,7 +12,7 @@ used as float32. Results:
 Routes (kernel backends):
 
 * forward, and a transposed conv's input gradient (a conv of dy): ``tensorcore_conv`` (bf16 / fp16
-  mma, float32 accumulators) then ``tensorcore.store`` (bias, activation, one rounding).
+  mma, float32 accumulators) then ``tensorcore.store`` (tc_finish: bias, activation, one rounding).
 * input gradient of a stride-1 conv, and a stride-1 transposed conv's forward: ``tensorcore_conv``'s
   input gradient, then ``tensorcore.store``.
 * input gradient of a strided conv and a strided transposed conv's forward: conv.cu's per-phase
@@ -52,7 +52,7 @@ def conv2d_forward(x, w, b, strides, padding, dilation, activation=None, fold=No
         return precision.narrow(y, dtype)
     if tensorcore.usable():
         y = tensorcore_conv.conv2d_forward(x, w, b, strides, padding, dilation)
-        return tensorcore.store(y, dtype, activation=activation, fold=fold, op=op)
+        return tensorcore.store(y, dtype, activation=activation, fold=fold)
     return conv._conv2d_forward_kernel(x, w, b, strides, padding, dilation, activation, fold)
 
 
@@ -65,7 +65,7 @@ def conv2d_backward_input(dy, w, x_shape, strides, padding, dilation, fold=None)
         return precision.narrow(dx, dtype)
     if tuple(strides) == (1, 1) and tensorcore.usable():
         dx = tensorcore_conv.conv2d_backward_input(dy, w, x_shape, strides, padding, dilation)
-        return tensorcore.store(dx, dtype, fold=fold, op=op)
+        return tensorcore.store(dx, dtype, fold=fold)
     return conv._input_gradient_kernel(op, dy, w, None, x_shape, strides, padding, dilation, fold=fold)
 
 
@@ -101,7 +101,7 @@ def conv2d_transpose_forward(x, w, b, strides, padding, dilation, activation=Non
     y_shape = (x.shape[0], *out_hw, w.shape[2])
     if tuple(strides) == (1, 1) and tensorcore.usable():
         y = tensorcore_conv.conv2d_backward_input(x, w, y_shape, strides, padding, dilation)
-        return tensorcore.store(y, dtype, bias=b, activation=activation, op=op)
+        return tensorcore.store(y, dtype, bias=b, activation=activation)
     return conv._input_gradient_kernel(op, x, w, b, y_shape, strides, padding, dilation, names=("x", "y"),
                                        activation=activation)
 

@@ -12,10 +12,10 @@ operands the same way (``tf32_round``), converts 16-bit operands to float32 exac
 multiplies in float32: the two backends then differ only by summation order.
 
 16-bit activations (mixed precision): ``matmul(..., out_dtype=bf16 or fp16, activation=,
-fold=)`` and ``store(c, dtype, ...)`` hand the float32 result to ``tc_finish`` (kernels/tc_gemm.cu),
-which adds the splits and the bias, applies the activation (or folds an activation's gradient,
-the gate given in the 16-bit type) in float32 and rounds once to the 16-bit type; the NumPy
-reference computes the same in float32 and narrows once (``precision.narrow``).
+fold=)`` hands the float32 partial sums to ``tc_finish`` (kernels/tc_gemm.cu), which adds the
+splits and the bias, applies the activation (or folds an activation's gradient, the gate given in
+the 16-bit type) in float32 and rounds once to the 16-bit type; the NumPy reference computes the
+same in float32 and narrows once (``epilogue.store``).
 
 Dense uses this for float32 under ``gn.config.set_float32_matmul_precision("high")``; bf16 /
 fp16 operands (the mixed-precision policies to come) always take it.
@@ -109,8 +109,9 @@ def matmul(a, b, bias=None, trans_a=False, trans_b=False, op="matmul", out_dtype
            fold=None):
     """``op(a) @ op(b) (+ bias)`` on tensor cores, float32 (M, N); see the module doc for shapes.
 
-    ``out_dtype`` (float32, bfloat16 or float16): the result ``store``d in that dtype instead,
-    after ``activation`` (an ``epilogue.Epilogue``) or gated by ``fold = (gate (M, N), Epilogue)``."""
+    ``out_dtype`` (float32, bfloat16 or float16): the result in that dtype instead, after
+    ``activation`` (an ``epilogue.Epilogue``) or gated by ``fold = (gate (M, N), Epilogue)``, the gate
+    in ``out_dtype`` (as ``epilogue.store`` finishes a product, with the split-K sum fused in)."""
     m, k, n = _check(op, a, b, bias, trans_a, trans_b)
     if not usable():
         raise RuntimeError(f"{op}: tensor-core products need a GPU of compute capability 8.0 or newer; "
@@ -121,30 +122,27 @@ def matmul(a, b, bias=None, trans_a=False, trans_b=False, op="matmul", out_dtype
     c = (a32.T if trans_a else a32) @ (b32.T if trans_b else b32)
     if bias is not None:
         c += bias
-    return c if out_dtype is None else store(c, out_dtype, activation=activation, fold=fold, op=op)
+    return c if out_dtype is None else epilogues.store(c, out_dtype, activation=activation, fold=fold)
 
 
 def store(c, dtype, bias=None, activation=None, fold=None, op="store"):
-    """A float32 product ``c (..., cols)`` as ``dtype``: ``act(c + bias)``, or with ``fold = (gate,
-    Epilogue)`` ``(c + bias) * act'`` read from ``gate`` (c's shape, in ``dtype``), computed in
-    float32 and rounded once. bias (cols,) float32 or None. -> an array of c's shape in ``dtype``."""
-    dtype = precision.dtype_of(dtype)
-    gate = None if fold is None else fold[0]
-    if gate is not None and tuple(gate.shape) != tuple(c.shape):
-        raise ValueError(f"{op}: the folded activation's output has shape {tuple(gate.shape)}; the gradient "
-                         f"it gates has shape {tuple(c.shape)}.")
-    if backend.current().runs_kernels:
-        return _finish(op, c.reshape(1, -1, c.shape[-1]), bias, dtype, activation, fold).reshape(c.shape)
-    y = c + bias if bias is not None else c
-    y = epilogues.activate(y, activation)
+    """A float32 product ``c (..., cols)`` as ``dtype``, as ``epilogue.store`` does (its NumPy
+    reference here): ``act(c + bias)``, or with ``fold = (gate, Epilogue)`` c times act' read from
+    gate (c's shape, in ``dtype``), rounded once. The kernel backends run tc_finish (one split)."""
+    if not backend.current().runs_kernels:
+        return epilogues.store(c, dtype, bias=bias, activation=activation, fold=fold)
+    cols = c.shape[-1]
     if fold is not None:
-        y = epilogues.activation_gradient(y, precision.widen(gate), fold[1])
-    return precision.narrow(y, dtype)
+        fold = (fold[0].reshape(-1, cols) if fold[0].size == c.size else fold[0], fold[1])
+    return _finish(op, c.reshape(1, -1, cols), bias, precision.dtype_of(dtype), activation, fold).reshape(c.shape)
 
 
 def _finish(op, partial, bias, dtype, activation, fold):
     """tc_finish: ``partial (splits, rows, cols)`` float32 summed in order (+ bias), the epilogue, -> dtype."""
     splits, rows, cols = partial.shape
+    if fold is not None and tuple(fold[0].shape) != (rows, cols):
+        raise ValueError(f"{op}: the folded activation's output has shape {tuple(fold[0].shape)}; the gradient "
+                         f"it gates has shape {(rows, cols)}.")
     (partial,) = launch.inputs(op, partial)
     bias_arg = launch.inputs(op, bias)[0] if bias is not None else launch.placeholder()
     c = launch.empty((rows, cols), dtype)
