@@ -114,6 +114,7 @@ class Profile:
         self.timing = {"cuda": "CUDA events", "cudasim": "wall (CPU emulation)"}.get(self.backend, "none")
         self.kernels, self.steps = {}, []
         self.launches = self.syncs = self.h2d_bytes = self.d2h_bytes = 0
+        self.graph_kernels = 0   # kernels run inside replayed CUDA graphs (each replay: one launch)
         self._step, self._context, self._started = None, None, 0.0
 
     def __enter__(self):
@@ -145,6 +146,17 @@ class Profile:
         stats.flops += flops or 0.0
         stats.bytes += kernel_bytes(signature, args)
         self.launches += 1
+        if self._step is not None:
+            self._step.launches += 1
+
+    def graph_launch(self, kernels, seconds):
+        """A replayed CUDA graph (jit_compile=True): one host call, listed as the kernel "cuda_graph"."""
+        stats = self.kernels.setdefault(("(graph)", "cuda_graph"), KernelStats("(graph)", "cuda_graph"))
+        stats.launches += 1
+        stats.timers.append(seconds)
+        stats.flops_known = False
+        self.launches += 1
+        self.graph_kernels += kernels
         if self._step is not None:
             self._step.launches += 1
 

@@ -52,7 +52,7 @@ class Trainer(DataMixin):
         self._made_under, self._replicas = distribute.distribution(), distribute.local_replicas()
         self._grad_ready = None   # called as each layer's backward returns (gradient buckets)
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, jit_compile="auto"):
         """Choose the optimizer, loss and metrics (names or objects) for fit / evaluate.
 
         (Keras 3 puts loss_weights before metrics; here it comes after, so that the positional
@@ -60,7 +60,11 @@ class Trainer(DataMixin):
 
         A model with several outputs takes one loss for all or a list / dict of them, loss_weights
         as a list / dict, and metrics per output (a list of lists or a dict): see gpunet.multi_output.
+
+        jit_compile: True captures fit's training step as a CUDA graph on the kernel backends and
+        replays it per batch (gpunet.jit); "auto" (Keras's default) and False train eagerly here.
         """
+        self._set_jit_compile(jit_compile)
         self.optimizer = optimizers.get(optimizer)
         self.loss = loss
         self._outputs = None
@@ -80,6 +84,12 @@ class Trainer(DataMixin):
         self.compiled_loss = losses.get(loss) if loss is not None else None
         self.compiled_metrics = [metrics_module.get(m, loss=self.compiled_loss) for m in metrics or []]
         self.compiled = True
+
+    def _set_jit_compile(self, jit_compile):
+        if jit_compile not in (True, False, "auto"):
+            raise ValueError(f"compile: jit_compile must be True, False or 'auto'; received {jit_compile!r}.")
+        self.jit_compile = jit_compile is True   # "auto": eager, so that fit steps as written (see gpunet.jit)
+        self._captured_step = None
 
     @property
     def metrics_names(self):
@@ -146,6 +156,13 @@ class Trainer(DataMixin):
         wb: row weights or None."""
         if self._many_outputs:
             return self._train_step_outputs(xb, yb, wb)
+        value, y_pred = self._train_step_core(xb, yb, wb)
+        for metric in self.compiled_metrics:
+            metric.update_state(yb, y_pred)
+        return value
+
+    def _train_step_core(self, xb, yb, wb=None):
+        """The training step without the metrics (what jit_compile captures): ``(loss, y_pred)``."""
         y_pred = self.forward(xb, training=True)
         if self._fused():
             value, dlogits, y_pred = self.compiled_loss.device_compute_from_logits(yb, self.logits, wb)
@@ -156,9 +173,7 @@ class Trainer(DataMixin):
         value = add_penalties(value, self.losses)   # regularization penalties, as Keras adds them (on the device)
         self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
         apply_model_constraints(self)   # kernel_constraint / bias_constraint after each step, as Keras
-        for metric in self.compiled_metrics:
-            metric.update_state(yb, y_pred)
-        return value
+        return value, y_pred
 
     def _scaled_seed(self, dy):
         """The loss gradient that starts the backward pass, times the loss scale when the optimizer
@@ -338,7 +353,16 @@ class Trainer(DataMixin):
         skip, self._resume_batches = getattr(self, "_resume_batches", None) or (0, None), None
         if skip[0]:   # a mid-epoch backup: this epoch's order is drawn, then its done batches skipped
             train.resume = skip
-        return self._run_steps("train", self._train_step, train, callback_list, progress)
+        return self._run_steps("train", self._fit_step(), train, callback_list, progress)
+
+    def _fit_step(self):
+        """fit's step: the eager one, or with jit_compile=True the graph-replaying one (gpunet.jit)."""
+        if not getattr(self, "jit_compile", False):
+            return self._train_step
+        if getattr(self, "_captured_step", None) is None:
+            from .jit import CapturedTrainStep
+            self._captured_step = CapturedTrainStep(self)
+        return self._captured_step
 
     def _evaluate_batches(self, batches, callback_list, progress):
         self._reset_metrics()

@@ -1,11 +1,12 @@
 // dropout.cu - inverted dropout with a counter-based mask: no random state, only a hash.
 //
 // Kernels:
-//   dropout_forward(x, y, mask, n, seed, keep_threshold, scale)
-//       element i is kept iff (hash(seed, i) >> 8) >= keep_threshold;
-//       mask[i] = kept ? scale : 0 (scale = 1 / (1 - rate)), y[i] = x[i] * mask[i]
+//   dropout_forward(x, y, mask, n, base, calls, arrivals, keep_threshold, scale)
+//       seed = base + calls[0] (uint32); element i is kept iff (hash(seed, i) >> 8) >= keep_threshold;
+//       mask[i] = kept ? scale : 0 (scale = 1 / (1 - rate)), y[i] = x[i] * mask[i]; then calls[0] += 1
 //   dropout_backward(dy, mask, dx, n)     dx[i] = dy[i] * mask[i]
-//   dropout_mask(mask, n, seed, keep_threshold, scale)   mask[i] alone (SpatialDropout2D: i = image * C + ch)
+//   dropout_mask(mask, n, base, calls, arrivals, keep_threshold, scale)   mask[i] alone, seeded and
+//       counted the same way (SpatialDropout2D: i = image * C + ch)
 //   channel_mask_multiply(x, mask, y, n, hw, c)   y = x * mask[image, ch] over (N, H, W, C):
 //       SpatialDropout2D's forward (x) and backward (dy); mask (N, C) as dropout_mask wrote it
 //
@@ -18,6 +19,9 @@
 // Threads: a grid-stride loop, one element per thread per step.
 // Backward needs the mask that forward writes.
 // Gradients: written (=).
+// The layer's call count lives in device memory (calls), not in a seed computed on the host, so
+// that a captured CUDA graph draws a new mask at every replay: every block reads calls[0] first,
+// and the block that arrives last (arrivals: a zeroed counter, left zero) adds one.
 
 #include "common.cuh"   // GRID_STRIDE_LOOP
 
@@ -29,16 +33,30 @@ __device__ __forceinline__ unsigned mix32(unsigned h) {
     return h ^ (h >> 16);
 }
 
+// The last block to finish counts the call: every block has read calls[0] before it arrives.
+__device__ __forceinline__ void count_call(unsigned* __restrict__ calls, int* __restrict__ arrivals) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        if (atomicAdd(&arrivals[0], 1) == (int)(gridDim.x * gridDim.y * gridDim.z) - 1) {
+            arrivals[0] = 0;
+            calls[0] += 1u;
+        }
+    }
+}
+
 extern "C" __global__ void dropout_forward(const float* __restrict__ x, float* __restrict__ y,
-                                           float* __restrict__ mask, int n, unsigned seed,
+                                           float* __restrict__ mask, int n, unsigned base,
+                                           unsigned* __restrict__ calls, int* __restrict__ arrivals,
                                            unsigned keep_threshold, float scale) {
-    unsigned key = mix32(seed);
+    unsigned key = mix32(base + calls[0]);
     GRID_STRIDE_LOOP(i, n) {
         unsigned h = mix32(mix32((unsigned)i ^ key) + key);
         float m = (h >> 8) >= keep_threshold ? scale : 0.0f;
         mask[i] = m;
         y[i] = x[i] * m;
     }
+    count_call(calls, arrivals);
 }
 
 extern "C" __global__ void dropout_backward(const float* __restrict__ dy, const float* __restrict__ mask,
@@ -46,13 +64,14 @@ extern "C" __global__ void dropout_backward(const float* __restrict__ dy, const 
     GRID_STRIDE_LOOP(i, n) dx[i] = dy[i] * mask[i];
 }
 
-extern "C" __global__ void dropout_mask(float* __restrict__ mask, int n, unsigned seed, unsigned keep_threshold,
-                                        float scale) {
-    unsigned key = mix32(seed);
+extern "C" __global__ void dropout_mask(float* __restrict__ mask, int n, unsigned base, unsigned* __restrict__ calls,
+                                        int* __restrict__ arrivals, unsigned keep_threshold, float scale) {
+    unsigned key = mix32(base + calls[0]);
     GRID_STRIDE_LOOP(i, n) {
         unsigned h = mix32(mix32((unsigned)i ^ key) + key);
         mask[i] = (h >> 8) >= keep_threshold ? scale : 0.0f;
     }
+    count_call(calls, arrivals);
 }
 
 extern "C" __global__ void channel_mask_multiply(const float* __restrict__ x, const float* __restrict__ mask,

@@ -18,7 +18,7 @@ import hashlib
 
 import numpy as np
 
-from . import cupy_device, hooks, kernel_source, streams
+from . import cupy_device, graphs, hooks, kernel_source, streams
 from .nvrtc import PRELUDE, compile_options
 
 __all__ = ["CudaBackend"]
@@ -36,6 +36,12 @@ class CudaBackend:
         self.xp = cupy_device.cupy()   # a clear RuntimeError without CuPy or a visible GPU
         self._uploader = None
         self._checked = kernel_source.LaunchChecks((self.xp.ndarray,), "cupy.ndarray")
+        self._graph, self._graph_stream = None, None   # the graph being captured, and its stream
+
+    def capture(self):
+        """``with be.capture() as graph:`` capture the block's launches into a CUDA graph (not run);
+        ``graph.replay()`` launches it (see ``backend.graphs``)."""
+        return graphs.cuda_capture(self)
 
     def asarray(self, a, dtype=np.float32):
         if not isinstance(a, self.xp.ndarray):   # pageable host memory: CuPy copies synchronously
@@ -59,7 +65,18 @@ class CudaBackend:
 
     def upload_async(self, host, dtype=np.float32):
         """``(device array, event)``: ``host`` copied from a pinned buffer on the copy stream
-        (``backend.streams``); pass the event to ``wait_events`` before a kernel reads the array."""
+        (``backend.streams``); pass the event to ``wait_events`` before a kernel reads the array.
+        While a graph is captured the copy is queued on the capturing stream instead (a memcpy
+        node of the graph, from pinned memory the graph keeps), and the event is None."""
+        if self._graph is not None:
+            host = np.asarray(host)
+            memory = self.xp.cuda.alloc_pinned_memory(max(host.size * np.dtype(dtype).itemsize, 1))
+            staged = np.ndarray(host.shape, dtype, buffer=memory)
+            np.copyto(staged, host, casting="unsafe")
+            device = self.xp.empty(staged.shape, dtype)
+            device.set(staged, stream=self.xp.cuda.get_current_stream())
+            self._graph.kept.append(staged)
+            return device, None
         if self._uploader is None:
             self._uploader = streams.Uploader(streams._CudaDriver(self))
         return self._uploader.upload(host, dtype)
@@ -83,6 +100,8 @@ class CudaBackend:
         if checked.handle is None or checked.handle[0] != device:
             checked.handle = (device, self._function(checked.source, checked.signature.name))
         function, grid, block, args = checked.handle[1], checked.grid, checked.block, tuple(args)
+        if self._graph is not None:   # captured, not run: the graph keeps the arrays alive
+            self._graph.record(args)
         if not hooks.watching():
             function(grid, block, args)
             return

@@ -42,7 +42,7 @@ import time
 
 import numpy as np
 
-from . import cudasim_build, hooks, kernel_source, streams
+from . import cudasim_build, graphs, hooks, kernel_source, streams
 from .cudasim_build import compiler_available
 
 __all__ = ["CudasimBackend", "DeviceArray", "compiler_available"]
@@ -125,7 +125,27 @@ class DeviceArray(np.ndarray):
 
     def __array_function__(self, func, types, args, kwargs):
         # np.where / np.stack / np.concatenate ... of device arrays are device arrays, as with CuPy.
+        _not_while_capturing(func.__name__)
         return _device_result(super().__array_function__(func, types, args, kwargs))
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        _not_while_capturing(f"np.{ufunc.__name__}")
+        args = [i.view(np.ndarray) if isinstance(i, DeviceArray) else i for i in inputs]
+        out = kwargs.get("out")
+        if out is not None:
+            kwargs["out"] = tuple(o.view(np.ndarray) if isinstance(o, DeviceArray) else o for o in out)
+        result = getattr(ufunc, method)(*args, **kwargs)
+        if out is not None:   # the caller's own arrays (``a += b`` rebinds a to what this returns)
+            return out[0] if len(out) == 1 else out
+        return _device_result(result)
+
+
+def _not_while_capturing(what):
+    """A NumPy operation on device arrays is host code here; on a GPU CuPy would launch a kernel that
+    a graph could hold, but cudasim cannot record it: refuse it (the step then runs eagerly)."""
+    if hooks.capturing():
+        raise hooks.CaptureError(f"{what} on a cudasim device array while a graph is captured: cudasim "
+                                 "records kernel launches only, so this operation would not be replayed.")
 
 
 def _device_result(result):
@@ -155,6 +175,12 @@ class CudasimBackend:
         self._uploader = None
         self.misalign = int(os.environ.get("GPUNET_CUDASIM_MISALIGN", "0"))
         self._checked = kernel_source.LaunchChecks((np.ndarray, DeviceArray), "numpy.ndarray")
+        self._graph, self._replaying = None, False   # the graph being captured; a replay running
+
+    def capture(self):
+        """``with be.capture() as graph:`` record the block's launches (not run); ``graph.replay()``
+        runs them (see ``backend.graphs``)."""
+        return graphs.sim_capture(self)
 
     def asarray(self, a, dtype=np.float32):
         if not isinstance(a, DeviceArray):
@@ -204,6 +230,9 @@ class CudasimBackend:
         checked = self._checked.get(file, kernel, grid, block, args)
         source, signature, grid, block = checked.source, checked.signature, checked.grid, checked.block
         _check_writable(signature, args)
+        if self._graph is not None:   # CUDA's capture records and does not execute
+            self._graph.record(file, kernel, grid, block, args)
+            return
         order, contexts = self._setting("thread_order", _ORDERS), self._setting("contexts", _CONTEXTS)
         library = _library(source)
         if self.misalign % 4 or not 0 <= self.misalign < _ALIGN:
@@ -218,7 +247,7 @@ class CudasimBackend:
             raise RuntimeError(f"cudasim ({source.path.name}): {error.value.decode(errors='replace')}")
         guarded.check(signature.name, source.path.name)
         guarded.copy_back()
-        if started is not None:
+        if started is not None and not self._replaying:   # a replay reports itself, as one launch
             seconds = time.perf_counter() - started
             hooks.launched(source, signature, grid, block, args, lambda: seconds)
 

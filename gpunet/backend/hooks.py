@@ -18,18 +18,25 @@ With no observer and strict mode off, each hook costs one attribute test.
 """
 import contextlib
 
-__all__ = ["SyncError", "strict_sync", "strict", "step", "in_step", "device_to_host", "host_to_device",
-           "synchronized", "watching", "observe", "launched"]
+__all__ = ["SyncError", "CaptureError", "strict_sync", "strict", "step", "in_step", "device_to_host",
+           "host_to_device", "synchronized", "watching", "observe", "launched", "capturing", "capture_mark",
+           "graph_launched"]
 
 
 class SyncError(RuntimeError):
     """A device-to-host read (a host-device synchronisation) inside a step under ``strict_sync()``."""
 
 
+class CaptureError(RuntimeError):
+    """Something a CUDA graph cannot hold happened while one was captured: the host read the device
+    or waited for it (on a GPU the capture fails the same way)."""
+
+
 class _State:
     strict = 0            # nesting depth of strict_sync()
     step = None           # kind of the step running ("train", "test", "predict"), or None
     observers = ()        # objects with launch / transfer / step_begin / step_end methods
+    capturing = False     # a CUDA graph is being captured (backend.graphs)
 
 
 _state = _State()
@@ -91,8 +98,33 @@ class step:
         return False
 
 
+def capturing():
+    """Whether a CUDA graph is being captured now."""
+    return _state.capturing
+
+
+@contextlib.contextmanager
+def capture_mark():
+    """Marks a capture (the backends' ``capture()``): reads and waits then raise CaptureError."""
+    previous, _state.capturing = _state.capturing, True
+    try:
+        yield
+    finally:
+        _state.capturing = previous
+
+
+def graph_launched(kernels, seconds):
+    """Called after a graph replay, one host call that ran ``kernels`` launches: observers that
+    know ``graph_launch`` hear it; to the others it is one launch of a pseudo-kernel."""
+    for observer in _state.observers:
+        observer.graph_launch(kernels, seconds)
+
+
 def device_to_host(nbytes, what):
     """Called where the host reads device memory and so waits for the device (a sync)."""
+    if _state.capturing:
+        raise CaptureError(f"{what} reads {nbytes} bytes from the device while a CUDA graph is captured; "
+                           "a captured step cannot use values on the host.")
     if _state.strict and _state.step is not None:
         raise SyncError(f"{what} reads {nbytes} bytes from the device inside a {_state.step} step, "
                         "which waits for the device; strict_sync() forbids that. Keep the value on the "
@@ -109,6 +141,8 @@ def host_to_device(nbytes, synchronous):
 
 def synchronized(what):
     """Called where the host waits for the device without reading (``backend.synchronize()``)."""
+    if _state.capturing:
+        raise CaptureError(f"{what} waits for the device while a CUDA graph is captured.")
     if _state.strict and _state.step is not None:
         raise SyncError(f"{what} waits for the device inside a {_state.step} step; strict_sync() forbids that.")
     for observer in _state.observers:

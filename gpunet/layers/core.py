@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .. import initializers, utils
+from .. import backend, initializers, utils
 from ..primitives import dense, dropout
 from .activations import ActivationMixin
 from .base import Layer, SymbolicTensor
@@ -218,20 +218,55 @@ class Dropout(Layer):
             raise ValueError(f"Dropout seed must be None or a non-negative int; received {seed!r}.")
         self.rate = float(rate)
         self.seed = None if seed is None else int(seed)
-        self._calls = 0
+        self._base = self.seed        # call k's seed is _base + k (unseeded: see _next_seed)
+        self._calls_host = 0          # the call count, or None while only the device knows it
+        self._calls_device = None     # on a kernel backend: uint32[1] the kernel reads and advances
         self._mask = None
 
     def forward(self, x, training=False):
         if not training or self.rate == 0:
             self._mask = None
             return x
-        if self.seed is None:
-            seed = int(utils.rng().integers(2 ** 32))
-        else:
-            seed = self.seed + self._calls
-        self._calls += 1
-        y, self._mask = self._drop(x, seed)
+        y, self._mask = self._drop(x, self._next_seed())
         return y
+
+    def _next_seed(self):
+        """This call's seed: ``seed + k`` for training call k, or for an unseeded layer a draw from
+        ``gpunet.utils.rng()``; on a kernel backend a seeded layer gives ``(seed, device call
+        count)``, which the kernel reads and advances, so a captured step draws anew at each
+        replay. (A captured step gives an unseeded layer a start drawn once: ``device_seeds``.)"""
+        be = backend.current()
+        if self._base is None:
+            self._calls_host = self._calls + 1
+            return int(utils.rng().integers(2 ** 32))
+        if not be.runs_kernels:
+            self._calls_host = self._calls + 1
+            return self._base + self._calls_host - 1
+        if self._calls_device is None:
+            self._calls_device = be.zeros((1,), np.uint32)
+            self._calls_device[0] = self._calls
+        if self._calls_host is not None:
+            self._calls_host += 1
+        return self._base, self._calls_device
+
+    def device_seeds(self):
+        """Before a training step is captured (``jit_compile=True``): an unseeded layer draws one
+        start from ``gpunet.utils.rng()`` and counts from it in device memory, as a seeded one."""
+        if self._base is None:
+            self._base = int(utils.rng().integers(2 ** 32))
+
+    @property
+    def _calls(self):
+        """Training calls so far (a device read after replayed graph steps)."""
+        if self._calls_host is None:
+            self._calls_host = int(np.asarray(backend.current().to_numpy(self._calls_device))[0])
+        return self._calls_host
+
+    @_calls.setter
+    def _calls(self, value):
+        self._calls_host = int(value)
+        if self._calls_device is not None:
+            self._calls_device[0] = self._calls_host
 
     def _drop(self, x, seed):
         return dropout.dropout_forward(x, self.rate, seed)

@@ -12,6 +12,11 @@ comparison ``(h >> 8) >= ceil(rate * 2**24)`` (see :func:`keep_threshold`).
 
 On a kernel backend (``backend.current().runs_kernels``) forward and backward run the float32
 kernels of ``kernels/dropout.cu``, which compute the same hash on the device.
+
+``seed`` is an int, or ``(base, calls)`` with ``calls`` a one-element uint32 array: the seed is
+then ``base + calls[0]`` and the call adds one to ``calls``. On a kernel backend ``calls`` is
+device memory read and advanced by the kernel itself, so a captured training step (a CUDA
+graph) draws a new mask at every replay (the Dropout layer keeps its call count there).
 """
 import math
 
@@ -38,6 +43,23 @@ def keep_threshold(rate):
     return math.ceil(float(rate) * 2 ** 24)
 
 
+def _host_seed(seed):
+    """The int seed of a call (NumPy path): an int as it is, or ``base + calls[0]``, counting the call."""
+    if not isinstance(seed, tuple):
+        return seed
+    base, calls = seed
+    value = int(base) + int(calls[0])
+    calls[0] += 1
+    return value
+
+
+def _kernel_seed(seed):
+    """``(base, calls)`` kernel arguments: a tuple's own, or an int with a new zero counter."""
+    if isinstance(seed, tuple):
+        return np.uint32(int(seed[0]) % 2 ** 32), seed[1]
+    return np.uint32(int(seed) % 2 ** 32), backend.current().zeros((1,), np.uint32)
+
+
 def dropout_keep(size, rate, seed):
     """Boolean keep-mask of ``size`` elements (flat, C order) for ``rate`` and a uint32 ``seed``."""
     key = mix32(np.array([int(seed) % 2 ** 32], dtype=np.uint32))
@@ -49,14 +71,15 @@ def dropout_keep(size, rate, seed):
 def dropout_forward(x, rate, seed):
     """Drop elements of x with probability ``rate``, scale the rest by ``1 / (1 - rate)``.
 
-    x any shape; ``0 <= rate < 1``; ``seed`` an int (used modulo 2**32). Returns ``(y, mask)``,
+    x any shape; ``0 <= rate < 1``; ``seed`` an int (used modulo 2**32) or ``(base, calls)`` (see
+    the module doc). Returns ``(y, mask)``,
     both x's shape and dtype, mask holding 0 or ``1 / (1 - rate)``, so that ``y = x * mask``.
     """
     if not 0 <= rate < 1:
         raise ValueError(f"dropout rate must be in [0, 1); received {rate!r}.")
     if backend.current().runs_kernels:
         return _dropout_forward_kernel(x, rate, seed)
-    keep = dropout_keep(x.size, rate, seed).reshape(x.shape)
+    keep = dropout_keep(x.size, rate, _host_seed(seed)).reshape(x.shape)
     mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - rate))
     return x * mask, mask
 
@@ -78,10 +101,10 @@ def spatial_dropout2d_forward(x, rate, seed):
         mask = launch.empty((n, c))
         count = launch.i32(mask.size, "dropout_mask: elements")
         launch.run("dropout.cu", "dropout_mask", launch.blocks_for(count, cap=_MAX_BLOCKS), launch.THREADS,
-                   mask, count, np.uint32(int(seed) % 2 ** 32), np.uint32(keep_threshold(rate)),
+                   mask, count, *_kernel_seed(seed), launch.counters(1), np.uint32(keep_threshold(rate)),
                    np.float32(1.0 / (1.0 - rate)))
         return _channel_mask_multiply(x, mask), mask
-    keep = dropout_keep(n * c, rate, seed).reshape(n, c)
+    keep = dropout_keep(n * c, rate, _host_seed(seed)).reshape(n, c)
     mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - rate))
     return x * mask[:, None, None, :], mask
 
@@ -109,7 +132,7 @@ def _dropout_forward_kernel(x, rate, seed):
     n = launch.i32(x.size, "dropout_forward: elements")
     scale = np.float32(1.0 / (1.0 - rate))   # rounded as the NumPy path's x.dtype.type(...)
     launch.run("dropout.cu", "dropout_forward", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS,
-               x, y, mask, n, np.uint32(int(seed) % 2 ** 32), np.uint32(keep_threshold(rate)), scale)
+               x, y, mask, n, *_kernel_seed(seed), launch.counters(1), np.uint32(keep_threshold(rate)), scale)
     return y, mask
 
 
