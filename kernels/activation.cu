@@ -27,7 +27,10 @@
 //   softmax_forward(x, y, rows, cols)                    y = exp(x - max) / sum(exp(x - max)) per row
 //   softmax_backward(dy, y, dx, rows, cols)              needs y: dx = y * (dy - sum(dy * y)) per row
 //
-// Layout: any; the elementwise kernels read flat float32 buffers of n elements. Softmax sees the
+// Element types: every kernel is a template on T (float, bf16_t, fp16_t): x, y, dy, dx in T,
+// loaded as float, computed in float32 registers, rounded once where stored. PReLU's alpha and
+// alpha_terms stay float32 (a weight and its gradient's terms); softmax sums in float32.
+// Layout: any; the elementwise kernels read flat buffers of n elements. Softmax sees the
 // tensor as (rows, cols), the softmax axis last and contiguous (NHWC channels for a 4-D input).
 // Threads: elementwise kernels run a grid-stride loop, one element per thread per step.
 // Softmax kernels take blocks of 256 threads = 8 warps and give each warp whole rows (grid-stride
@@ -42,93 +45,99 @@
 
 // -- ReLU in Keras's general form -------------------------------------------------------------
 
-extern "C" __global__ void relu_forward(const float* __restrict__ x, float* __restrict__ y, int n,
+template <class T> __global__ void relu_forward(const T* __restrict__ x, T* __restrict__ y, int n,
                                         float max_value, int has_max, float negative_slope, float threshold) {
     GRID_STRIDE_LOOP(i, n) {
-        float v = x[i];
+        float v = to_float(x[i]);
         float out = v > threshold ? v : 0.0f;
         out = fmaxf(out, 0.0f);
         if (has_max) out = fminf(out, max_value);
         if (negative_slope != 0.0f) out = out - negative_slope * fmaxf(threshold - v, 0.0f);
-        y[i] = v != v ? v : out;   // NaN stays NaN (fmaxf / fminf and the comparisons drop it)
+        y[i] = from_float<T>(v != v ? v : out);   // NaN stays NaN (fmaxf / fminf and the comparisons drop it)
     }
 }
 
-extern "C" __global__ void relu_backward(const float* __restrict__ dy, const float* __restrict__ x,
-                                         float* __restrict__ dx, int n, float max_value, int has_max,
+template <class T> __global__ void relu_backward(const T* __restrict__ dy, const T* __restrict__ x,
+                                         T* __restrict__ dx, int n, float max_value, int has_max,
                                          float negative_slope, float threshold) {
     GRID_STRIDE_LOOP(i, n) {
-        float v = x[i], g = dy[i];
+        float v = to_float(x[i]), g = to_float(dy[i]);
         bool passes = v > threshold && v > 0.0f && (!has_max || v < max_value);
         // A multiply by 0 or 1, as the reference does, so an inf or NaN in dy behaves alike.
         float out = g * (passes ? 1.0f : 0.0f);
         if (negative_slope != 0.0f) out = out + g * (negative_slope * (v < threshold ? 1.0f : 0.0f));
-        dx[i] = out;
+        dx[i] = from_float<T>(out);
     }
 }
 
 // -- leaky ReLU, ELU ---------------------------------------------------------------------------
 
-extern "C" __global__ void leaky_relu_forward(const float* __restrict__ x, float* __restrict__ y, int n,
+template <class T> __global__ void leaky_relu_forward(const T* __restrict__ x, T* __restrict__ y, int n,
                                               float negative_slope) {
-    GRID_STRIDE_LOOP(i, n) y[i] = leaky_relu_value(x[i], negative_slope);
+    GRID_STRIDE_LOOP(i, n) y[i] = from_float<T>(leaky_relu_value(to_float(x[i]), negative_slope));
 }
 
-extern "C" __global__ void leaky_relu_backward(const float* __restrict__ dy, const float* __restrict__ x,
-                                               float* __restrict__ dx, int n, float negative_slope) {
-    GRID_STRIDE_LOOP(i, n) dx[i] = dy[i] * (x[i] > 0.0f ? 1.0f : negative_slope);
+template <class T> __global__ void leaky_relu_backward(const T* __restrict__ dy, const T* __restrict__ x,
+                                               T* __restrict__ dx, int n, float negative_slope) {
+    GRID_STRIDE_LOOP(i, n) dx[i] = from_float<T>(to_float(dy[i]) * (to_float(x[i]) > 0.0f ? 1.0f : negative_slope));
 }
 
-extern "C" __global__ void elu_forward(const float* __restrict__ x, float* __restrict__ y, int n, float alpha) {
-    GRID_STRIDE_LOOP(i, n) y[i] = elu_value(x[i], alpha);   // NaN stays NaN
+template <class T> __global__ void elu_forward(const T* __restrict__ x, T* __restrict__ y, int n, float alpha) {
+    GRID_STRIDE_LOOP(i, n) y[i] = from_float<T>(elu_value(to_float(x[i]), alpha));   // NaN stays NaN
 }
 
-extern "C" __global__ void elu_backward(const float* __restrict__ dy, const float* __restrict__ x,
-                                        float* __restrict__ dx, int n, float alpha) {
+template <class T> __global__ void elu_backward(const T* __restrict__ dy, const T* __restrict__ x,
+                                        T* __restrict__ dx, int n, float alpha) {
     GRID_STRIDE_LOOP(i, n) {
-        float v = x[i];
-        dx[i] = dy[i] * (v > 0.0f ? 1.0f : alpha * expf(fminf(v, 0.0f)));
+        float v = to_float(x[i]);
+        dx[i] = from_float<T>(to_float(dy[i]) * (v > 0.0f ? 1.0f : alpha * expf(fminf(v, 0.0f))));
     }
 }
 
 // -- sigmoid, tanh -----------------------------------------------------------------------------
 
-extern "C" __global__ void sigmoid_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
-    GRID_STRIDE_LOOP(i, n) y[i] = sigmoid_value(x[i]);   // no overflow for large |x|
+template <class T> __global__ void sigmoid_forward(const T* __restrict__ x, T* __restrict__ y, int n) {
+    GRID_STRIDE_LOOP(i, n) y[i] = from_float<T>(sigmoid_value(to_float(x[i])));   // no overflow for large |x|
 }
 
-extern "C" __global__ void sigmoid_backward(const float* __restrict__ dy, const float* __restrict__ y,
-                                            float* __restrict__ dx, int n) {
-    GRID_STRIDE_LOOP(i, n) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+template <class T> __global__ void sigmoid_backward(const T* __restrict__ dy, const T* __restrict__ y,
+                                            T* __restrict__ dx, int n) {
+    GRID_STRIDE_LOOP(i, n) {
+        float v = to_float(y[i]);
+        dx[i] = from_float<T>(to_float(dy[i]) * v * (1.0f - v));
+    }
 }
 
-extern "C" __global__ void tanh_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
-    GRID_STRIDE_LOOP(i, n) y[i] = tanhf(x[i]);
+template <class T> __global__ void tanh_forward(const T* __restrict__ x, T* __restrict__ y, int n) {
+    GRID_STRIDE_LOOP(i, n) y[i] = from_float<T>(tanhf(to_float(x[i])));
 }
 
 // dx = dy * act'(x) from the output y of a layer whose kernel applied the activation (act, alpha:
 // epilogue.cuh's codes), when no neighbouring kernel could fold it.
-extern "C" __global__ void fused_activation_backward(const float* __restrict__ dy, const float* __restrict__ y,
-                                                     float* __restrict__ dx, int n, int act, float alpha) {
-    GRID_STRIDE_LOOP(i, n) dx[i] = activation_gradient(dy[i], y[i], act, alpha);
+template <class T> __global__ void fused_activation_backward(const T* __restrict__ dy, const T* __restrict__ y,
+                                                     T* __restrict__ dx, int n, int act, float alpha) {
+    GRID_STRIDE_LOOP(i, n) dx[i] = from_float<T>(activation_gradient(to_float(dy[i]), to_float(y[i]), act, alpha));
 }
 
-extern "C" __global__ void tanh_backward(const float* __restrict__ dy, const float* __restrict__ y,
-                                         float* __restrict__ dx, int n) {
-    GRID_STRIDE_LOOP(i, n) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+template <class T> __global__ void tanh_backward(const T* __restrict__ dy, const T* __restrict__ y,
+                                         T* __restrict__ dx, int n) {
+    GRID_STRIDE_LOOP(i, n) {
+        float v = to_float(y[i]);
+        dx[i] = from_float<T>(to_float(dy[i]) * (1.0f - v * v));
+    }
 }
 
 // -- the templated family: one functor per op, f(x) and its derivative f'(x) -----------------
 
-template <class Op> __device__ __forceinline__ void map_forward(const float* __restrict__ x,
-                                                                float* __restrict__ y, int n) {
-    GRID_STRIDE_LOOP(i, n) y[i] = Op::f(x[i]);
+template <class Op, class T> __device__ __forceinline__ void map_forward(const T* __restrict__ x,
+                                                                         T* __restrict__ y, int n) {
+    GRID_STRIDE_LOOP(i, n) y[i] = from_float<T>(Op::f(to_float(x[i])));
 }
 
-template <class Op> __device__ __forceinline__ void map_backward(const float* __restrict__ dy,
-                                                                 const float* __restrict__ x,
-                                                                 float* __restrict__ dx, int n) {
-    GRID_STRIDE_LOOP(i, n) dx[i] = dy[i] * Op::df(x[i]);
+template <class Op, class T> __device__ __forceinline__ void map_backward(const T* __restrict__ dy,
+                                                                          const T* __restrict__ x,
+                                                                          T* __restrict__ dx, int n) {
+    GRID_STRIDE_LOOP(i, n) dx[i] = from_float<T>(to_float(dy[i]) * Op::df(to_float(x[i])));
 }
 
 __device__ __forceinline__ float stable_sigmoid(float v) {
@@ -214,126 +223,127 @@ struct Exponential {
     static __device__ __forceinline__ float df(float v) { return expf(v); }
 };
 
-// The kernel parser reads each `extern "C"` signature from the text, so they are written out.
-extern "C" __global__ void gelu_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+// The kernel parser reads each kernel's signature from the text, so they are written out.
+template <class T> __global__ void gelu_forward(const T* __restrict__ x, T* __restrict__ y, int n) {
     map_forward<Gelu>(x, y, n);
 }
-extern "C" __global__ void gelu_backward(const float* __restrict__ dy, const float* __restrict__ x,
-                                         float* __restrict__ dx, int n) {
+template <class T> __global__ void gelu_backward(const T* __restrict__ dy, const T* __restrict__ x,
+                                         T* __restrict__ dx, int n) {
     map_backward<Gelu>(dy, x, dx, n);
 }
-extern "C" __global__ void gelu_approximate_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+template <class T> __global__ void gelu_approximate_forward(const T* __restrict__ x, T* __restrict__ y, int n) {
     map_forward<GeluApproximate>(x, y, n);
 }
-extern "C" __global__ void gelu_approximate_backward(const float* __restrict__ dy, const float* __restrict__ x,
-                                                     float* __restrict__ dx, int n) {
+template <class T> __global__ void gelu_approximate_backward(const T* __restrict__ dy, const T* __restrict__ x,
+                                                     T* __restrict__ dx, int n) {
     map_backward<GeluApproximate>(dy, x, dx, n);
 }
-extern "C" __global__ void silu_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+template <class T> __global__ void silu_forward(const T* __restrict__ x, T* __restrict__ y, int n) {
     map_forward<Silu>(x, y, n);
 }
-extern "C" __global__ void silu_backward(const float* __restrict__ dy, const float* __restrict__ x,
-                                         float* __restrict__ dx, int n) {
+template <class T> __global__ void silu_backward(const T* __restrict__ dy, const T* __restrict__ x,
+                                         T* __restrict__ dx, int n) {
     map_backward<Silu>(dy, x, dx, n);
 }
-extern "C" __global__ void softplus_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+template <class T> __global__ void softplus_forward(const T* __restrict__ x, T* __restrict__ y, int n) {
     map_forward<Softplus>(x, y, n);
 }
-extern "C" __global__ void softplus_backward(const float* __restrict__ dy, const float* __restrict__ x,
-                                             float* __restrict__ dx, int n) {
+template <class T> __global__ void softplus_backward(const T* __restrict__ dy, const T* __restrict__ x,
+                                             T* __restrict__ dx, int n) {
     map_backward<Softplus>(dy, x, dx, n);
 }
-extern "C" __global__ void softsign_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+template <class T> __global__ void softsign_forward(const T* __restrict__ x, T* __restrict__ y, int n) {
     map_forward<Softsign>(x, y, n);
 }
-extern "C" __global__ void softsign_backward(const float* __restrict__ dy, const float* __restrict__ x,
-                                             float* __restrict__ dx, int n) {
+template <class T> __global__ void softsign_backward(const T* __restrict__ dy, const T* __restrict__ x,
+                                             T* __restrict__ dx, int n) {
     map_backward<Softsign>(dy, x, dx, n);
 }
-extern "C" __global__ void hard_sigmoid_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+template <class T> __global__ void hard_sigmoid_forward(const T* __restrict__ x, T* __restrict__ y, int n) {
     map_forward<HardSigmoid>(x, y, n);
 }
-extern "C" __global__ void hard_sigmoid_backward(const float* __restrict__ dy, const float* __restrict__ x,
-                                                 float* __restrict__ dx, int n) {
+template <class T> __global__ void hard_sigmoid_backward(const T* __restrict__ dy, const T* __restrict__ x,
+                                                 T* __restrict__ dx, int n) {
     map_backward<HardSigmoid>(dy, x, dx, n);
 }
-extern "C" __global__ void hard_silu_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+template <class T> __global__ void hard_silu_forward(const T* __restrict__ x, T* __restrict__ y, int n) {
     map_forward<HardSilu>(x, y, n);
 }
-extern "C" __global__ void hard_silu_backward(const float* __restrict__ dy, const float* __restrict__ x,
-                                              float* __restrict__ dx, int n) {
+template <class T> __global__ void hard_silu_backward(const T* __restrict__ dy, const T* __restrict__ x,
+                                              T* __restrict__ dx, int n) {
     map_backward<HardSilu>(dy, x, dx, n);
 }
-extern "C" __global__ void mish_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+template <class T> __global__ void mish_forward(const T* __restrict__ x, T* __restrict__ y, int n) {
     map_forward<Mish>(x, y, n);
 }
-extern "C" __global__ void mish_backward(const float* __restrict__ dy, const float* __restrict__ x,
-                                         float* __restrict__ dx, int n) {
+template <class T> __global__ void mish_backward(const T* __restrict__ dy, const T* __restrict__ x,
+                                         T* __restrict__ dx, int n) {
     map_backward<Mish>(dy, x, dx, n);
 }
-extern "C" __global__ void selu_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+template <class T> __global__ void selu_forward(const T* __restrict__ x, T* __restrict__ y, int n) {
     map_forward<Selu>(x, y, n);
 }
-extern "C" __global__ void selu_backward(const float* __restrict__ dy, const float* __restrict__ x,
-                                         float* __restrict__ dx, int n) {
+template <class T> __global__ void selu_backward(const T* __restrict__ dy, const T* __restrict__ x,
+                                         T* __restrict__ dx, int n) {
     map_backward<Selu>(dy, x, dx, n);
 }
-extern "C" __global__ void exponential_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+template <class T> __global__ void exponential_forward(const T* __restrict__ x, T* __restrict__ y, int n) {
     map_forward<Exponential>(x, y, n);
 }
-extern "C" __global__ void exponential_backward(const float* __restrict__ dy, const float* __restrict__ x,
-                                                float* __restrict__ dx, int n) {
+template <class T> __global__ void exponential_backward(const T* __restrict__ dy, const T* __restrict__ x,
+                                                T* __restrict__ dx, int n) {
     map_backward<Exponential>(dy, x, dx, n);
 }
 
 // -- PReLU: a learned slope per element of alpha ------------------------------------------------
 
-extern "C" __global__ void prelu_forward(const float* __restrict__ x, const float* __restrict__ alpha,
-                                         float* __restrict__ y, int n, int alpha_size) {
+template <class T> __global__ void prelu_forward(const T* __restrict__ x, const float* __restrict__ alpha,
+                                         T* __restrict__ y, int n, int alpha_size) {
     GRID_STRIDE_LOOP(i, n) {
-        float v = x[i];
-        y[i] = v > 0.0f ? v : alpha[i % alpha_size] * v;
+        float v = to_float(x[i]);
+        y[i] = from_float<T>(v > 0.0f ? v : alpha[i % alpha_size] * v);
     }
 }
 
-extern "C" __global__ void prelu_backward(const float* __restrict__ dy, const float* __restrict__ x,
-                                          const float* __restrict__ alpha, float* __restrict__ dx,
+template <class T> __global__ void prelu_backward(const T* __restrict__ dy, const T* __restrict__ x,
+                                          const float* __restrict__ alpha, T* __restrict__ dx,
                                           float* __restrict__ alpha_terms, int n, int alpha_size) {
     GRID_STRIDE_LOOP(i, n) {
-        float v = x[i], g = dy[i];
+        float v = to_float(x[i]), g = to_float(dy[i]);
         bool positive = v > 0.0f;
-        dx[i] = positive ? g : alpha[i % alpha_size] * g;
+        dx[i] = from_float<T>(positive ? g : alpha[i % alpha_size] * g);
         alpha_terms[i] = positive ? 0.0f : g * v;
     }
 }
 
 // -- softmax over the last axis: one warp per row ----------------------------------------------
 
-extern "C" __global__ void __launch_bounds__(256)
-softmax_forward(const float* __restrict__ x, float* __restrict__ y, int rows, int cols) {
+template <class T> __global__ void __launch_bounds__(256)
+softmax_forward(const T* __restrict__ x, T* __restrict__ y, int rows, int cols) {
     int lane = threadIdx.x % 32;
     ROW_PER_WARP_LOOP(row, rows) {
-        const float* xr = x + (long long)row * cols;
-        float* yr = y + (long long)row * cols;
+        const T* xr = x + (long long)row * cols;
+        T* yr = y + (long long)row * cols;
         float row_max = -INFINITY;
-        for (int j = lane; j < cols; j += 32) row_max = fmaxf(row_max, xr[j]);
+        for (int j = lane; j < cols; j += 32) row_max = fmaxf(row_max, to_float(xr[j]));
         row_max = warp_max(row_max);   // subtracted so that large logits cannot overflow exp
         float total = 0.0f;
-        for (int j = lane; j < cols; j += 32) total += expf(xr[j] - row_max);
+        for (int j = lane; j < cols; j += 32) total += expf(to_float(xr[j]) - row_max);
         total = warp_sum(total);
-        for (int j = lane; j < cols; j += 32) yr[j] = expf(xr[j] - row_max) / total;
+        for (int j = lane; j < cols; j += 32) yr[j] = from_float<T>(expf(to_float(xr[j]) - row_max) / total);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256)
-softmax_backward(const float* __restrict__ dy, const float* __restrict__ y, float* __restrict__ dx,
+template <class T> __global__ void __launch_bounds__(256)
+softmax_backward(const T* __restrict__ dy, const T* __restrict__ y, T* __restrict__ dx,
                  int rows, int cols) {
     int lane = threadIdx.x % 32;
     ROW_PER_WARP_LOOP(row, rows) {
         long long base = (long long)row * cols;
         float dot = 0.0f;
-        for (int j = lane; j < cols; j += 32) dot += dy[base + j] * y[base + j];
+        for (int j = lane; j < cols; j += 32) dot += to_float(dy[base + j]) * to_float(y[base + j]);
         dot = warp_sum(dot);
-        for (int j = lane; j < cols; j += 32) dx[base + j] = y[base + j] * (dy[base + j] - dot);
+        for (int j = lane; j < cols; j += 32)
+            dx[base + j] = from_float<T>(to_float(y[base + j]) * (to_float(dy[base + j]) - dot));
     }
 }

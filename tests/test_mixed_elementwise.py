@@ -18,7 +18,8 @@ one rounding adds at most half an ulp of T).
 import numpy as np
 import pytest
 
-from checks import run_on_backend
+from checks import assert_close, run_on_backend
+from gpunet.primitives import activation as A
 from gpunet.primitives import epilogue, precision
 
 HALF = {"bfloat16": precision.BFLOAT16, "float16": precision.FLOAT16}
@@ -33,15 +34,16 @@ def _ordered(a):
     return np.where(bits & 0x8000, -(bits & 0x7FFF), bits)
 
 
-def assert_ulps(actual, expected, ulps, what):
+def assert_ulps(actual, expected, ulps, what, atol=0.0):
     """actual and expected (one 16-bit dtype, one shape) differ by at most ``ulps`` units in the
-    last place of that type; NaN must meet NaN."""
+    last place of that type, or by at most ``atol``; NaN must meet NaN."""
     assert actual.dtype == expected.dtype and actual.shape == expected.shape, \
         f"{what}: {actual.dtype} {actual.shape} vs {expected.dtype} {expected.shape}"
     nan_a, nan_e = np.isnan(actual.astype(np.float32)), np.isnan(expected.astype(np.float32))
     assert np.array_equal(nan_a, nan_e), f"{what}: NaN at different places"
     distance = np.abs(_ordered(actual) - _ordered(expected))
     distance[nan_a] = 0
+    distance[np.abs(actual.astype(np.float64) - expected.astype(np.float64)) <= atol] = 0
     if distance.max(initial=0) > ulps:
         i = np.unravel_index(int(np.argmax(distance)), distance.shape)
         raise AssertionError(f"{what}: {int((distance > ulps).sum())} of {distance.size} elements differ by more "
@@ -49,13 +51,14 @@ def assert_ulps(actual, expected, ulps, what):
                              f"expected {expected[i]!r} ({int(distance[i])} ulp)")
 
 
-def _compare(kernel_backend, fn, ulps, what):
+def _compare(kernel_backend, fn, ulps, what, atol=0.0):
     """fn() on the kernel backend and on numpy: outputs of one dtype and shape, within ``ulps``."""
     actual, launched = run_on_backend(kernel_backend, fn)
     expected, _ = run_on_backend("numpy", fn)
     assert launched, f"{what}: no kernel launched"
     for k, (a, e) in enumerate(zip(actual, expected)):
-        assert_ulps(a, e, ulps[k] if isinstance(ulps, (list, tuple)) else ulps, f"{what} output {k}")
+        name = what[k] if isinstance(what, (list, tuple)) else f"{what} output {k}"
+        assert_ulps(a, e, ulps[k] if isinstance(ulps, (list, tuple)) else ulps, name, atol)
     return actual
 
 
@@ -113,3 +116,70 @@ def test_store_refuses_mismatched_arguments(kernel_backend):
         run_on_backend(kernel_backend, bad(fold=(np.zeros((4, 6), np.float32), epilogue.Epilogue("relu"))))
     with pytest.raises(TypeError, match="float32 product.*float64"):
         run_on_backend(kernel_backend, bad(dtype=np.float64))
+
+
+# -- activations: every forward and backward of activation.py -----------------------------------
+
+def _activation_cases(x, dy, alpha):
+    """(name, zero-ulp?, thunk) for every activation op on 16-bit x (and dy of x's shape); call it
+    on the backend that runs the thunks (sigmoid, tanh and softmax run here, for their backward)."""
+    sig, tanh = A.sigmoid_forward(x), A.tanh_forward(x)
+    soft = A.softmax_forward(x)
+    cases = [("relu", True, lambda: A.relu_forward(x)), ("relu'", True, lambda: A.relu_backward(dy, x)),
+             ("relu6 slope threshold", False, lambda: A.relu_forward(x, 6.0, 0.1, 0.5)),
+             ("relu6 slope threshold'", False, lambda: A.relu_backward(dy, x, 6.0, 0.1, 0.5)),
+             ("leaky", True, lambda: A.leaky_relu_forward(x, 0.2)),
+             ("leaky'", True, lambda: A.leaky_relu_backward(dy, x, 0.2)),
+             ("elu", False, lambda: A.elu_forward(x, 0.7)), ("elu'", False, lambda: A.elu_backward(dy, x, 0.7)),
+             ("sigmoid", False, lambda: sig), ("sigmoid'", False, lambda: A.sigmoid_backward(dy, sig)),
+             ("tanh", False, lambda: tanh), ("tanh'", False, lambda: A.tanh_backward(dy, tanh)),
+             ("softmax", False, lambda: soft), ("softmax'", False, lambda: A.softmax_backward(dy, soft)),
+             ("softmax axis 0", False, lambda: A.softmax_forward(x, axis=0)),
+             ("prelu", False, lambda: A.prelu_forward(x, alpha)),
+             ("prelu'", False, lambda: A.prelu_backward(dy, x, alpha)[0]),
+             ("fused sigmoid'", False, lambda: epilogue.activation_gradient(dy, sig, epilogue.Epilogue("sigmoid")))]
+    for name in A.UNARY:
+        cases += [(name, False, lambda name=name: A.unary_forward(name, x)),
+                  (name + "'", False, lambda name=name: A.unary_backward(name, dy, x))]
+    return cases
+
+
+@pytest.mark.parametrize("name", sorted(HALF))
+def test_activations_match_numpy(kernel_backend, rng, name):
+    x = (rng.standard_normal((6, 40)) * 3).astype(HALF[name])
+    dy = rng.standard_normal((6, 40)).astype(HALF[name])
+    alpha = rng.uniform(0.05, 0.5, 40).astype(np.float32)
+    cases = _activation_cases(x, dy, alpha)   # for the names: run_on_backend builds them again
+    # The kernels' expf / erff / tanhf differ from NumPy's float32 (or float64) routines by a few
+    # float32 ulp; where f(x) cancels (gelu, silu, mish far below 0: f ~ 1e-6 from terms ~ 1)
+    # that is up to 2**-23 absolute, hence atol 1e-6 beside the 1-ulp bound.
+    outputs = _compare(kernel_backend, lambda: [thunk() for _, _, thunk in _activation_cases(x, dy, alpha)],
+                       [0 if exact else 1 for _, exact, _ in cases], [c[0] for c in cases], atol=1e-6)
+    assert all(y.dtype == HALF[name] and y.shape == x.shape for y in outputs)
+
+
+@pytest.mark.parametrize("name", sorted(HALF))
+def test_prelu_alpha_gradient_is_float32(kernel_backend, rng, name):
+    x = rng.standard_normal((5, 3, 8)).astype(HALF[name])
+    dy = rng.standard_normal((5, 3, 8)).astype(HALF[name])
+    alpha = rng.uniform(0.05, 0.5, (1, 8)).astype(np.float32)
+    (dalpha,), _ = run_on_backend(kernel_backend, lambda: A.prelu_backward(dy, x, alpha)[1])
+    (expected,), _ = run_on_backend("numpy", lambda: A.prelu_backward(dy, x, alpha)[1])
+    assert dalpha.dtype == np.float32 and dalpha.shape == (1, 8)
+    # float32 sums of 15 products of 16-bit values (exact in float32): summation order only
+    assert_close(dalpha, expected, rtol=1e-5, atol=1e-6, what="prelu dalpha")
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("name", sorted(HALF))
+def test_activation_reference_rounds_once(rng, name):
+    x = (rng.standard_normal((4, 30)) * 3).astype(HALF[name])
+    x64 = x.astype(np.float64)
+    exact = {"sigmoid": (A.sigmoid_forward, 1 / (1 + np.exp(-x64))), "tanh": (A.tanh_forward, np.tanh(x64)),
+             "elu": (lambda v: A.elu_forward(v, 1.0), np.where(x64 > 0, x64, np.expm1(x64))),
+             "softmax": (A.softmax_forward, np.exp(x64) / np.exp(x64).sum(-1, keepdims=True))}
+    exact.update({op: (lambda v, op=op: A.unary_forward(op, v), A.UNARY[op][0](x64))
+                  for op in ("gelu", "silu", "softplus", "mish", "selu")})
+    for op, (fn, value) in exact.items():
+        # float32 intermediates: 1 ulp of T, or 2**-23 absolute where f(x) cancels (see above)
+        assert_ulps(fn(x), np.asarray(value, np.float64).astype(HALF[name]), 1, f"{op} against float64", 1e-6)

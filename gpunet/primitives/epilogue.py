@@ -70,12 +70,14 @@ def activate(z, epilogue):
 def activation_gradient(dy, y, epilogue):
     """``dy * act'(x)`` from the activation's output ``y`` (same shapes); see the module doc."""
     if backend.current().runs_kernels:
-        dy, y = activation.kernel_arrays("fused_activation_backward", [dy, y])
-        out = launch.empty(dy.shape)
+        dy, y = activation.kernel_arrays("fused_activation_backward", [dy, y], precision.FLOATS)
+        out = launch.empty(dy.shape, dy.dtype)
         n = launch.i32(out.size, "fused_activation_backward: elements")
         launch.run("activation.cu", "fused_activation_backward", launch.blocks_for(n, cap=2048), launch.THREADS,
                    dy, y, out, n, *kernel_settings(epilogue))
         return out
+    if precision.is_half(dy.dtype):   # computed in float32, rounded once, as the kernel
+        return precision.narrow(activation_gradient(precision.widen(dy), precision.widen(y), epilogue), dy.dtype)
     name, alpha = epilogue
     one = y.dtype.type(1)
     if name == "relu":
