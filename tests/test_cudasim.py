@@ -157,7 +157,7 @@ def test_argument_errors_are_python_errors():
     be = cudasim.CudasimBackend()
     a, out = np.ones(8, np.float32), np.zeros(8, np.float32)
     cases = [
-        ([a, a, out], TypeError, r"add_forward\(const float\* a, const float\* b, float\* out, int n\).*takes 4 arguments; received 3"),
+        ([a, a, out], TypeError, r"add_forward<float>\(const float\* a, const float\* b, float\* out, int n\).*takes 4 arguments; received 3"),
         ([a, a, out, 8], TypeError, r"Argument 3 'n' \(int\).*must be np.int32; received int 8"),
         ([a, a, out, np.int64(8)], TypeError, r"'n' \(int\).*must be np.int32; received np.int64"),
         ([a, a.astype(np.float64), out, I32(8)], TypeError, r"Argument 1 'b' \(const float\*\).*float32 array; received float64"),
@@ -207,17 +207,22 @@ def test_empty_marks_unwritten_elements():
 
 
 # -- builds: cached, rebuilt on change, clear errors ----------------------------------------
+def _copy_elementwise(folder):
+    """kernels/elementwise.cu and the one header it includes (dtype.cuh), copied into ``folder``."""
+    for name in ("elementwise.cu", "dtype.cuh"):
+        (folder / name).write_text(kernel_source.locate(name).read_text())
+    return folder / "elementwise.cu"
+
+
 def test_second_build_is_a_cache_hit(tmp_path, monkeypatch):
     monkeypatch.setenv("GPUNET_CACHE_DIR", str(tmp_path / "cache"))
-    copy = tmp_path / "elementwise.cu"
-    copy.write_text(kernel_source.locate("elementwise.cu").read_text())
+    copy = _copy_elementwise(tmp_path)
     first = cudasim_build.build_kernels(kernel_source.load(copy))
     built, mtime = len(cudasim_build.builds), first.stat().st_mtime_ns
     again = cudasim_build.build_kernels(kernel_source.load(copy))
     assert again == first and len(cudasim_build.builds) == built and first.stat().st_mtime_ns == mtime
-    moved = tmp_path / "elsewhere" / "elementwise.cu"   # the key is the content, not the folder
-    moved.parent.mkdir()
-    moved.write_text(copy.read_text())
+    (tmp_path / "elsewhere").mkdir()   # the key is the content, not the folder
+    moved = _copy_elementwise(tmp_path / "elsewhere")
     assert cudasim_build.build_kernels(kernel_source.load(moved)) == first
     assert len(cudasim_build.builds) == built
     copy.write_text(copy.read_text() + "\n// an edit\n")
@@ -227,8 +232,7 @@ def test_second_build_is_a_cache_hit(tmp_path, monkeypatch):
 
 
 def test_two_processes_building_at_once_share_one_library(tmp_path):
-    copy = tmp_path / "elementwise.cu"
-    copy.write_text(kernel_source.locate("elementwise.cu").read_text())
+    copy = _copy_elementwise(tmp_path)
     script = ("import sys; from gpunet.backend import cudasim_build, kernel_source; "
               "print(cudasim_build.build_kernels(kernel_source.load(sys.argv[1])))")
     root = pathlib.Path(__file__).resolve().parent.parent
@@ -296,7 +300,7 @@ def fake_cupy(calls, compile_log=None):
         pass
 
     class RawModule:
-        def __init__(self, code, options):
+        def __init__(self, code, options, name_expressions=()):
             calls.append(("module", options))
 
         def get_function(self, name):
@@ -322,7 +326,7 @@ def test_cuda_backend_launches_through_rawmodule(monkeypatch):
         be.launch("elementwise.cu", "add_forward", grid=2, block=(256,), args=[a, a, a, I32(3)])
     (_, options), launch_call = calls[0], calls[1]
     assert "-std=c++17" in options and "--pre-include=nvrtc_prelude.h" in options
-    assert launch_call[:4] == ("launch", "add_forward", (2, 1, 1), (256, 1, 1)) and len(launch_call[4]) == 4
+    assert launch_call[:4] == ("launch", "add_forward<float>", (2, 1, 1), (256, 1, 1)) and len(launch_call[4]) == 4
     assert [c[0] for c in calls] == ["module", "launch", "launch"], "one RawModule per file"
 
 
@@ -368,7 +372,7 @@ def test_signatures_are_parsed_from_the_source():
 def test_kernels_dir_is_the_repositorys():
     assert kernel_source.kernels_dir() == pathlib.Path(__file__).resolve().parent.parent / "kernels"
     assert kernel_source.locate("elementwise.cu").name == "elementwise.cu"
-    assert "add_forward" in kernel_source.load("elementwise.cu").kernels
+    assert "add_forward<float>" in kernel_source.load("elementwise.cu").kernels
 
 
 def test_launch_helpers():

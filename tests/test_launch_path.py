@@ -22,9 +22,9 @@ def test_arguments_are_checked_once_per_kinds(noop, monkeypatch):
     a = np.ones(8, np.float32)
     for _ in range(3):
         noop.launch("elementwise.cu", "add_forward", 1, 256, [a, a.copy(), np.empty_like(a), I32(8)])
-    assert checks == ["add_forward"]
+    assert checks == ["add_forward<float>"]   # the template's float32 instance
     noop.launch("elementwise.cu", "add_forward", 2, 256, [a, a, a, I32(8)])   # another grid: checked
-    assert checks == ["add_forward"] * 2
+    assert checks == ["add_forward<float>"] * 2
 
 
 @pytest.mark.parametrize("bad, error, message", [

@@ -20,7 +20,7 @@ import pytest
 
 from checks import assert_close, run_on_backend
 from gpunet.primitives import activation as A
-from gpunet.primitives import epilogue, precision
+from gpunet.primitives import epilogue, merge, precision
 
 HALF = {"bfloat16": precision.BFLOAT16, "float16": precision.FLOAT16}
 ACTS = [None, epilogue.Epilogue("relu"), epilogue.Epilogue("leaky_relu", 0.2), epilogue.Epilogue("elu", 1.0),
@@ -43,7 +43,8 @@ def assert_ulps(actual, expected, ulps, what, atol=0.0):
     assert np.array_equal(nan_a, nan_e), f"{what}: NaN at different places"
     distance = np.abs(_ordered(actual) - _ordered(expected))
     distance[nan_a] = 0
-    distance[np.abs(actual.astype(np.float64) - expected.astype(np.float64)) <= atol] = 0
+    with np.errstate(invalid="ignore"):   # inf - inf: equal bits already count 0
+        distance[np.abs(actual.astype(np.float64) - expected.astype(np.float64)) <= atol] = 0
     if distance.max(initial=0) > ulps:
         i = np.unravel_index(int(np.argmax(distance)), distance.shape)
         raise AssertionError(f"{what}: {int((distance > ulps).sum())} of {distance.size} elements differ by more "
@@ -183,3 +184,32 @@ def test_activation_reference_rounds_once(rng, name):
     for op, (fn, value) in exact.items():
         # float32 intermediates: 1 ulp of T, or 2**-23 absolute where f(x) cancels (see above)
         assert_ulps(fn(x), np.asarray(value, np.float64).astype(HALF[name]), 1, f"{op} against float64", 1e-6)
+
+
+# -- merges (elementwise.cu): one float32 operation per kernel, so bit for bit -----------------
+
+@pytest.mark.parametrize("name", sorted(HALF))
+def test_merges_match_numpy_bit_for_bit(kernel_backend, rng, name):
+    a, b, c, dy = (rng.standard_normal((3, 5, 17)).astype(HALF[name]) for _ in range(4))
+    c[0, 0, :3] = [np.nan, a[0, 0, 1], -np.inf]   # NaN wins, ties go to the first input
+
+    def run():
+        maximum, winner = merge.extreme_forward([a, b, c], "maximum")
+        minimum, low = merge.extreme_forward([a, b, c], "minimum")
+        return [merge.subtract_forward(a, b), *merge.subtract_backward(dy), merge.multiply_forward([a, b]),
+                merge.multiply_forward([a, b, c]), *merge.multiply_backward(dy, [a, b]),
+                *merge.average_backward(dy, 3), maximum, minimum, *merge.extreme_backward(dy, winner, 3),
+                winner.astype(a.dtype), low.astype(a.dtype)]
+    outputs = _compare(kernel_backend, run, 0, "merge")
+    assert all(y.dtype == HALF[name] for y in outputs)
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("name", sorted(HALF))
+def test_merge_reference_rounds_once(rng, name):
+    a, b = ((rng.standard_normal(300) * 10.0 ** rng.integers(-3, 3, 300)).astype(HALF[name]) for _ in range(2))
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    # a 16-bit product is exact in float32 (8 or 11 mantissa bits twice): one rounding, 0 ulp;
+    # a difference may round in float32 first when the exponents are far apart: 1 ulp.
+    assert_ulps(merge.multiply_forward([a, b]), (a64 * b64).astype(HALF[name]), 0, "multiply against float64")
+    assert_ulps(merge.subtract_forward(a, b), (a64 - b64).astype(HALF[name]), 1, "subtract against float64")
