@@ -18,6 +18,7 @@ one rounding adds at most half an ulp of T).
 import numpy as np
 import pytest
 
+import gpunet as gn
 from checks import assert_close, run_on_backend
 from gpunet.primitives import activation as A
 from gpunet.primitives import epilogue, merge, precision
@@ -213,3 +214,25 @@ def test_merge_reference_rounds_once(rng, name):
     # a difference may round in float32 first when the exponents are far apart: 1 ulp.
     assert_ulps(merge.multiply_forward([a, b]), (a64 * b64).astype(HALF[name]), 0, "multiply against float64")
     assert_ulps(merge.subtract_forward(a, b), (a64 - b64).astype(HALF[name]), 1, "subtract against float64")
+
+
+# -- gn.ops.cast: the cast kernels forward, the cast back to the input's dtype on the tape -------
+
+@pytest.mark.parametrize("name", sorted(HALF))
+def test_ops_cast_runs_the_cast_kernels_with_its_gradient(kernel_backend, rng, name):
+    x = rng.standard_normal((4, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 9)).astype(np.float32)
+
+    def run():
+        with gn.GradientTape() as tape:
+            tx = gn.ops.convert_to_tensor(x)
+            tape.watch(tx)
+            low = gn.ops.cast(tx, name)
+            loss = gn.ops.sum(gn.ops.cast(low, "float32") * w)
+        return [low.data, tape.gradient(loss, tx).data]
+    (low, dx), launched = run_on_backend(kernel_backend, run)
+    assert low.dtype == HALF[name] and dx.dtype == np.float32
+    np.testing.assert_array_equal(low.view(np.uint16), x.astype(HALF[name]).view(np.uint16))
+    # d(loss)/dx = w rounded to the 16-bit type (the gradient passes the cast back) and widened
+    np.testing.assert_array_equal(dx, w.astype(HALF[name]).astype(np.float32))
+    assert launched.count("cast_from_float") == 2 and launched.count("cast_to_float") == 2, launched

@@ -4,7 +4,9 @@ import numpy as np
 
 from .. import backend
 from ..autodiff import Tensor, as_tensor, record
+from ..primitives import cast as casts
 from ..primitives import elementwise_nd as E
+from ..primitives import precision
 
 __all__ = ["convert_to_tensor", "convert_to_numpy", "cast", "zeros", "ones", "full", "zeros_like", "ones_like",
            "full_like", "stop_gradient", "shape", "is_tensor", "arange", "one_hot"]
@@ -27,22 +29,32 @@ def is_tensor(x):
     return isinstance(x, Tensor)
 
 
+def _converted(data, dtype):
+    """``data`` as ``dtype``: between float32, bfloat16 and float16 by the cast kernels on a kernel
+    backend (``primitives.cast``: rounded to nearest even, as NumPy), else by the array module."""
+    if data.dtype in precision.FLOATS and dtype in precision.FLOATS:
+        return casts.cast(data, dtype)
+    return data.astype(dtype)
+
+
 def _cast_backward(in_dtype):
     def backward(dy, needs):
         if in_dtype.kind == "b":
             return (None,)     # a mask has no gradient
-        return (dy.astype(in_dtype) if in_dtype.kind == "f" and dy.dtype != in_dtype else dy,)
+        is_float = in_dtype.kind == "f" or in_dtype in precision.HALF   # bfloat16's kind is "V"
+        return (_converted(dy, in_dtype) if is_float and dy.dtype != in_dtype else dy,)
     return backward
 
 
 def cast(x, dtype):
-    """``x`` converted to ``dtype``. The gradient flows back to float inputs (and on to integer
-    ones, so that a path through argmax is reported rather than silently cut)."""
+    """``x`` converted to ``dtype`` (a dtype or a name, "bfloat16" included). The gradient is the
+    cast back to the input's dtype, for float inputs (and flows on unchanged to integer ones, so
+    that a path through argmax is reported rather than silently cut)."""
     t = as_tensor(x, "cast")
-    dtype = np.dtype(dtype)
+    dtype = precision.dtype_of(dtype)
     if t.dtype == dtype:
         return t
-    return record("cast", t.data.astype(dtype), (t,), _cast_backward(t.dtype))
+    return record("cast", _converted(t.data, dtype), (t,), _cast_backward(t.dtype))
 
 
 def _shape_tuple(op, shape):
