@@ -89,7 +89,7 @@ def test_fma_report_finds_contractions_and_math_calls(tmp_path):
         _kernel_folder(tmp_path / "report", "2.0f"))}
     assert rows == {"scale": (0, "-"), "multiply_add": (1, "-")}
     activation = {kernel: (fmas, math) for _, kernel, fmas, math in fma_report.report_file("activation.cu")}
-    assert activation["relu_forward"] == (0, "-") and activation["sigmoid_forward"][1] == "expf"
+    assert activation["relu_forward<float>"] == (0, "-") and activation["sigmoid_forward<float>"][1] == "expf"
 
 
 def test_docs_list_where_cuda_and_cudasim_may_differ():

@@ -181,6 +181,6 @@ def test_write_entry_point(tmp_path):
     text = out.read_text()
     for arch in nvrtc.ARCHS:
         version = nvrtc.compiler_for(arch).version_string
-        assert f"| elementwise.cu | `add_forward` | {arch} | {version} |" in text
+        assert f"| elementwise.cu | `add_forward<float>` | {arch} | {version} |" in text
         assert f"NVRTC {version} for " in text
     assert "| NVRTC | registers | smem (B) |" in text
