@@ -15,6 +15,10 @@
 //   reduce_<op>_rows(x, out, rows, cols, scale)  out[r] = scale * op over x[r, :]; op in sum, max, min
 //   arg<op>_rows(x, out, rows, cols)             out[r] = first column holding the max / min (int32)
 //
+// Element types: every kernel but take_backward (a float32 atomicAdd) is a template on T (float,
+// bf16_t, fp16_t): inputs and outputs in T (comparisons write T 1 / 0, where's cond stays float32,
+// arg reductions write int32), loaded as float, computed and reduced in float32 and rounded once
+// where stored; copies move T unchanged.
 // Layout: any. The host (gpunet/primitives/elementwise_nd.py) views out as a C-contiguous array of
 // ndim <= 8 axes and passes meta = [out shape (ndim), then per input its element strides (ndim)];
 // a broadcast axis has stride 0, and axes that are contiguous in every input are merged first.
@@ -60,74 +64,74 @@ struct LessEqualOp { __device__ static float apply(float a, float b) { return a 
 struct GreaterOp { __device__ static float apply(float a, float b) { return a > b ? 1.0f : 0.0f; } };
 struct GreaterEqualOp { __device__ static float apply(float a, float b) { return a >= b ? 1.0f : 0.0f; } };
 
-template <class Op>
-__device__ __forceinline__ void broadcast_binary(const float* __restrict__ a, const float* __restrict__ b,
-                                                 float* __restrict__ out, int n, int ndim,
+template <class Op, class T>
+__device__ __forceinline__ void broadcast_binary(const T* __restrict__ a, const T* __restrict__ b,
+                                                 T* __restrict__ out, int n, int ndim,
                                                  const int* __restrict__ meta) {
     GRID_STRIDE_LOOP(i, n) {
         int off[2];
         offsets_of<2>(i, ndim, meta, off);
-        out[i] = Op::apply(a[off[0]], b[off[1]]);
+        out[i] = from_float<T>(Op::apply(to_float(a[off[0]]), to_float(b[off[1]])));
     }
 }
 
 
-extern "C" __global__ void broadcast_add(const float* __restrict__ a, const float* __restrict__ b,
-        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+template <class T> __global__ void broadcast_add(const T* __restrict__ a, const T* __restrict__ b,
+        T* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
     broadcast_binary<AddOp>(a, b, out, n, ndim, meta);
 }
-extern "C" __global__ void broadcast_subtract(const float* __restrict__ a, const float* __restrict__ b,
-        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+template <class T> __global__ void broadcast_subtract(const T* __restrict__ a, const T* __restrict__ b,
+        T* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
     broadcast_binary<SubtractOp>(a, b, out, n, ndim, meta);
 }
-extern "C" __global__ void broadcast_multiply(const float* __restrict__ a, const float* __restrict__ b,
-        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+template <class T> __global__ void broadcast_multiply(const T* __restrict__ a, const T* __restrict__ b,
+        T* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
     broadcast_binary<MultiplyOp>(a, b, out, n, ndim, meta);
 }
-extern "C" __global__ void broadcast_divide(const float* __restrict__ a, const float* __restrict__ b,
-        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+template <class T> __global__ void broadcast_divide(const T* __restrict__ a, const T* __restrict__ b,
+        T* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
     broadcast_binary<DivideOp>(a, b, out, n, ndim, meta);
 }
-extern "C" __global__ void broadcast_power(const float* __restrict__ a, const float* __restrict__ b,
-        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+template <class T> __global__ void broadcast_power(const T* __restrict__ a, const T* __restrict__ b,
+        T* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
     broadcast_binary<PowerOp>(a, b, out, n, ndim, meta);
 }
-extern "C" __global__ void broadcast_maximum(const float* __restrict__ a, const float* __restrict__ b,
-        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+template <class T> __global__ void broadcast_maximum(const T* __restrict__ a, const T* __restrict__ b,
+        T* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
     broadcast_binary<MaximumOp>(a, b, out, n, ndim, meta);
 }
-extern "C" __global__ void broadcast_minimum(const float* __restrict__ a, const float* __restrict__ b,
-        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+template <class T> __global__ void broadcast_minimum(const T* __restrict__ a, const T* __restrict__ b,
+        T* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
     broadcast_binary<MinimumOp>(a, b, out, n, ndim, meta);
 }
-extern "C" __global__ void broadcast_equal(const float* __restrict__ a, const float* __restrict__ b,
-        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+template <class T> __global__ void broadcast_equal(const T* __restrict__ a, const T* __restrict__ b,
+        T* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
     broadcast_binary<EqualOp>(a, b, out, n, ndim, meta);
 }
-extern "C" __global__ void broadcast_not_equal(const float* __restrict__ a, const float* __restrict__ b,
-        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+template <class T> __global__ void broadcast_not_equal(const T* __restrict__ a, const T* __restrict__ b,
+        T* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
     broadcast_binary<NotEqualOp>(a, b, out, n, ndim, meta);
 }
-extern "C" __global__ void broadcast_less(const float* __restrict__ a, const float* __restrict__ b,
-        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+template <class T> __global__ void broadcast_less(const T* __restrict__ a, const T* __restrict__ b,
+        T* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
     broadcast_binary<LessOp>(a, b, out, n, ndim, meta);
 }
-extern "C" __global__ void broadcast_less_equal(const float* __restrict__ a, const float* __restrict__ b,
-        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+template <class T> __global__ void broadcast_less_equal(const T* __restrict__ a, const T* __restrict__ b,
+        T* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
     broadcast_binary<LessEqualOp>(a, b, out, n, ndim, meta);
 }
-extern "C" __global__ void broadcast_greater(const float* __restrict__ a, const float* __restrict__ b,
-        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+template <class T> __global__ void broadcast_greater(const T* __restrict__ a, const T* __restrict__ b,
+        T* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
     broadcast_binary<GreaterOp>(a, b, out, n, ndim, meta);
 }
-extern "C" __global__ void broadcast_greater_equal(const float* __restrict__ a, const float* __restrict__ b,
-        float* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+template <class T> __global__ void broadcast_greater_equal(const T* __restrict__ a, const T* __restrict__ b,
+        T* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
     broadcast_binary<GreaterEqualOp>(a, b, out, n, ndim, meta);
 }
 
-extern "C" __global__ void broadcast_where(const float* __restrict__ cond, const float* __restrict__ a,
-                                           const float* __restrict__ b, float* __restrict__ out, int n, int ndim,
-                                           const int* __restrict__ meta) {
+template <class T> __global__ void broadcast_where(const float* __restrict__ cond, const T* __restrict__ a,
+                                                   const T* __restrict__ b, T* __restrict__ out, int n, int ndim,
+                                                   const int* __restrict__ meta) {
     GRID_STRIDE_LOOP(i, n) {
         int off[3];
         offsets_of<3>(i, ndim, meta, off);
@@ -135,8 +139,8 @@ extern "C" __global__ void broadcast_where(const float* __restrict__ cond, const
     }
 }
 
-extern "C" __global__ void strided_copy(const float* __restrict__ x, float* __restrict__ out, int n, int ndim,
-                                        const int* __restrict__ meta, int base) {
+template <class T> __global__ void strided_copy(const T* __restrict__ x, T* __restrict__ out, int n, int ndim,
+                                                const int* __restrict__ meta, int base) {
     GRID_STRIDE_LOOP(i, n) {
         int off[1];
         offsets_of<1>(i, ndim, meta, off);
@@ -157,34 +161,34 @@ struct SignOp {
     __device__ static float apply(float x) { return x != x ? x : (float)((x > 0.0f) - (x < 0.0f)); }
 };
 
-template <class Op>
-__device__ __forceinline__ void unary(const float* __restrict__ x, float* __restrict__ out, int n) {
-    GRID_STRIDE_LOOP(i, n) out[i] = Op::apply(x[i]);
+template <class Op, class T>
+__device__ __forceinline__ void unary(const T* __restrict__ x, T* __restrict__ out, int n) {
+    GRID_STRIDE_LOOP(i, n) out[i] = from_float<T>(Op::apply(to_float(x[i])));
 }
 
 
-extern "C" __global__ void unary_negative(const float* __restrict__ x, float* __restrict__ out, int n) {
+template <class T> __global__ void unary_negative(const T* __restrict__ x, T* __restrict__ out, int n) {
     unary<NegativeOp>(x, out, n);
 }
-extern "C" __global__ void unary_square(const float* __restrict__ x, float* __restrict__ out, int n) {
+template <class T> __global__ void unary_square(const T* __restrict__ x, T* __restrict__ out, int n) {
     unary<SquareOp>(x, out, n);
 }
-extern "C" __global__ void unary_sqrt(const float* __restrict__ x, float* __restrict__ out, int n) {
+template <class T> __global__ void unary_sqrt(const T* __restrict__ x, T* __restrict__ out, int n) {
     unary<SqrtOp>(x, out, n);
 }
-extern "C" __global__ void unary_exp(const float* __restrict__ x, float* __restrict__ out, int n) {
+template <class T> __global__ void unary_exp(const T* __restrict__ x, T* __restrict__ out, int n) {
     unary<ExpOp>(x, out, n);
 }
-extern "C" __global__ void unary_log(const float* __restrict__ x, float* __restrict__ out, int n) {
+template <class T> __global__ void unary_log(const T* __restrict__ x, T* __restrict__ out, int n) {
     unary<LogOp>(x, out, n);
 }
-extern "C" __global__ void unary_log1p(const float* __restrict__ x, float* __restrict__ out, int n) {
+template <class T> __global__ void unary_log1p(const T* __restrict__ x, T* __restrict__ out, int n) {
     unary<Log1pOp>(x, out, n);
 }
-extern "C" __global__ void unary_abs(const float* __restrict__ x, float* __restrict__ out, int n) {
+template <class T> __global__ void unary_abs(const T* __restrict__ x, T* __restrict__ out, int n) {
     unary<AbsOp>(x, out, n);
 }
-extern "C" __global__ void unary_sign(const float* __restrict__ x, float* __restrict__ out, int n) {
+template <class T> __global__ void unary_sign(const T* __restrict__ x, T* __restrict__ out, int n) {
     unary<SignOp>(x, out, n);
 }
 
@@ -203,29 +207,29 @@ struct MinOp {
     __device__ static float combine(float a, float b) { return (a != a || a <= b) ? a : b; }
 };
 
-template <class Op>
-__device__ __forceinline__ void reduce_rows(const float* __restrict__ x, float* __restrict__ out, int rows,
+template <class Op, class T>
+__device__ __forceinline__ void reduce_rows(const T* __restrict__ x, T* __restrict__ out, int rows,
                                             int cols, float scale) {
     int lane = threadIdx.x % 32;
     ROW_PER_WARP_LOOP(row, rows) {
-        const float* xr = x + (long long)row * cols;
+        const T* xr = x + (long long)row * cols;
         float acc = Op::identity();
-        for (int j = lane; j < cols; j += 32) acc = Op::combine(acc, xr[j]);
+        for (int j = lane; j < cols; j += 32) acc = Op::combine(acc, to_float(xr[j]));
         for (int offset = 16; offset > 0; offset >>= 1) acc = Op::combine(acc, __shfl_xor_sync(FULL_MASK, acc, offset));
-        if (lane == 0) out[row] = acc * scale;
+        if (lane == 0) out[row] = from_float<T>(acc * scale);
     }
 }
 
 
-extern "C" __global__ void __launch_bounds__(256) reduce_sum_rows(const float* __restrict__ x, float* __restrict__ out,
+template <class T> __global__ void __launch_bounds__(256) reduce_sum_rows(const T* __restrict__ x, T* __restrict__ out,
         int rows, int cols, float scale) {
     reduce_rows<SumOp>(x, out, rows, cols, scale);
 }
-extern "C" __global__ void __launch_bounds__(256) reduce_max_rows(const float* __restrict__ x, float* __restrict__ out,
+template <class T> __global__ void __launch_bounds__(256) reduce_max_rows(const T* __restrict__ x, T* __restrict__ out,
         int rows, int cols, float scale) {
     reduce_rows<MaxOp>(x, out, rows, cols, scale);
 }
-extern "C" __global__ void __launch_bounds__(256) reduce_min_rows(const float* __restrict__ x, float* __restrict__ out,
+template <class T> __global__ void __launch_bounds__(256) reduce_min_rows(const T* __restrict__ x, T* __restrict__ out,
         int rows, int cols, float scale) {
     reduce_rows<MinOp>(x, out, rows, cols, scale);
 }
@@ -238,15 +242,17 @@ __device__ __forceinline__ bool better(float a, int ai, float b, int bi) {
     return LARGEST ? a > b : a < b;
 }
 
-template <bool LARGEST>
-__device__ __forceinline__ void arg_rows(const float* __restrict__ x, int* __restrict__ out, int rows, int cols) {
+template <bool LARGEST, class T>
+__device__ __forceinline__ void arg_rows(const T* __restrict__ x, int* __restrict__ out, int rows, int cols) {
     int lane = threadIdx.x % 32;
     ROW_PER_WARP_LOOP(row, rows) {
-        const float* xr = x + (long long)row * cols;
+        const T* xr = x + (long long)row * cols;
         float best = LARGEST ? -INFINITY : INFINITY;
         int where = cols;   // past the end: loses every tie against a real column
-        for (int j = lane; j < cols; j += 32)
-            if (better<LARGEST>(xr[j], j, best, where)) best = xr[j], where = j;
+        for (int j = lane; j < cols; j += 32) {
+            float v = to_float(xr[j]);
+            if (better<LARGEST>(v, j, best, where)) best = v, where = j;
+        }
         for (int offset = 16; offset > 0; offset >>= 1) {
             float other = __shfl_xor_sync(FULL_MASK, best, offset);
             int other_at = __shfl_xor_sync(FULL_MASK, where, offset);
@@ -256,19 +262,19 @@ __device__ __forceinline__ void arg_rows(const float* __restrict__ x, int* __res
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256)
-argmax_rows(const float* __restrict__ x, int* __restrict__ out, int rows, int cols) {
-    arg_rows<true>(x, out, rows, cols);
+template <class T> __global__ void __launch_bounds__(256)
+argmax_rows(const T* __restrict__ x, int* __restrict__ out, int rows, int cols) {
+    arg_rows<true, T>(x, out, rows, cols);
 }
-extern "C" __global__ void __launch_bounds__(256)
-argmin_rows(const float* __restrict__ x, int* __restrict__ out, int rows, int cols) {
-    arg_rows<false>(x, out, rows, cols);
+template <class T> __global__ void __launch_bounds__(256)
+argmin_rows(const T* __restrict__ x, int* __restrict__ out, int rows, int cols) {
+    arg_rows<false, T>(x, out, rows, cols);
 }
 
 // -- gathers and scatters: slicing and take -----------------------------------------------------------
 
-extern "C" __global__ void strided_scatter(const float* __restrict__ dy, float* __restrict__ dx, int n, int ndim,
-                                           const int* __restrict__ meta, int base) {
+template <class T> __global__ void strided_scatter(const T* __restrict__ dy, T* __restrict__ dx, int n, int ndim,
+                                                   const int* __restrict__ meta, int base) {
     GRID_STRIDE_LOOP(i, n) {
         int off[1];
         offsets_of<1>(i, ndim, meta, off);
@@ -276,8 +282,8 @@ extern "C" __global__ void strided_scatter(const float* __restrict__ dy, float* 
     }
 }
 
-extern "C" __global__ void take_forward(const float* __restrict__ x, const int* __restrict__ indices,
-                                        float* __restrict__ out, int n, int axis_len, int inner, int count) {
+template <class T> __global__ void take_forward(const T* __restrict__ x, const int* __restrict__ indices,
+                                                T* __restrict__ out, int n, int axis_len, int inner, int count) {
     GRID_STRIDE_LOOP(i, n) {
         int r = i % inner, j = (i / inner) % count, o = i / (inner * count);
         int k = indices[j];

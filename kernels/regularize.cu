@@ -1,7 +1,10 @@
 // regularize.cu - weight regularizers (L1, L2) and weight constraints (max_norm, min_max_norm,
 // unit_norm, non_neg), deterministic throughout.
 //
-// Kernels (w = a weight or an activation, flat float32 of n elements):
+// Kernels (w = a weight or an activation, flat, n elements; the penalty kernels are templates on T:
+// float, bf16_t, fp16_t for an activity penalty on 16-bit activations, summed in float32 into
+// float32 partials, the gradient added in float32 and rounded once into grad (T); the constraints
+// act on float32 weights only):
 //   penalty_sum_partials(w, partial, n, l1, l2)    partial[block] = sum of l1 |w| + l2 w^2
 //       (loss.cu's sum_partials_finish adds the blocks, optionally dividing: activity penalties)
 //   penalty_add_gradient(w, grad, n, l1, l2, scale)  grad += (l1 sign(w) + 2 l2 w) * scale   (+=)
@@ -24,10 +27,13 @@
 
 __device__ __forceinline__ float signf(float v) { return v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : v); }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-penalty_sum_partials(const float* __restrict__ w, float* __restrict__ partial, int n, float l1, float l2) {
+template <class T> __global__ void __launch_bounds__(THREADS)
+penalty_sum_partials(const T* __restrict__ w, float* __restrict__ partial, int n, float l1, float l2) {
     float acc = 0.0f;
-    GRID_STRIDE_LOOP(i, n) acc += l1 * fabsf(w[i]) + l2 * w[i] * w[i];
+    GRID_STRIDE_LOOP(i, n) {
+        float v = to_float(w[i]);
+        acc += l1 * fabsf(v) + l2 * v * v;
+    }
     __shared__ float per_warp[WARPS];
     acc = warp_sum(acc);
     if (threadIdx.x % 32 == 0) per_warp[threadIdx.x / 32] = acc;
@@ -39,9 +45,12 @@ penalty_sum_partials(const float* __restrict__ w, float* __restrict__ partial, i
     }
 }
 
-extern "C" __global__ void penalty_add_gradient(const float* __restrict__ w, float* __restrict__ grad, int n,
-                                                float l1, float l2, float scale) {
-    GRID_STRIDE_LOOP(i, n) grad[i] += (l1 * signf(w[i]) + 2.0f * l2 * w[i]) * scale;
+template <class T> __global__ void penalty_add_gradient(const T* __restrict__ w, T* __restrict__ grad, int n,
+                                                        float l1, float l2, float scale) {
+    GRID_STRIDE_LOOP(i, n) {
+        float v = to_float(w[i]);
+        grad[i] = from_float<T>(to_float(grad[i]) + (l1 * signf(v) + 2.0f * l2 * v) * scale);
+    }
 }
 
 extern "C" __global__ void norm_constraint(float* __restrict__ w, int d0, int d1, int d2, int d3, int reduce_mask,

@@ -20,8 +20,10 @@ import pytest
 
 import gpunet as gn
 from checks import assert_close, run_on_backend
+from gpunet import backend
 from gpunet.primitives import activation as A
-from gpunet.primitives import epilogue, merge, precision
+from gpunet.primitives import elementwise_nd as E
+from gpunet.primitives import epilogue, gather, merge, precision, regularize
 
 HALF = {"bfloat16": precision.BFLOAT16, "float16": precision.FLOAT16}
 ACTS = [None, epilogue.Epilogue("relu"), epilogue.Epilogue("leaky_relu", 0.2), epilogue.Epilogue("elu", 1.0),
@@ -40,6 +42,7 @@ def assert_ulps(actual, expected, ulps, what, atol=0.0):
     last place of that type, or by at most ``atol``; NaN must meet NaN."""
     assert actual.dtype == expected.dtype and actual.shape == expected.shape, \
         f"{what}: {actual.dtype} {actual.shape} vs {expected.dtype} {expected.shape}"
+    actual, expected = np.atleast_1d(actual), np.atleast_1d(expected)
     nan_a, nan_e = np.isnan(actual.astype(np.float32)), np.isnan(expected.astype(np.float32))
     assert np.array_equal(nan_a, nan_e), f"{what}: NaN at different places"
     distance = np.abs(_ordered(actual) - _ordered(expected))
@@ -236,3 +239,87 @@ def test_ops_cast_runs_the_cast_kernels_with_its_gradient(kernel_backend, rng, n
     # d(loss)/dx = w rounded to the 16-bit type (the gradient passes the cast back) and widened
     np.testing.assert_array_equal(dx, w.astype(HALF[name]).astype(np.float32))
     assert launched.count("cast_from_float") == 2 and launched.count("cast_to_float") == 2, launched
+
+
+# -- elementwise_nd (gn.ops' array level): broadcasting maps, reductions, copies ----------------
+
+@pytest.mark.parametrize("name", sorted(HALF))
+def test_broadcast_and_unary_ops_match_numpy(kernel_backend, rng, name):
+    a = rng.standard_normal((3, 1, 5)).astype(HALF[name])
+    b = rng.standard_normal((4, 5)).astype(HALF[name])
+    a[0, 0, :2] = b[0, :2]   # equal elements for the comparisons
+    positive = np.abs(a) + a.dtype.type(0.5)
+    cond = rng.standard_normal((4, 1)) > 0
+    maps = ["add", "subtract", "multiply", "divide", "maximum", "minimum"]   # one float32 op: exact
+    exact = [lambda op=op: E.binary(op, a, b) for op in maps] + [
+        lambda: E.binary("less", a, b).astype(a.dtype), lambda: E.binary("equal", a, b).astype(a.dtype),
+        lambda: E.where(cond, a, b), lambda: E.transpose(a, (2, 0, 1)), lambda: E.broadcast_to(a, (2, 3, 4, 5)),
+        *(lambda op=op: E.unary(op, a) for op in ("negative", "square", "abs", "sign"))]
+    library = [lambda: E.binary("power", positive, b), *(lambda op=op: E.unary(op, positive) for op in
+                                                         ("sqrt", "exp", "log", "log1p"))]   # powf, expf ...: 1 ulp
+    thunks = exact + library
+    outputs = _compare(kernel_backend, lambda: [t() for t in thunks], [0] * len(exact) + [1] * len(library),
+                       "elementwise_nd")
+    assert all(y.dtype == HALF[name] for y in outputs)
+
+
+@pytest.mark.parametrize("name", sorted(HALF))
+def test_reductions_match_numpy(kernel_backend, rng, name):
+    x = rng.standard_normal((6, 7, 40)).astype(HALF[name])
+    x[0, 0, 3] = x[0, 0, 9] = x.max() + 1   # a tie: the first column wins
+    calls = [("sum", (2,)), ("mean", (0, 2)), ("max", (1,)), ("min", None), ("sum", None)]
+    # A float32 sum of cols terms differs between summation orders by <= cols * 2**-24 * sum|x|;
+    # rounded once to T that is 1 ulp of T, or that bound where the sum cancels below it.
+    atol = x.size * 2.0 ** -24 * float(np.abs(x.astype(np.float64)).sum())
+    actual = _compare(kernel_backend, lambda: [E.reduce(op, x, axis) for op, axis in calls], 1, "reduce", atol)
+    assert [y.dtype for y in actual] == [HALF[name]] * len(calls)
+    (arg_max, arg_min), _ = run_on_backend(kernel_backend, lambda: [E.arg_reduce("argmax", x, 2),
+                                                                    E.arg_reduce("argmin", x, 1)])
+    np.testing.assert_array_equal(arg_max, np.argmax(x.astype(np.float32), axis=2))
+    np.testing.assert_array_equal(arg_min, np.argmin(x.astype(np.float32), axis=1))
+    assert arg_max.dtype == np.int32 and arg_max[0, 0] == 3
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("name", sorted(HALF))
+def test_elementwise_nd_reference_rounds_once(rng, name):
+    x = rng.uniform(0.5, 2.0, (5, 64)).astype(HALF[name])
+    x64 = x.astype(np.float64)
+    # 64 terms: the float32 sum is within 64 * 2**-24 relative, far below half an ulp of T: 1 ulp
+    assert_ulps(E.reduce("sum", x, 1), x64.sum(1).astype(HALF[name]), 1, "sum against float64")
+    assert_ulps(E.reduce("mean", x, 1), x64.mean(1).astype(HALF[name]), 1, "mean against float64")
+    assert_ulps(E.unary("exp", x), np.exp(x64).astype(HALF[name]), 1, "exp against float64")
+    assert_ulps(E.binary("divide", x, x[::-1]), (x64 / x64[::-1]).astype(HALF[name]), 1, "divide against float64")
+
+
+# -- regularizers: an activity penalty on 16-bit activations ------------------------------------
+
+@pytest.mark.parametrize("name", sorted(HALF))
+def test_penalty_on_16_bit_activations(kernel_backend, rng, name):
+    w = rng.standard_normal((12, 25)).astype(HALF[name])
+    grad = rng.standard_normal((12, 25)).astype(HALF[name])
+
+    def run():
+        g = backend.current().asarray(grad.copy(), dtype=grad.dtype)   # updated in place
+        return [regularize.penalty(w, 0.01, 0.02, divisor=4), regularize.add_penalty_gradient(w, g, 0.01, 0.02, 0.5)]
+    (total, g), _ = run_on_backend(kernel_backend, run)
+    (expected_total, expected_g), _ = run_on_backend("numpy", run)
+    assert total.dtype == np.float32 and g.dtype == HALF[name]
+    # float32 partial sums of 300 terms against a float64 sum: 300 * 2**-24 relative
+    assert_close(total, expected_total, rtol=300 * 2.0 ** -24, atol=0, what="penalty")
+    assert_ulps(g, expected_g, 1, "penalty gradient")   # one rounding; a fused multiply-add may move it 1 ulp
+
+
+@pytest.mark.parametrize("name", sorted(HALF))
+def test_slices_and_take_match_numpy(kernel_backend, rng, name):
+    x = rng.standard_normal((4, 6, 5)).astype(HALF[name])
+    dy = rng.standard_normal((4, 3, 5)).astype(HALF[name])
+    index = np.array([1, 5, 1])   # taken twice: take's gradient adds in float32, rounds once
+    key = (slice(None), slice(0, 6, 2))
+
+    def run():
+        return [gather.slice_forward(x, key), gather.slice_backward(dy, x.shape, key),
+                gather.take_forward(x, index, axis=1), gather.take_backward(dy, index, x.shape, axis=1)]
+    outputs = _compare(kernel_backend, run, 0, ["slice", "slice'", "take", "take'"])
+    assert all(y.dtype == HALF[name] for y in outputs)
+    np.testing.assert_array_equal(outputs[0].view(np.uint16), x[key].view(np.uint16))

@@ -12,11 +12,17 @@ float32 kernel of ``kernels/elementwise_nd.cu``, one template instantiated per o
 
 Integer and bool inputs run the float32 kernels (exact up to 2**24); comparisons return bool and
 arg reductions int32 on every backend. Gradients are composed from these in ``gpunet/ops``.
+
+Dtypes: float32, bfloat16 and float16 on every backend (float64 on numpy); the float inputs of one
+call share one dtype, which the result has (``where``'s condition is read as float32). 16-bit
+values are computed in float32 and rounded once where stored: one rounding per op, a reduction's
+float32 sum (or mean) included; copies (transpose, broadcast_to) and max / min are exact. The
+NumPy reference widens 16-bit inputs (``precision.widen``), computes and narrows once.
 """
 import numpy as np
 
 from .. import backend
-from . import launch
+from . import launch, precision
 
 _FILE = "elementwise_nd.cu"
 _MAX_BLOCKS = 2048
@@ -38,24 +44,31 @@ def binary(op, a, b):
     if backend.current().runs_kernels:
         out = _broadcast_kernel("broadcast_" + op, [a, b])
         return out.astype(bool) if op in COMPARISONS else out
-    return np.asarray(_NUMPY_BINARY[op](a, b))
+    out = np.asarray(_NUMPY_BINARY[op](precision.widen(a), precision.widen(b)))
+    return out if op in COMPARISONS else _rounded(out, np.result_type(a, b))
 
 
 def where(cond, a, b):
     """``a`` where ``cond`` is true, else ``b``; the three broadcast together."""
     if backend.current().runs_kernels:
-        return _broadcast_kernel("broadcast_where", [cond, a, b])
+        return _broadcast_kernel("broadcast_where", [a, b], cond)
     return np.where(cond, a, b)
 
 
 def unary(op, x):
     """``op(x)`` elementwise; ``op`` is a key of ``_NUMPY_UNARY``."""
     if backend.current().runs_kernels:
-        x, = _kernel_inputs("unary_" + op, [x])
-        out = launch.empty(x.shape)
+        x, = _kernel_inputs("unary_" + op, [x], precision.FLOATS)
+        out = launch.empty(x.shape, x.dtype)
         launch.run(_FILE, "unary_" + op, launch.blocks_for(x.size, cap=_MAX_BLOCKS), launch.THREADS, x, out, x.size)
         return out
-    return np.asarray(_NUMPY_UNARY[op](x))
+    return _rounded(np.asarray(_NUMPY_UNARY[op](precision.widen(x))), x.dtype)
+
+
+def _rounded(out, dtype):
+    """The reference's one rounding: ``out`` (computed in float32) narrowed to a 16-bit ``dtype``;
+    any other result as NumPy made it (its promotion rules are the contract)."""
+    return precision.narrow(out, dtype) if precision.is_half(dtype) else out
 
 
 def normalize_axis(op, axis, ndim):
@@ -81,10 +94,10 @@ def reduce(op, x, axis=None, keepdims=False):
         if cols == 0 and op in ("max", "min"):
             raise ValueError(f"{op}: cannot reduce an empty axis (input shape {tuple(x.shape)}).")
         scale = 1.0 / cols if op == "mean" and cols else 1.0
-        out = launch.empty((rows_view.shape[0],))
+        out = launch.empty((rows_view.shape[0],), rows_view.dtype)
         _row_kernel(kernel, rows_view, out, launch.f32(scale))
         return out.reshape(out_shape)
-    return np.asarray(_NUMPY_REDUCE[op](x, axis=axes, keepdims=keepdims))
+    return _rounded(np.asarray(_NUMPY_REDUCE[op](precision.widen(x), axis=axes, keepdims=keepdims)), x.dtype)
 
 
 def arg_reduce(op, x, axis=None, keepdims=False):
@@ -106,7 +119,7 @@ def arg_reduce(op, x, axis=None, keepdims=False):
 def transpose(x, axes):
     """``x`` with its axes permuted (a C-contiguous copy)."""
     if backend.current().runs_kernels:
-        x, = _kernel_inputs("transpose", [x])
+        x, = _kernel_inputs("transpose", [x], precision.FLOATS)
         strides = _contiguous_strides(x.shape)
         shape = tuple(x.shape[a] for a in axes)
         return _strided_copy(x, shape, [strides[a] for a in axes])
@@ -117,7 +130,7 @@ def broadcast_to(x, shape):
     """``x`` repeated along broadcast axes to ``shape`` (a C-contiguous copy)."""
     shape = tuple(int(s) for s in shape)
     if backend.current().runs_kernels:
-        x, = _kernel_inputs("broadcast_to", [x])
+        x, = _kernel_inputs("broadcast_to", [x], precision.FLOATS)
         return _strided_copy(x, shape, _broadcast_strides("broadcast_to", x.shape, shape))
     return np.ascontiguousarray(np.broadcast_to(x, shape))
 
@@ -138,11 +151,12 @@ def sum_to_shape(dy, shape):
 _META = {}   # (out shape, input strides) -> the meta array on the backend, reused by later launches
 
 
-def _kernel_inputs(op, arrays):
-    """float32 C-contiguous arrays on the backend; ints and bools converted, other floats refused."""
+def _kernel_inputs(op, arrays, dtype=np.float32):
+    """C-contiguous arrays on the backend of ``dtype`` (float32, or one shared dtype of a tuple
+    such as ``precision.FLOATS``); ints and bools converted to float32, other floats refused."""
     arrays = [a.astype(np.float32) if a.dtype.kind in "biu" else a for a in arrays]
     # launch.inputs makes 0-d arrays 1-d (ascontiguousarray); keep each array's own shape
-    return [c.reshape(a.shape) for a, c in zip(arrays, launch.inputs(op, *arrays))]
+    return [c.reshape(a.shape) for a, c in zip(arrays, launch.inputs(op, *arrays, dtype=dtype))]
 
 
 def _contiguous_strides(shape):
@@ -195,14 +209,17 @@ def _meta(op, shape, stride_sets):
     return meta, len(shape)
 
 
-def _broadcast_kernel(kernel, arrays):
-    arrays = _kernel_inputs(kernel, arrays)
+def _broadcast_kernel(kernel, arrays, cond=None):
+    """``kernel(a, b, out, ...)``, or with ``cond`` (read as float32) ``kernel(cond, a, b, out, ...)``."""
+    arrays = _kernel_inputs(kernel, arrays, precision.FLOATS)
+    if cond is not None:
+        arrays = _kernel_inputs(kernel, [cond]) + arrays
     try:
         shape = tuple(int(s) for s in np.broadcast_shapes(*[tuple(a.shape) for a in arrays]))
     except ValueError:
         raise ValueError(f"{kernel}: shapes {', '.join(str(tuple(a.shape)) for a in arrays)} do not broadcast "
                          "together.") from None
-    out = launch.empty(shape)
+    out = launch.empty(shape, arrays[-1].dtype)
     n = launch.i32(out.size, f"{kernel}: elements")
     if n:
         meta, ndim = _meta(kernel, shape, [_broadcast_strides(kernel, a.shape, shape) for a in arrays])
@@ -211,7 +228,7 @@ def _broadcast_kernel(kernel, arrays):
 
 
 def _strided_copy(x, shape, strides):
-    out = launch.empty(shape)
+    out = launch.empty(shape, x.dtype)
     n = launch.i32(out.size, "strided_copy: elements")
     if n:
         meta, ndim = _meta("strided_copy", shape, [strides])
@@ -222,7 +239,7 @@ def _strided_copy(x, shape, strides):
 
 def _rows_last(op, x, axes, keepdims):
     """``x`` as a contiguous (rows, cols) array with ``axes`` last, and the reduction's output shape."""
-    x, = _kernel_inputs(op, [x])
+    x, = _kernel_inputs(op, [x], precision.FLOATS)
     kept = [a for a in range(x.ndim) if a not in axes]
     if axes != tuple(range(x.ndim - len(axes), x.ndim)):
         x = transpose(x, kept + list(axes))

@@ -8,11 +8,15 @@
 * ``take_forward(x, indices, axis)`` / ``take_backward(dy, indices, shape, axis)``: ``take_forward``
   / ``take_backward`` of ``kernels/elementwise_nd.cu``, x seen as (outer, axis, inner); the
   backward adds with atomicAdd, so an index taken twice gets both gradients (in no fixed order).
+
+Dtypes: the kernels run float32, bfloat16 and float16 (copies, exact); take's backward adds in
+float32 (its atomicAdd) and rounds a 16-bit gradient once at the end. Other dtypes use the array
+module.
 """
 import numpy as np
 
 from .. import backend
-from . import launch
+from . import cast, launch, precision
 from . import elementwise_nd as E
 
 _FILE = "elementwise_nd.cu"
@@ -36,11 +40,11 @@ def _view_layout(shape, key):
 
 def slice_forward(x, key):
     """``x[key]`` as a C-contiguous array."""
-    if not backend.current().runs_kernels or not is_basic(key) or x.dtype != np.float32:
+    if not backend.current().runs_kernels or not is_basic(key) or x.dtype not in precision.FLOATS:
         return backend.current().xp.ascontiguousarray(x[key])
-    x, = E._kernel_inputs("slice_forward", [x])
+    x, = E._kernel_inputs("slice_forward", [x], precision.FLOATS)
     shape, offset, strides = _view_layout(x.shape, key)
-    out = launch.empty(shape)
+    out = launch.empty(shape, x.dtype)
     n = launch.i32(out.size, "slice_forward: elements")
     if n:
         meta, ndim = E._meta("strided_copy", shape, [strides])
@@ -52,16 +56,16 @@ def slice_forward(x, key):
 def slice_backward(dy, shape, key):
     """The gradient of ``slice_forward``: zeros of ``shape`` with ``dy`` at the selected places."""
     xp = backend.current().xp
-    if not backend.current().runs_kernels or not is_basic(key):
+    if not backend.current().runs_kernels or not is_basic(key) or dy.dtype not in precision.FLOATS:
         dx = xp.zeros(shape, dtype=dy.dtype)
         if is_basic(key):
             dx[key] = dy
         else:
             xp.add.at(dx, key, dy)
         return dx
-    dy, = E._kernel_inputs("slice_backward", [dy])
+    dy, = E._kernel_inputs("slice_backward", [dy], precision.FLOATS)
     view_shape, offset, strides = _view_layout(shape, key)
-    dx = launch.zeros(shape)
+    dx = launch.zeros(shape, dy.dtype)
     n = launch.i32(dy.size, "slice_backward: elements")
     if n:
         meta, ndim = E._meta("strided_scatter", view_shape, [strides])
@@ -91,14 +95,14 @@ def take_forward(x, indices, axis=None):
     """``np.take(x, indices, axis)``; negative indices count from the end."""
     outer, axis_len, inner = _take_layout(x.shape, axis)
     _check_range("take", indices, axis_len)
-    if not backend.current().runs_kernels or x.dtype != np.float32:
+    if not backend.current().runs_kernels or x.dtype not in precision.FLOATS:
         xp = backend.current().xp
         return xp.ascontiguousarray(xp.take(x, indices, axis=axis))
-    x, = E._kernel_inputs("take_forward", [x])
+    x, = E._kernel_inputs("take_forward", [x], precision.FLOATS)
     idx, = launch.inputs("take_forward", indices.astype(np.int32).reshape(-1), dtype=np.int32)
     out_shape = (tuple(indices.shape) if axis is None else
                  tuple(x.shape[:axis % x.ndim]) + tuple(indices.shape) + tuple(x.shape[axis % x.ndim + 1:]))
-    out = launch.empty(out_shape)
+    out = launch.empty(out_shape, x.dtype)
     n = launch.i32(out.size, "take_forward: elements")
     if n:
         launch.run(_FILE, "take_forward", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS,
@@ -110,9 +114,11 @@ def take_backward(dy, indices, shape, axis=None):
     """The gradient of ``take_forward`` for an x of ``shape``: dy added back at each index."""
     outer, axis_len, inner = _take_layout(shape, axis)
     if not backend.current().runs_kernels:
-        dx = np.zeros((outer, axis_len, inner), dtype=dy.dtype)
-        np.add.at(dx, (slice(None), indices.reshape(-1)), dy.reshape(outer, indices.size, inner))
-        return dx.reshape(shape)
+        dx = np.zeros((outer, axis_len, inner), dtype=precision.widen(dy).dtype)   # 16-bit: float32 sums
+        np.add.at(dx, (slice(None), indices.reshape(-1)), precision.widen(dy).reshape(outer, indices.size, inner))
+        return precision.narrow(dx.reshape(shape), dy.dtype)
+    if precision.is_half(dy.dtype):   # the kernel's atomicAdd is float32: add there, round once
+        return cast.cast(take_backward(cast.cast(dy, precision.FLOAT32), indices, shape, axis), dy.dtype)
     dy, = E._kernel_inputs("take_backward", [dy])
     idx, = launch.inputs("take_backward", indices.astype(np.int32).reshape(-1), dtype=np.int32)
     dx = launch.zeros(shape)

@@ -4,11 +4,16 @@ NumPy reference and kernels (``kernels/regularize.cu``) side by side.
 ``penalty(w, l1, l2, divisor)`` is ``(l1 sum|w| + l2 sum w^2) / divisor`` as a 0-d array;
 ``add_penalty_gradient(w, grad, l1, l2, scale)`` adds its gradient times ``scale`` into ``grad``
 in place; ``constrain(w, kind, axes, ...)`` rescales ``w`` in place.
+
+Dtypes: the penalties take float32, bfloat16 or float16 ``w`` (an activity penalty on 16-bit
+activations) on every backend: the penalty is summed in float32 and returned float32 (a loss
+term) for 16-bit ``w``, ``grad`` has ``w``'s dtype and each of its elements is updated in float32
+and rounded once. The constraints act on float32 weights (float64 on numpy).
 """
 import numpy as np
 
 from .. import backend
-from . import launch
+from . import launch, precision
 from .loss import _finish_sum
 
 _FILE = "regularize.cu"
@@ -21,12 +26,13 @@ KINDS = {"max_norm": 0, "min_max_norm": 1, "unit_norm": 2, "non_neg": 3}
 def penalty(w, l1, l2, divisor=1):
     """``(l1 * sum(|w|) + l2 * sum(w^2)) / divisor``: a 0-d array."""
     if backend.current().runs_kernels:
-        w, = launch.inputs("regularizer", w)
+        w, = launch.inputs("regularizer", w, dtype=precision.FLOATS)
         n = launch.i32(w.size, "regularizer: elements")
         partial = launch.empty((launch.blocks_for(n, cap=_MAX_PARTIALS),))
         launch.run(_FILE, "penalty_sum_partials", partial.size, launch.THREADS, w, partial, n, launch.f32(l1),
                    launch.f32(l2))
         return _finish_sum(partial, divisor)
+    w = precision.widen(w)
     total = l1 * np.sum(np.abs(w), dtype=np.float64) + l2 * np.sum(np.square(w), dtype=np.float64)
     return np.asarray(total / divisor, dtype=w.dtype)
 
@@ -34,10 +40,15 @@ def penalty(w, l1, l2, divisor=1):
 def add_penalty_gradient(w, grad, l1, l2, scale=1.0):
     """``grad += (l1 * sign(w) + 2 * l2 * w) * scale``, in place; returns ``grad``."""
     if backend.current().runs_kernels:
-        w, = launch.inputs("regularizer", w)
+        w, = launch.inputs("regularizer", w, dtype=precision.FLOATS)   # grad, updated in place: as given
         n = launch.i32(w.size, "regularizer: elements")
         launch.run(_FILE, "penalty_add_gradient", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS, w, grad,
                    n, launch.f32(l1), launch.f32(l2), launch.f32(scale))
+        return grad
+    if precision.is_half(grad.dtype):   # in float32, one rounding per element
+        w32 = precision.widen(w)
+        grad[...] = precision.narrow(precision.widen(grad) + (l1 * np.sign(w32) + 2 * l2 * w32) * np.float32(scale),
+                                     grad.dtype)
         return grad
     grad += ((l1 * np.sign(w) + 2 * l2 * w) * scale).astype(grad.dtype)
     return grad
