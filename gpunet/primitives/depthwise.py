@@ -23,7 +23,7 @@ in float32 and ``y`` / ``dx`` round once where stored, in the kernels and in the
 import numpy as np
 
 from .. import backend
-from . import cast, conv, conv_geometry, group_norm, launch, precision
+from . import cast, conv, conv_geometry, launch, precision
 
 __all__ = ["depthwise_conv2d_forward", "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_filter"]
 
@@ -96,7 +96,7 @@ def depthwise_conv2d_backward_filter(dy, x, w_shape, strides, padding, dilation)
     _check("depthwise_conv2d_backward_filter", x.shape, w_shape)
     out_hw = _out_hw(x.shape, w_shape, strides, padding, dilation)
     if backend.current().runs_kernels:
-        return _backward_filter_kernel(dy, x, w_shape, out_hw, strides, padding, dilation), group_norm.channel_sums(dy)
+        return _backward_filter_kernel(dy, x, w_shape, out_hw, strides, padding, dilation), conv.bias_backward(dy)
     dy, x = _widened(dy, x)   # float32 gradients of 16-bit inputs
     kh, kw, c, m = w_shape
     dy5 = dy.reshape(*dy.shape[:3], c, m)

@@ -15,13 +15,12 @@ dtypes: ``x``, ``y``, ``dy``, ``dx`` float32, bfloat16 or float16 (float64 on nu
 ``dx`` of the input's dtype, rounded once from float32 arithmetic (kernels and NumPy reference
 alike: ``precision.widen`` / ``narrow``). ``mean``, ``inv_std``, ``gamma``, ``beta`` and their
 gradients are float32 for 16-bit inputs (16-bit gamma / beta are widened); the gamma gradient's
-terms are float32 too, and a 16-bit dy is widened before ``conv.bias_backward`` sums it into the
-beta gradient (one cast launch; none once conv's bias gradient reads 16-bit dy itself).
+terms are float32 too, and ``conv.bias_backward`` sums a 16-bit dy into a float32 beta gradient.
 """
 import numpy as np
 
 from .. import backend
-from . import cast, conv, launch, norm, precision
+from . import conv, launch, norm, precision
 
 __all__ = ["group_norm_forward", "group_norm_backward"]
 
@@ -107,10 +106,4 @@ def _backward_kernel(dy, x, gamma, mean, inv_std, groups, p, rms):
     dx, terms = launch.empty(x.shape, dy.dtype), launch.empty(x.shape)
     launch.run(_FILE, op, max(int(rows), 1), 256, dy, x, launch.placeholder() if gamma is None else gamma, mean,
                inv_std, dx, terms, rows, p, x.shape[-1], groups, int(rms), int(gamma is not None))
-    return dx, conv.bias_backward(terms), channel_sums(dy)
-
-
-def channel_sums(a):
-    """``a`` summed over every axis but the last, in float32 (``conv.bias_backward``, a 16-bit
-    ``a`` widened first): the gradient of a per-channel offset."""
-    return conv.bias_backward(cast.cast(a, np.float32) if precision.is_half(a.dtype) else a)
+    return dx, conv.bias_backward(terms), conv.bias_backward(dy)
