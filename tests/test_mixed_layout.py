@@ -178,14 +178,22 @@ def test_upsampling_sums_and_interpolations_round_once(kernel_backend, rng, half
 
 
 @HALVES
-def test_numpy_add_rounds_after_each_pairwise_add(half):
+def test_add_rounds_after_each_pairwise_add(kernel_backend, rng, half):
     from gpunet.primitives import shape
     dtype = HALF[half]
     xs = [np.array([1.0, 256.0], dtype), np.array([2 ** -8, 1.0], dtype), np.array([2 ** -8, 1.0], dtype)]
-    total = shape.add_forward(xs)
-    assert total.dtype == dtype
+    xs = [np.concatenate([x, _normal(rng, 300, dtype)]) for x in xs]   # and some ordinary values
+    total, on_kernels = _both(kernel_backend, shape.add_forward, xs)
+    assert_bits(on_kernels, total, "add_forward")
+    one_ref, one = _both(kernel_backend, shape.add_forward, xs[:1])
+    assert_bits(one, one_ref, "add_forward of one input")
+    grads = _on(kernel_backend, shape.add_backward, xs[0], 3)
+    for g in grads:
+        assert_bits(g, xs[0], "add_backward")
+    total = total[:2]
     # ((x0 + x1) + x2), each add rounded to the 16-bit type as Keras's op-by-op Add and the kernels
     # store: bf16 (8 significant bits) loses both small terms, fp16 keeps them.
+    xs = [x[:2] for x in xs]
     pairwise = ((xs[0].astype(np.float32) + xs[1]).astype(dtype).astype(np.float32) + xs[2]).astype(dtype)
     assert_bits(total, pairwise, "add_forward")
     expected = [1.0, 256.0] if dtype == precision.BFLOAT16 else [1 + 2 ** -7, 258.0]

@@ -15,8 +15,7 @@ and their backwards copy values (exact); upsampling's gradient sums and bilinear
 compute in float32 and round once where they store, in the kernels and in the NumPy reference
 (``precision.widen`` / ``narrow``). ``add_forward`` of k inputs adds left to right and rounds
 after each of its k - 1 pairwise adds, as Keras's bf16 / fp16 Add does op by op and as
-elementwise.cu's accumulate kernel stores; on a kernel backend add runs float32 only until
-elementwise.cu's add kernels take T.
+elementwise.cu's accumulate kernel stores (its kernels, templated on T, run them).
 """
 import math
 
@@ -258,14 +257,14 @@ def add_backward(dy, n):
 
 
 def _add_forward_kernel(xs):
-    xs = launch.inputs("add_forward", *xs)
+    xs = launch.inputs("add_forward", *xs, dtype=precision.FLOATS)
     if any(x.shape != xs[0].shape for x in xs):
         raise ValueError(f"add_forward needs inputs of one shape; received shapes {[x.shape for x in xs]}.")
     if len(xs) == 1:   # 0 + x: the accumulate kernel copies x
-        total = launch.zeros(xs[0].shape)
+        total = launch.zeros(xs[0].shape, xs[0].dtype)
         _launch_elementwise("elementwise.cu", "add_forward_accumulate", total.size, total, xs[0], total.size)
         return total
-    total = launch.empty(xs[0].shape)
+    total = launch.empty(xs[0].shape, xs[0].dtype)
     _launch_elementwise("elementwise.cu", "add_forward", total.size, xs[0], xs[1], total, total.size)
     for x in xs[2:]:   # in input order, as the reference adds
         _launch_elementwise("elementwise.cu", "add_forward_accumulate", total.size, total, x, total.size)
@@ -273,10 +272,10 @@ def _add_forward_kernel(xs):
 
 
 def _add_backward_kernel(dy, n):
-    dy, = launch.inputs("add_backward", dy)
+    dy, = launch.inputs("add_backward", dy, dtype=precision.FLOATS)
     grads = [dy]
     for _ in range(n - 1):
-        dx = launch.empty(dy.shape)
+        dx = launch.empty(dy.shape, dy.dtype)
         _launch_elementwise("elementwise.cu", "add_backward", dx.size, dy, dx, dx.size)
         grads.append(dx)
     return grads
