@@ -59,7 +59,7 @@ def gemm_time(flops, nbytes, peak, efficiency, bw):
 
 def step(hw, mode, bytes_per=4, dx_ffma=False):
     """Seconds of one step's GEMMs in ``mode`` (ffma, tf32, bf16, cudnn) and of its memory-bound rest;
-    ``dx_ffma``: the input gradients on the FFMA kernels (as shipped: conv.cu's, in every mode)."""
+    ``dx_ffma``: the input gradients on the FFMA kernels (conv.cu's), as before they ran on tensor cores."""
     h = HW[hw]
     peaks = {"ffma": (h["fp32"], FFMA_EFFICIENCY), "tf32": (h["tf32"], h["tc_tf32"] * TC_OVERHEAD),
              "bf16": (h["bf16"], h["tc_bf16"] * TC_OVERHEAD), "cudnn": (h["tf32"], CUDNN_EFFICIENCY)}
@@ -84,10 +84,10 @@ def table():
     for hw in HW:
         torch_total = sum(step(hw, "cudnn"))
         for mode, dx_ffma, label in (
-                ("ffma", False, "gpunet \"highest\" (FFMA), before"),
-                ("tf32", True, "gpunet \"high\" as shipped: forward + filter gradient on TF32 mma, dx FFMA"),
-                ("tf32", False, "gpunet \"high\" with a TF32 input-gradient kernel too (not written yet)"),
-                ("bf16", False, "gpunet, bf16 operands, all three on mma (dx kernel not written yet)"),
+                ("ffma", False, "gpunet \"highest\" (FFMA)"),
+                ("tf32", True, "gpunet \"high\", input gradients on FFMA (the first tensor-core release)"),
+                ("tf32", False, "gpunet \"high\": all three products on TF32 mma (strided dx per phase)"),
+                ("bf16", False, "gpunet, bf16 operands (mixed_bfloat16): all three on mma"),
                 ("cudnn", False, "PyTorch + cuDNN, TF32")):
             g, r = step(hw, mode, dx_ffma=dx_ffma)
             lines.append(f"| {hw} | {label} | {g * 1e3:.2f} | {r * 1e3:.2f} | {(g + r) * 1e3:.2f} | "

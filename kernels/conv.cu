@@ -58,6 +58,7 @@
 // Gradients: every kernel writes (=) its output; none accumulates (+=).
 
 #include "common.cuh"     // dtype.cuh: bf16_t / fp16_t, to_float, from_float<T>
+#include "conv_phase.cuh" // Phase, phase_of: the taps that reach one phase of a strided conv's input gradient
 #include "epilogue.cuh"   // epilogue: bias + activation, or an activation's gradient folded in (a T gate read as float)
 
 
@@ -192,28 +193,6 @@ struct PatchTaps : RowMajorLoader {
     }
 };
 
-// One axis (rows or columns) of an input-gradient phase: the dx rows h = first + stride*a (a < count), all with
-// (h + pad) % stride == phase, are reached by the taps i = tap0 + step*q (q < taps), tap q of
-// row a reading dy row base + a - q*shift.
-struct Phase {
-    int first, count, tap0, step, taps, base, shift;
-};
-
-__device__ Phase phase_of(int phase, int size, int pad, int stride, int dil, int k) {
-    Phase p;
-    p.first = ((phase - pad) % stride + stride) % stride;
-    p.count = p.first < size ? (size - p.first + stride - 1) / stride : 0;
-    int g = stride, b = dil;              // gcd(stride, dil)
-    while (b != 0) { int t = g % b; g = b; b = t; }
-    p.step = stride / g;
-    p.shift = dil / g;
-    p.tap0 = -1;
-    for (int i = 0; i < p.step && p.tap0 < 0; ++i)
-        if ((i * dil) % stride == phase) p.tap0 = i;
-    p.taps = (p.tap0 >= 0 && p.tap0 < k) ? (k - 1 - p.tap0) / p.step + 1 : 0;
-    p.base = p.taps > 0 ? (p.first + pad - p.tap0 * dil) / stride : 0;   // an exact division
-    return p;
-}
 
 // Input-gradient A: rows are the phase's dx pixels m0.., k runs over (qh, qw, co), co fastest.
 template <class T>

@@ -1,16 +1,20 @@
 // tc_conv.cu - 2-D convolution on tensor cores as implicit GEMM (the core: tc_gemm.cuh):
-// forward, input gradient (stride 1) and filter gradient, TF32 (float32 operands), bf16 and fp16
-// operands, float32 results. sm_80 and newer; conv.cu's FFMA kernels stay the default for
-// float32 (gn.config.set_float32_matmul_precision("high") picks these) and run strided dx.
+// forward, input gradient (any stride, per phase) and filter gradient, TF32 (float32 operands),
+// bf16 and fp16 operands, float32 results. sm_80 and newer; conv.cu's FFMA kernels stay the
+// default for float32 (gn.config.set_float32_matmul_precision("high") picks these).
 //
 // Kernels (<type>: tf32 with float arrays, bf16 with bf16_t, f16 with fp16_t):
 //   tc_conv2d_forward_<type>(x, w, b, y, has_bias, <geometry>)
 //       y (N, OH, OW, Cout) = x (*) w (+ b). GEMM: M = N*OH*OW pixels, N = Cout,
 //       K = kh*kw*Cin with k = (i, j, c), c fastest. Grid (ceil(M / 64), ceil(Cout / 64)).
-//   tc_conv2d_backward_input_<type>(dy, w, dx, <geometry>)   (stride 1 only)
-//       dx (N, H, W, Cin) of a stride-1 conv: dx[h] = sum over (i, j, co) of dy[h + pad - i*dil]
-//       w[i, j, :, co]. GEMM: M = N*H*W, N = Cin, K = kh*kw*Cout. Grid (ceil(M / 64), ceil(Cin / 64)).
-//       Strided convs (and so most transposed convs) keep conv.cu's per-phase FFMA kernel.
+//   tc_conv2d_backward_input_<type>(dy, w, dx, <geometry>)
+//       dx (N, H, W, Cin) of the conv: dx[h] = sum over (i, j, co) with h + pad - i*dil = s*oh of
+//       dy[oh] w[i, j, :, co]. One GEMM per phase (conv_phase.cuh; blockIdx.z): M = N * the
+//       phase's dx pixels, N = Cin, K = the phase's taps * Cout, a stride-1 correlation of dy
+//       with the taps that reach the phase (offsets +base, taps -shift); its rows are stored at
+//       the phase's dx pixels. Grid (ceil(largest phase / 64), ceil(Cin / 64), sh * sw); a
+//       stride-1 conv is its one phase (M = N*H*W, K = kh*kw*Cout, offsets +pads, taps -dil).
+//       A transposed conv's forward is this kernel of its x.
 //   tc_conv2d_backward_filter_<type>(x, dy, dw, pixels_per_split, <geometry>)
 //       dw[split] (kh, kw, Cin, Cout) = im2col(x)^T @ dy over one split of the pixels.
 //       GEMM: M = kh*kw*Cin taps, N = Cout, K = pixels. Grid (ceil(M / 64), ceil(Cout / 64),
@@ -26,6 +30,7 @@
 // TcCounters stepped by one k-tile, so no division runs in the main loop.
 // Writes (=) y and dw; nothing accumulates. Backward needs x and dy (and w for dx, in conv.cu).
 #include "tc_gemm.cuh"
+#include "conv_phase.cuh"   // Phase, phase_of: a strided input gradient as one stride-1 GEMM per phase
 
 struct TcConv {
     int batch, in_h, in_w, cin, out_h, out_w, cout, kh, kw, sh, sw, pad_t, pad_l, dil_h, dil_w;
@@ -36,8 +41,8 @@ __device__ __forceinline__ bool tc_inside(int i, int size) { return (unsigned)i 
 
 // Where a patch loader gathers from: a (batch, src_h, src_w, src_c) tensor read at
 // (row0 + tap_h * i, col0 + tap_w * j) for output pixel (oh, ow) with row0 = oh * stride_h +
-// off_h. Forward: x with the conv's strides, -pads and dilations. Input gradient of a stride-1
-// conv: dy, offsets +pads and taps -dilations (dx[h] = sum over i of dy[h + pad - i*dil] w[i]).
+// off_h. Forward: x with the conv's strides, -pads and dilations. Input gradient, one phase:
+// dy, offsets +base and taps -shift (dx[first + s*a] = sum over q of dy[base + a - q*shift] w[tap q]).
 struct TcGather {
     int batch, src_h, src_w, src_c, out_h, out_w, stride_h, stride_w, off_h, off_w, tap_h, tap_w, kw;
 };
@@ -95,19 +100,22 @@ struct TcPatchLoader {
     }
 };
 
-// Input-gradient B, K-major: rows are input channels ci n0.., k = (i, j, co), co fastest;
+// Input-gradient B, K-major: rows are input channels ci n0.., k = (qh, qw, co), co fastest, over
+// the phase's taps i = tap0_h + step_h*qh, j = tap0_w + step_w*qw (stride 1: every tap, i = qh);
 // element w[i, j, ci, co] (a tap's w is (Cin, Cout): co contiguous). Thread t's chunks: rows
-// t / 4 and t / 4 + 32, k bytes 16 (t % 4), one (co, j, i) counter for both.
+// t / 4 and t / 4 + 32, k bytes 16 (t % 4), one (co, qw, qh) counter for both.
 template <class T>
 struct TcFilterLoader {
     static constexpr bool KMAJOR = true;
     static constexpr int EPC = 16 / sizeof(T), BK = TC_KBYTES / sizeof(T);
     const T* w;
-    int cin, cout, kw, k, k_end, ci[2], smem[2];
-    TcCounter tap;   // (co, j, i) of k
+    int cin, cout, kw, tap0_h, step_h, tap0_w, step_w, k, k_end, ci[2], smem[2];
+    TcCounter tap;   // (co, qw, qh) of k
 
-    __device__ TcFilterLoader(const T* w_, int cin_, int cout_, int kw_, int n0, int k_end_)
-        : w(w_), cin(cin_), cout(cout_), kw(kw_), k_end(k_end_) {
+    __device__ TcFilterLoader(const T* w_, int cin_, int cout_, int kw_, int n0, int k_end_, const Phase& ph,
+                              const Phase& pw)
+        : w(w_), cin(cin_), cout(cout_), kw(kw_), tap0_h(ph.tap0), step_h(ph.step), tap0_w(pw.tap0),
+          step_w(pw.step), k_end(k_end_) {
 #pragma unroll
         for (int q = 0; q < 2; ++q) {
             int c = threadIdx.x + TC_THREADS * q, row = c >> 2;
@@ -115,7 +123,10 @@ struct TcFilterLoader {
             smem[q] = row * TC_KMAJOR_STRIDE + (c & 3) * 16;
         }
         k = (threadIdx.x & 3) * EPC;
-        tap.start(k, cout, kw, BK);
+        tap.start(k, cout, pw.taps, BK);
+    }
+    __device__ __forceinline__ int tap_of(const TcCounter& c) const {   // (i, j) of (qh, qw) as i * kw + j
+        return (tap0_h + c.d2 * step_h) * kw + tap0_w + c.d1 * step_w;
     }
 
     template <bool FAST>
@@ -125,14 +136,14 @@ struct TcFilterLoader {
             T* dst = reinterpret_cast<T*>(tile + smem[q]);
             if (FAST) {   // cout % EPC == 0: EPC output channels of one tap
                 bool ok = k < k_end && ci[q] < cin;
-                const T* src = w + ((long long)(tap.d2 * kw + tap.d1) * cin + ci[q]) * cout + tap.d0;
+                const T* src = w + ((long long)tap_of(tap) * cin + ci[q]) * cout + tap.d0;
                 cp_async_cg16(dst, ok ? src : w, ok ? 16 : 0);
             } else {
                 TcCounter e = tap;
 #pragma unroll
                 for (int v = 0; v < EPC; ++v, e.next()) {
                     bool ok = k + v < k_end && ci[q] < cin;
-                    dst[v] = ok ? w[((long long)(e.d2 * kw + e.d1) * cin + ci[q]) * cout + e.d0] : T{};
+                    dst[v] = ok ? w[((long long)tap_of(e) * cin + ci[q]) * cout + e.d0] : T{};
                 }
             }
         }
@@ -222,21 +233,54 @@ __device__ __forceinline__ void tc_conv_forward(const T* __restrict__ x, const T
     tc_store(acc, y, g.batch * g.out_h * g.out_w, g.cout, m0, n0, has_bias ? b : nullptr);
 }
 
-// dx of a stride-1 conv: GEMM M = N*H*W dx pixels, N = Cin, K = kh*kw*Cout.
+// dx (float32) of the phase's pixels, dx rows h = first_h + sh*a_h, columns first_w + sw*a_w, from
+// the phase GEMM's rows m = (image, a_h, a_w), a_w fastest (stride 1: m is the dx pixel itself).
+__device__ __forceinline__ void tc_store_phase(const float (&acc)[2][4][4], float* __restrict__ dx, int pixels,
+                                               int m0, int n0, const Phase& ph, const Phase& pw, const TcConv& g) {
+    TcOut at(m0, n0);
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {   // registers 0, 1 share a row; 2, 3 the row 8 below
+            int m = at.row_of(i, 2 * half);
+            if (m >= pixels) continue;
+            int a_w = m % pw.count, rest = m / pw.count, a_h = rest % ph.count, image = rest / ph.count;
+            long long base = ((long long)(image * g.in_h + ph.first + g.sh * a_h) * g.in_w + pw.first + g.sw * a_w)
+                             * g.cin;
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+#pragma unroll
+                for (int r = 2 * half; r < 2 * half + 2; ++r) {
+                    int col = at.col_of(j, r);
+                    if (col < g.cin) dx[base + col] = acc[i][j][r];
+                }
+        }
+}
+
+// dx of any conv, one phase (blockIdx.z = row phase * sw + column phase) a launch slice: the
+// phase's GEMM M = N * (its dx pixels), N = Cin, K = (its taps) * Cout, a stride-1 correlation of
+// dy (offsets +base, taps -shift) with the phase's sub-kernel. Stride 1: one phase, M = N*H*W,
+// K = kh*kw*Cout, offsets +pads, taps -dilations.
 template <class T>
 __device__ __forceinline__ void tc_conv_input(const T* __restrict__ dy, const T* __restrict__ w,
                                               float* __restrict__ dx, const TcConv& g) {
     __shared__ __align__(16) TcSmem smem;
-    int m0 = blockIdx.x * TC_BM, n0 = blockIdx.y * TC_BN, depth = g.kh * g.kw * g.cout;
-    TcGather gather = {g.batch, g.out_h, g.out_w, g.cout, g.in_h, g.in_w, 1, 1, g.pad_t, g.pad_l,
-                       -g.dil_h, -g.dil_w, g.kw};
-    TcPatchLoader<T> la(dy, gather, m0, 0, depth);
-    TcFilterLoader<T> lb(w, g.cin, g.cout, g.kw, n0, depth);
+    Phase ph = phase_of(blockIdx.z / g.sw, g.in_h, g.pad_t, g.sh, g.dil_h, g.kh);
+    Phase pw = phase_of(blockIdx.z % g.sw, g.in_w, g.pad_l, g.sw, g.dil_w, g.kw);
+    int m0 = blockIdx.x * TC_BM, n0 = blockIdx.y * TC_BN, pixels = g.batch * ph.count * pw.count;
+    if (m0 >= pixels) return;   // the whole block: this phase has fewer pixels than the grid covers
+    int depth = ph.taps * pw.taps * g.cout;
     float acc[2][4][4] = {};
-    bool fast = tc_aligned16(dy) && tc_aligned16(w) && (g.cout * int(sizeof(T))) % 16 == 0;
-    if (fast) tc_mainloop<T, true>(la, lb, 0, depth, smem, acc);
-    else tc_mainloop<T, false>(la, lb, 0, depth, smem, acc);
-    tc_store(acc, dx, g.batch * g.in_h * g.in_w, g.cin, m0, n0, nullptr);
+    if (depth > 0) {            // else no tap reaches the phase: it is zeros (the same for the whole block)
+        TcGather gather = {g.batch, g.out_h, g.out_w, g.cout, ph.count, pw.count, 1, 1, ph.base, pw.base,
+                           -ph.shift, -pw.shift, pw.taps};
+        TcPatchLoader<T> la(dy, gather, m0, 0, depth);
+        TcFilterLoader<T> lb(w, g.cin, g.cout, g.kw, n0, depth, ph, pw);
+        bool fast = tc_aligned16(dy) && tc_aligned16(w) && (g.cout * int(sizeof(T))) % 16 == 0;
+        if (fast) tc_mainloop<T, true>(la, lb, 0, depth, smem, acc);
+        else tc_mainloop<T, false>(la, lb, 0, depth, smem, acc);
+    }
+    tc_store_phase(acc, dx, pixels, m0, n0, ph, pw, g);
 }
 
 template <class T>
@@ -304,7 +348,7 @@ tc_conv2d_backward_filter_f16(const fp16_t* __restrict__ x, const fp16_t* __rest
     tc_conv_filter<fp16_t>(x, dy, dw, pixels_per_split, g);
 }
 
-// Stride 1 only (the launcher checks): sh and sw are in the signature for the common geometry.
+// Grid (ceil(largest phase pixels / 64), ceil(cin / 64), sh * sw).
 extern "C" __global__ void __launch_bounds__(TC_THREADS)
 tc_conv2d_backward_input_tf32(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
         int batch, int in_h, int in_w, int cin, int out_h, int out_w,
@@ -313,7 +357,7 @@ tc_conv2d_backward_input_tf32(const float* __restrict__ dy, const float* __restr
     tc_conv_input<float>(dy, w, dx, g);
 }
 
-// Stride 1 only (the launcher checks): sh and sw are in the signature for the common geometry.
+// Grid (ceil(largest phase pixels / 64), ceil(cin / 64), sh * sw).
 extern "C" __global__ void __launch_bounds__(TC_THREADS)
 tc_conv2d_backward_input_bf16(const bf16_t* __restrict__ dy, const bf16_t* __restrict__ w, float* __restrict__ dx,
         int batch, int in_h, int in_w, int cin, int out_h, int out_w,
@@ -322,7 +366,7 @@ tc_conv2d_backward_input_bf16(const bf16_t* __restrict__ dy, const bf16_t* __res
     tc_conv_input<bf16_t>(dy, w, dx, g);
 }
 
-// Stride 1 only (the launcher checks): sh and sw are in the signature for the common geometry.
+// Grid (ceil(largest phase pixels / 64), ceil(cin / 64), sh * sw).
 extern "C" __global__ void __launch_bounds__(TC_THREADS)
 tc_conv2d_backward_input_f16(const fp16_t* __restrict__ dy, const fp16_t* __restrict__ w, float* __restrict__ dx,
         int batch, int in_h, int in_w, int cin, int out_h, int out_w,

@@ -70,8 +70,6 @@ def test_forward_and_filter_gradient_match_numpy(kernel_backend, rng, kind, x_sh
         dw_scale = tc.conv2d_backward_filter(ady, ax, w.shape, strides, pads, dilation)
     _within(y, y_ref, y_scale, kh * kw * x_shape[3], f"{kind} forward")
     _within(dw, dw_ref, dw_scale, y_ref.size // filters, f"{kind} filter gradient")
-    if tuple(strides) != (1, 1):
-        return   # strided input gradients stay on conv.cu's per-phase kernel
     backward = lambda: tc.conv2d_backward_input(dy, w, x_shape, strides, pads, dilation)   # noqa: E731
     (dx_ref,), _ = run_on_backend("numpy", backward)
     (dx,), launched = run_on_backend(kernel_backend, backward)
@@ -85,6 +83,7 @@ def test_bit_identical_across_thread_orders_and_alignments(rng):
     x = rng.standard_normal((2, 12, 12, 8)).astype(np.float32)
     w = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)
     dy = rng.standard_normal((2, 10, 10, 8)).astype(np.float32)
+    dy2 = rng.standard_normal((2, 5, 5, 8)).astype(np.float32)    # stride 2: four phases
     pads = ((0, 0), (0, 0))
     results = []
     for order, misalign in (("ascending", 0), ("descending", 0), ("alternate", 4)):
@@ -92,7 +91,8 @@ def test_bit_identical_across_thread_orders_and_alignments(rng):
             be.misalign = misalign    # 4: the element-wise path instead of cp.async
             results.append([np.array(tc.conv2d_forward(x, w, None, (1, 1), pads, (1, 1))),
                             np.array(tc.conv2d_backward_filter(dy, x, w.shape, (1, 1), pads, (1, 1))),
-                            np.array(tc.conv2d_backward_input(dy, w, x.shape, (1, 1), pads, (1, 1)))])
+                            np.array(tc.conv2d_backward_input(dy, w, x.shape, (1, 1), pads, (1, 1))),
+                            np.array(tc.conv2d_backward_input(dy2, w, x.shape, (2, 2), pads, (1, 1)))])
     for other in results[1:]:
         for got, first in zip(other, results[0]):
             np.testing.assert_array_equal(got.view(np.uint32), first.view(np.uint32))
@@ -100,8 +100,8 @@ def test_bit_identical_across_thread_orders_and_alignments(rng):
 
 def test_float32_convs_use_tf32_under_high_precision(kernel_backend, rng):
     """Conv2D and Conv2DTranspose (output_padding 1) products: forward, filter gradients and the
-    stride-1 input gradient on tensor cores, the stride-2 one (the transposed conv's forward) on
-    the FFMA kernel, every output against numpy under "high"."""
+    input gradients (stride 1, and stride 2 per phase: the transposed conv's forward, its bias and
+    activation added by tc_finish) on tensor cores, every output against numpy under "high"."""
     x = rng.standard_normal((1, 5, 6, 8)).astype(np.float32)
     w = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)
     wt = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)    # (kh, kw, Cout, Cin) of the transpose
@@ -124,8 +124,8 @@ def test_float32_convs_use_tf32_under_high_precision(kernel_backend, rng):
         gn.config.set_float32_matmul_precision("highest")
     assert [k for k in launched if k.startswith("tc_")] == [
         "tc_conv2d_forward_tf32", "tc_conv2d_backward_filter_tf32", "tc_conv2d_backward_input_tf32",
-        "tc_conv2d_forward_tf32", "tc_conv2d_backward_filter_tf32"]
-    assert "conv2d_backward_input" in launched    # the stride-2 transposed forward: FFMA
+        "tc_conv2d_backward_input_tf32", "tc_finish", "tc_conv2d_forward_tf32", "tc_conv2d_backward_filter_tf32"]
+    assert "conv2d_backward_input" not in launched    # no FFMA product is left
     assert expected[4].shape == (1, 10, 12, 8)
     for got, want in zip(actual, expected):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max() * 10)

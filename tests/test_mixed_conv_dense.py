@@ -2,10 +2,10 @@
 on the kernel backends against the NumPy reference, and the reference against float64.
 
 What runs where (kernel backends): the products on tensor cores (tc_gemm.cu / tc_conv.cu, bf16 /
-fp16 mma, float32 sums) then tc_finish (bias, activation or folded gradient, one rounding to the
-16-bit type); a strided conv's input gradient and a strided transposed conv's forward on conv.cu
-instantiated for the 16-bit type; with tensor cores unusable (cuda below sm_80, forced here) every
-product on gemm.cu / conv.cu instantiated for the 16-bit type. y and dx are 16-bit; dw and db float32.
+fp16 mma, float32 sums; a strided input gradient, hence a strided transposed conv's forward, one
+GEMM per phase) then tc_finish (bias, activation or folded gradient, one rounding to the 16-bit
+type); with tensor cores unusable (cuda below sm_80, forced here) every product on gemm.cu /
+conv.cu instantiated for the 16-bit type. y and dx are 16-bit; dw and db float32.
 
 Tolerances. Every product of two 16-bit values is exact in float32 (at most 22 significant bits), so
 a kernel and the reference compute the same float32 sum of K products in different orders: each is
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from checks import run_on_backend
-from gpunet.primitives import conv, conv_geometry, dense, precision, tensorcore
+from gpunet.primitives import conv, conv_geometry, conv_grouped, dense, precision, tensorcore
 from gpunet.primitives.epilogue import Epilogue
 
 HALF = {"bf16": precision.BFLOAT16, "f16": precision.FLOAT16}
@@ -99,10 +99,10 @@ def _abs64(*arrays):
 
 
 # id, x shape, (kh, kw, filters), strides, padding, dilation, tensor cores usable, the kernels that
-# must run (a strided input gradient: conv.cu's, instantiated for the 16-bit type).
+# must run (without tensor cores: conv.cu's, instantiated for the 16-bit type).
 CONVS = [
     ("stride1", (2, 5, 5, 8), (3, 3, 8), (1, 1), "same", (1, 1), True, {"tc_conv2d_backward_input_"}),
-    ("stride2", (1, 7, 7, 4), (3, 3, 8), (2, 2), "same", (1, 1), True, {"conv2d_backward_input"}),
+    ("stride2", (1, 7, 7, 4), (3, 3, 8), (2, 2), "same", (1, 1), True, {"tc_conv2d_backward_input_"}),
     ("dilation2", (1, 7, 6, 4), (3, 3, 4), (1, 1), "valid", (2, 2), True, {"tc_conv2d_forward_"}),
     ("conv_cu", (1, 6, 6, 3), (3, 3, 5), (2, 2), "same", (1, 1), False,
      {"conv2d_forward", "conv2d_backward_input", "conv2d_backward_filter"}),   # db: a row of dw's product
@@ -143,17 +143,19 @@ def _transpose_step(x, w, b, dy, gate, strides, crops, dilation):
     return (y, dx, *conv.conv2d_transpose_backward_filter(dy, x, w.shape, strides, crops, dilation))
 
 
-# id, x shape, (kh, kw, filters), strides, padding, output_padding, the kernel of the forward.
+# id, x shape, (kh, kw, filters), strides, padding, output_padding, tensor cores usable, the
+# kernel of the forward (the input-gradient kernel of x: per phase on tensor cores, or conv.cu's).
 TRANSPOSES = [
-    ("stride2_output_padding", (1, 3, 4, 6), (3, 3, 4), (2, 2), "same", (1, 0), "conv2d_backward_input"),
-    ("stride1", (1, 4, 4, 8), (3, 3, 8), (1, 1), "same", None, "tc_conv2d_backward_input_"),
+    ("stride2_output_padding", (1, 3, 4, 6), (3, 3, 4), (2, 2), "same", (1, 0), True, "tc_conv2d_backward_input_"),
+    ("stride1", (1, 4, 4, 8), (3, 3, 8), (1, 1), "same", None, True, "tc_conv2d_backward_input_"),
+    ("conv_cu_stride3", (1, 3, 3, 5), (2, 3, 4), (3, 2), "valid", (1, 1), False, "conv2d_backward_input"),
 ]
 
 
 @pytest.mark.parametrize("case", TRANSPOSES, ids=[c[0] for c in TRANSPOSES])
 @pytest.mark.parametrize("kind", sorted(HALF))
-def test_conv2d_transpose(kernel_backend, rng, kind, case):
-    _, x_shape, (kh, kw, filters), strides, padding, output_padding, forward_kernel = case
+def test_conv2d_transpose(kernel_backend, rng, monkeypatch, kind, case):
+    _, x_shape, (kh, kw, filters), strides, padding, output_padding, tensor_cores, forward_kernel = case
     dtype, dilation = HALF[kind], (1, 1)
     x = rng.standard_normal(x_shape).astype(dtype)
     w = (rng.standard_normal((kh, kw, filters, x_shape[3])) / 3).astype(dtype)
@@ -162,10 +164,13 @@ def test_conv2d_transpose(kernel_backend, rng, kind, case):
     out_hw = conv_geometry.conv_transpose_output_shape(x_shape[1:3], (kh, kw), strides, crops, dilation)
     dy = rng.standard_normal((x_shape[0], *out_hw, filters)).astype(dtype)
     gate = relu_gate(rng, x_shape, dtype)
+    if not tensor_cores:
+        monkeypatch.setattr(tensorcore, "usable", lambda: False)
     step = lambda *a: _transpose_step(*a, strides, crops, dilation)   # noqa: E731
     reference, _ = run_on_backend("numpy", lambda: step(x, w, b, dy, gate))
     actual, launched = run_on_backend(kernel_backend, lambda: step(x, w, b, dy, gate))
     assert launched[0].startswith(forward_kernel), launched
+    assert any(k.startswith("tc_") for k in launched) == tensor_cores, launched
     y, dx, dw, db = on_numpy(lambda: step(*(a.astype(np.float64) for a in (x, w, b, dy)), None))
     exact = [np.maximum(y, 0), dx * (gate > 0), dw, db]
     scales = on_numpy(lambda: step(*_abs64(x, w, b, dy), None))
@@ -173,6 +178,28 @@ def test_conv2d_transpose(kernel_backend, rng, kind, case):
               dy.size // filters)
     for name, a, r, e, s, k in zip(("y", "dx", "dw", "db"), actual, reference, exact, scales, depths):
         check(name, a, r, e, s, k, kind)
+
+
+def test_grouped_conv2d(kernel_backend, rng):
+    """groups=2 (Conv2D's groups=): two ordinary 16-bit convs over channel slices joined by the
+    concatenation kernels; the same bounds per group (K of one group)."""
+    dtype, groups, strides, pads, dilation = precision.BFLOAT16, 2, (2, 1), ((1, 1), (1, 1)), (1, 1)
+    x = rng.standard_normal((1, 5, 4, 8)).astype(dtype)
+    w = (rng.standard_normal((3, 3, 4, 6)) / 3).astype(dtype)
+    b = rng.standard_normal(6).astype(np.float32)
+    dy = rng.standard_normal((1, 3, 4, 6)).astype(dtype)
+
+    def step(x, w, b, dy):
+        return (conv_grouped.grouped_conv2d_forward(x, w, b, strides, pads, dilation, groups),
+                conv_grouped.grouped_conv2d_backward_input(dy, w, x.shape, strides, pads, dilation, groups),
+                *conv_grouped.grouped_conv2d_backward_filter(dy, x, w.shape, strides, pads, dilation, groups))
+    reference, _ = run_on_backend("numpy", lambda: step(x, w, b, dy))
+    actual, launched = run_on_backend(kernel_backend, lambda: step(x, w, b, dy))
+    assert "tc_conv2d_forward_bf16" in launched and "tc_conv2d_backward_input_bf16" in launched, launched
+    exact = on_numpy(lambda: step(*(a.astype(np.float64) for a in (x, w, b, dy))))
+    scales = on_numpy(lambda: step(*_abs64(x, w, b, dy)))
+    for name, a, r, e, s, k in zip(("y", "dx", "dw", "db"), actual, reference, exact, scales, (36, 54, 12, 12)):
+        check(name, a, r, e, s, k, "bf16")
 
 
 def test_mixed_operand_dtypes_are_refused(kernel_backend):

@@ -26,7 +26,8 @@ file; the transposed conv maps onto them exactly as its NumPy code maps onto the
 
 Under ``gn.config.set_float32_matmul_precision("high")`` float32 forward and filter-gradient
 products run as TF32 on tensor cores (``tensorcore_conv``, kernels/tc_conv.cu; on the numpy
-backend its reference with TF32-rounded operands); so do stride-1 input gradients.
+backend its reference with TF32-rounded operands); so do input gradients (per phase of the
+strides) and with them transposed convs' forwards.
 """
 import math
 
@@ -145,7 +146,7 @@ def conv2d_backward_input(dy, w, x_shape, strides, padding, dilation, fold=None)
                          f"the geometry gives {out_hw}.")
     if precision.is_half(dy.dtype):
         return conv_half.conv2d_backward_input(dy, w, x_shape, strides, padding, dilation, fold)
-    if tuple(strides) == (1, 1) and _tf32(dy, w):
+    if _tf32(dy, w):
         return epilogues.apply_fold(tensorcore_conv.conv2d_backward_input(dy, w, x_shape, strides, padding,
                                                                            dilation), fold)
     if backend.current().runs_kernels:
@@ -239,6 +240,10 @@ def conv2d_transpose_forward(x, w, b, strides, padding, dilation, activation=Non
         return conv_half.conv2d_transpose_forward(x, w, b, strides, padding, dilation, activation)
     out_hw = conv_geometry.conv_transpose_output_shape(x.shape[1:3], w.shape[:2], strides,
                                                        padding, dilation)
+    if _tf32(x, w) and backend.current().runs_kernels:   # tc_finish adds the bias and the activation
+        y = tensorcore_conv.conv2d_backward_input(x, w, (x.shape[0], *out_hw, w.shape[2]), strides, padding,
+                                                  dilation)
+        return tensorcore.store(y, np.float32, bias=b, activation=activation, op="conv2d_transpose_forward")
     if backend.current().runs_kernels:
         return _input_gradient_kernel("conv2d_transpose_forward", x, w, b,
                                       (x.shape[0], *out_hw, w.shape[2]), strides, padding, dilation,

@@ -13,10 +13,8 @@ Routes (kernel backends):
 
 * forward, and a transposed conv's input gradient (a conv of dy): ``tensorcore_conv`` (bf16 / fp16
   mma, float32 accumulators) then ``tensorcore.store`` (tc_finish: bias, activation, one rounding).
-* input gradient of a stride-1 conv, and a stride-1 transposed conv's forward: ``tensorcore_conv``'s
-  input gradient, then ``tensorcore.store``.
-* input gradient of a strided conv and a strided transposed conv's forward: conv.cu's per-phase
-  kernel instantiated for the 16-bit type (loads T, computes float32, stores T once).
+* input gradient, and a transposed conv's forward: ``tensorcore_conv``'s input gradient (one GEMM
+  per phase of the strides), then ``tensorcore.store``.
 * filter gradient: ``tensorcore_conv`` (float32 dw); bias gradient: conv.cu's ``bias_backward<T>``.
 * where tensor cores are not usable (the cuda backend below sm_80), every product runs conv.cu's
   kernels instantiated for the 16-bit type.
@@ -63,7 +61,7 @@ def conv2d_backward_input(dy, w, x_shape, strides, padding, dilation, fold=None)
         dx = _reference(lambda dy, w: conv.conv2d_backward_input(dy, w, x_shape, strides, padding, dilation,
                                                                  _fold32(fold)), dy, w)
         return precision.narrow(dx, dtype)
-    if tuple(strides) == (1, 1) and tensorcore.usable():
+    if tensorcore.usable():
         dx = tensorcore_conv.conv2d_backward_input(dy, w, x_shape, strides, padding, dilation)
         return tensorcore.store(dx, dtype, fold=fold)
     return conv._input_gradient_kernel(op, dy, w, None, x_shape, strides, padding, dilation, fold=fold)
@@ -99,7 +97,7 @@ def conv2d_transpose_forward(x, w, b, strides, padding, dilation, activation=Non
         return precision.narrow(y, dtype)
     out_hw = conv_geometry.conv_transpose_output_shape(x.shape[1:3], w.shape[:2], strides, padding, dilation)
     y_shape = (x.shape[0], *out_hw, w.shape[2])
-    if tuple(strides) == (1, 1) and tensorcore.usable():
+    if tensorcore.usable():
         y = tensorcore_conv.conv2d_backward_input(x, w, y_shape, strides, padding, dilation)
         return tensorcore.store(y, dtype, bias=b, activation=activation)
     return conv._input_gradient_kernel(op, x, w, b, y_shape, strides, padding, dilation, names=("x", "y"),

@@ -4,7 +4,7 @@ launch side by side; shapes and padding exactly as in ``conv.py``:
 
     y = conv2d_forward(x, w, b, strides, padding, dilation)
         x (N, H, W, Cin), w (kh, kw, Cin, Cout), b (Cout,) float32 or None -> y (N, OH, OW, Cout)
-    dx = conv2d_backward_input(dy, w, x_shape, strides, padding, dilation)     (strides (1, 1))
+    dx = conv2d_backward_input(dy, w, x_shape, strides, padding, dilation)
         dy (N, OH, OW, Cout), w (kh, kw, Cin, Cout) -> dx x_shape (N, H, W, Cin)
     dw = conv2d_backward_filter(dy, x, w_shape, strides, padding, dilation)
         dy (N, OH, OW, Cout), x (N, H, W, Cin) -> dw w_shape (kh, kw, Cin, Cout)
@@ -14,9 +14,10 @@ reference rounds float32 operands to TF32 (``tensorcore.tf32_round``) and conver
 to float32 exactly, then multiplies in float32: the kernels compute the same exact products and
 differ only in summation order (tests/test_kernels_tensorcore_conv.py derives the tolerance).
 
-``conv.py`` routes float32 convs here under ``gn.config.set_float32_matmul_precision("high")``;
-the input gradient of a strided conv (and with it a strided transposed conv's forward) stays
-on conv.cu's per-phase FFMA kernel.
+``conv.py`` routes float32 convs here under ``gn.config.set_float32_matmul_precision("high")``,
+and ``conv_half`` every 16-bit conv. The input gradient of a strided conv (and with it a strided
+transposed conv's forward) runs one GEMM per phase of the strides, as conv.cu's FFMA kernel does
+(kernels/conv_phase.cuh): the dx pixels of a phase and the taps that reach them.
 The filter gradient splits its pixels like conv.cu's (deterministic, conv.cu's ``sum_splits``).
 """
 import contextlib
@@ -78,11 +79,10 @@ def _float32_products():
 
 
 def conv2d_backward_input(dy, w, x_shape, strides, padding, dilation):
-    """The input gradient of a stride-1 conv on tensor cores; see the module doc for shapes."""
+    """The input gradient of a conv on tensor cores, one GEMM per phase of the strides (one for
+    stride 1); see the module doc for shapes."""
     op = "conv2d_backward_input"
     kind = _kind(op, dy, w)
-    if tuple(strides) != (1, 1):
-        raise ValueError(f"{op}: the tensor-core input gradient takes strides (1, 1); received {tuple(strides)}.")
     n, h, wd, cin = (int(v) for v in x_shape)
     kh, kw, _, cout = w.shape
     out_hw = conv._plan((h, wd), (kh, kw), strides, padding, dilation)[0]
@@ -90,10 +90,11 @@ def conv2d_backward_input(dy, w, x_shape, strides, padding, dilation):
     conv._expect_shape(op, "dy", dy.shape, (n, *out_hw, cout))
     if backend.current().runs_kernels:
         dy, w = launch.inputs(op, dy, w, dtype=dy.dtype)
-        dx = conv._output(op, "dx", (n, h, wd, cin))
-        grid = launch.grid_for((n * h * wd, cin), (_TILE, _TILE))
-        launch.run("tc_conv.cu", f"tc_conv2d_backward_input_{kind}", grid, _THREADS, dy, w, dx,
-                   *conv._geometry(dx.shape, w.shape, out_hw, strides, padding, dilation))
+        # conv.cu's plan: blockIdx.z the phase, 64 x 64 tiles of the largest phase's GEMM (TC_BM, TC_BN)
+        dx_shape, grid, geometry = conv._input_gradient_plan(op, dy.shape, w.shape, (n, h, wd, cin), strides,
+                                                             padding, dilation, ("dy", "dx"))
+        dx = launch.empty(dx_shape)
+        launch.run("tc_conv.cu", f"tc_conv2d_backward_input_{kind}", grid, _THREADS, dy, w, dx, *geometry)
         return dx
     with _float32_products():
         return conv.conv2d_backward_input(_rounded(dy), _rounded(w), x_shape, strides, padding, dilation)
