@@ -6,6 +6,7 @@
 from . import backend, initializers, utils
 from . import activations
 from . import config
+from . import mixed_precision
 from . import layers, losses, metrics, optimizers, callbacks, models, saving, data
 from . import regularizers, constraints
 from . import distribute

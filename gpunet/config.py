@@ -12,7 +12,9 @@ matmul, so both backends compute the same products up to summation order. Only f
 arrays are affected: float64 (gradient checks) stays exact, and bf16 / fp16 operands always
 use tensor cores. What each mode costs in accuracy: docs/backends.md.
 """
-__all__ = ["set_float32_matmul_precision", "get_float32_matmul_precision"]
+from .mixed_precision import dtype_policy, set_dtype_policy   # keras.config has these two
+
+__all__ = ["set_float32_matmul_precision", "get_float32_matmul_precision", "set_dtype_policy", "dtype_policy"]
 
 _PRECISIONS = ("highest", "high")
 _state = {"float32_matmul_precision": "highest"}

@@ -47,6 +47,11 @@ def as_list(value):
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def _same_compute(a, b):
+    """Two layers whose fused pair would hand arrays straight across: only within one compute dtype."""
+    return getattr(a, "compute_dtype", None) == getattr(b, "compute_dtype", None)
+
+
 def relu_pool_pairs(nodes, outputs):
     """(producer, pool) layers where a plain ReLU's output feeds one max pool and nothing else:
     the pool then applies the ReLU's mask to its 4x smaller gradient and the producer skips it."""
@@ -55,7 +60,8 @@ def relu_pool_pairs(nodes, outputs):
     return [(node.inputs[0].layer, node.layer) for node in nodes
             if getattr(node.layer, "takes_relu_mask", False) and len(node.inputs) == 1
             and readers[id(node.inputs[0])] == 1 and id(node.inputs[0]) not in ends
-            and getattr(node.inputs[0].layer, "gives_relu_mask", False)]
+            and getattr(node.inputs[0].layer, "gives_relu_mask", False)
+            and _same_compute(node.inputs[0].layer, node.layer)]
 
 
 def mark_relu_pool(pairs, on):
@@ -72,7 +78,8 @@ def activation_fold_pairs(nodes, outputs):
     return [(node.inputs[0].layer, node.layer) for node in nodes
             if getattr(node.layer, "takes_fold", False) and len(node.inputs) == 1 and not node.many
             and readers[id(node.inputs[0])] == 1 and id(node.inputs[0]) not in ends
-            and hasattr(node.inputs[0].layer, "activation_fold")]
+            and hasattr(node.inputs[0].layer, "activation_fold")
+            and _same_compute(node.inputs[0].layer, node.layer)]
 
 
 def mark_activation_folds(pairs, on):
@@ -91,7 +98,8 @@ def absorb_pairs(nodes, outputs):
     return [(node.inputs[0].layer, node.layer) for node in nodes
             if getattr(node.layer, "epilogue", None) is not None and len(node.inputs) == 1
             and readers[id(node.inputs[0])] == 1 and id(node.inputs[0]) not in ends
-            and hasattr(node.inputs[0].layer, "absorbed")]
+            and hasattr(node.inputs[0].layer, "absorbed")
+            and _same_compute(node.inputs[0].layer, node.layer)]
 
 
 def mark_absorbed(pairs, on):

@@ -35,15 +35,15 @@ class Model(Trainer, Layer):
     """
 
     _subclassed = False         # True for class MyModel(gn.Model) with call() (gpunet/autodiff/subclassed.py)
+    _autocasts = False          # each layer inside casts its own inputs (gpunet/layers/autocast.py)
 
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         if inputs is None and outputs is None:   # class MyModel(gn.Model) with layers and call()
             subclassed.init(self, name=name, trainable=trainable, **kwargs)
             return
-        first = as_list(inputs)[0] if as_list(inputs) else None
-        # The model's dtype is its (first) Input's: data is converted to it batch by batch.
-        dtype = first.layer.dtype.name if isinstance(getattr(first, "layer", None), Layer) else "float32"
-        super().__init__(name=name or unique_name("functional"), trainable=trainable, dtype=dtype)
+        # The model's policy is Keras's (``dtype=``, else the global one); data is converted to
+        # each Input's dtype batch by batch, and each layer casts what it reads (autocast).
+        super().__init__(name=name or unique_name("functional"), trainable=trainable, **kwargs)
         self._init_training()
         self._set_graph(inputs, outputs)
         if not trainable:
@@ -434,7 +434,7 @@ class Sequential(Model):
         self._layers.append(layer)
         known = layer.input_shape
         if self._input_layer is None and len(self._layers) == 1 and isinstance(known, tuple):
-            self._input_layer = InputLayer(shape=known[1:], dtype=layer.dtype.name)
+            self._input_layer = InputLayer(shape=known[1:], dtype=_input_dtype(layer))
         if self._input_layer is not None:
             try:
                 self._rebuild()
@@ -456,7 +456,7 @@ class Sequential(Model):
         if self._input_layer is None:
             if input_shape is None or isinstance(input_shape, list):
                 raise ValueError(f"Sequential '{self.name}' needs one input shape to build; received {input_shape!r}.")
-            dtype = self._layers[0].dtype.name if self._layers else "float32"
+            dtype = _input_dtype(self._layers[0]) if self._layers else None
             self._input_layer = InputLayer(shape=tuple(input_shape)[1:], dtype=dtype)
         self._rebuild()
 
@@ -464,7 +464,6 @@ class Sequential(Model):
         tensor = self._input_layer.output
         for layer in self._layers:
             tensor = layer(tensor)
-        self.dtype = self._input_layer.dtype
         self._set_graph(self._input_layer.output, tensor)
 
     def forward(self, x, training=False):
@@ -480,6 +479,12 @@ class Sequential(Model):
     def from_config(cls, config, custom_objects=None):
         layers = [deserialize_layer(entry, custom_objects) for entry in config["layers"]]
         return cls(layers, name=config.get("name"), trainable=config.get("trainable", True))
+
+
+def _input_dtype(layer):
+    """The dtype of the Input a Sequential makes for its first layer: float32 (Keras's floatx),
+    or float64 for a float64 first layer (the models of gradient checks)."""
+    return "float64" if layer.variable_dtype == "float64" else None
 
 
 def _serialize_layer(layer):

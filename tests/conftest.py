@@ -36,6 +36,7 @@ def _fresh_state(request):
         gn.utils.set_random_seed(1234)
         gn.layers.clear_session()
         gn.config.set_float32_matmul_precision("highest")   # a test (or a docs snippet) may set "high"
+        gn.mixed_precision.set_global_policy("float32")      # ... or a mixed precision policy
         yield
 
 

@@ -26,7 +26,7 @@ class Gate(gn.layers.Layer):
     def __init__(self, units=4, **kwargs):
         super().__init__(**kwargs)
         self.units = units
-        self.dense = gn.layers.Dense(units, dtype=self.dtype.name)
+        self.dense = gn.layers.Dense(units, dtype=self.dtype_policy)
 
     def call(self, inputs, training=None):
         return ops.mean(inputs * ops.sigmoid(self.dense(inputs)), axis=-1, keepdims=True)

@@ -35,11 +35,24 @@ def as_tensor(x, op="gn.ops", dtype=None):
         if isinstance(x, np.ndarray) and current.name == "cuda" or not x.flags.c_contiguous:
             return Tensor(current.asarray(x, dtype=x.dtype).reshape(x.shape))
         tape = active()
-        return tape.leaf(x) if tape is not None else Tensor(x)
+        return _autocast_variable(x, tape.leaf(x) if tape is not None else Tensor(x))
     values = np.asarray(x)
     if dtype is None:
         dtype = _default_dtype(values)
     return Tensor(current.asarray(values, dtype=dtype).reshape(values.shape))   # asarray makes 0-d 1-d
+
+
+_autocasting = []   # (ids of a call() layer's own weights, its compute dtype) while its call() runs
+
+
+def _autocast_variable(x, tensor):
+    """Keras's autocast of variables: inside a mixed-policy layer's call(), its float32 weights
+    enter ops in the compute dtype (a recorded cast, so their gradients come back float32)."""
+    if _autocasting:
+        ids, dtype = _autocasting[-1]
+        if id(x) in ids and x.dtype != dtype:
+            return _cast(tensor, dtype)
+    return tensor
 
 
 def _default_dtype(values):

@@ -83,10 +83,19 @@ def _unwrap(out, layer):
 
 
 def _run_call(layer, inputs, training):
+    from . import _autocasting
+    from ..layers.autocast import differs, work_dtype
     layer._call_losses = []
-    if _takes_training(layer):
-        return layer.call(inputs, training=training)
-    return layer.call(inputs)
+    work = work_dtype(layer)
+    scope = [({id(v[1]) for v in layer._vars if differs(v[1].dtype, work)}, work)]
+    _autocasting.extend(scope if scope[0][0] else [])
+    try:
+        if _takes_training(layer):
+            return layer.call(inputs, training=training)
+        return layer.call(inputs)
+    finally:
+        if scope[0][0]:
+            _autocasting.pop()
 
 
 def forward(layer, x, training=False):
@@ -148,7 +157,7 @@ def infer_output_shape(layer, input_shape):
     """Output shape (batch None) of ``layer`` for ``input_shape``, by running call() on a batch of one."""
     many = isinstance(input_shape, list)
     shapes = input_shape if many else [input_shape]
-    dtype = layer.dtype
+    dtype = layer._compute_np
     probes = [backend.current().zeros((1, *[1 if s is None else s for s in shape[1:]]), dtype) for shape in shapes]
     with paused():
         out = _run_call(layer, _wrap(probes if many else probes[0]), False)

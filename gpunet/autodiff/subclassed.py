@@ -32,7 +32,7 @@ def build(model, input_shape):
     many = isinstance(input_shape, list)
     shapes = [(None, *tuple(s)[1:]) for s in (input_shape if many else [input_shape])]
     model._many_inputs = many
-    model.inputs = [InputLayer(shape=s[1:], dtype=model.dtype.name).output for s in shapes]
+    model.inputs = [InputLayer(shape=s[1:], dtype=model.variable_dtype).output for s in shapes]
     model.input_shape = shapes if many else shapes[0]
     model.output_shape = layer_call.infer_output_shape(model, model.input_shape)
     model.built = True

@@ -173,10 +173,10 @@ class PReLU(Layer):
         if x.ndim != self.alpha.ndim + 1 or any(a not in (1, s) for s, a in zip(x.shape[1:], self.alpha.shape)):
             raise self.shape_error(f"inputs matching alpha {tuple(self.alpha.shape)} on the unshared axes", x.shape)
         self._x = x
-        return ops.prelu_forward(x, self.alpha)
+        return ops.prelu_forward(x, self.compute_weight(self.alpha))
 
     def backward(self, dy):
-        dx, dalpha = ops.prelu_backward(dy, self._x, self.alpha)
+        dx, dalpha = ops.prelu_backward(dy, self._x, self.compute_weight(self.alpha))
         self.grads = [dalpha] if self.trainable else []
         return dx
 
@@ -350,6 +350,8 @@ class ActivationMixin:
     def _init_activation(self, activation):
         self._activation = get_activation(activation)
         self.activation = serialize_activation(activation)
+        if self._activation is not None:
+            self.dtype_policy = self.dtype_policy   # passes the layer's policy on to its activation
 
     _fused = None        # the Epilogue the last forward's kernel applied, and its output:
     _fused_output = None  # what the activation's backward (or a neighbour's fold) reads

@@ -12,8 +12,9 @@ A subclass either writes ``forward`` / ``backward`` itself (fused, hand-written)
 """
 import numpy as np
 
-from .. import backend, initializers, utils
+from .. import backend, initializers, mixed_precision, utils
 from ..autodiff import layer_call
+from . import autocast
 
 _name_counts = {}
 
@@ -41,12 +42,15 @@ class SymbolicTensor:
 
 
 class Layer:
-    def __init__(self, name=None, trainable=True, input_shape=None, dtype="float32", **unknown):
+    computes_half = True   # False: runs on float32 copies of 16-bit inputs (see autocast.work_dtype)
+    _autocasts = True      # False: no policy casts around forward / backward (models, Input)
+
+    def __init__(self, name=None, trainable=True, input_shape=None, dtype=None, **unknown):
         if unknown:
             raise TypeError(f"{type(self).__name__} got unexpected argument(s): {', '.join(sorted(unknown))}.")
         self.name = name or unique_name(utils.snake_case(type(self).__name__))
         self.trainable = trainable
-        self.dtype = np.dtype(dtype)   # float64 layers exist for gradient checks
+        self.dtype_policy = dtype      # a name or a DTypePolicy; None: the global policy now
         self.built = False
         self.input_shape = (None, *input_shape) if input_shape is not None else None
         self._vars = []      # [name, array, created_trainable], in creation order
@@ -73,7 +77,42 @@ class Layer:
                                   "of forward).")
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        return {"name": self.name, "trainable": self.trainable, "dtype": mixed_precision.serialize(self._dtype_policy)}
+
+    # -- dtype policy (Keras 3's properties; gpunet/mixed_precision.py) --------------------------
+    @property
+    def dtype_policy(self):
+        """The layer's DTypePolicy (set with a name, a policy, or None for the global one)."""
+        return self._dtype_policy
+
+    @dtype_policy.setter
+    def dtype_policy(self, value):
+        owner = f"{type(self).__name__} '{self.name}'"
+        self._dtype_policy = mixed_precision.layer_policy(value, owner)
+        self._compute_np = autocast.np_dtype(self._dtype_policy.compute_dtype)
+        inner = self.__dict__.get("_activation")
+        if isinstance(inner, Layer):   # an activation= computes on this layer's output, in its dtype
+            inner.dtype_policy = self._dtype_policy
+
+    @property
+    def compute_dtype(self):
+        """The dtype the layer computes in and outputs (a string: 'bfloat16' under mixed_bfloat16)."""
+        return self._dtype_policy.compute_dtype
+
+    @property
+    def variable_dtype(self):
+        """The dtype of the layer's weights (a string: 'float32' under the mixed policies)."""
+        return self._dtype_policy.variable_dtype
+
+    @property
+    def dtype(self):
+        """The variable dtype, as Keras 3's ``layer.dtype`` (a string)."""
+        return self._dtype_policy.variable_dtype
+
+    def compute_weight(self, weight):
+        """``weight`` as the forward computes with it: cast to the compute dtype under a mixed
+        policy (once per forward), else the weight itself."""
+        return autocast.compute_weight(self, weight)
 
     @classmethod
     def from_config(cls, config):
@@ -115,6 +154,7 @@ class Layer:
                 self.built = True
             build.__doc__ = user_build.__doc__
             cls.build = build
+        autocast.wrap(cls)
 
     def add_weight(self, name=None, shape=None, initializer=None, trainable=True, dtype=None):
         """A new weight array: ``add_weight("kernel", (3, 4), "glorot_uniform")`` or Keras's
@@ -124,7 +164,8 @@ class Layer:
             name, shape = None, name
         shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape or ())
         value = initializers.get(initializer or "glorot_uniform")(shape)
-        array = backend.current().asarray(value, dtype=np.dtype(dtype) if dtype else self.dtype)
+        dtype = autocast.np_dtype(np.dtype(dtype).name if isinstance(dtype, type) else dtype or self.variable_dtype)
+        array = backend.current().asarray(value, dtype=dtype)
         self._vars.append([name or f"variable_{len(self._vars)}", array, trainable])
         return array
 
@@ -187,3 +228,6 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+autocast.wrap(Layer)   # the forward / backward of call() layers

@@ -138,8 +138,9 @@ class BaseConv(WeightRulesMixin, ActivationMixin, Layer):
         return self._forward_padded(x, self._check_shape(x.shape), training)
 
     def _op_kernel(self):
-        """The kernel as the 2-D ops take it (Conv1D stores Keras's 3-D kernel and reshapes it)."""
-        return self.kernel
+        """The kernel as the 2-D ops take it (Conv1D stores Keras's 3-D kernel and reshapes it),
+        in the compute dtype."""
+        return self.compute_weight(self.kernel)
 
     def _forward_padded(self, x, pads, training):
         """The forward of a 4-D ``x`` whose shape was checked, with the ops' ``pads``."""

@@ -36,7 +36,7 @@ class _OneD:
         return (n, steps, channels)
 
     def _op_kernel(self):
-        return self.kernel.reshape(1, *self.kernel.shape)
+        return self.compute_weight(self.kernel).reshape(1, *self.kernel.shape)
 
     def _kernel_shape(self, in_channels):
         return super()._kernel_shape(in_channels)[1:]

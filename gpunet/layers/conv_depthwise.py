@@ -102,16 +102,16 @@ class SeparableConv2D(Conv2D):
 
     def _forward_padded(self, x, pads, training):
         self._pads, self._x = pads, x
-        self._mid = depthwise_ops.depthwise_conv2d_forward(x, self.depthwise_kernel, None, self.strides, pads,
+        self._mid = depthwise_ops.depthwise_conv2d_forward(x, self.compute_weight(self.depthwise_kernel), None, self.strides, pads,
                                                            self.dilation_rate)
-        z = conv_ops.conv2d_forward(self._mid, self.pointwise_kernel, self.bias, *_POINTWISE)
+        z = conv_ops.conv2d_forward(self._mid, self.compute_weight(self.pointwise_kernel), self.bias, *_POINTWISE)
         return self._activate(z, training, owned=True)
 
     def _linear_backward(self, dz):
         need_weights = self.trainable
-        dmid = conv_ops.conv2d_backward_input(dz, self.pointwise_kernel, self._mid.shape, *_POINTWISE)
+        dmid = conv_ops.conv2d_backward_input(dz, self.compute_weight(self.pointwise_kernel), self._mid.shape, *_POINTWISE)
         geometry = (self.strides, self._pads, self.dilation_rate)
-        dx = depthwise_ops.depthwise_conv2d_backward_input(dmid, self.depthwise_kernel, self._x.shape, *geometry) \
+        dx = depthwise_ops.depthwise_conv2d_backward_input(dmid, self.compute_weight(self.depthwise_kernel), self._x.shape, *geometry) \
             if self.needs_input_gradient else None
         if not need_weights:
             self.grads = []

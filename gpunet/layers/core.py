@@ -3,7 +3,8 @@ import math
 
 import numpy as np
 
-from .. import backend, initializers, utils
+from .. import backend, initializers, mixed_precision, utils
+from . import autocast
 from ..primitives import dense, dropout
 from .activations import ActivationMixin
 from .base import Layer, SymbolicTensor
@@ -15,10 +16,15 @@ __all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "
 class InputLayer(Layer):
     """The source of a functional graph: holds the per-sample shape, computes nothing."""
 
-    def __init__(self, shape=None, batch_size=None, name=None, dtype="float32", **kwargs):
+    _autocasts = False   # data enters in the Input's dtype; the layers reading it cast it
+
+    def __init__(self, shape=None, batch_size=None, name=None, dtype=None, **kwargs):
         if shape is None:
             raise ValueError("Input needs a shape, e.g. Input((28, 28, 1)) for one 28x28 grey image per sample.")
-        super().__init__(name=name, dtype=dtype, **kwargs)
+        super().__init__(name=name, **kwargs)
+        # As Keras's: a plain dtype (float32 by default, whatever the global policy), ints allowed.
+        self._dtype_policy = mixed_precision.get("float32" if dtype is None else _dtype_name(dtype))
+        self._compute_np = autocast.np_dtype(self._dtype_policy.compute_dtype)
         self.shape = tuple(int(s) for s in shape)
         self.batch_size = batch_size
         self.input_shape = (batch_size, *self.shape)
@@ -34,10 +40,19 @@ class InputLayer(Layer):
         return dy
 
     def get_config(self):
-        return {"shape": self.shape, "batch_size": self.batch_size, "name": self.name, "dtype": self.dtype.name}
+        return {"shape": self.shape, "batch_size": self.batch_size, "name": self.name, "dtype": self.dtype}
 
 
-def Input(shape, batch_size=None, name=None, dtype="float32"):
+def _dtype_name(dtype):
+    """A dtype's name from a name, a NumPy dtype or type, or a policy config (Keras files)."""
+    if isinstance(dtype, dict):
+        return dtype.get("config", dtype)["name"]
+    if isinstance(dtype, mixed_precision.DTypePolicy):
+        return dtype.name
+    return dtype if isinstance(dtype, str) else np.dtype(dtype).name
+
+
+def Input(shape, batch_size=None, name=None, dtype=None):
     """A symbolic input of per-sample ``shape`` (no batch axis), e.g. ``Input((32, 32, 3))``."""
     return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype).output
 
@@ -84,7 +99,7 @@ class Dense(WeightRulesMixin, ActivationMixin, Layer):
             raise self.shape_error(f"inputs of shape (batch, ..., {features})", x.shape)
         self._x_shape, self._x2d = x.shape, x.reshape(-1, features)
         fused = self._forward_epilogue()
-        z = dense.dense_forward(self._x2d, self.kernel, self.bias, activation=fused)
+        z = dense.dense_forward(self._x2d, self.compute_weight(self.kernel), self.bias, activation=fused)
         return self._activate(z.reshape(*x.shape[:-1], self.units), training, owned=True, fused=fused)
 
     def backward(self, dy):
@@ -95,7 +110,7 @@ class Dense(WeightRulesMixin, ActivationMixin, Layer):
         fold = self.fold_from
         if fold is not None:
             fold = (fold[0].reshape(self._x2d.shape), fold[1])
-        dx, dw, db = dense.dense_backward(dz.reshape(-1, self.units), self._x2d, self.kernel,
+        dx, dw, db = dense.dense_backward(dz.reshape(-1, self.units), self._x2d, self.compute_weight(self.kernel),
                                           need_dx=self.needs_input_gradient,
                                           need_db=self.use_bias and self.trainable, need_dw=self.trainable,
                                           fold=fold)
