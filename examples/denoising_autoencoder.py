@@ -50,6 +50,9 @@ def parse_args(argv=None):
                         help="where to write weights, images and results (default: %(default)s)")
     parser.add_argument("--noise", type=float, default=0.1, help="standard deviation of the noise on [0, 1] pixels")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--policy", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32",
+                        help="dtype policy (gn.mixed_precision.set_global_policy): the layers compute in bf16 / "
+                             "fp16 under mixed_*, the weights stay float32 (default: %(default)s)")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     return parser.parse_args(argv)
 
@@ -99,7 +102,8 @@ def build_model(filters=32):
         layers.MaxPooling2D(2),
         layers.Conv2DTranspose(2 * filters, 3, strides=2, padding="same", activation="relu"),
         layers.Conv2DTranspose(filters, 3, strides=2, padding="same", activation="relu"),
-        layers.Conv2D(3, 3, padding="same", activation="sigmoid"),
+        layers.Conv2D(3, 3, padding="same"),
+        layers.Activation("sigmoid", dtype="float32"),   # a float32 output under mixed precision, Keras's advice
     ], name="denoiser")
 
 
@@ -142,6 +146,7 @@ def main(argv=None):
     if args.backend:
         gn.set_backend(args.backend)
     gn.utils.set_random_seed(args.seed)
+    gn.mixed_precision.set_global_policy(args.policy)   # before the layers are made: they read it then
     train_clean, test_clean = load_patches(768 if args.quick else 6000, args.seed)
     train_noisy = add_noise(train_clean, args.noise, args.seed + 1)
     test_noisy = add_noise(test_clean, args.noise, args.seed + 2)
@@ -158,7 +163,8 @@ def main(argv=None):
     seconds = time.perf_counter() - started
     denoised = model.predict(test_noisy, batch_size=64, verbose=0)
     results = {"psnr_noisy": psnr(test_noisy, test_clean), "psnr_denoised": psnr(denoised, test_clean),
-               "test_patches": len(test_clean), "seconds": seconds, "backend": gn.get_backend()}
+               "test_patches": len(test_clean), "seconds": seconds, "backend": gn.get_backend(),
+               "policy": args.policy}
     print(f"trained {len(history.epoch)} epochs on {len(train_clean)} patches in {seconds:.1f}s "
           f"({gn.get_backend()} backend)")
     print(f"held-out PSNR: noisy input {results['psnr_noisy']:.2f} dB -> "

@@ -40,6 +40,9 @@ def parse_args(argv=None):
     parser.add_argument("--out", metavar="DIR", default="digits_out",
                         help="where to write weights, plot, history and summary (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--policy", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32",
+                        help="dtype policy (gn.mixed_precision.set_global_policy): the layers compute in bf16 / "
+                             "fp16 under mixed_*, the weights stay float32 (default: %(default)s)")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     return parser.parse_args(argv)
 
@@ -66,7 +69,7 @@ def build_model():
         layers.Flatten(),
         layers.Dropout(0.25),
         layers.Dense(10),
-        layers.Softmax(),
+        layers.Softmax(dtype="float32"),   # Keras's advice: a mixed model's output layer in float32
     ])
 
 
@@ -91,6 +94,7 @@ def main(argv=None):
     if args.backend:
         gn.set_backend(args.backend)
     gn.utils.set_random_seed(args.seed)
+    gn.mixed_precision.set_global_policy(args.policy)   # before the layers are made: they read it then
     (x_train, y_train), (x_test, y_test) = load_data(args.quick, args.seed)
     model = build_model()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -108,7 +112,7 @@ def main(argv=None):
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
     print(f"trained {len(history.epoch)} epochs on {len(x_train)} images in {seconds:.1f}s "
           f"({gn.get_backend()} backend)")
-    print(f"test accuracy: {accuracy:.4f} (loss {loss:.4f}, {len(x_test)} images)")
+    print(f"test accuracy: {accuracy:.4f} (loss {loss:.4f}, {len(x_test)} images, policy {args.policy})")
     write_outputs(args.out, model, history, accuracy)
     return accuracy
 

@@ -58,6 +58,9 @@ def parse_args(argv=None):
     parser.add_argument("--out", metavar="DIR", default="unet_out",
                         help="where to write weights, images and results (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--policy", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32",
+                        help="dtype policy (gn.mixed_precision.set_global_policy): the layers compute in bf16 / "
+                             "fp16 under mixed_*, the weights stay float32 (default: %(default)s)")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     return parser.parse_args(argv)
 
@@ -161,7 +164,8 @@ def build_unet(width=16):
     x = conv_block(layers.Concatenate()([x, skip2]), 2 * width)
     x = layers.Conv2DTranspose(width, 2, strides=2)(x)                   # 32x32
     x = conv_block(layers.Concatenate()([x, skip1]), width)
-    outputs = layers.Conv2D(1, 1, activation="sigmoid")(x)
+    # The sigmoid in float32 under mixed precision (Keras's advice for a model's output).
+    outputs = layers.Activation("sigmoid", dtype="float32")(layers.Conv2D(1, 1)(x))
     return gn.Model(inputs, outputs, name="unet")
 
 
@@ -222,6 +226,7 @@ def main(argv=None):
     if args.backend:
         gn.set_backend(args.backend)
     gn.utils.set_random_seed(args.seed)
+    gn.mixed_precision.set_global_policy(args.policy)   # before the layers are made: they read it then
     train, test = load_data(args.quick, args.seed)
     model = build_unet(width=8 if args.quick else 16)
     model.compile(optimizer=gn.optimizers.Adam(3e-3 if args.quick else 2e-3), loss="binary_crossentropy",
@@ -239,7 +244,7 @@ def main(argv=None):
         seconds = time.perf_counter() - started
     probabilities = model.predict(test[0], batch_size=64, verbose=0)
     results = {**scores(probabilities, test[1]), "test_images": len(test[0]), "seconds": seconds,
-               "backend": gn.get_backend()}
+               "backend": gn.get_backend(), "policy": args.policy}
     print(f"trained {len(history.epoch)} epochs on {len(train[0])} images in {seconds:.1f}s "
           f"({gn.get_backend()} backend)")
     print(f"held-out foreground ({len(test[0])} images, {results['foreground_fraction']:.1%} of pixels):")

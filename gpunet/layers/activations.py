@@ -12,6 +12,7 @@ from ..primitives import activation as ops
 from ..primitives import passes
 from ..primitives import epilogue as epilogue_ops
 from ..primitives.epilogue import Epilogue
+from . import autocast
 from .base import Layer
 
 __all__ = ["ReLU", "LeakyReLU", "ELU", "PReLU", "Sigmoid", "Tanh", "Softmax", "get_activation", "ActivationMixin"]
@@ -372,6 +373,9 @@ class ActivationMixin:
         """``activation(z)``; ``owned``: z is this layer's own fresh output, which a plain ReLU
         on the numpy backend then clamps in place (one pass, no second array). ``fused``: the
         Epilogue the linear op already applied (z is then the activation's output)."""
+        # A 16-bit product may come back float32 (tensor cores): narrowed here, before the
+        # activation keeps it for its backward, rather than after.
+        z = autocast.cast_floats(z, autocast.work_dtype(self))
         self._fused, self._fused_output = fused, (z if fused is not None else None)
         if self._activation is None or fused is not None:
             return z

@@ -109,6 +109,11 @@ class Layer:
         """The variable dtype, as Keras 3's ``layer.dtype`` (a string)."""
         return self._dtype_policy.variable_dtype
 
+    @dtype.setter
+    def dtype(self, value):
+        # gpunet's older spelling of ``layer.dtype_policy = value`` (tests set float64 this way).
+        self.dtype_policy = value
+
     def compute_weight(self, weight):
         """``weight`` as the forward computes with it: cast to the compute dtype under a mixed
         policy (once per forward), else the weight itself."""
