@@ -170,3 +170,11 @@ def check_backend(policy, owner, backend):
         raise ValueError(f"{owner} computes in float64 (dtype policy {policy.name!r}), which only the numpy "
                          f"backend runs; the {backend.name!r} backend's kernels take "
                          f"{', '.join(repr(n) for n in POLICY_NAMES[:-1])}.")
+
+
+def __getattr__(name):
+    # keras.mixed_precision.LossScaleOptimizer is the optimizer (gn.optimizers imports this module)
+    if name == "LossScaleOptimizer":
+        from . import optimizers
+        return optimizers.LossScaleOptimizer
+    raise AttributeError(f"module 'gpunet.mixed_precision' has no attribute {name!r}")

@@ -77,7 +77,7 @@ class Trainer(DataMixin):
         replays it per batch (gpunet.jit); "auto" (Keras's default) and False train eagerly here.
         """
         self._set_jit_compile(jit_compile)
-        self.optimizer = optimizers.get(optimizer)
+        self.optimizer = self._loss_scaled(optimizers.get(optimizer))
         self.loss = loss
         self._outputs = None
         if getattr(self, "_many_outputs", False):
@@ -102,6 +102,14 @@ class Trainer(DataMixin):
             raise ValueError(f"compile: jit_compile must be True, False or 'auto'; received {jit_compile!r}.")
         self.jit_compile = jit_compile is True   # "auto": eager, so that fit steps as written (see gpunet.jit)
         self._captured_step = None
+
+    def _loss_scaled(self, optimizer):
+        """Keras's compile under mixed_float16: the optimizer wrapped in a LossScaleOptimizer (unless
+        it is one), the model's policy deciding (the global policy when the model was made)."""
+        scaler = getattr(optimizers, "LossScaleOptimizer", None)
+        if scaler is None or self.dtype_policy.name != "mixed_float16" or isinstance(optimizer, scaler):
+            return optimizer
+        return scaler(optimizer)
 
     @property
     def metrics_names(self):

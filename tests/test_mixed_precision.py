@@ -12,6 +12,10 @@ from gpunet.primitives import precision
 
 from checks import assert_close
 
+# The policies' wiring on the numpy reference; end to end on cudasim once every kernel family takes
+# bf16 / fp16 arrays (each family tests its own kernels against numpy in tests/test_mixed_*.py).
+pytestmark = pytest.mark.reference
+
 BF16 = np.dtype(ml_dtypes.bfloat16)
 F16 = np.dtype(np.float16)
 

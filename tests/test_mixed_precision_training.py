@@ -110,3 +110,23 @@ def test_keras_mixed_bfloat16_file_loads_with_its_policies_and_predicts_as_keras
     assert y.dtype == np.float32
     # Keras (JAX) and gpunet round to bf16 at different places inside conv / BN: a few bf16 ulps apart.
     assert_close(y, recorded["y"], rtol=0.03, atol=0.01)
+
+
+def test_compile_wraps_the_optimizer_in_a_loss_scaler_under_mixed_float16():
+    if not hasattr(gn.optimizers, "LossScaleOptimizer"):
+        pytest.skip("gn.optimizers.LossScaleOptimizer is not on this branch yet (issue 11 item 2)")
+    mixed_precision.set_global_policy("mixed_float16")
+    scaled, given = _digits_cnn(), _digits_cnn()
+    mixed_precision.set_global_policy("mixed_bfloat16")
+    unscaled = _digits_cnn()
+    scaled.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    assert isinstance(scaled.optimizer, gn.optimizers.LossScaleOptimizer)
+    assert isinstance(scaled.optimizer.inner_optimizer, gn.optimizers.Adam)
+    own = gn.optimizers.LossScaleOptimizer(gn.optimizers.SGD())
+    given.compile(optimizer=own, loss="sparse_categorical_crossentropy")
+    assert given.optimizer is own                          # not wrapped twice
+    unscaled.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    assert isinstance(unscaled.optimizer, gn.optimizers.Adam)   # bf16 needs no loss scaling
+    x, y = _digits(64)
+    history = scaled.fit(x, y, epochs=2, batch_size=32, verbose=0).history["loss"]
+    assert np.isfinite(history).all() and history[-1] < history[0]

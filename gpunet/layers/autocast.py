@@ -77,7 +77,8 @@ def work_dtype(layer):
 
 def _forward(layer, call, x, training=False):
     policy = layer._dtype_policy
-    if policy.compute_dtype == "float64":
+    if policy.compute_dtype == "float64" and type(layer).__module__.startswith("gpunet."):
+        # gpunet's layers launch kernels there; a user's layer may compute in NumPy itself
         mixed_precision.check_backend(policy, f"{type(layer).__name__} '{layer.name}'", backend.current())
     layer._weight_casts = None
     work = work_dtype(layer)
