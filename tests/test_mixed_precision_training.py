@@ -130,3 +130,19 @@ def test_compile_wraps_the_optimizer_in_a_loss_scaler_under_mixed_float16():
     x, y = _digits(64)
     history = scaled.fit(x, y, epochs=2, batch_size=32, verbose=0).history["loss"]
     assert np.isfinite(history).all() and history[-1] < history[0]
+
+
+def test_a_bfloat16_policys_weights_file_holds_float32_and_loads_both_ways(tmp_path):
+    mixed_precision.set_global_policy("bfloat16")
+    pure = gn.Sequential([gn.Input((4,)), layers.Dense(3)])
+    mixed_precision.set_global_policy("float32")
+    plain = gn.Sequential([gn.Input((4,)), layers.Dense(3)])
+    assert [w.dtype for w in pure.weights] == [BF16, BF16]
+    pure.save_weights(tmp_path / "pure.weights.h5")          # HDF5 has no bfloat16: widened, exactly
+    assert set(_datasets(tmp_path / "pure.weights.h5").values()) == {np.dtype(np.float32)}
+    plain.load_weights(tmp_path / "pure.weights.h5")
+    assert all(np.array_equal(a, b.astype(np.float32)) for a, b in zip(plain.get_weights(), pure.get_weights()))
+    plain.set_weights([w + 0.25 for w in plain.get_weights()])
+    plain.save_weights(tmp_path / "plain.weights.h5")
+    pure.load_weights(tmp_path / "plain.weights.h5")          # float32 -> bfloat16, rounded once
+    assert all(np.array_equal(a, b.astype(BF16)) for a, b in zip(pure.get_weights(), plain.get_weights()))

@@ -8,6 +8,8 @@ import warnings
 
 import numpy as np
 
+from ..primitives import precision
+
 from .. import backend, utils
 
 
@@ -70,12 +72,16 @@ def legacy_variables(layer):
 
 
 def to_numpy(array):
-    """A host copy of a backend array, whichever backend made it."""
+    """A host copy of a backend array, whichever backend made it, as a weights file stores it:
+    bfloat16 widened to float32 (exact; HDF5 has no bfloat16 type, and a "bfloat16" policy's
+    file then loads anywhere, as a mixed policy's float32 one does)."""
     if isinstance(array, np.ndarray):
-        return np.array(array, copy=True)
-    if hasattr(array, "get"):   # a CuPy array, even when another backend is active now
-        return array.get()
-    return np.array(backend.current().to_numpy(array), copy=True)
+        host = np.array(array, copy=True)
+    elif hasattr(array, "get"):   # a CuPy array, even when another backend is active now
+        host = array.get()
+    else:
+        host = np.array(backend.current().to_numpy(array), copy=True)
+    return host.astype(np.float32) if host.dtype == precision.BFLOAT16 else host
 
 
 def require_built(model, action):
@@ -119,7 +125,7 @@ class WeightPlan:
             if tuple(value.shape) != tuple(target.shape):
                 return (f"Layer '{layer.name}' ({kind}) weight '{name}' has shape "
                         f"{tuple(target.shape)} in the model; {where} holds shape {tuple(value.shape)}.")
-            if value.dtype.kind != np.dtype(target.dtype).kind:   # float32 <-> float64 is a cast, as in Keras
+            if _kind(value.dtype) != _kind(target.dtype):   # float32 <-> float64 / bf16 / fp16 is a cast, as in Keras
                 return (f"Layer '{layer.name}' ({kind}) weight '{name}' has dtype "
                         f"{np.dtype(target.dtype).name} in the model; {where} holds dtype {value.dtype}.")
         return None
@@ -138,3 +144,9 @@ class WeightPlan:
     def apply(self):
         for layer, values in self.check():
             layer.set_weights(values)
+
+
+def _kind(dtype):
+    """NumPy's kind letter, with bfloat16 (ml_dtypes, kind 'V') counted as a float."""
+    dtype = np.dtype(dtype)
+    return "f" if dtype in precision.HALF else dtype.kind
