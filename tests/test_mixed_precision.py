@@ -167,3 +167,15 @@ def test_float64_on_a_kernel_backend_names_the_layer_and_the_dtypes_it_takes():
         with pytest.raises(ValueError, match=r"Dense 'probe' computes in float64.*only the numpy backend.*"
                                              r"'cudasim' backend's kernels take 'float32', 'mixed_bfloat16'"):
             layer.forward(x)
+
+
+def test_the_fused_softmax_backward_of_a_mixed_dense_returns_float32_gradients():
+    mixed_precision.set_global_policy("mixed_bfloat16")
+    dense = layers.Dense(4, activation="softmax")
+    dense.build((None, 3))
+    x = np.random.default_rng(2).standard_normal((5, 3)).astype(np.float32)
+    dense.forward(x, training=True)
+    assert dense.logits.dtype == BF16
+    dx = dense.backward_logits(np.full((5, 4), 0.125, np.float32))   # the loss's float32 gradient
+    assert dx.dtype == np.float32 and [g.dtype for g in dense.grads] == [np.float32, np.float32]
+    assert_close(dense.grads[1], np.full(4, 0.625), rtol=1e-6)

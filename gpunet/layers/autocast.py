@@ -100,12 +100,16 @@ _AROUND = {"forward": _forward, "backward": _backward, "backward_logits": _backw
 
 def wrap(cls):
     """Put the policy's casts around the ``forward`` / ``backward`` / ``backward_logits`` that
-    ``cls`` itself defines; an inner ``super()`` call of a wrapped method passes straight through."""
+    ``cls`` defines itself or takes from a mixin that is not a layer (ActivationMixin's
+    ``backward_logits``); an inner ``super()`` call of a wrapped method passes straight through."""
     if not cls.__dict__.get("_autocasts", True):
         return
     for name in _WRAPPED:
-        method = cls.__dict__.get(name)
-        if method is not None and not getattr(method, "_autocast", False):
+        owner = next((klass for klass in cls.__mro__ if name in klass.__dict__), None)
+        if owner is None or (owner is not cls and any("_autocasts" in vars(k) for k in owner.__mro__)):
+            continue   # none, or a layer class's own: wrapped when that class was made
+        method = owner.__dict__[name]
+        if not getattr(method, "_autocast", False):
             setattr(cls, name, _outermost(method, _AROUND[name]))
 
 
