@@ -18,15 +18,16 @@ then run on float32 copies (one place to change when the primitive learns 16-bit
 import numpy as np
 
 from .. import backend, mixed_precision
+from ..primitives import cast as cast_ops
 from ..primitives import precision
 
 _WRAPPED = ("forward", "backward", "backward_logits")
 
 
 def cast(x, dtype):
-    """``x`` as ``dtype`` (a new array), the one place layers change an array's dtype.
-    TODO(lead): ``primitives.cast.cast`` once it is on main (a kernel on the kernel backends)."""
-    return x.astype(dtype)
+    """``x`` as ``dtype``, the one place layers change an array's dtype (a kernel on the kernel
+    backends, one rounding to nearest even)."""
+    return cast_ops.cast(x, dtype)
 
 
 def is_float(x):
