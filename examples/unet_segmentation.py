@@ -68,7 +68,8 @@ def parse_args(argv=None):
 def enlarge(images):
     """(n, 8, 8) digit intensities in [0, 1] -> (n, 32, 32), bilinear, with gpunet's own UpSampling2D."""
     device = gn.backend.current()   # a layer computes on the active backend's arrays (CuPy on cuda)
-    upsample = layers.UpSampling2D(SIZE // 8, interpolation="bilinear", name="enlarge")
+    # float32 whatever the global policy: the data are the same for every policy
+    upsample = layers.UpSampling2D(SIZE // 8, interpolation="bilinear", name="enlarge", dtype="float32")
     return np.asarray(device.to_numpy(upsample(device.asarray(images[..., None]))))[..., 0]
 
 
@@ -226,8 +227,8 @@ def main(argv=None):
     if args.backend:
         gn.set_backend(args.backend)
     gn.utils.set_random_seed(args.seed)
-    gn.mixed_precision.set_global_policy(args.policy)   # before the layers are made: they read it then
     train, test = load_data(args.quick, args.seed)
+    gn.mixed_precision.set_global_policy(args.policy)   # before the model's layers are made: they read it then
     model = build_unet(width=8 if args.quick else 16)
     model.compile(optimizer=gn.optimizers.Adam(3e-3 if args.quick else 2e-3), loss="binary_crossentropy",
                   metrics=["accuracy"])
