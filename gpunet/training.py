@@ -21,9 +21,7 @@ from .callbacks.base import reads_batch_logs
 from .data import replicas_for_fit, should_validate, take
 from .data.trainer_data import DataMixin, uploaded
 from .device_sums import DeviceSum
-from .layers.autocast import cast_floats
 from .layers.weight_rules import add_penalties, apply_model_constraints
-from .primitives import precision
 from .progress import Progress
 
 _PREDICT_DEVICE_BYTES = 64 * 2 ** 20   # predict's outputs wait on the device up to this, then one read
@@ -39,16 +37,6 @@ def _check_finite(array, what):
     if array.dtype.kind in "fc" and not np.isfinite(array).all():
         index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
         raise ValueError(f"{what} contains {array[index]} at index {index}; expected finite numbers only.")
-
-
-def _loss_input(y_pred):
-    """Predictions as the loss reads them: float32, as Keras casts y_pred to the loss's dtype, so
-    that a mixed model's loss, its targets and the gradient leaving the loss are float32 (the
-    output layer casts that gradient back to its compute dtype). One pass over 16-bit outputs.
-    TODO(lead): skip the cast where the loss kernels read 16-bit predictions themselves."""
-    if isinstance(y_pred, list):
-        return [_loss_input(p) for p in y_pred]
-    return cast_floats(y_pred, np.float32) if getattr(y_pred, "dtype", None) in precision.HALF else y_pred
 
 
 class Trainer(DataMixin):
@@ -185,10 +173,9 @@ class Trainer(DataMixin):
         """The training step without the metrics (what jit_compile captures): ``(loss, y_pred)``."""
         y_pred = self.forward(xb, training=True)
         if self._fused():
-            value, dlogits, y_pred = self.compiled_loss.device_compute_from_logits(yb, _loss_input(self.logits), wb)
+            value, dlogits, y_pred = self.compiled_loss.device_compute_from_logits(yb, self.logits, wb)
             self._train_backward(self._scaled_seed(dlogits), from_logits=True)
         else:
-            y_pred = _loss_input(y_pred)
             value, dy = self.compiled_loss.device_compute(yb, y_pred, wb)
             self._train_backward(self._scaled_seed(dy), from_logits=False)
         value = add_penalties(value, self.losses)   # regularization penalties, as Keras adds them (on the device)
@@ -210,14 +197,12 @@ class Trainer(DataMixin):
 
     def _test_step(self, xb, yb, wb=None):
         if self._many_outputs:
-            total, _ = self._outputs.losses_and_gradients(yb, _loss_input(self.forward(xb, training=False)), wb,
-                                                          False)
+            total, _ = self._outputs.losses_and_gradients(yb, self.forward(xb, training=False), wb, False)
             return add_penalties(total, self.losses)
         y_pred = self.forward(xb, training=False)
         if self._fused():
-            value, _, y_pred = self.compiled_loss.device_compute_from_logits(yb, _loss_input(self.logits), wb)
+            value, _, y_pred = self.compiled_loss.device_compute_from_logits(yb, self.logits, wb)
         else:
-            y_pred = _loss_input(y_pred)
             value = self.compiled_loss.device_value(yb, y_pred, wb)
         value = add_penalties(value, self.losses)   # Keras's evaluate adds them too
         for metric in self.compiled_metrics:
@@ -225,7 +210,7 @@ class Trainer(DataMixin):
         return value
 
     def _train_step_outputs(self, xb, ys, ws):
-        total, dys = self._outputs.losses_and_gradients(ys, _loss_input(self.forward(xb, training=True)), ws, True)
+        total, dys = self._outputs.losses_and_gradients(ys, self.forward(xb, training=True), ws, True)
         self._backward(self._scaled_seed(dys), from_logits=False, input_gradients=False)
         total = add_penalties(total, self.losses)   # as the single-output step
         self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
