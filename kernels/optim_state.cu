@@ -3,8 +3,10 @@
 // here makes the host wait, and a captured graph replays them as they are.
 //
 // Kernels:
-//   loss_scale_seed(dy, out, n, state)      out = dy * scale: the loss gradient that starts the
-//       backward pass, multiplied by the dynamic loss scale (Keras multiplies the loss itself)
+//   loss_scale_seed<T>(dy, out, n, state)   out = dy * scale: the loss gradient that starts the
+//       backward pass, multiplied by the dynamic loss scale (Keras multiplies the loss itself);
+//       T float, bf16_t or fp16_t (the activations' dtype), computed in float32, rounded once:
+//       a scale too large for fp16 gives inf here, and the step is then skipped
 //   loss_scale_unscale_many(tables, sizes, tensors, state)   every gradient, in place:
 //       g = g / scale; any non-finite g (checked before the division, as Keras checks the scaled
 //       gradients) clears state's finite flag, so that the update kernels skip the step
@@ -20,12 +22,13 @@
 #define THREADS 256
 
 #include "common.cuh"        // GRID_STRIDE_LOOP
+#include "dtype.cuh"         // to_float, from_float
 #include "optim_state.cuh"   // STATE_*, finish_step
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-loss_scale_seed(const float* __restrict__ dy, float* __restrict__ out, int n, const double* __restrict__ state) {
+template <class T> __global__ void __launch_bounds__(THREADS)
+loss_scale_seed(const T* __restrict__ dy, T* __restrict__ out, int n, const double* __restrict__ state) {
     float scale = (float)state[STATE_SCALE];
-    GRID_STRIDE_LOOP(i, n) out[i] = dy[i] * scale;
+    GRID_STRIDE_LOOP(i, n) out[i] = from_float<T>(to_float(dy[i]) * scale);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS)

@@ -151,3 +151,23 @@ def test_config_state_and_bad_arguments():
         optimizers.LossScaleOptimizer(optimizers.SGD(), clipnorm=1.0)
     with pytest.raises(TypeError, match="inner_optimizer must be a gn.optimizers.Optimizer"):
         optimizers.LossScaleOptimizer("adam")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the float16 overflow is the point
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_scaled_seed_in_16_bit_matches_numpy(dtype):
+    """The seed kernel reads T, multiplies in float32 and rounds once, as the NumPy reference; a scale
+    too large for float16 overflows to inf there (the scaler then skips the step)."""
+    from gpunet.primitives import optim_state, precision
+    t = precision.dtype_of(dtype)
+    dy = (np.random.default_rng(4).standard_normal(300) * 0.3).astype(t)
+    for scale in (2.0 ** 15, 2.0 ** 3 * 1.25):
+        expected = optim_state.scale_seed(dy, scale)
+        with backend.use("cudasim"):
+            state = optim_state.StepState(scale=scale)
+            got = backend.current().to_numpy(optim_state.scale_seed(backend.current().asarray(dy, t), state))
+        assert got.dtype == t
+        np.testing.assert_array_equal(got.view(np.uint16), expected.view(np.uint16))
+    if dtype == "float16":
+        assert np.isinf(expected.astype(np.float32)).sum() == 0 and np.isinf(
+            optim_state.scale_seed(dy, 2.0 ** 20).astype(np.float32)).any()

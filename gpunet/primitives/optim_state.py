@@ -79,7 +79,7 @@ def scale_seed(dy, state):
     ``state`` a :class:`StepState` on the kernel backends; on numpy the scale as a float.
     """
     if backend.current().runs_kernels:
-        dy, = launch.inputs("loss_scale_seed", dy)
+        dy, = launch.inputs("loss_scale_seed", dy, dtype=precision.FLOATS)
         out = launch.empty(dy.shape, dy.dtype)
         count = launch.i32(dy.size, "loss_scale_seed: elements")
         launch.run("optim_state.cu", "loss_scale_seed", launch.blocks_for(count, cap=_MAX_BLOCKS), launch.THREADS,
