@@ -15,7 +15,10 @@
 //   key = mix32(seed); hash(seed, i) = mix32(mix32(i ^ key) + key)
 // keep_threshold = ceil(rate * 2^24) is computed on the host, so "u >= rate" is an exact integer
 // comparison here as there.
-// Layout: any; flat float32 buffers of n elements, i the flat C-order index.
+// Element type: every kernel is a template on T (float, bf16_t, fp16_t; x, y, mask, dy, dx all T).
+// The mask holds 0 or scale rounded to T; y = x * mask and dx = dy * mask are computed in float32
+// and rounded once (primitives/dropout.py's NumPy reference does the same).
+// Layout: any; flat buffers of n elements, i the flat C-order index.
 // Threads: a grid-stride loop, one element per thread per step.
 // Backward needs the mask that forward writes.
 // Gradients: written (=).
@@ -23,7 +26,7 @@
 // that a captured CUDA graph draws a new mask at every replay: every block reads calls[0] first,
 // and the block that arrives last (arrivals: a zeroed counter, left zero) adds one.
 
-#include "common.cuh"   // GRID_STRIDE_LOOP
+#include "common.cuh"   // GRID_STRIDE_LOOP, to_float, from_float<T>
 
 __device__ __forceinline__ unsigned mix32(unsigned h) {
     h ^= h >> 16;
@@ -45,36 +48,39 @@ __device__ __forceinline__ void count_call(unsigned* __restrict__ calls, int* __
     }
 }
 
-extern "C" __global__ void dropout_forward(const float* __restrict__ x, float* __restrict__ y,
-                                           float* __restrict__ mask, int n, unsigned base,
-                                           unsigned* __restrict__ calls, int* __restrict__ arrivals,
-                                           unsigned keep_threshold, float scale) {
+template <class T> __global__ void dropout_forward(const T* __restrict__ x, T* __restrict__ y,
+                                                   T* __restrict__ mask, int n, unsigned base,
+                                                   unsigned* __restrict__ calls, int* __restrict__ arrivals,
+                                                   unsigned keep_threshold, float scale) {
     unsigned key = mix32(base + calls[0]);
+    float kept = to_float(from_float<T>(scale));   // the mask's value, as T holds it
     GRID_STRIDE_LOOP(i, n) {
         unsigned h = mix32(mix32((unsigned)i ^ key) + key);
-        float m = (h >> 8) >= keep_threshold ? scale : 0.0f;
-        mask[i] = m;
-        y[i] = x[i] * m;
+        float m = (h >> 8) >= keep_threshold ? kept : 0.0f;
+        mask[i] = from_float<T>(m);
+        y[i] = from_float<T>(to_float(x[i]) * m);
     }
     count_call(calls, arrivals);
 }
 
-extern "C" __global__ void dropout_backward(const float* __restrict__ dy, const float* __restrict__ mask,
-                                            float* __restrict__ dx, int n) {
-    GRID_STRIDE_LOOP(i, n) dx[i] = dy[i] * mask[i];
+template <class T> __global__ void dropout_backward(const T* __restrict__ dy, const T* __restrict__ mask,
+                                                    T* __restrict__ dx, int n) {
+    GRID_STRIDE_LOOP(i, n) dx[i] = from_float<T>(to_float(dy[i]) * to_float(mask[i]));
 }
 
-extern "C" __global__ void dropout_mask(float* __restrict__ mask, int n, unsigned base, unsigned* __restrict__ calls,
-                                        int* __restrict__ arrivals, unsigned keep_threshold, float scale) {
+template <class T> __global__ void dropout_mask(T* __restrict__ mask, int n, unsigned base,
+                                                unsigned* __restrict__ calls, int* __restrict__ arrivals,
+                                                unsigned keep_threshold, float scale) {
     unsigned key = mix32(base + calls[0]);
+    T kept = from_float<T>(scale), dropped = from_float<T>(0.0f);
     GRID_STRIDE_LOOP(i, n) {
         unsigned h = mix32(mix32((unsigned)i ^ key) + key);
-        mask[i] = (h >> 8) >= keep_threshold ? scale : 0.0f;
+        mask[i] = (h >> 8) >= keep_threshold ? kept : dropped;
     }
     count_call(calls, arrivals);
 }
 
-extern "C" __global__ void channel_mask_multiply(const float* __restrict__ x, const float* __restrict__ mask,
-                                                 float* __restrict__ y, int n, int hw, int c) {
-    GRID_STRIDE_LOOP(i, n) y[i] = x[i] * mask[(i / (hw * c)) * c + i % c];
+template <class T> __global__ void channel_mask_multiply(const T* __restrict__ x, const T* __restrict__ mask,
+                                                         T* __restrict__ y, int n, int hw, int c) {
+    GRID_STRIDE_LOOP(i, n) y[i] = from_float<T>(to_float(x[i]) * to_float(mask[(i / (hw * c)) * c + i % c]));
 }

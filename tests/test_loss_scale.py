@@ -162,12 +162,14 @@ def test_scaled_seed_in_16_bit_matches_numpy(dtype):
     t = precision.dtype_of(dtype)
     dy = (np.random.default_rng(4).standard_normal(300) * 0.3).astype(t)
     for scale in (2.0 ** 15, 2.0 ** 3 * 1.25):
-        expected = optim_state.scale_seed(dy, scale)
+        with backend.use("numpy"):
+            expected = optim_state.scale_seed(dy, scale)
         with backend.use("cudasim"):
             state = optim_state.StepState(scale=scale)
             got = backend.current().to_numpy(optim_state.scale_seed(backend.current().asarray(dy, t), state))
         assert got.dtype == t
         np.testing.assert_array_equal(got.view(np.uint16), expected.view(np.uint16))
     if dtype == "float16":
-        assert np.isinf(expected.astype(np.float32)).sum() == 0 and np.isinf(
-            optim_state.scale_seed(dy, 2.0 ** 20).astype(np.float32)).any()
+        with backend.use("numpy"):
+            overflowed = optim_state.scale_seed(dy, 2.0 ** 20)
+        assert not np.isinf(expected.astype(np.float32)).any() and np.isinf(overflowed.astype(np.float32)).any()

@@ -10,8 +10,10 @@ CUDA kernel reproduces it bit for bit without a random-number state:
 All arithmetic wraps around in uint32. ``u >= rate`` is evaluated exactly, as the integer
 comparison ``(h >> 8) >= ceil(rate * 2**24)`` (see :func:`keep_threshold`).
 
-On a kernel backend (``backend.current().runs_kernels``) forward and backward run the float32
-kernels of ``kernels/dropout.cu``, which compute the same hash on the device.
+On a kernel backend (``backend.current().runs_kernels``) forward and backward run the kernels of
+``kernels/dropout.cu``, which compute the same hash on the device. dtypes: float32, bfloat16 and
+float16 (float64 on numpy only); outputs and the mask have the input's dtype, the mask holding 0
+or ``1 / (1 - rate)`` rounded to it, and products are computed in float32 and rounded once.
 
 ``seed`` is an int, or ``(base, calls)`` with ``calls`` a one-element uint32 array: the seed is
 then ``base + calls[0]`` and the call adds one to ``calls``. On a kernel backend ``calls`` is
@@ -23,8 +25,7 @@ import math
 import numpy as np
 
 from .. import backend
-from . import launch
-from .activation import kernel_arrays
+from . import launch, precision
 
 _MAX_BLOCKS = 2048     # grid-stride kernels: enough blocks to fill any GPU; more only adds launch cost
 
@@ -80,15 +81,15 @@ def dropout_forward(x, rate, seed):
     if backend.current().runs_kernels:
         return _dropout_forward_kernel(x, rate, seed)
     keep = dropout_keep(x.size, rate, _host_seed(seed)).reshape(x.shape)
-    mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - rate))
-    return x * mask, mask
+    mask = keep.astype(x.dtype) * _scale(rate, x.dtype)
+    return _times(x, mask), mask
 
 
 def dropout_backward(dy, mask):
     """Gradient of :func:`dropout_forward`: ``dy * mask``."""
     if backend.current().runs_kernels:
         return _dropout_backward_kernel(dy, mask)
-    return dy * mask
+    return _times(dy, mask)
 
 
 def spatial_dropout2d_forward(x, rate, seed):
@@ -98,28 +99,47 @@ def spatial_dropout2d_forward(x, rate, seed):
         raise ValueError(f"dropout rate must be in [0, 1); received {rate!r}.")
     n, c = x.shape[0], x.shape[-1]
     if backend.current().runs_kernels:
-        mask = launch.empty((n, c))
+        x, = _arrays("spatial_dropout2d_forward", [x])
+        mask = launch.empty((n, c), x.dtype)
         count = launch.i32(mask.size, "dropout_mask: elements")
         launch.run("dropout.cu", "dropout_mask", launch.blocks_for(count, cap=_MAX_BLOCKS), launch.THREADS,
                    mask, count, *_kernel_seed(seed), launch.counters(1), np.uint32(keep_threshold(rate)),
                    np.float32(1.0 / (1.0 - rate)))
         return _channel_mask_multiply(x, mask), mask
     keep = dropout_keep(n * c, rate, _host_seed(seed)).reshape(n, c)
-    mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - rate))
-    return x * mask[:, None, None, :], mask
+    mask = keep.astype(x.dtype) * _scale(rate, x.dtype)
+    return _times(x, mask[:, None, None, :]), mask
 
 
 def spatial_dropout2d_backward(dy, mask):
     """Gradient of :func:`spatial_dropout2d_forward`: ``dy * mask`` broadcast over H and W."""
     if backend.current().runs_kernels:
         return _channel_mask_multiply(dy, mask)
-    return dy * mask[:, None, None, :]
+    return _times(dy, mask[:, None, None, :])
+
+
+def _scale(rate, dtype):
+    """``1 / (1 - rate)`` as the mask holds it: rounded to float32, then once more to a 16-bit dtype."""
+    if precision.is_half(dtype):
+        return precision.narrow(np.float32(1.0 / (1.0 - rate)), dtype)
+    return np.dtype(dtype).type(1.0 / (1.0 - rate))
+
+
+def _times(x, mask):
+    """``x * mask``; 16-bit: in float32, rounded once (as the kernels)."""
+    if precision.is_half(x.dtype):
+        return precision.narrow(precision.widen(x) * precision.widen(mask), x.dtype)
+    return x * mask
+
+
+def _arrays(op, arrays):
+    """Same-shaped (or, for a mask, any-shaped) arrays of one float dtype a dropout kernel reads."""
+    return launch.inputs(op, *arrays, dtype=precision.FLOATS)
 
 
 def _channel_mask_multiply(x, mask):
-    x, = kernel_arrays("channel_mask_multiply", [x])
-    mask, = launch.inputs("channel_mask_multiply", mask)
-    y = launch.empty(x.shape)
+    x, mask = _arrays("channel_mask_multiply", [x, mask])
+    y = launch.empty(x.shape, x.dtype)
     count = launch.i32(x.size, "channel_mask_multiply: elements")
     launch.run("dropout.cu", "channel_mask_multiply", launch.blocks_for(count, cap=_MAX_BLOCKS), launch.THREADS,
                x, mask, y, count, x.shape[1] * x.shape[2], x.shape[3])
@@ -127,8 +147,8 @@ def _channel_mask_multiply(x, mask):
 
 
 def _dropout_forward_kernel(x, rate, seed):
-    x, = kernel_arrays("dropout_forward", [x])
-    y, mask = launch.empty(x.shape), launch.empty(x.shape)
+    x, = _arrays("dropout_forward", [x])
+    y, mask = launch.empty(x.shape, x.dtype), launch.empty(x.shape, x.dtype)
     n = launch.i32(x.size, "dropout_forward: elements")
     scale = np.float32(1.0 / (1.0 - rate))   # rounded as the NumPy path's x.dtype.type(...)
     launch.run("dropout.cu", "dropout_forward", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS,
@@ -137,8 +157,11 @@ def _dropout_forward_kernel(x, rate, seed):
 
 
 def _dropout_backward_kernel(dy, mask):
-    dy, mask = kernel_arrays("dropout_backward", [dy, mask])
-    dx = launch.empty(dy.shape)
+    if tuple(dy.shape) != tuple(mask.shape):
+        raise ValueError(f"dropout_backward needs dy and mask of one shape; received {tuple(dy.shape)} "
+                         f"and {tuple(mask.shape)}.")
+    dy, mask = _arrays("dropout_backward", [dy, mask])
+    dx = launch.empty(dy.shape, dy.dtype)
     n = launch.i32(dx.size, "dropout_backward: elements")
     launch.run("dropout.cu", "dropout_backward", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS,
                dy, mask, dx, n)
