@@ -1,6 +1,6 @@
 // epilogue.cuh - the elementwise activations a producing kernel applies to its own outputs
-// (included by activation.cu, gemm.cu, conv.cu, pool.cu; it defines no kernels of its own).
-// Kernels written later (tensor-core conv / GEMM) reuse these two functions for the same fusion.
+// (included by activation.cu, epilogue.cu, gemm.cu, tc_gemm.cu, conv.cu, pool.cu, norm.cu; it
+// defines no kernels of its own). Kernels written later reuse these functions for the same fusion.
 //
 // act codes (gpunet/primitives/epilogue.py holds the same table):
 //   ACT_NONE 0, ACT_RELU 1 (max(z, 0)), ACT_LEAKY_RELU 2 (slope alpha), ACT_ELU 3 (alpha),
