@@ -140,13 +140,16 @@ class LossScaleOptimizer(Optimizer):
         """``loss * dynamic_scale`` (Keras's method) for a custom training loop; reads the scale."""
         return loss * self.dynamic_scale
 
-    def scale_gradient(self, dy):
+    def scale_gradient(self, dy, dtype=None):
         """The loss gradient that starts the backward pass, times the scale, without a host read:
-        what ``fit`` uses in place of Keras's scaled loss. ``dy`` an array or a list (None kept)."""
+        what ``fit`` uses in place of Keras's scaled loss. ``dy`` an array or a list (None kept);
+        ``dtype`` the result's (a list for a list; None: dy's): a float32 gradient becomes a 16-bit
+        one after the scale, rounded once."""
         if isinstance(dy, list):
-            return [None if d is None else self.scale_gradient(d) for d in dy]
+            dtypes = dtype if isinstance(dtype, list) else [dtype] * len(dy)
+            return [None if d is None else self.scale_gradient(d, t) for d, t in zip(dy, dtypes)]
         state = self._state()
-        return optim_state.scale_seed(dy, state if state is not None else self._host["scale"])
+        return optim_state.scale_seed(dy, state if state is not None else self._host["scale"], dtype)
 
     # -- the step -------------------------------------------------------------------------
     def apply(self, params, grads):

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import backend, callbacks as callbacks_module, distribute, losses, multi_output, \
     metrics as metrics_module, optimizers
+from .primitives import cast, precision
 from .autodiff import subclassed
 from .callbacks.base import reads_batch_logs
 from .data import replicas_for_fit, should_validate, take
@@ -173,22 +174,34 @@ class Trainer(DataMixin):
         """The training step without the metrics (what jit_compile captures): ``(loss, y_pred)``."""
         y_pred = self.forward(xb, training=True)
         if self._fused():
-            value, dlogits, y_pred = self.compiled_loss.device_compute_from_logits(yb, self.logits, wb)
-            self._train_backward(self._scaled_seed(dlogits), from_logits=True)
+            logits = self.logits
+            value, dlogits, y_pred = self.compiled_loss.device_compute_from_logits(yb, self._loss_input(logits), wb)
+            self._train_backward(self._scaled_seed(dlogits, logits.dtype), from_logits=True)
         else:
-            value, dy = self.compiled_loss.device_compute(yb, y_pred, wb)
-            self._train_backward(self._scaled_seed(dy), from_logits=False)
+            value, dy = self.compiled_loss.device_compute(yb, self._loss_input(y_pred), wb)
+            self._train_backward(self._scaled_seed(dy, y_pred.dtype), from_logits=False)
         value = add_penalties(value, self.losses)   # regularization penalties, as Keras adds them (on the device)
         self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
         apply_model_constraints(self)   # kernel_constraint / bias_constraint after each step, as Keras
         return value, y_pred
 
-    def _scaled_seed(self, dy):
-        """The loss gradient that starts the backward pass, times the loss scale when the optimizer
-        scales the loss (a LossScaleOptimizer: Keras multiplies the loss, giving the same
-        gradients); on the device, no host read. ``dy`` an array or a list of them."""
+    def _scaled_seed(self, dy, dtype):
+        """The loss gradient that starts the backward pass, in the predictions' ``dtype`` (a list of
+        dtypes for a list of gradients), times the loss scale when the optimizer scales the loss (a
+        LossScaleOptimizer: Keras multiplies the loss, giving the same gradients); on the device,
+        no host read."""
         scale = getattr(self.optimizer, "scale_gradient", None)
-        return dy if scale is None else scale(dy)
+        return dy if scale is None else scale(dy, dtype)
+
+    def _loss_input(self, y_pred):
+        """The predictions the loss reads. Under loss scaling a 16-bit prediction is widened first,
+        as Keras's loss casts y_pred to float32: the loss gradient is then float32 and rounds to
+        16 bits once, after the scale (a tiny mean-reduced gradient, 1e-6 over a big mask, would
+        be an fp16 subnormal or zero if it were rounded before being scaled)."""
+        if y_pred is None or getattr(self.optimizer, "scale_gradient", None) is None or \
+                not precision.is_half(y_pred.dtype):
+            return y_pred
+        return cast.cast(y_pred, np.float32)
 
     def _idle_step(self):
         """A rank with no part of a short last batch still joins the gradient reduction."""
@@ -210,8 +223,9 @@ class Trainer(DataMixin):
         return value
 
     def _train_step_outputs(self, xb, ys, ws):
-        total, dys = self._outputs.losses_and_gradients(ys, self.forward(xb, training=True), ws, True)
-        self._backward(self._scaled_seed(dys), from_logits=False, input_gradients=False)
+        y_preds = self.forward(xb, training=True)
+        total, dys = self._outputs.losses_and_gradients(ys, [self._loss_input(p) for p in y_preds], ws, True)
+        self._backward(self._scaled_seed(dys, [p.dtype for p in y_preds]), from_logits=False, input_gradients=False)
         total = add_penalties(total, self.losses)   # as the single-output step
         self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
         apply_model_constraints(self)

@@ -7,6 +7,8 @@
 //       backward pass, multiplied by the dynamic loss scale (Keras multiplies the loss itself);
 //       T float, bf16_t or fp16_t (the activations' dtype), computed in float32, rounded once:
 //       a scale too large for fp16 gives inf here, and the step is then skipped
+//   loss_scale_seed_narrow<T>(dy, out, n, state)   the same from a float32 dy (the loss of a 16-bit
+//       prediction computed in float32, as Keras computes it) into T: scaled, then rounded once
 //   loss_scale_unscale_many(tables, sizes, tensors, state)   every gradient, in place:
 //       g = g / scale; any non-finite g (checked before the division, as Keras checks the scaled
 //       gradients) clears state's finite flag, so that the update kernels skip the step
@@ -29,6 +31,12 @@ template <class T> __global__ void __launch_bounds__(THREADS)
 loss_scale_seed(const T* __restrict__ dy, T* __restrict__ out, int n, const double* __restrict__ state) {
     float scale = (float)state[STATE_SCALE];
     GRID_STRIDE_LOOP(i, n) out[i] = from_float<T>(to_float(dy[i]) * scale);
+}
+
+template <class T> __global__ void __launch_bounds__(THREADS)
+loss_scale_seed_narrow(const float* __restrict__ dy, T* __restrict__ out, int n, const double* __restrict__ state) {
+    float scale = (float)state[STATE_SCALE];
+    GRID_STRIDE_LOOP(i, n) out[i] = from_float<T>(dy[i] * scale);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS)

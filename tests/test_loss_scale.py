@@ -173,3 +173,23 @@ def test_scaled_seed_in_16_bit_matches_numpy(dtype):
         with backend.use("numpy"):
             overflowed = optim_state.scale_seed(dy, 2.0 ** 20)
         assert not np.isinf(expected.astype(np.float32)).any() and np.isinf(overflowed.astype(np.float32)).any()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_float32_loss_gradient_is_scaled_before_it_rounds_to_float16():
+    """Under mixed_float16 the loss reads float32 predictions (as Keras casts y_pred), so the seed
+    kernel gets a float32 gradient and rounds once, after the scale: a mean-reduced gradient of
+    1e-8 (a 262k-pixel mask) would be 0 in fp16 before scaling; scaled by 2**15 it is a normal."""
+    from gpunet.primitives import optim_state
+    dy = np.full(64, 1e-8, np.float32) * np.linspace(1, 2, 64, dtype=np.float32)
+    assert not dy.astype(np.float16).any()                 # rounding first would lose it all
+    with backend.use("numpy"):
+        expected = optim_state.scale_seed(dy, 2.0 ** 15, np.float16)
+    assert expected.dtype == np.float16 and np.all(expected > 0)
+    np.testing.assert_allclose(expected.astype(np.float32), dy * 2.0 ** 15, rtol=2.0 ** -11)
+    with backend.use("cudasim"):
+        state = optim_state.StepState(scale=2.0 ** 15)
+        got = backend.current().to_numpy(optim_state.scale_seed(backend.current().asarray(dy), state, np.float16))
+    np.testing.assert_array_equal(got.view(np.uint16), expected.view(np.uint16))
+    with backend.use("numpy"), pytest.raises(TypeError, match="loss_scale_seed"):
+        optim_state.scale_seed(dy.astype(np.float16), 2.0, np.float32)

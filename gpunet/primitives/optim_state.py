@@ -73,19 +73,26 @@ class StepState:
         return launch.float64_table((float(kind), *numbers, float(beta_1), float(beta_2), float(growth_steps)))
 
 
-def scale_seed(dy, state):
-    """``dy * scale``: the backward pass's first gradient, scaled (a new array, dy's dtype).
+def scale_seed(dy, state, dtype=None):
+    """``dy * scale``: the backward pass's first gradient, scaled (a new array of ``dtype``, default
+    dy's). A float32 ``dy`` may become a 16-bit result (loss_scale_seed_narrow): the product is
+    rounded once, after the scale, so a gradient below fp16's range is scaled before it rounds.
 
     ``state`` a :class:`StepState` on the kernel backends; on numpy the scale as a float.
     """
+    dtype = np.dtype(dy.dtype if dtype is None else dtype)
+    if dtype != dy.dtype and (dy.dtype != precision.FLOAT32 or dtype not in precision.HALF):
+        raise TypeError(f"loss_scale_seed: a {dy.dtype} loss gradient scales into its own dtype or, from "
+                        f"float32, into bfloat16 / float16; received dtype={dtype.name}.")
     if backend.current().runs_kernels:
         dy, = launch.inputs("loss_scale_seed", dy, dtype=precision.FLOATS)
-        out = launch.empty(dy.shape, dy.dtype)
+        out = launch.empty(dy.shape, dtype)
         count = launch.i32(dy.size, "loss_scale_seed: elements")
-        launch.run("optim_state.cu", "loss_scale_seed", launch.blocks_for(count, cap=_MAX_BLOCKS), launch.THREADS,
+        kernel = "loss_scale_seed" if dtype == dy.dtype else "loss_scale_seed_narrow"
+        launch.run("optim_state.cu", kernel, launch.blocks_for(count, cap=_MAX_BLOCKS), launch.THREADS,
                    dy, out, count, state.array)
         return out
-    return precision.narrow(precision.widen(dy) * np.float32(state), dy.dtype)   # float32, rounded once
+    return precision.narrow(precision.widen(dy) * np.float32(state), dtype)   # float32, rounded once
 
 
 def all_finite(grads):
