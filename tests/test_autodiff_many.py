@@ -163,3 +163,20 @@ def test_held_layers_regularizers_and_constraints_count_as_in_a_plain_model():
     assert penalty_free > 0 and len(held.losses) == 2        # the kernel's L2 and the output's L1
     np.testing.assert_allclose(held.get_weights()[0], plain.get_weights()[0], rtol=1e-5, atol=1e-7)
     assert held.get_weights()[0].min() >= 0.0       # NonNeg applied to the held kernel after each step
+
+
+def test_bfloat16_tensors_are_floats_in_gn_ops():
+    """ml_dtypes' bfloat16 has NumPy kind "V": gn.ops must still keep it (x * 2.0, exp, mean) and
+    promote bfloat16 with float16 to float32, as Keras does."""
+    import ml_dtypes
+    bf16 = np.dtype(ml_dtypes.bfloat16)
+    x = ops.convert_to_tensor(np.array([1.0, 2.0, 3.0], bf16))
+    half = ops.convert_to_tensor(np.array([1.0, 2.0, 3.0], np.float16))
+    assert (x * 2.0).dtype == bf16 and ops.exp(x).dtype == bf16 and ops.mean(x).dtype == bf16
+    assert (x + half).dtype == np.float32
+    with gn.GradientTape() as tape:
+        tape.watch(x)
+        loss = ops.sum(ops.square(x))
+    grad = tape.gradient(loss, x)
+    assert grad.dtype == bf16
+    np.testing.assert_array_equal(ops.convert_to_numpy(grad).astype(np.float32), [2.0, 4.0, 6.0])

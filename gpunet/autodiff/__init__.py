@@ -8,6 +8,7 @@ backward (built from primitives) on the innermost open tape.
 import numpy as np
 
 from .. import backend
+from ..primitives import precision
 from .tape import GradientTape, Node, active, any_open, paused, record
 from .tensor import Tensor
 
@@ -57,7 +58,7 @@ def _autocast_variable(x, tensor):
 
 def _default_dtype(values):
     """Keras's defaults for Python data: float32 for floats, int32 for ints, bool stays bool."""
-    if values.dtype.kind == "f":
+    if precision.is_float(values.dtype):
         return np.float32 if values.dtype == np.float64 else values.dtype
     if values.dtype.kind in "iu":
         return np.int32 if values.dtype == np.int64 else values.dtype
@@ -74,9 +75,12 @@ def _cast(x, dtype):
 def float_dtype(*dtypes):
     """Keras's promotion for gn.ops: the widest float among ``dtypes``, else float32 for ints; two
     ints follow NumPy."""
-    floats = [np.dtype(d) for d in dtypes if np.dtype(d).kind == "f"]
+    floats = [np.dtype(d) for d in dtypes if precision.is_float(d)]
     if floats:
-        return max(floats, key=lambda d: d.itemsize)
+        widest = max(floats, key=lambda d: d.itemsize)
+        if widest.itemsize == 2 and len(set(floats)) > 1:   # bfloat16 with float16: float32, as Keras
+            return np.dtype(np.float32)
+        return widest
     kinds = [np.dtype(d) for d in dtypes]
     if all(d.kind == "b" for d in kinds):
         return np.dtype(bool)
@@ -90,7 +94,7 @@ def operands(op, *xs):
     tensors = [as_tensor(x, op) for x in strong]
     if tensors:
         dtype = float_dtype(*[t.dtype for t in tensors])
-        if any(isinstance(x, (float, np.floating)) for x in xs) and dtype.kind != "f":
+        if any(isinstance(x, (float, np.floating)) for x in xs) and not precision.is_float(dtype):
             dtype = np.dtype(np.float32)
     else:
         dtype = _default_dtype(np.asarray(xs[0] if len(xs) == 1 else np.result_type(*xs).type(0)))

@@ -12,7 +12,7 @@ from .. import backend
 from ..autodiff import as_tensor, operands, record
 from ..primitives import dense as dense_ops
 from ..primitives import elementwise_nd as E
-from ..primitives import gather
+from ..primitives import gather, precision
 from ..primitives import shape as shape_ops
 
 __all__ = ["reshape", "transpose", "expand_dims", "squeeze", "broadcast_to", "concatenate", "stack", "split",
@@ -120,7 +120,7 @@ def getitem(x, key):
     key = tuple(k.data if hasattr(k, "serial") else k for k in key) if isinstance(key, tuple) else \
         (key.data if hasattr(key, "serial") else key)
     shape = t.shape
-    if t.dtype.kind != "f":
+    if not precision.is_float(t.dtype):
         return record("getitem", gather.slice_forward(t.data, key), (t,), lambda dy, n: (None,))
     return record("getitem", gather.slice_forward(t.data, key), (t,),
                   lambda dy, n: (gather.slice_backward(dy, shape, key),))

@@ -5,7 +5,7 @@ backward over arrays recorded on the tape. Shapes broadcast as in NumPy; the gra
 broadcast input is summed back to its shape (``sum_to_shape``).
 """
 from ..autodiff import as_tensor, operands, record
-from ..primitives import elementwise_nd as E
+from ..primitives import elementwise_nd as E, precision
 
 __all__ = ["add", "subtract", "multiply", "divide", "true_divide", "power", "negative", "square", "sqrt",
            "abs", "absolute", "sign", "exp", "log", "log1p", "maximum", "minimum", "clip", "where",
@@ -54,7 +54,7 @@ def _divide_backward(dy, needs, sa, sb, b, y):
 def divide(x1, x2):
     """``x1 / x2`` (true division; integers give float32), broadcast."""
     a, b = operands("divide", x1, x2)
-    if a.dtype.kind != "f":
+    if not precision.is_float(a.dtype):
         a, b = as_tensor(a, "divide", "float32"), as_tensor(b, "divide", "float32")
     return _binary("divide", a, b, _divide_backward, saved=lambda a, b: (b,), save_output=True)
 
@@ -136,7 +136,7 @@ def where(condition, x1, x2):
 
 def _unary(op, x, backward, save_input=False, save_output=False):
     t, = operands(op, x)
-    if t.dtype.kind != "f" and op in ("sqrt", "exp", "log", "log1p"):
+    if not precision.is_float(t.dtype) and op in ("sqrt", "exp", "log", "log1p"):
         t = as_tensor(t, op, "float32")
     return record(op, E.unary(op, t.data), (t,), backward, saved=(t,) if save_input else (), save_output=save_output)
 
@@ -191,7 +191,7 @@ def _kept_shape(shape, axes):
 
 def _reduce(op, x, axis, keepdims):
     t, = operands(op, x)
-    if op == "mean" and t.dtype.kind != "f":
+    if op == "mean" and not precision.is_float(t.dtype):
         t = as_tensor(t, op, "float32")
     axes = E.normalize_axis(op, axis, t.ndim)
     shape, kept = t.shape, _kept_shape(t.shape, axes)

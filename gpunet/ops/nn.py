@@ -11,7 +11,7 @@ from ..autodiff import as_tensor, operands, record
 from ..primitives import activation as act_ops
 from ..primitives import conv as conv_ops
 from ..primitives import conv_geometry as geometry
-from ..primitives import pool as pool_ops
+from ..primitives import pool as pool_ops, precision
 from . import math as m
 from .array import reshape
 from .core import cast, one_hot
@@ -25,7 +25,7 @@ EPSILON = 1e-7     # Keras's backend.epsilon(): probabilities are clipped to [EP
 
 def _float(op, x):
     t, = operands(op, x)
-    return t if t.dtype.kind == "f" else as_tensor(t, op, "float32")
+    return t if precision.is_float(t.dtype) else as_tensor(t, op, "float32")
 
 
 def relu(x):

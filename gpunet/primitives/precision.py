@@ -23,12 +23,18 @@ FLOAT32 = np.dtype(np.float32)
 HALF = tuple(d for d in (BFLOAT16, FLOAT16) if d is not None)   # the 16-bit types
 FLOATS = (FLOAT32, *HALF)                                        # what kernels are instantiated for
 
-__all__ = ["BFLOAT16", "FLOAT16", "FLOAT32", "HALF", "FLOATS", "is_half", "widen", "narrow", "dtype_of"]
+__all__ = ["BFLOAT16", "FLOAT16", "FLOAT32", "HALF", "FLOATS", "is_half", "is_float", "widen", "narrow", "dtype_of"]
 
 
 def is_half(dtype):
     """True for bfloat16 and float16."""
     return np.dtype(dtype) in HALF
+
+
+def is_float(dtype):
+    """True for every floating dtype, bfloat16 included (NumPy gives ml_dtypes' bfloat16 kind "V")."""
+    dtype = np.dtype(dtype)
+    return dtype.kind == "f" or dtype in HALF
 
 
 def dtype_of(name):
