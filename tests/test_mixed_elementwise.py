@@ -80,6 +80,14 @@ def test_store_bias_activation_matches_numpy(kernel_backend, rng, name):
 
 
 @pytest.mark.parametrize("name", sorted(HALF))
+def test_store_without_bias_is_one_rounding(kernel_backend, rng, name):
+    """bias=None must not read a bias (a placeholder read past its end gave NaN in every column but 0)."""
+    acc = (rng.standard_normal((6, 4)) * 3).astype(np.float32)
+    (y,), _ = run_on_backend(kernel_backend, lambda: epilogue.store(acc, name))
+    np.testing.assert_array_equal(y, acc.astype(HALF[name]))
+
+
+@pytest.mark.parametrize("name", sorted(HALF))
 def test_store_folded_gradient_matches_numpy(kernel_backend, rng, name):
     acc = rng.standard_normal((9, 40)).astype(np.float32)
     gates = {a.name: epilogue.activate(rng.standard_normal((9, 40)).astype(np.float32), a).astype(HALF[name])

@@ -126,13 +126,14 @@ def store(acc, dtype, bias=None, activation=None, fold=None):
         v = activation_gradient(v, precision.widen(fold[0]), fold[1]) if fold else activate(v, activation)
         return precision.narrow(v, dtype)
     acc, = launch.inputs("epilogue.store", acc)
+    has_bias = bias is not None and fold is None    # decided before bias becomes a placeholder
     bias = launch.placeholder() if bias is None else launch.inputs("epilogue.store", bias)[0]
     y = launch.empty(acc.shape, dtype)
     gate = _placeholder(dtype) if fold is None else launch.inputs("epilogue.store", fold[0], dtype=dtype)[0]
     n = launch.i32(acc.size, "epilogue.store: elements")
     channels = acc.shape[-1] if acc.ndim else 1
     launch.run("epilogue.cu", "bias_activation_store", launch.blocks_for(n, cap=2048), launch.THREADS,
-               acc, bias, y, gate, n, launch.i32(max(channels, 1)), launch.i32(bias is not None and fold is None),
+               acc, bias, y, gate, n, launch.i32(max(channels, 1)), launch.i32(has_bias),
                launch.i32(fold is not None), *kernel_settings(fold[1] if fold else activation))
     return y
 
