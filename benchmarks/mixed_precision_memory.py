@@ -8,7 +8,9 @@ Two measures per model and policy:
 * kept: the bytes of the arrays the layers hold for their backward after a training forward
   (every array in a layer's attributes, its activation's and a nested model's, each buffer once;
   weights and their compute-dtype copies left out): what a step keeps alive between forward and
-  backward, the part of memory that a policy halves.
+  backward, the part of memory that a policy halves. "without patches" leaves out the im2col
+  patches the float32 numpy conv keeps for its filter gradient, which the 16-bit conv path
+  recomputes instead: the like-for-like comparison of the activations themselves.
 * peak: tracemalloc's peak over one whole ``train_step`` (forward, loss, backward, update) minus
   what was allocated before it: the kept arrays plus the transient ones (im2col patches, float32
   products of 16-bit operands, gradients).
@@ -60,8 +62,11 @@ def _arrays(value, found):
             _arrays(item, found)
 
 
-def kept_bytes(model):
-    """Bytes of the arrays the layers of ``model`` hold after a forward (weights excluded)."""
+def kept_bytes(model, patches=True):
+    """Bytes of the arrays the layers of ``model`` hold after a forward (weights excluded);
+    ``patches=False`` leaves out the im2col patches a float32 conv keeps on numpy for its filter
+    gradient (``_saved`` of a conv layer; the 16-bit conv path recomputes them instead)."""
+    from gpunet.layers.conv import BaseConv
     weights = {id(_buffer(w)) for w in model.weights}
     seen, total = set(), 0
     stack = list(model.layers)
@@ -69,8 +74,8 @@ def kept_bytes(model):
         layer = stack.pop()
         found = []
         for key, value in vars(layer).items():
-            if key == "_weight_casts":   # the bf16 copy of a kernel: a weight, not an activation
-                continue
+            if key == "_weight_casts" or (not patches and key == "_saved" and isinstance(layer, BaseConv)):
+                continue   # the bf16 copy of a kernel is a weight, not an activation
             if isinstance(value, gn.layers.Layer):
                 stack.append(value)
             else:
@@ -94,7 +99,7 @@ def measure(build, shape, targets, loss, policy):
     xb, yb = model._to_backend([x]), model._targets_to_backend(y)
     model._train_step(xb, yb)            # optimizer slots and caches made before measuring
     model.forward(xb, training=True)
-    kept = kept_bytes(model)
+    kept = (kept_bytes(model), kept_bytes(model, patches=False))
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     model._train_step(xb, yb)
@@ -108,13 +113,13 @@ def main(argv=None):
     parser.add_argument("--policy", default="mixed_bfloat16", choices=("mixed_bfloat16", "mixed_float16"))
     args = parser.parse_args(argv)
     gn.set_backend("numpy")
-    print(f"{'model':24s} {'kept float32':>13s} {'kept ' + args.policy:>21s} {'ratio':>6s}   "
-          f"{'peak float32':>13s} {'peak ' + args.policy:>21s} {'ratio':>6s}")
+    print(f"MiB, float32 -> {args.policy} (ratio)")
+    print(f"{'model':24s} {'kept':>24s} {'kept without patches':>24s} {'peak':>24s}")
     for name, (build, shape, targets, loss) in _models().items():
         kept32, peak32 = measure(build, shape, targets, loss, "float32")
         kept16, peak16 = measure(build, shape, targets, loss, args.policy)
-        print(f"{name:24s} {kept32 / 2**20:10.2f} MiB {kept16 / 2**20:18.2f} MiB {kept16 / kept32:6.2f}   "
-              f"{peak32 / 2**20:10.2f} MiB {peak16 / 2**20:18.2f} MiB {peak16 / peak32:6.2f}")
+        cells = [(kept32[0], kept16[0]), (kept32[1], kept16[1]), (peak32, peak16)]
+        print(f"{name:24s}" + "".join(f" {a / 2**20:8.2f} -> {b / 2**20:6.2f} ({b / a:4.2f})" for a, b in cells))
 
 
 if __name__ == "__main__":

@@ -49,10 +49,8 @@ class BatchNormalization(Layer):
         self._saved = None
 
     absorbed = None   # a model sets the Epilogue of the activation layer after it: applied here
-    # 16-bit inputs are normalised on a float32 copy (autocast.work_dtype) until primitives/norm.py
-    # takes bf16 / fp16 x with float32 gamma / beta itself; its NumPy reference summed the batch
-    # statistics in bf16 (a mixed_bfloat16 CNN trained visibly worse). The output is narrowed.
-    computes_half = False
+    # 16-bit x with float32 gamma / beta / statistics: primitives/norm.py sums in float32 and
+    # rounds y and dx once (kernels and NumPy reference alike).
     def _check_shape(self, shape, channels=None):
         rank = len(shape)
         if rank < 2:
