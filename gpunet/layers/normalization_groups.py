@@ -12,7 +12,6 @@ __all__ = ["LayerNormalization", "GroupNormalization"]
 class _GroupNorm(Layer):
     """Shared weights (gamma, beta over the channels, Keras's order), checks and passes."""
 
-    computes_half = False   # float32 statistics of 16-bit inputs, as BatchNormalization (see there)
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", **kwargs):
