@@ -136,6 +136,12 @@ class LossScaleOptimizer(Optimizer):
         return inner._step
 
     # -- scaling --------------------------------------------------------------------------
+    def penalty_scale(self):
+        """The scale as regularizers.add_gradient takes it: ``(device state, index)`` on the kernel
+        backends (read by the kernel, no host read), the float on numpy."""
+        state = self._state()
+        return (state.array, optim_state.SCALE) if state is not None else self._host["scale"]
+
     def scale_loss(self, loss):
         """``loss * dynamic_scale`` (Keras's method) for a custom training loop; reads the scale."""
         return loss * self.dynamic_scale

@@ -6,6 +6,8 @@ A regularizer maps a weight (or a layer's output) to the penalty ``l1 * sum(|x|)
 that training adds to the loss; ``gradient(x)`` is its derivative. Penalties and gradients run
 as kernels (``gpunet/primitives/regularize.py``) on the kernel backends.
 """
+import contextlib
+
 from .primitives import regularize as ops
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize"]
@@ -22,6 +24,21 @@ def _factor(owner, name, value):
     return value
 
 
+_loss_scale = []   # the loss scale of the training step running now (innermost last)
+
+
+@contextlib.contextmanager
+def loss_scaling(scale):
+    """Inside, penalty gradients are multiplied by ``scale`` (a LossScaleOptimizer's
+    ``penalty_scale()``: a device state reference, or a float on numpy), because the loss gradient
+    that starts the backward pass was; the optimizer divides everything by it again."""
+    _loss_scale.append(scale)
+    try:
+        yield
+    finally:
+        _loss_scale.pop()
+
+
 class Regularizer:
     """``l1 * sum(|x|) + l2 * sum(x^2)``; subclasses fix which factors are taken."""
 
@@ -32,8 +49,9 @@ class Regularizer:
         return ops.penalty(x, self.l1, self.l2, divisor)
 
     def add_gradient(self, x, grad, scale=1.0):
-        """``grad += d(penalty)/dx * scale`` in place."""
-        return ops.add_penalty_gradient(x, grad, self.l1, self.l2, scale)
+        """``grad += d(penalty)/dx * scale`` in place; times the loss scale while a loss-scaled
+        training step runs (see ``loss_scaling``), since the gradients it joins carry it."""
+        return ops.add_penalty_gradient(x, grad, self.l1, self.l2, scale, _loss_scale[-1] if _loss_scale else None)
 
     def get_config(self):
         return {"l1": self.l1, "l2": self.l2}

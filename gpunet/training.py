@@ -10,12 +10,14 @@ bar's refresh, a callback that reads batch logs (``callbacks.reads_batch_logs``)
 an epoch. Each step runs inside ``backend.step(kind)``, the mark strict-sync mode and the
 profiler count by.
 """
+import contextlib
 import math
 
 import numpy as np
 
 from . import backend, callbacks as callbacks_module, distribute, losses, multi_output, \
     metrics as metrics_module, optimizers
+from . import regularizers
 from .primitives import cast, precision
 from .autodiff import subclassed
 from .callbacks.base import reads_batch_logs
@@ -176,10 +178,12 @@ class Trainer(DataMixin):
         if self._fused():
             logits = self.logits
             value, dlogits, y_pred = self.compiled_loss.device_compute_from_logits(yb, self._loss_input(logits), wb)
-            self._train_backward(self._scaled_seed(dlogits, logits.dtype), from_logits=True)
+            with self._penalties_scaled():
+                self._train_backward(self._scaled_seed(dlogits, logits.dtype), from_logits=True)
         else:
             value, dy = self.compiled_loss.device_compute(yb, self._loss_input(y_pred), wb)
-            self._train_backward(self._scaled_seed(dy, y_pred.dtype), from_logits=False)
+            with self._penalties_scaled():
+                self._train_backward(self._scaled_seed(dy, y_pred.dtype), from_logits=False)
         value = add_penalties(value, self.losses)   # regularization penalties, as Keras adds them (on the device)
         self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
         apply_model_constraints(self)   # kernel_constraint / bias_constraint after each step, as Keras
@@ -192,6 +196,12 @@ class Trainer(DataMixin):
         no host read."""
         scale = getattr(self.optimizer, "scale_gradient", None)
         return dy if scale is None else scale(dy, dtype)
+
+    def _penalties_scaled(self):
+        """Regularizer gradients added during the backward carry the loss scale, as the loss
+        gradient does (Keras scales the loss with its penalties in it)."""
+        scale = getattr(self.optimizer, "penalty_scale", None)
+        return regularizers.loss_scaling(scale()) if scale is not None else contextlib.nullcontext()
 
     def _loss_input(self, y_pred):
         """The predictions the loss reads. Under loss scaling a 16-bit prediction is widened first,
@@ -225,7 +235,8 @@ class Trainer(DataMixin):
     def _train_step_outputs(self, xb, ys, ws):
         y_preds = self.forward(xb, training=True)
         total, dys = self._outputs.losses_and_gradients(ys, [self._loss_input(p) for p in y_preds], ws, True)
-        self._backward(self._scaled_seed(dys, [p.dtype for p in y_preds]), from_logits=False, input_gradients=False)
+        with self._penalties_scaled():
+            self._backward(self._scaled_seed(dys, [p.dtype for p in y_preds]), from_logits=False, input_gradients=False)
         total = add_penalties(total, self.losses)   # as the single-output step
         self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
         apply_model_constraints(self)

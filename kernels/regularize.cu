@@ -7,7 +7,9 @@
 // act on float32 weights only):
 //   penalty_sum_partials(w, partial, n, l1, l2)    partial[block] = sum of l1 |w| + l2 w^2
 //       (loss.cu's sum_partials_finish adds the blocks, optionally dividing: activity penalties)
-//   penalty_add_gradient(w, grad, n, l1, l2, scale)  grad += (l1 sign(w) + 2 l2 w) * scale   (+=)
+//   penalty_add_gradient(w, grad, n, l1, l2, scale, factor, at)  grad += (l1 sign(w) + 2 l2 w) * scale
+//       * factor[at]  (+=); factor: the loss scale in an optimizer's device step state (the
+//       gradients it joins are scaled), or a table holding 1
 //   norm_constraint(w, d0, d1, d2, d3, reduce_mask, groups, kind, min_value, max_value, rate)
 //       w is (d0, d1, d2, d3) (leading 1s for fewer axes); bit a of reduce_mask marks axis a as
 //       one the norm runs over. One thread per group (an index over the other axes): it adds the
@@ -46,7 +48,9 @@ penalty_sum_partials(const T* __restrict__ w, float* __restrict__ partial, int n
 }
 
 template <class T> __global__ void penalty_add_gradient(const T* __restrict__ w, T* __restrict__ grad, int n,
-                                                        float l1, float l2, float scale) {
+                                                        float l1, float l2, float scale,
+                                                        const double* __restrict__ factor, int factor_at) {
+    scale *= (float)factor[factor_at];   // the loss scale from the optimizer's device state, or 1
     GRID_STRIDE_LOOP(i, n) {
         float v = to_float(w[i]);
         grad[i] = from_float<T>(to_float(grad[i]) + (l1 * signf(v) + 2.0f * l2 * v) * scale);

@@ -193,3 +193,26 @@ def test_a_float32_loss_gradient_is_scaled_before_it_rounds_to_float16():
     np.testing.assert_array_equal(got.view(np.uint16), expected.view(np.uint16))
     with backend.use("numpy"), pytest.raises(TypeError, match="loss_scale_seed"):
         optim_state.scale_seed(dy.astype(np.float16), 2.0, np.float32)
+
+
+@pytest.mark.parametrize("name", ["numpy", "cudasim"])
+def test_penalty_gradients_carry_the_loss_scale(name):
+    """Kernel and activity penalties: training under a LossScaleOptimizer gives the weights plain SGD
+    gives (the penalty gradients are scaled with the loss gradient, then unscaled with it)."""
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((16, 5)).astype(np.float32), rng.standard_normal((16, 3)).astype(np.float32)
+
+    def trained(wrap):
+        gn.utils.set_random_seed(3)
+        model = gn.Sequential([gn.Input((5,)), gn.layers.Dense(4, activation="tanh", kernel_regularizer=gn.regularizers.L2(0.2),
+                                                                activity_regularizer=gn.regularizers.L1(0.05)),
+                               gn.layers.Dense(3, kernel_regularizer=gn.regularizers.L1L2(0.01, 0.1))])
+        sgd = gn.optimizers.SGD(0.1)
+        model.compile(optimizer=optimizers.LossScaleOptimizer(sgd, initial_scale=2.0 ** 10) if wrap else sgd, loss="mse")
+        for _ in range(3):
+            model.train_on_batch(x, y)
+        return model.get_weights()
+    with backend.use(name):
+        plain, scaled = trained(False), trained(True)
+    for a, b in zip(plain, scaled):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)

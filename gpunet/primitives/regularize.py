@@ -37,14 +37,20 @@ def penalty(w, l1, l2, divisor=1):
     return np.asarray(total / divisor, dtype=w.dtype)
 
 
-def add_penalty_gradient(w, grad, l1, l2, scale=1.0):
-    """``grad += (l1 * sign(w) + 2 * l2 * w) * scale``, in place; returns ``grad``."""
+def add_penalty_gradient(w, grad, l1, l2, scale=1.0, loss_scale=None):
+    """``grad += (l1 * sign(w) + 2 * l2 * w) * scale * loss_scale``, in place; returns ``grad``.
+
+    ``loss_scale``: None, or the loss scale the gradients it joins carry (a LossScaleOptimizer's):
+    on the kernel backends ``(float64 device array, index)`` read by the kernel (no host read),
+    on numpy a float."""
     if backend.current().runs_kernels:
         w, = launch.inputs("regularizer", w, dtype=precision.FLOATS)   # grad, updated in place: as given
         n = launch.i32(w.size, "regularizer: elements")
+        factor, at = loss_scale if loss_scale is not None else (launch.float64_table((1.0,)), 0)
         launch.run(_FILE, "penalty_add_gradient", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS, w, grad,
-                   n, launch.f32(l1), launch.f32(l2), launch.f32(scale))
+                   n, launch.f32(l1), launch.f32(l2), launch.f32(scale), factor, launch.i32(at))
         return grad
+    scale = scale * (1.0 if loss_scale is None else float(loss_scale))
     if precision.is_half(grad.dtype):   # in float32, one rounding per element
         w32 = precision.widen(w)
         grad[...] = precision.narrow(precision.widen(grad) + (l1 * np.sign(w32) + 2 * l2 * w32) * np.float32(scale),
