@@ -14,7 +14,7 @@
 #      with GPUNET_BACKEND=cuda;
 #   2. benchmarks/gpu_vs_torch.py over every case (train, predict, ops: small CNN, encoder-decoder,
 #      U-Net) and every mode its --help offers (eager always; CUDA graphs when the script has the
-#      flag; training steps in TF32 and mixed_float16 when it has --precision);
+#      flag; training steps in TF32, mixed_float16 and mixed_bfloat16 when it has --precision);
 #   3. gn.profiler on the encoder-decoder (the U-Net-like case) and the small CNN:
 #      per-kernel CUDA-event times and roof fractions, launches and syncs per step;
 #   4. benchmarks/host_overhead.py when present (Python cost per launch).
@@ -137,8 +137,8 @@ if [ "$GPU" -eq 1 ]; then
     part "2. profiler: encoder-decoder (U-Net-like), batch 32" 45 \
         "$PY" benchmarks/profile_step.py --backend cuda --model autoencoder --steps 20
     part "3. gpu_vs_torch.py, every case, eager" 90 "$PY" benchmarks/gpu_vs_torch.py --repeats 20 --warmup 3
-    if grep -q -- "--precision" <<< "$HELP"; then   # tensor cores: TF32, then fp16 against autocast + GradScaler
-        for precision in tf32 mixed_float16; do
+    if grep -q -- "--precision" <<< "$HELP"; then   # tensor cores: TF32, fp16 (autocast + GradScaler), bf16
+        for precision in tf32 mixed_float16 mixed_bfloat16; do
             part "3b. gpu_vs_torch.py, training steps, --precision $precision" 50 \
                 "$PY" benchmarks/gpu_vs_torch.py --cases train --repeats 10 --warmup 3 --precision "$precision"
         done

@@ -169,7 +169,7 @@ def main(argv=None):
                         choices=["train", "predict", "ops"])
     parser.add_argument("--precision", default="float32", choices=PRECISIONS,
                         help="float32 (no TF32 on either side), tf32, or a mixed policy against torch "
-                             "autocast (mixed_bfloat16 needs bfloat16 arrays, which CuPy lacks: numpy/cudasim only)")
+                             "autocast (mixed_bfloat16 needs CuPy's ml_dtypes bfloat16 arrays: experimental in CuPy)")
     parser.add_argument("--dry-run", action="store_true",
                         help="no GPU needed: cudasim against torch on the CPU, batch 2, ops skipped")
     args = parser.parse_args(argv)
