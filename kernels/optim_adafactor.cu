@@ -17,9 +17,8 @@
 // block sums. Deterministic. Writes (=) p and the moments.
 
 #define THREADS 256
-#define WARPS (THREADS / 32)
 
-#include "common.cuh"   // GRID_STRIDE_LOOP, warp_sum
+#include "common.cuh"   // GRID_STRIDE_LOOP, block_sum
 
 extern "C" __global__ void adafactor_decay(float* __restrict__ p, int n, float weight_decay, float lr) {
     GRID_STRIDE_LOOP(i, n) p[i] -= p[i] * weight_decay * lr;
@@ -74,15 +73,8 @@ adafactor_u_squares(const float* __restrict__ g, const float* __restrict__ r, co
         float u = adafactor_u(g, r, c, r_mean, v, i, rows, cols, factored);
         acc += u * u;
     }
-    __shared__ float per_warp[WARPS];
-    acc = warp_sum(acc);
-    if (threadIdx.x % 32 == 0) per_warp[threadIdx.x / 32] = acc;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float total = 0.0f;
-        for (int w = 0; w < WARPS; ++w) total += per_warp[w];
-        partial[blockIdx.x] = total;
-    }
+    float total = block_sum(acc);   // common.cuh: warp butterflies, then the warps in order
+    if (threadIdx.x == 0) partial[blockIdx.x] = total;
 }
 
 extern "C" __global__ void adafactor_apply(float* __restrict__ p, const float* __restrict__ g,

@@ -22,10 +22,9 @@
 // sums; no float atomics.
 
 #define THREADS 256
-#define WARPS (THREADS / 32)
 #define NORM_EPS 1e-7f
 
-#include "common.cuh"   // GRID_STRIDE_LOOP, warp_sum
+#include "common.cuh"   // GRID_STRIDE_LOOP, block_sum
 
 __device__ __forceinline__ float signf(float v) { return v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : v); }
 
@@ -36,15 +35,8 @@ penalty_sum_partials(const T* __restrict__ w, float* __restrict__ partial, int n
         float v = to_float(w[i]);
         acc += l1 * fabsf(v) + l2 * v * v;
     }
-    __shared__ float per_warp[WARPS];
-    acc = warp_sum(acc);
-    if (threadIdx.x % 32 == 0) per_warp[threadIdx.x / 32] = acc;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float total = 0.0f;
-        for (int k = 0; k < WARPS; ++k) total += per_warp[k];
-        partial[blockIdx.x] = total;
-    }
+    float total = block_sum(acc);   // common.cuh: warp butterflies, then the warps in order
+    if (threadIdx.x == 0) partial[blockIdx.x] = total;
 }
 
 template <class T> __global__ void penalty_add_gradient(const T* __restrict__ w, T* __restrict__ grad, int n,
