@@ -113,8 +113,6 @@ def test_keras_mixed_bfloat16_file_loads_with_its_policies_and_predicts_as_keras
 
 
 def test_compile_wraps_the_optimizer_in_a_loss_scaler_under_mixed_float16():
-    if not hasattr(gn.optimizers, "LossScaleOptimizer"):
-        pytest.skip("gn.optimizers.LossScaleOptimizer is not on this branch yet (issue 11 item 2)")
     mixed_precision.set_global_policy("mixed_float16")
     scaled, given = _digits_cnn(), _digits_cnn()
     mixed_precision.set_global_policy("mixed_bfloat16")

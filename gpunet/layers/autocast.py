@@ -33,7 +33,7 @@ def cast(x, dtype):
 def is_float(x):
     """True for float16/32/64 and bfloat16 arrays (ml_dtypes' bfloat16 has dtype kind 'V')."""
     dtype = getattr(x, "dtype", None)
-    return dtype is not None and (dtype.kind == "f" or dtype in precision.HALF)
+    return dtype is not None and precision.is_float(dtype)
 
 
 def differs(dtype, target):

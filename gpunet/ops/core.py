@@ -41,7 +41,7 @@ def _cast_backward(in_dtype):
     def backward(dy, needs):
         if in_dtype.kind == "b":
             return (None,)     # a mask has no gradient
-        is_float = in_dtype.kind == "f" or in_dtype in precision.HALF   # bfloat16's kind is "V"
+        is_float = precision.is_float(in_dtype)   # bfloat16 included (its kind is "V")
         return (_converted(dy, in_dtype) if is_float and dy.dtype != in_dtype else dy,)
     return backward
 
