@@ -9,9 +9,10 @@ import pytest
 
 import gpunet as gn
 from checks import assert_close, compare_with_numpy, numeric_gradients
-from gpunet import constraints, layers, regularizers
+from gpunet import layers, regularizers
 from gpunet.primitives import launch
 from gpunet.primitives import regularize as ops
+from keras_fixtures import regularizer_models
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "keras_fixtures", "regularizers.npz")
 with np.load(FIXTURE) as _data:
@@ -19,23 +20,11 @@ with np.load(FIXTURE) as _data:
 
 
 def conv_model():
-    return gn.Sequential([
-        gn.Input((5, 5, 2)),
-        layers.Conv2D(3, 3, kernel_regularizer=regularizers.l2(0.05), bias_regularizer=regularizers.l1(0.02),
-                      kernel_constraint=constraints.MaxNorm(0.4, axis=[0, 1, 2]), activation="relu"),
-        layers.Flatten(),
-        layers.Dense(3, kernel_regularizer=regularizers.L1L2(l1=0.01, l2=0.02), activity_regularizer="l1",
-                     bias_constraint=constraints.NonNeg(), kernel_constraint=constraints.UnitNorm()),
-    ])
+    return regularizer_models.conv_model(gn)
 
 
 def dense_model():
-    return gn.Sequential([
-        gn.Input((5, 5, 2)), layers.Flatten(),
-        layers.Dense(4, activity_regularizer=regularizers.l2(0.1),
-                     kernel_constraint=constraints.MinMaxNorm(0.2, 0.5, rate=0.7)),
-        layers.Dense(3, kernel_regularizer="l1l2"),
-    ])
+    return regularizer_models.dense_model(gn)
 
 
 @pytest.mark.parametrize("index, build", [(0, conv_model), (1, dense_model)])

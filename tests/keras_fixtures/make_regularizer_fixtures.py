@@ -5,36 +5,15 @@ constraints, written once to ``regularizers.npz`` (not run in CI). Per case ``<i
 (on the last batch's activity). Inputs ``x`` (6, 5, 5, 2), targets ``y_dense`` (6, 3).
 Run as ``cd tests/keras_fixtures && KERAS_BACKEND=jax python make_regularizer_fixtures.py``.
 """
-import json
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from keras import constraints, layers, regularizers  # noqa: E402
+from regularizer_models import conv_model, dense_model  # noqa: E402  (the models, shared with the test)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def conv_model():
-    return keras.Sequential([
-        keras.Input((5, 5, 2)),
-        layers.Conv2D(3, 3, kernel_regularizer=regularizers.l2(0.05), bias_regularizer=regularizers.l1(0.02),
-                      kernel_constraint=constraints.MaxNorm(0.4, axis=[0, 1, 2]), activation="relu"),
-        layers.Flatten(),
-        layers.Dense(3, kernel_regularizer=regularizers.L1L2(l1=0.01, l2=0.02), activity_regularizer="l1",
-                     bias_constraint=constraints.NonNeg(), kernel_constraint=constraints.UnitNorm()),
-    ])
-
-
-def dense_model():
-    return keras.Sequential([
-        keras.Input((5, 5, 2)), layers.Flatten(),
-        layers.Dense(4, activity_regularizer=regularizers.l2(0.1),
-                     kernel_constraint=constraints.MinMaxNorm(0.2, 0.5, rate=0.7)),
-        layers.Dense(3, kernel_regularizer="l1l2"),
-    ])
 
 
 def main():
@@ -43,7 +22,7 @@ def main():
               "y_dense": rng.normal(0, 1, (6, 3)).astype("float32")}
     for index, build in enumerate([conv_model, dense_model]):
         keras.utils.set_random_seed(index)
-        model = build()
+        model = build(keras)
         # Biases start away from 0: the L1 penalty's gradient at exactly 0 is backend-dependent
         # (JAX's abs gives 1, TensorFlow's and gpunet's sign give 0).
         model.set_weights([w if w.ndim > 1 else rng.normal(0, 0.2, w.shape).astype("float32")
