@@ -70,7 +70,11 @@ class Progress:
             self.bar.close()
             self.bar = None
         if self.mode is not None:
-            parts = [self.title, f"{self.steps} step" + "s" * (self.steps != 1), f"{time.perf_counter() - self.started:.1f}s"]
+            seconds = time.perf_counter() - self.started
+            parts = [self.title, f"{self.steps} step" + "s" * (self.steps != 1), f"{seconds:.1f}s"]
+            if self.steps:
+                # Keras's per-step time: on small models the pass takes less than 0.05 s.
+                parts.append(f"{1000 * seconds / self.steps:.0f}ms/step")
             if format_logs(logs):
                 parts.append(format_logs(logs))
             print(" - ".join(parts), file=self.stream, flush=True)
