@@ -1,7 +1,7 @@
 """Optimizers with Keras 3's names, defaults and update formulas, and learning-rate schedules.
 
     opt = gn.optimizers.Adam(learning_rate=1e-3)
-    opt.apply(params, grads)        # in place; builds the slots on the first call
+    opt.apply(grads, params)        # Keras's order; in place; builds the slots on the first call
     opt.iterations                  # updates applied so far
     opt.learning_rate = 1e-4        # a float replaces the rate or the schedule
 
@@ -31,6 +31,12 @@ __all__ = [
 
 
 # -- optimizers -------------------------------------------------------------------------
+def _array_of(grad):
+    """A gradient as a backend array: a gn.Tensor from GradientTape.gradient is unwrapped."""
+    from .autodiff.tensor import Tensor
+    return grad.data if isinstance(grad, Tensor) else grad
+
+
 def _module_of(array):
     """The array module that owns ``array``: slots live where their parameter lives."""
     return np if isinstance(array, np.ndarray) else backend.current().xp
@@ -71,6 +77,7 @@ class Optimizer(DeviceStep):
         self._slots = None           # {slot name: [array per parameter]} once built
         self._param_shapes = None    # shapes of the parameters the slots were built for
         self._pending_slots = None   # slots from set_state() before the first apply()
+        self._variables = None       # the variables of the last apply(), for apply(grads) alone
 
     # -- learning rate ------------------------------------------------------------------
     @property
@@ -127,14 +134,28 @@ class Optimizer(DeviceStep):
         """Keras's custom-loop form: ``apply_gradients(zip(grads, model.trainable_weights))``; the
         gradients may be gn.Tensors from ``GradientTape.gradient``."""
         pairs = list(grads_and_vars)
-        self.apply([v for _, v in pairs], [getattr(g, "data", g) for g, _ in pairs])
+        self.apply([g for g, _ in pairs], [v for _, v in pairs])
 
-    def apply(self, params, grads):
-        """Update ``params`` in place from ``grads`` (two lists, matched by position).
+    def apply(self, grads, trainable_variables=None):
+        """Keras's ``apply(grads, trainable_variables)``: update the variables in place from
+        ``grads`` (two lists matched by position; gradients may be gn.Tensors from
+        ``GradientTape.gradient``). ``trainable_variables=None`` updates the variables of the
+        previous call, as Keras updates those the optimizer was built with.
 
-        A ``None`` gradient leaves its parameter alone. The first call builds the slots;
-        later calls must pass parameters of the same shapes in the same order.
+        A ``None`` gradient leaves its variable alone. The first call builds the slots; later
+        calls must pass variables of the same shapes in the same order.
         """
+        if trainable_variables is None:
+            if getattr(self, "_variables", None) is None:
+                raise ValueError(f"{type(self).__name__}.apply(grads) without trainable_variables needs an earlier "
+                                 "call that named them: pass apply(grads, model.trainable_variables).")
+            trainable_variables = self._variables
+        grads = [_array_of(g) for g in grads]
+        self._variables = list(trainable_variables)
+        self._apply(self._variables, grads)
+
+    def _apply(self, params, grads):
+        """The update of ``params`` (backend arrays) from ``grads``: what ``apply`` and fit run."""
         params, grads = list(params), list(grads)
         if len(params) != len(grads):
             raise ValueError(f"{type(self).__name__}.apply got {len(params)} parameters and "

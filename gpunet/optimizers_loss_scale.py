@@ -8,7 +8,7 @@ Semantics (``keras/src/optimizers/loss_scale_optimizer.py``, its stateful ``appl
 * ``fit`` multiplies the loss gradient that starts the backward pass by the scale (Keras
   multiplies the loss; the gradients are the same). In a custom loop call
   ``scale_loss(loss)`` before differentiating, as in Keras.
-* ``apply(params, grads)`` takes the scaled gradients. If any is non-finite (inf or NaN), the
+* ``apply(grads, variables)`` takes the scaled gradients. If any is non-finite (inf or NaN), the
   step is skipped: no weight or slot changes, the inner optimizer's ``iterations`` does not
   advance, the scale halves and the growth counter resets. Otherwise the gradients are divided
   by the scale, the inner optimizer applies them (its clipping, weight decay, schedule), and
@@ -158,7 +158,7 @@ class LossScaleOptimizer(Optimizer):
         return optim_state.scale_seed(dy, state if state is not None else self._host["scale"], dtype)
 
     # -- the step -------------------------------------------------------------------------
-    def apply(self, params, grads):
+    def _apply(self, params, grads):
         """Apply the scaled ``grads``: skip the step on a non-finite one, else unscale them and let
         the inner optimizer apply them; then update the scale (see the module docstring). On the
         kernel backends the gradient arrays are unscaled in place."""

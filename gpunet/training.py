@@ -185,7 +185,7 @@ class Trainer(DataMixin):
             with self._penalties_scaled():
                 self._train_backward(self._scaled_seed(dy, y_pred.dtype), from_logits=False)
         value = add_penalties(value, self.losses)   # regularization penalties, as Keras adds them (on the device)
-        self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
+        self.optimizer._apply(self.trainable_weights, self._replicas.gradients(self))
         apply_model_constraints(self)   # kernel_constraint / bias_constraint after each step, as Keras
         return value, y_pred
 
@@ -215,7 +215,7 @@ class Trainer(DataMixin):
 
     def _idle_step(self):
         """A rank with no part of a short last batch still joins the gradient reduction."""
-        self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
+        self.optimizer._apply(self.trainable_weights, self._replicas.gradients(self))
         return 0.0
 
     def _test_step(self, xb, yb, wb=None):
@@ -238,7 +238,7 @@ class Trainer(DataMixin):
         with self._penalties_scaled():
             self._backward(self._scaled_seed(dys, [p.dtype for p in y_preds]), from_logits=False, input_gradients=False)
         total = add_penalties(total, self.losses)   # as the single-output step
-        self.optimizer.apply(self.trainable_weights, self._replicas.gradients(self))
+        self.optimizer._apply(self.trainable_weights, self._replicas.gradients(self))
         apply_model_constraints(self)
         return total
 

@@ -148,7 +148,7 @@ def test_multi_tensor_update_is_bit_identical(kernel_backend, monkeypatch, make_
         be = backend.current()
         params, opt = [be.asarray(p.copy()) for p in starts], make_optimizer()
         for step in grads:
-            opt.apply(params, [be.asarray(g) for g in step])
+            opt.apply([be.asarray(g) for g in step], params)
         return params + [s for name in opt.slot_names() for s in opt._slots[name]]
 
     fused, launched = run_on_backend(kernel_backend, train)

@@ -83,7 +83,7 @@ def test_optimizer_classes_step_on_kernels(kernel_backend, optimizer):
         be = backend.current()
         params, opt = [be.asarray(p.copy()) for p in starts], optimizer()
         for step_grads in grads:
-            opt.apply(params, [be.asarray(g) for g in step_grads])
+            opt.apply([be.asarray(g) for g in step_grads], params)
         return params
 
     expected, _ = run_on_backend("numpy", train)

@@ -34,7 +34,7 @@ def test_scale_sequence_matches_keras(name):
         variable = be.asarray(np.array(FIXTURE["start"], np.float32))
         for k, row in enumerate(FIXTURE["steps"]):
             scale = opt.dynamic_scale
-            opt.apply([variable], [be.asarray(_gradient(row["grad"], scale))])
+            opt.apply([be.asarray(_gradient(row["grad"], scale))], [variable])
             got = [scale, opt.dynamic_scale, opt.iterations, opt.step_counter,
                    np.asarray(be.to_numpy(variable)).tolist()]
             expected = [row["scale_before"], row["scale_after"], row["iterations"], row["step_counter"], row["value"]]
@@ -52,13 +52,13 @@ def test_non_finite_gradient_never_reaches_weights_or_slots(name):
         plain, scaled = [be.asarray(p) for p in starts], [be.asarray(p) for p in starts]
         reference = optimizers.Adam(0.01)
         for grads in finite:
-            reference.apply(plain, [be.asarray(g) for g in grads])
+            reference.apply([be.asarray(g) for g in grads], plain)
         opt = optimizers.LossScaleOptimizer(optimizers.Adam(0.01), initial_scale=2.0 ** 10)
         bad = [[g.copy() for g in finite[0]] for _ in range(2)]
         bad[0][0][1, 2], bad[1][1][3] = np.nan, np.inf
         for grads in [finite[0], bad[0], finite[1], bad[1], finite[2]]:
             scale = np.float32(opt.dynamic_scale)
-            opt.apply(scaled, [be.asarray(g * scale) for g in grads])
+            opt.apply([be.asarray(g * scale) for g in grads], scaled)
         assert opt.iterations == 3 and opt.dynamic_scale == 2.0 ** 8
         for k, (a, b) in enumerate(zip(plain, scaled)):
             np.testing.assert_array_equal(be.to_numpy(a), be.to_numpy(b), err_msg=f"{name}: weight {k}")
@@ -138,8 +138,8 @@ def test_config_state_and_bad_arguments():
     from_keras = optimizers.LossScaleOptimizer.from_config(keras_config)
     assert isinstance(from_keras.inner_optimizer, optimizers.SGD) and from_keras.initial_scale == 8.0
     params = [np.zeros(3, np.float32)]
-    opt.apply(params, [np.array([np.nan, 0, 0], np.float32)])
-    opt.apply(params, [np.ones(3, np.float32)])
+    opt.apply([np.array([np.nan, 0, 0], np.float32)], params)
+    opt.apply([np.ones(3, np.float32)], params)
     state = opt.get_state()
     assert state["dynamic_scale"] == 32.0 and state["step_counter"] == 1 and state["iterations"] == 1
     fresh = optimizers.LossScaleOptimizer(optimizers.Adam(0.01), initial_scale=64.0, dynamic_growth_steps=7)

@@ -21,7 +21,7 @@ GRADS = [np.array([[0.1, -0.2, 0.3], [0.4, -0.5, 0.6]]),
 def run(opt, grads=GRADS, p0=P0):
     param = p0.copy()
     for g in grads:
-        opt.apply([param], [g.copy()])
+        opt.apply([g.copy()], [param])
     return param
 
 
@@ -109,7 +109,7 @@ def test_adam_weight_decay_equals_adamw():
 def test_clipnorm_rescales_each_gradient_alone():
     big, small = np.array([3.0, 4.0]), np.array([0.3, 0.4])   # norms 5 and 0.5
     p1, p2 = np.zeros(2), np.zeros(2)
-    optimizers.SGD(1.0, clipnorm=1.0).apply([p1, p2], [big, small])
+    optimizers.SGD(1.0, clipnorm=1.0).apply([big, small], [p1, p2])
     assert_close(p1, [-0.6, -0.8], rtol=1e-12)
     assert_close(p2, [-0.3, -0.4], rtol=1e-12)
     assert np.array_equal(big, [3.0, 4.0]), "clipping must not change the caller's gradient"
@@ -117,7 +117,7 @@ def test_clipnorm_rescales_each_gradient_alone():
 
 def test_global_clipnorm_rescales_all_gradients_together():
     p1, p2 = np.zeros(2), np.zeros(1)
-    optimizers.SGD(1.0, global_clipnorm=2.0).apply([p1, p2], [np.array([3.0, 4.0]), np.array([12.0])])
+    optimizers.SGD(1.0, global_clipnorm=2.0).apply([np.array([3.0, 4.0]), np.array([12.0])], [p1, p2])
     # joint norm sqrt(9 + 16 + 144) = 13 -> every gradient times 2/13
     assert_close(p1, [-6 / 13, -8 / 13], rtol=1e-12)
     assert_close(p2, [-24 / 13], rtol=1e-12)
@@ -130,7 +130,7 @@ def test_global_clipnorm_of_infinite_gradient_gives_nan_like_keras():
 
 def test_clipvalue_clips_elementwise():
     p = np.zeros(3)
-    optimizers.SGD(1.0, clipvalue=0.5).apply([p], [np.array([2.0, -0.25, -7.0])])
+    optimizers.SGD(1.0, clipvalue=0.5).apply([np.array([2.0, -0.25, -7.0])], [p])
     assert_close(p, [-0.5, 0.25, 0.5], rtol=1e-12)
 
 
@@ -162,7 +162,7 @@ def test_schedule_is_evaluated_at_iterations_from_zero(rate):
     opt = optimizers.SGD(learning_rate=rate)
     p = np.zeros(1)
     for _ in range(3):
-        opt.apply([p], [np.ones(1)])
+        opt.apply([np.ones(1)], [p])
     assert_close(p, [-(0.1 + 0.05 + 0.025)], rtol=1e-12)
     assert opt.current_learning_rate() == pytest.approx(0.0125) and opt.learning_rate == pytest.approx(0.0125)
 
@@ -187,7 +187,7 @@ def quadratic_grad(p):
 def test_minimising_a_quadratic_converges(make):
     opt, p = make(), np.zeros(3)
     for _ in range(500):
-        opt.apply([p], [quadratic_grad(p)])
+        opt.apply([quadratic_grad(p)], [p])
     assert_close(p, [1.0, -2.0, 0.5], atol=2e-2, rtol=0)
 
 
@@ -201,7 +201,7 @@ def test_state_round_trip_continues_identically(make, restore_before_first_apply
     params = [P0.copy(), np.array([1.0, -1.0])]
     grads = [[g, g[0, :2] * 3] for g in GRADS]
     for g in grads:
-        first.apply(params, g)
+        first.apply(g, params)
     state = first.get_state()
     assert list(state)[0] == "iterations" and int(state["iterations"]) == 3
     assert all(isinstance(v, np.ndarray) for v in state.values())
@@ -209,11 +209,11 @@ def test_state_round_trip_continues_identically(make, restore_before_first_apply
     second = optimizers.deserialize(optimizers.serialize(first))
     copies = [p.copy() for p in params]
     if not restore_before_first_apply:
-        second.apply([np.zeros_like(p) for p in params], grads[0])   # builds its slots first
+        second.apply(grads[0], [np.zeros_like(p) for p in params])   # builds its slots first
     second.set_state(state)
     for g in grads:
-        first.apply(params, g)
-        second.apply(copies, g)
+        first.apply(g, params)
+        second.apply(g, copies)
     for a, b in zip(params, copies):
         assert np.array_equal(a, b)
     assert second.iterations == first.iterations == 6
@@ -221,54 +221,54 @@ def test_state_round_trip_continues_identically(make, restore_before_first_apply
 
 def test_state_order_is_documented_keras_order():
     opt = optimizers.Adam()
-    opt.apply([np.zeros(2), np.zeros(3)], [np.ones(2), np.ones(3)])
+    opt.apply([np.ones(2), np.ones(3)], [np.zeros(2), np.zeros(3)])
     assert list(opt.get_state()) == ["iterations", "learning_rate", "momentum_0", "momentum_1",
                                      "velocity_0", "velocity_1"]
 
 
 def test_set_state_rejects_a_mismatched_state():
     opt = optimizers.Adam()
-    opt.apply([np.zeros(2)], [np.ones(2)])
+    opt.apply([np.ones(2)], [np.zeros(2)])
     state = opt.get_state()
     state["velocity_0"] = np.zeros(5)
     with pytest.raises(ValueError, match="slot 'velocity_0' has shape \\(2,\\); received shape \\(5,\\)"):
         opt.set_state(state)
     assert opt.iterations == 1
     sgd = optimizers.SGD(momentum=0.9)
-    sgd.apply([np.zeros(2)], [np.ones(2)])
+    sgd.apply([np.ones(2)], [np.zeros(2)])
     with pytest.raises(ValueError, match=r"expected slots \['momentum_0'\]"):
         sgd.set_state(state)
 
 
 def test_pending_state_for_other_parameters_fails_on_first_apply():
     source = optimizers.Adam()
-    source.apply([np.zeros(2)], [np.ones(2)])
+    source.apply([np.ones(2)], [np.zeros(2)])
     target = optimizers.Adam()
     target.set_state(source.get_state())
     with pytest.raises(ValueError, match="slot 'momentum_0' has shape \\(4,\\); received shape \\(2,\\)"):
-        target.apply([np.zeros(4)], [np.ones(4)])
+        target.apply([np.ones(4)], [np.zeros(4)])
 
 
 def test_float32_parameters_and_slots_stay_float32():
     opt, p = optimizers.Adam(0.01), np.ones(4, dtype=np.float32)
-    opt.apply([p], [np.full(4, 0.5, dtype=np.float32)])
+    opt.apply([np.full(4, 0.5, dtype=np.float32)], [p])
     assert p.dtype == np.float32 and opt.slot("velocity", 0).dtype == np.float32
     assert_close(p, np.full(4, 1 - 0.01, dtype=np.float32), rtol=1e-6)
 
 
 def test_none_gradient_leaves_its_parameter_alone():
     a, b = np.ones(2), np.ones(2)
-    optimizers.SGD(0.5).apply([a, b], [None, np.ones(2)])
+    optimizers.SGD(0.5).apply([None, np.ones(2)], [a, b])
     assert np.array_equal(a, [1.0, 1.0]) and np.array_equal(b, [0.5, 0.5])
 
 
 def test_other_parameter_shapes_are_rejected():
     opt = optimizers.SGD()
-    opt.apply([np.zeros(2)], [np.ones(2)])
+    opt.apply([np.ones(2)], [np.zeros(2)])
     with pytest.raises(ValueError, match=r"built for parameters of shapes \[\(2,\)\]; received \[\(3,\)\]"):
-        opt.apply([np.zeros(3)], [np.ones(3)])
+        opt.apply([np.ones(3)], [np.zeros(3)])
     with pytest.raises(ValueError, match=r"gradient 0 has shape \(3,\); its parameter has shape \(2,\)"):
-        opt.apply([np.zeros(2)], [np.ones(3)])
+        opt.apply([np.ones(3)], [np.zeros(2)])
 
 
 @pytest.mark.parametrize("identifier, cls", [("sgd", optimizers.SGD), ("Adam", optimizers.Adam),
@@ -317,3 +317,22 @@ def test_keras_saved_config_with_default_extras_loads():
 def test_bad_settings_are_rejected(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_apply_takes_keras_order_and_remembers_its_variables():
+    """Keras 3: ``apply(grads, trainable_variables)``; a later ``apply(grads)`` updates the same ones."""
+    p = np.zeros(2)
+    opt = optimizers.SGD(0.5)
+    with pytest.raises(ValueError, match="without trainable_variables"):
+        opt.apply([np.ones(2)])
+    opt.apply([np.array([1.0, -2.0])], [p])
+    opt.apply([np.array([1.0, -2.0])])
+    assert_close(p, [-1.0, 2.0], rtol=1e-12)
+
+
+def test_layer_variables_are_keras_names_for_its_weights():
+    import gpunet as gn
+    model = gn.Sequential([gn.Input((3,)), gn.layers.Dense(2), gn.layers.BatchNormalization()])
+    assert [id(w) for w in model.trainable_variables] == [id(w) for w in model.trainable_weights]
+    assert len(model.trainable_variables) == 4 and len(model.non_trainable_variables) == 2
+    assert len(model.variables) == 6

@@ -26,7 +26,7 @@ def _steps(index, backend_name):
         params = [be.asarray(KERAS["w0"].copy()), be.asarray(KERAS["w1"].copy())]
         history = []
         for s in range(3):
-            optimizer.apply(params, [be.asarray(KERAS[f"g{s}_0"]), be.asarray(KERAS[f"g{s}_1"])])
+            optimizer.apply([be.asarray(KERAS[f"g{s}_0"]), be.asarray(KERAS[f"g{s}_1"])], params)
             history.append([np.array(be.to_numpy(p)) for p in params])
         return optimizer, history
 
@@ -69,12 +69,12 @@ def test_adagrad_state_resumes_exactly():
     be = gn.backend.current()
     first = gn.optimizers.Adagrad(0.1)
     params = [be.asarray(KERAS["w0"].copy())]
-    first.apply(params, [be.asarray(KERAS["g0_0"])])
+    first.apply([be.asarray(KERAS["g0_0"])], params)
     second = gn.optimizers.Adagrad(0.1)
     second.set_state(first.get_state())
     copy = [be.asarray(be.to_numpy(params[0]).copy())]
-    first.apply(params, [be.asarray(KERAS["g1_0"])])
-    second.apply(copy, [be.asarray(KERAS["g1_0"])])
+    first.apply([be.asarray(KERAS["g1_0"])], params)
+    second.apply([be.asarray(KERAS["g1_0"])], copy)
     np.testing.assert_array_equal(be.to_numpy(params[0]), be.to_numpy(copy[0]))
 
 

@@ -207,6 +207,11 @@ class Layer:
     def non_trainable_weights(self):
         return [v[1] for v in self._all_vars() if not v[2] or not self.trainable]
 
+    # Keras 3's other names for the same lists (custom training loops use these).
+    variables = property(lambda self: self.weights)
+    trainable_variables = property(lambda self: self.trainable_weights)
+    non_trainable_variables = property(lambda self: self.non_trainable_weights)
+
     def get_weights(self):
         return [np.array(backend.current().to_numpy(w), copy=True) for w in self.weights]
 
