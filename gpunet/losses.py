@@ -17,6 +17,8 @@ import inspect
 import numpy as np
 
 from . import backend, utils
+from .autodiff import Tensor, record
+from .primitives import cast, elementwise_nd
 from .primitives import loss as ops
 from .primitives import weighted_loss
 from .primitives.loss_terms import smooth_targets
@@ -57,8 +59,31 @@ class Loss:
         self.from_logits = False
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        """The mean loss over the batch, a float (``sum(w * loss) / rows`` with ``sample_weight``)."""
+        """The mean loss over the batch (``sum(w * loss) / rows`` with ``sample_weight``): a float
+        for arrays; for gn.Tensors (a custom step under a GradientTape) a 0-d Tensor whose
+        gradient reaches ``y_pred``, as a Keras loss is differentiable inside ``tf.GradientTape``."""
+        if any(isinstance(a, Tensor) for a in (y_true, y_pred, sample_weight)):
+            return self._on_tape(y_true, y_pred, sample_weight)
         return float(self.device_value(y_true, y_pred, sample_weight))
+
+    def _on_tape(self, y_true, y_pred, sample_weight):
+        """One tape node: the fused value and gradient of the built-in loss (computed together,
+        as fit computes them); its backward scales the saved gradient by the seed."""
+        device = backend.current()
+        unwrap = lambda a: a.data if isinstance(a, Tensor) else a   # noqa: E731
+        prediction = y_pred if isinstance(y_pred, Tensor) else Tensor(device.asarray(y_pred))
+        targets, weight = unwrap(y_true), unwrap(sample_weight)
+        if not isinstance(targets, device.xp.ndarray):
+            targets = device.asarray(np.asarray(targets))
+        value, gradient = self.device_compute(targets, prediction.data, weight)
+
+        def backward(seed, needs):
+            if not needs[0]:
+                return (None,)
+            if seed.dtype != gradient.dtype:
+                seed = cast.cast(seed, gradient.dtype)
+            return (elementwise_nd.binary("multiply", gradient, seed),)
+        return record(f"loss_{self.name}", value, (prediction,), backward)
 
     def compute(self, y_true, y_pred, sample_weight=None):
         """``(value, dy_pred)``: the mean loss and its gradient with respect to ``y_pred``.
