@@ -51,6 +51,8 @@ class LossFunctionWrapper(losses.Loss):
             raise TypeError(f"Loss function '{self.name}' must return a tensor made with gn.ops; "
                             f"received {type(values).__name__}.")
         from .. import ops
+        if values.dtype != np.float32:     # loss values are float32, whatever y_pred's dtype
+            values = ops.cast(values, "float32")
         if weight is None:
             return ops.mean(values)
         if weight.ndim < values.ndim:
@@ -58,9 +60,10 @@ class LossFunctionWrapper(losses.Loss):
         return ops.sum(ops.multiply(values, weight)) / float(max(int(np.prod(values.shape)), 1))
 
     def _weight(self, sample_weight, y_pred):
+        """Sample weights in float32, the loss value's dtype (a 16-bit y_pred would round them)."""
         if sample_weight is None:
             return None
-        return Tensor(backend.current().asarray(sample_weight, dtype=y_pred.dtype))
+        return Tensor(backend.current().asarray(sample_weight, dtype=np.float32))
 
     def device_value(self, y_true, y_pred, sample_weight=None):
         """The mean loss as a 0-d backend array (not read on the host)."""
