@@ -11,7 +11,7 @@
 //   take_forward(x, indices, out, n, axis_len, inner, count)    out[o, j, r] = x[o, indices[j], r]
 //   take_backward(dy, indices, dx, n, axis_len, inner, count)   dx[o, indices[j], r] += dy[o, j, r] (atomicAdd)
 //   unary_<op>(x, out, n)                        out[i] = op(x[i]); op in negative, square, sqrt,
-//       exp, log, log1p, abs, sign
+//       exp, log, log1p, abs, sign, erf (CUDA's erff, max 2 ulp of float32; cudasim: the C library's)
 //   reduce_<op>_rows(x, out, rows, cols, scale)  out[r] = scale * op over x[r, :]; op in sum, max, min
 //   arg<op>_rows(x, out, rows, cols)             out[r] = first column holding the max / min (int32)
 //
@@ -157,6 +157,7 @@ struct ExpOp { __device__ static float apply(float x) { return expf(x); } };
 struct LogOp { __device__ static float apply(float x) { return logf(x); } };
 struct Log1pOp { __device__ static float apply(float x) { return log1pf(x); } };
 struct AbsOp { __device__ static float apply(float x) { return fabsf(x); } };
+struct ErfOp { __device__ static float apply(float x) { return erff(x); } };
 struct SignOp {
     __device__ static float apply(float x) { return x != x ? x : (float)((x > 0.0f) - (x < 0.0f)); }
 };
@@ -187,6 +188,9 @@ template <class T> __global__ void unary_log1p(const T* __restrict__ x, T* __res
 }
 template <class T> __global__ void unary_abs(const T* __restrict__ x, T* __restrict__ out, int n) {
     unary<AbsOp>(x, out, n);
+}
+template <class T> __global__ void unary_erf(const T* __restrict__ x, T* __restrict__ out, int n) {
+    unary<ErfOp>(x, out, n);
 }
 template <class T> __global__ void unary_sign(const T* __restrict__ x, T* __restrict__ out, int n) {
     unary<SignOp>(x, out, n);

@@ -10,6 +10,14 @@
 //       dw (M, N) = x^T @ dy, x stored (K, M), dy (K, N); with_bias: dw has a row M more, the
 //       bias gradient (the product of a row of ones with dy)                                 [TN]
 //   dense_backward_bias(dy, db, rows, cols)        db (cols,) = column sums of dy (rows, cols)
+//   matmul_batched_nn(a, b, c, M, K, N, batch0, ndim, meta)   c[z] = a[z] @ b[z]              [NN]
+//   matmul_batched_nt(a, b, c, M, K, N, batch0, ndim, meta)   c[z] = a[z] @ b[z]^T, b (N, K)  [NT]
+//   matmul_batched_tn(a, b, c, M, K, N, batch0, ndim, meta)   c[z] = a[z]^T @ b[z], a (K, M)  [TN]
+//       gn.ops.matmul on batches of matrices (forward, then its two gradient products): one launch,
+//       batch index z = batch0 + blockIdx.z; meta = [batch shape (ndim), a's batch strides, b's
+//       batch strides (elements, ndim each)], a stride of 0 broadcasting that operand along the
+//       axis; c is float32, contiguous (z, M, N) (the host rounds a 16-bit result once, after
+//       summing a broadcast operand's gradient over its batch).
 // The epilogue (act codes, activate / activation_gradient) is epilogue.cuh's, shared with
 // conv.cu and pool.cu; a new GEMM kernel fuses the same activations by calling `epilogue`.
 //
@@ -42,7 +50,7 @@
 // ty, ty + 8, ... of column tx in order, then the 8 partial sums of a column are added in a
 // fixed tree in shared memory. No atomics: two runs give the same bits.
 //
-// Every C element is one thread's sum over k in ascending order, so all four kernels are
+// Every C element is one thread's sum over k in ascending order, so all seven kernels are
 // deterministic. Backward needs the forward's input x (and w); nothing else is saved.
 // Gradients: every kernel writes (=) its output, none accumulates (+=).
 
@@ -180,4 +188,40 @@ dense_backward_bias(const T* __restrict__ dy, float* __restrict__ db, int rows, 
         __syncthreads();
     }
     if (ty == 0 && col < cols) db[col] = partial[0][tx];
+}
+
+// -- batched products: gn.ops.matmul on (..., M, K) @ (..., K, N) -------------------------------------
+
+// The tile of batch z = batch0 + blockIdx.z: a and b advanced by their batch offsets (meta's
+// strides; 0 on an axis the operand broadcasts along), c by z whole (M, N) matrices.
+template <bool TRANS_A, bool TRANS_B, class T>
+__device__ __forceinline__ void batched_tile(const T* __restrict__ a, const T* __restrict__ b, float* __restrict__ c,
+                                             int M, int K, int N, int batch0, int ndim, const int* __restrict__ meta) {
+    int z = batch0 + blockIdx.z, rest = z;
+    long long a_off = 0, b_off = 0;
+    for (int d = ndim - 1; d >= 0; --d) {
+        int coord = rest % meta[d];
+        rest /= meta[d];
+        a_off += (long long)coord * meta[ndim + d];
+        b_off += (long long)coord * meta[2 * ndim + d];
+    }
+    gemm_tile<TRANS_A, TRANS_B, T, float>(a + a_off, b + b_off, nullptr, c + (long long)z * M * N, M, K, N);
+}
+
+template <class T> __global__ void __launch_bounds__(THREADS)
+matmul_batched_nn(const T* __restrict__ a, const T* __restrict__ b, float* __restrict__ c, int M, int K, int N,
+                  int batch0, int ndim, const int* __restrict__ meta) {
+    batched_tile<false, false>(a, b, c, M, K, N, batch0, ndim, meta);
+}
+
+template <class T> __global__ void __launch_bounds__(THREADS)
+matmul_batched_nt(const T* __restrict__ a, const T* __restrict__ b, float* __restrict__ c, int M, int K, int N,
+                  int batch0, int ndim, const int* __restrict__ meta) {
+    batched_tile<false, true>(a, b, c, M, K, N, batch0, ndim, meta);
+}
+
+template <class T> __global__ void __launch_bounds__(THREADS)
+matmul_batched_tn(const T* __restrict__ a, const T* __restrict__ b, float* __restrict__ c, int M, int K, int N,
+                  int batch0, int ndim, const int* __restrict__ meta) {
+    batched_tile<true, false>(a, b, c, M, K, N, batch0, ndim, meta);
 }

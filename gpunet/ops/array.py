@@ -10,9 +10,9 @@ import numpy as np
 
 from .. import backend
 from ..autodiff import as_tensor, operands, record
-from ..primitives import dense as dense_ops
 from ..primitives import elementwise_nd as E
 from ..primitives import gather, precision
+from ..primitives import matmul as matmul_ops
 from ..primitives import shape as shape_ops
 
 __all__ = ["reshape", "transpose", "expand_dims", "squeeze", "broadcast_to", "concatenate", "stack", "split",
@@ -139,29 +139,10 @@ def take(x, indices, axis=None):
 
 # -- matmul ----------------------------------------------------------------------------------------------
 
-def _swap(a):
-    return E.transpose(a, tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2))
-
-
-def _matmul_arrays(a, b):
-    """``a @ b`` for a, b of rank >= 2 (batch axes broadcast): NumPy, or the GEMM kernel."""
-    if not backend.current().runs_kernels:
-        return np.matmul(a, b)
-    if b.ndim == 2:
-        m, k = int(np.prod(a.shape[:-1])), a.shape[-1]
-        return dense_ops.dense_forward(a.reshape(m, k), b).reshape(*a.shape[:-1], b.shape[1])
-    batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
-    a = E.broadcast_to(a, batch + a.shape[-2:]).reshape(-1, *a.shape[-2:])
-    b = E.broadcast_to(b, batch + b.shape[-2:]).reshape(-1, *b.shape[-2:])
-    out = backend.current().empty((a.shape[0], a.shape[1], b.shape[2]), np.float32)
-    for i in range(a.shape[0]):    # one GEMM per batch element
-        out[i] = dense_ops.dense_forward(a[i], b[i])
-    return out.reshape(*batch, a.shape[1], b.shape[2])
-
-
 def matmul(x1, x2):
-    """Matrix product with NumPy's rules: (..., m, k) @ (..., k, n) -> (..., m, n); a 1-D operand
-    is a row (left) or column (right) vector whose axis is dropped from the result."""
+    """Matrix product with NumPy's rules: (..., m, k) @ (..., k, n) -> (..., m, n), the batch axes
+    broadcast; a 1-D operand is a row (left) or column (right) vector whose axis is dropped from the
+    result. Kernel backends: one GEMM launch for the whole batch (``primitives.matmul``)."""
     a, b = operands("matmul", x1, x2)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least one axis; received shapes {a.shape} and {b.shape}.")
@@ -171,13 +152,8 @@ def matmul(x1, x2):
         return squeeze(matmul(a, expand_dims(b, -1)), -1)
     if a.shape[-1] != b.shape[-2]:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not chain ({a.shape[-1]} != {b.shape[-2]}).")
-    sa, sb = a.shape, b.shape
+    matmul_ops.batch_shape(a.shape, b.shape)
 
     def backward(dy, needs, a_data, b_data):
-        da = E.sum_to_shape(_matmul_arrays(dy, _swap(b_data)), sa) if needs[0] else None
-        if needs[1] and len(sb) == 2:    # fold a's batch axes into its rows: one GEMM
-            db = _matmul_arrays(_swap(a_data.reshape(-1, sa[-1])), dy.reshape(-1, sb[-1]))
-        else:
-            db = E.sum_to_shape(_matmul_arrays(_swap(a_data), dy), sb) if needs[1] else None
-        return da, db
-    return record("matmul", _matmul_arrays(a.data, b.data), (a, b), backward, saved=(a, b))
+        return matmul_ops.matmul_backward(dy, a_data, b_data, needs[0], needs[1])
+    return record("matmul", matmul_ops.matmul_forward(a.data, b.data), (a, b), backward, saved=(a, b))

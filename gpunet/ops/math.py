@@ -8,7 +8,7 @@ from ..autodiff import as_tensor, operands, record
 from ..primitives import elementwise_nd as E, precision
 
 __all__ = ["add", "subtract", "multiply", "divide", "true_divide", "power", "negative", "square", "sqrt",
-           "abs", "absolute", "sign", "exp", "log", "log1p", "maximum", "minimum", "clip", "where",
+           "abs", "absolute", "sign", "exp", "log", "log1p", "erf", "maximum", "minimum", "clip", "where",
            "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
            "sum", "mean", "max", "min", "var", "std", "argmax", "argmin", "logsumexp"]
 
@@ -136,7 +136,7 @@ def where(condition, x1, x2):
 
 def _unary(op, x, backward, save_input=False, save_output=False):
     t, = operands(op, x)
-    if not precision.is_float(t.dtype) and op in ("sqrt", "exp", "log", "log1p"):
+    if not precision.is_float(t.dtype) and op in ("sqrt", "exp", "log", "log1p", "erf"):
         t = as_tensor(t, op, "float32")
     return record(op, E.unary(op, t.data), (t,), backward, saved=(t,) if save_input else (), save_output=save_output)
 
@@ -168,6 +168,18 @@ def log(x):
 def log1p(x):
     """``log(1 + x)``, accurate for small x."""
     return _unary("log1p", x, lambda dy, n, a: (_div(dy, E.binary("add", a, a.dtype.type(1))),), save_input=True)
+
+
+def _erf_backward(dy, needs, a):
+    """d erf(x) / dx = 2 / sqrt(pi) * exp(-x**2)."""
+    slope = E.unary("exp", E.unary("negative", E.unary("square", a)))
+    return (_mul(dy, _mul(slope, a.dtype.type(1.1283791670955126))),)
+
+
+def erf(x):
+    """The error function, ``2 / sqrt(pi) * integral of exp(-t**2) from 0 to x`` (integers give
+    float32). Kernel: CUDA's ``erff``; NumPy: a float64 series, within a few float32 ulp of it."""
+    return _unary("erf", x, _erf_backward, save_input=True)
 
 
 def abs(x):

@@ -61,13 +61,13 @@ def log_softmax(x, axis=-1):
 
 
 def gelu(x, approximate=True):
-    """Gaussian error linear unit; ``approximate=True`` (Keras's default) is the tanh form."""
+    """Gaussian error linear unit, any shape. ``approximate=True`` (keras.ops' default) is the tanh
+    form ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``, False the exact ``0.5 x (1 + erf(x /
+    sqrt(2)))``; each one fused forward and backward kernel (the layers' ``activation="gelu"``)."""
     x = _float("gelu", x)
-    if approximate:
-        inner = m.multiply(m.add(x, m.multiply(m.power(x, 3.0), 0.044715)), float(np.sqrt(2 / np.pi)))
-        return m.multiply(m.multiply(x, 0.5), m.add(tanh(inner), 1.0))
-    raise NotImplementedError("gelu(approximate=False) needs erf, which gn.ops does not have yet; "
-                              "use approximate=True (Keras's default).")
+    name = "gelu_approximate" if approximate else "gelu"
+    return record("gelu", act_ops.unary_forward(name, x.data), (x,),
+                  lambda dy, n, a: (act_ops.unary_backward(name, dy, a),), saved=(x,))
 
 
 def silu(x):

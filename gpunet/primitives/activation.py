@@ -15,13 +15,13 @@ float as T; the NumPy reference widens (``precision.widen``), computes and narro
 (``precision.narrow``). PReLU's ``alpha`` is a float32 weight (a 16-bit one is widened) and its
 gradient is float32; softmax's row sums are float32.
 """
-import math
 
 import numpy as np
 
 from .. import backend
 from . import cast, launch, precision
 from .conv import bias_backward
+from .elementwise_nd import erf_reference
 from .passes import relu_backward as _relu_mask_multiply
 
 _FILE = "activation.cu"
@@ -150,7 +150,7 @@ def softmax_backward(dy, y, axis=-1):
 
 _SELU_ALPHA, _SELU_SCALE = 1.67326324, 1.05070098
 _GELU_C = np.sqrt(2 / np.pi)
-_erf = np.frompyfunc(math.erf, 1, 1)   # NumPy has no erf; exact, one Python call per element
+_erf = erf_reference   # NumPy has no erf; float64 series / continued fraction, in x's dtype
 
 
 def _sigmoid(x):
@@ -163,11 +163,11 @@ def _softplus(x):
 
 
 def _gelu(x):
-    return 0.5 * x * (1 + _erf(x / np.sqrt(2)).astype(x.dtype))
+    return 0.5 * x * (1 + _erf(x / np.sqrt(2)))
 
 
 def _gelu_grad(x):
-    return 0.5 * (1 + _erf(x / np.sqrt(2)).astype(x.dtype)) + x * np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+    return 0.5 * (1 + _erf(x / np.sqrt(2))) + x * np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
 
 
 def _gelu_tanh(x):

@@ -6,7 +6,9 @@ float32 kernel of ``kernels/elementwise_nd.cu``, one template instantiated per o
 
 * ``binary(op, a, b)`` / ``where(cond, a, b)``: the output index is split into coordinates and
   each input read at ``sum(coord * stride)``, a broadcast axis having stride 0 (``meta`` below).
-* ``unary(op, x)``: one element per thread.
+* ``unary(op, x)``: one element per thread. NumPy has no erf: ``erf_reference`` is the reference
+  (float64 series / continued fraction); the kernel's CUDA ``erff`` is within 2 ulp of float32
+  (cudasim's g++ ``erff`` within 1), so the two agree to a few float32 ulp.
 * ``reduce(op, x, axis, keepdims)`` / ``arg_reduce``: the reduced axes are moved last by a strided
   copy, then one warp reduces each row.
 
@@ -19,6 +21,8 @@ values are computed in float32 and rounded once where stored: one rounding per o
 float32 sum (or mean) included; copies (transpose, broadcast_to) and max / min are exact. The
 NumPy reference widens 16-bit inputs (``precision.widen``), computes and narrows once.
 """
+import math
+
 import numpy as np
 
 from .. import backend
@@ -35,7 +39,7 @@ _NUMPY_BINARY = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply
                  "not_equal": np.not_equal, "less": np.less, "less_equal": np.less_equal,
                  "greater": np.greater, "greater_equal": np.greater_equal}
 _NUMPY_UNARY = {"negative": np.negative, "square": np.square, "sqrt": np.sqrt, "exp": np.exp, "log": np.log,
-                "log1p": np.log1p, "abs": np.abs, "sign": np.sign}
+                "log1p": np.log1p, "abs": np.abs, "sign": np.sign, "erf": lambda x: erf_reference(x)}
 _NUMPY_REDUCE = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min}
 
 
@@ -63,6 +67,44 @@ def unary(op, x):
         launch.run(_FILE, "unary_" + op, launch.blocks_for(x.size, cap=_MAX_BLOCKS), launch.THREADS, x, out, x.size)
         return out
     return _rounded(np.asarray(_NUMPY_UNARY[op](precision.widen(x))), x.dtype)
+
+
+def _erf_series(terms):
+    """Maclaurin coefficients of erf(x) / x as a polynomial in x**2, highest power first:
+    2/sqrt(pi) * (-1)**k / (k! (2k + 1))."""
+    c, out = 2.0 / math.sqrt(math.pi), []
+    for k in range(terms):
+        out.append(c / (2 * k + 1))
+        c *= -1.0 / (k + 1)
+    return out[::-1]
+
+
+# (series terms for |x| < 2, continued-fraction terms for 2 <= |x| < 6): the float64 pair is
+# accurate to ~1e-15 (gradient checks), the other to ~1e-9 relative, well inside float32's 6e-8.
+_ERF_PLAN = {True: (_erf_series(30), 60), False: (_erf_series(22), 30)}
+
+
+def erf_reference(x):
+    """erf of a float array, in its dtype: computed in float64, the Maclaurin series below |x| = 2
+    and ``1 - erfc`` from erfc's continued fraction above (1 beyond 6, where erfc < 2e-17)."""
+    series, fraction_terms = _ERF_PLAN[x.dtype == np.float64]
+    x64 = np.asarray(x, np.float64)
+    a = np.abs(x64)
+    out = np.sign(x64)            # +-1 beyond 6 (and NaN stays NaN)
+    small = a < 2.0
+    xs = x64[small]
+    t, acc = xs * xs, np.full(xs.shape, series[0])
+    for c in series[1:]:
+        acc *= t
+        acc += c
+    out[small] = acc * xs
+    middle = (a >= 2.0) & (a < 6.0)
+    am = a[middle]
+    f = am.copy()                 # erfc(a) = exp(-a^2) / sqrt(pi) / (a + (1/2) / (a + 1 / (a + (3/2) / ...)))
+    for k in range(fraction_terms, 0, -1):
+        f = am + (k / 2) / f
+    out[middle] = np.copysign(1.0 - np.exp(-am * am) / math.sqrt(math.pi) / f, x64[middle])
+    return out.astype(x.dtype, copy=False)
 
 
 def _rounded(out, dtype):
