@@ -182,6 +182,12 @@ class Model(Trainer, Layer):
             return layer_call.backward(self, dy)
         return self._backward(as_list(dy) if self._many_outputs else [dy], from_logits=False)
 
+    def _output_names(self):
+        """One name per output: the layers that make them (functional), or a subclassed model's."""
+        if self._subclassed:
+            return list(self._output_keys)
+        return [t.layer.name for t in self.outputs]
+
     def _train_backward(self, dy, from_logits):
         """Backward for a training step: fills ``grads``; the gradient with respect to the model's
         inputs is not needed, so layers that read only model inputs skip computing it."""
@@ -210,6 +216,8 @@ class Model(Trainer, Layer):
         return self._backward([dlogits], from_logits=True)
 
     def _backward(self, dys, from_logits, input_gradients=True):
+        if self._subclassed:   # several outputs: the call()'s tape takes a gradient per output
+            return layer_call.backward(self, list(dys))
         grads = {}
         for t, g in zip(self.outputs, dys):
             add_gradient(grads, t, g)

@@ -7,7 +7,9 @@
 
 The total loss is ``sum(loss_weight_k * loss_k)``; the logs hold it as "loss", each output's
 unweighted loss as "<output>_loss" and each metric as "<output>_<metric>", where <output> is the
-name of the layer that makes the output, as Keras 3 names them. Targets, sample weights (one
+name of the layer that makes the output, as Keras 3 names them. A subclassed model whose call()
+returns a dict is named by its keys; one returning a list logs "<loss>_loss" per output (the loss
+as given: "mse_loss") and its metrics under their own names, as Keras 3 does. Targets, sample weights (one
 array for every output, or one per output) and losses come as a list in the outputs' order or a
 dict by output name.
 """
@@ -53,10 +55,23 @@ def _metric_list(entry, loss, what):
     return [metrics_module.get(m, loss=loss) for m in entries]
 
 
+def _loss_log_names(specs, objects):
+    """Keras 3's names for the outputs of a subclassed model returning a list: each output's loss
+    as given (a string as written, else the loss's name), "_1", "_2" added where one repeats (Keras
+    would log both under one key, the later one overwriting): "mse_loss", "mse_loss_1"."""
+    names, seen = [], {}
+    for spec, loss in zip(specs, objects):
+        name = spec if isinstance(spec, str) else getattr(loss, "name", None) or getattr(spec, "__name__", "loss")
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        names.append(f"{name}_loss" if not count else f"{name}_loss_{count}")
+    return names
+
+
 class CompiledOutputs:
     """What compile made of per-output losses, loss weights and metrics; runs the loss side of a step."""
 
-    def __init__(self, names, loss, loss_weights, metrics):
+    def __init__(self, names, loss, loss_weights, metrics, named_by_loss=False):
         self.names = names
         self.loss_specs = per_output(loss, names, "compile: loss")
         self.losses = [None if l is None else losses.get(l) for l in self.loss_specs]
@@ -65,15 +80,16 @@ class CompiledOutputs:
         self.loss_weights = [float(w) for w in per_output(loss_weights, names, "compile: loss_weights", 1.0,
                                                           single_ok=False)]
         per = self._per_output_metrics(metrics)
-        self.trackers = [LossTracker(name=f"{n}_loss") for n, l in zip(names, self.losses) if l is not None]
-        self.metrics = []   # (output index, metric renamed "<output>_<metric>")
+        logged = _loss_log_names(self.loss_specs, self.losses) if named_by_loss else [f"{n}_loss" for n in names]
+        self.trackers = [LossTracker(name=n) for n, l in zip(logged, self.losses) if l is not None]
+        self.metrics = []   # (output index, metric renamed "<output>_<metric>" unless named_by_loss)
         self.metric_specs = {}   # output name -> what rebuilds its metrics (for saving)
         for k, (name, entry) in enumerate(zip(names, per)):
             for metric in _metric_list(entry, self.losses[k], "compile: metrics"):
                 self.metric_specs.setdefault(name, []).append(
                     metric.name if isinstance(entry, str) or isinstance(entry, (list, tuple)) and metric.name in entry
                     else {"class_name": type(metric).__name__, "config": metric.get_config()})
-                if not metric.name.startswith(f"{name}_"):
+                if not named_by_loss and not metric.name.startswith(f"{name}_"):
                     metric.name = f"{name}_{metric.name}"
                 self.metrics.append((k, metric))
 

@@ -71,12 +71,20 @@ class Trainer(DataMixin):
         self.optimizer = self._loss_scaled(optimizers.get(optimizer))
         self.loss = loss
         self._outputs = None
+        self.compiled = True
+        if subclassed.outputs_unknown(self):   # a subclassed model learns its outputs when it is built
+            self._deferred_compile = (loss, loss_weights, metrics)
+            self.compiled_loss, self.compiled_metrics = None, []
+            return
+        self._compile_losses(loss, loss_weights, metrics)
+
+    def _compile_losses(self, loss, loss_weights, metrics):
+        """compile's loss side: one loss and its metrics, or per output (gpunet.multi_output)."""
         if getattr(self, "_many_outputs", False):
-            names = [t.layer.name for t in self.outputs]
-            self._outputs = multi_output.CompiledOutputs(names, loss, loss_weights, metrics)
+            self._outputs = multi_output.CompiledOutputs(self._output_names(), loss, loss_weights, metrics,
+                                                         named_by_loss=subclassed.named_by_loss(self))
             self.compiled_loss = None
             self.compiled_metrics = self._outputs.all_metrics
-            self.compiled = True
             return
         if metrics is not None and not isinstance(metrics, (list, tuple)):
             raise TypeError(f"metrics must be a list such as ['accuracy']; received {metrics!r}.")
@@ -86,7 +94,6 @@ class Trainer(DataMixin):
                              f"losses of several outputs only; scale the loss (or the learning rate) instead.")
         self.compiled_loss = losses.get(loss) if loss is not None else None
         self.compiled_metrics = [metrics_module.get(m, loss=self.compiled_loss) for m in metrics or []]
-        self.compiled = True
 
     def _set_jit_compile(self, jit_compile):
         if jit_compile not in (True, False, "auto"):
@@ -110,7 +117,9 @@ class Trainer(DataMixin):
         if not self.compiled:
             raise RuntimeError(f"Model '{self.name}' must be compiled before {where}(): "
                                f"call model.compile(optimizer=..., loss=...) first.")
-        if self.compiled_loss is None and getattr(self, "_outputs", None) is None:
+        pending = getattr(self, "_deferred_compile", None)   # a subclassed model not built yet
+        if self.compiled_loss is None and getattr(self, "_outputs", None) is None and \
+                (pending is None or pending[0] is None):
             raise RuntimeError(f"Model '{self.name}' was compiled without a loss; "
                                f"pass loss=... to compile() before {where}().")
 
@@ -322,7 +331,7 @@ class Trainer(DataMixin):
     def predict_on_batch(self, x):
         """The model's output for ``x`` in one forward pass, as NumPy."""
         xs = self._prepare_x(x, "predict_on_batch")
-        return self._to_numpy(self.forward(self._to_backend(xs), training=False))
+        return subclassed.structured(self, self._to_numpy(self.forward(self._to_backend(xs), training=False)))
 
     def _to_numpy(self, out):
         device = backend.current()
@@ -449,7 +458,7 @@ class Trainer(DataMixin):
         if not chunks:
             raise ValueError("predict: the data gave no batches.")
         if self._many_outputs:
-            return [np.concatenate(parts) for parts in zip(*chunks)]
+            return subclassed.structured(self, [np.concatenate(parts) for parts in zip(*chunks)])
         return np.concatenate(chunks)
 
     def _read_outputs(self, outputs):

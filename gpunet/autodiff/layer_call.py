@@ -71,6 +71,17 @@ def _wrap(x):
         else (Tensor(x) if not isinstance(x, Tensor) else x)
 
 
+def _flat(out, layer):
+    """A dict returned by call() as the list of its values in sorted key order (Keras's flattening);
+    the keys go to ``layer._call_output_keys`` (None for any other result)."""
+    if isinstance(out, dict):
+        keys = sorted(out)
+        layer._call_output_keys = keys
+        return [out[k] for k in keys]
+    layer._call_output_keys = None
+    return out
+
+
 def _unwrap(out, layer):
     if isinstance(out, (list, tuple)):
         return [_unwrap(o, layer) for o in out]
@@ -91,8 +102,8 @@ def _run_call(layer, inputs, training):
     _autocasting.extend(scope if scope[0][0] else [])
     try:
         if _takes_training(layer):
-            return layer.call(inputs, training=training)
-        return layer.call(inputs)
+            return _flat(layer.call(inputs, training=training), layer)
+        return _flat(layer.call(inputs), layer)
     finally:
         if scope[0][0]:
             _autocasting.pop()

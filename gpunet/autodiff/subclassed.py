@@ -3,7 +3,9 @@
 Such a model has no graph of its own: ``forward`` runs ``call`` (recorded on a tape when
 training), its layers are the ones its attributes hold, and it learns its input and output
 shapes from the first data it sees (a ``gn.Input`` of that shape stands in for the Keras-style
-checks the training loop makes).
+checks the training loop makes). A call() returning a list, tuple or dict of tensors makes a model
+of several outputs (a dict's in sorted key order, as Keras flattens it, named by its keys); compile
+before the first data waits for it to know which (``_deferred_compile``).
 """
 from ..layers.base import Layer, unique_name
 from ..layers.core import InputLayer
@@ -17,6 +19,7 @@ def init(model, name=None, trainable=True, **kwargs):
     model._shows_connections = False    # summary(): no graph to show, as Keras's subclassed models
     model._nodes, model._relu_pools, model.inputs, model.outputs = [], [], [], []
     model._many_inputs = model._many_outputs = False
+    model._output_keys, model._output_dict, model._deferred_compile = [], False, None
     model.output_shape = None
     Layer.__init__(model, name=name or unique_name(utils.snake_case(type(model).__name__)), trainable=trainable,
                    **kwargs)
@@ -35,7 +38,33 @@ def build(model, input_shape):
     model.inputs = [InputLayer(shape=s[1:], dtype=model.variable_dtype).output for s in shapes]
     model.input_shape = shapes if many else shapes[0]
     model.output_shape = layer_call.infer_output_shape(model, model.input_shape)
+    model._many_outputs = isinstance(model.output_shape, list)
+    keys = getattr(model, "_call_output_keys", None)
+    model._output_dict = keys is not None
+    model._output_keys = list(keys) if keys is not None else \
+        [f"output_{k + 1}" for k in range(len(model.output_shape) if model._many_outputs else 1)]
     model.built = True
+    if model._deferred_compile is not None:    # compile() came before the outputs were known
+        pending, model._deferred_compile = model._deferred_compile, None
+        model._compile_losses(*pending)
+
+
+def outputs_unknown(model):
+    """True for a subclassed model not built yet: compile waits to learn whether it has several outputs."""
+    return model._subclassed and not model.built
+
+
+def named_by_loss(model):
+    """Keras 3 logs the outputs of a subclassed model returning a list by their losses' names."""
+    return model._subclassed and not model._output_dict
+
+
+def structured(model, outputs):
+    """Predictions (one array per output) in the structure call() returns: a dict by key for a
+    dict, else the list as it is (Keras 3 gives a list for a list or a tuple)."""
+    if model._subclassed and model._output_dict and isinstance(outputs, list):
+        return dict(zip(model._output_keys, outputs))
+    return outputs
 
 
 def adopt_inputs(model, xs, shapes_only=False):
