@@ -9,14 +9,14 @@
 //   strided_copy(x, out, n, ndim, meta, base)    out[i] = x[base + ix]  (transpose, broadcast_to, slicing)
 //   strided_scatter(dy, dx, n, ndim, meta, base) dx[base + ix] = dy[i]  (slicing's gradient; dx zeroed first)
 //   take_forward(x, indices, out, n, axis_len, inner, count)    out[o, j, r] = x[o, indices[j], r]
-//   take_backward(dy, indices, dx, n, axis_len, inner, count)   dx[o, indices[j], r] += dy[o, j, r] (atomicAdd)
+//   take_backward(dy, order, starts, dx, n, axis_len, inner, count)   dx[o, k, r] = sum of dy[o, j, r] over
+//       the j with indices[j] == k, in ascending j (the host sorts them: order, starts per k)
 //   unary_<op>(x, out, n)                        out[i] = op(x[i]); op in negative, square, sqrt,
 //       exp, log, log1p, abs, sign, erf (CUDA's erff, max 2 ulp of float32; cudasim: the C library's)
 //   reduce_<op>_rows(x, out, rows, cols, scale)  out[r] = scale * op over x[r, :]; op in sum, max, min
 //   arg<op>_rows(x, out, rows, cols)             out[r] = first column holding the max / min (int32)
 //
-// Element types: every kernel but take_backward (a float32 atomicAdd) is a template on T (float,
-// bf16_t, fp16_t): inputs and outputs in T (comparisons write T 1 / 0, where's cond stays float32,
+// Element types: every kernel is a template on T (float, bf16_t, fp16_t): inputs and outputs in T (comparisons write T 1 / 0, where's cond stays float32,
 // arg reductions write int32), loaded as float, computed and reduced in float32 and rounded once
 // where stored; copies move T unchanged.
 // Layout: any. The host (gpunet/primitives/elementwise_nd.py) views out as a C-contiguous array of
@@ -29,8 +29,8 @@
 // __shfl_xor_sync in a fixed order, so results are the same from run to run.
 // NaN, as NumPy: maximum / minimum / max / min propagate a NaN; argmax / argmin name the first NaN.
 // Backward needs: nothing here; gpunet/ops composes each op's gradient from these kernels.
-// Gradients: every kernel writes (=) its output but take_backward, which accumulates (+=) with
-// atomicAdd into a zeroed dx, so a repeated index gets every share (in no fixed order).
+// Gradients: every kernel writes (=) its output; take_backward gathers every share of a repeated
+// index in a fixed order (no atomics: deterministic).
 
 #include "common.cuh"   // GRID_STRIDE_LOOP, ROW_PER_WARP_LOOP, FULL_MASK
 
@@ -296,12 +296,17 @@ template <class T> __global__ void take_forward(const T* __restrict__ x, const i
     }
 }
 
-extern "C" __global__ void take_backward(const float* __restrict__ dy, const int* __restrict__ indices,
-                                         float* __restrict__ dx, int n, int axis_len, int inner, int count) {
+// One thread per element of dx: it adds the dy of every position j that took its index k, in
+// ascending j (order[starts[k] .. starts[k + 1]) lists them, sorted by the host), so there are no
+// atomics and the sum is the same, bit for bit, on every run (and NumPy's add.at order).
+template <class T> __global__ void take_backward(const T* __restrict__ dy, const int* __restrict__ order,
+                                                 const int* __restrict__ starts, T* __restrict__ dx, int n,
+                                                 int axis_len, int inner, int count) {
     GRID_STRIDE_LOOP(i, n) {
-        int r = i % inner, j = (i / inner) % count, o = i / (inner * count);
-        int k = indices[j];
-        k = k < 0 ? k + axis_len : k;
-        atomicAdd(dx + ((long long)o * axis_len + k) * inner + r, dy[i]);   // an index taken twice adds
+        int r = i % inner, k = (i / inner) % axis_len, o = i / (inner * axis_len);
+        float sum = 0.0f;
+        for (int s = starts[k]; s < starts[k + 1]; ++s)
+            sum += to_float(dy[((long long)o * count + order[s]) * inner + r]);
+        dx[i] = from_float<T>(sum);
     }
 }

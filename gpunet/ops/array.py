@@ -2,9 +2,11 @@
 stack, split, slicing (``x[...]``), take, matmul.
 
 Reshapes are views of C-contiguous arrays. On the kernel backends transpose, broadcast_to and
-slicing run the strided-copy kernel, take its gather kernel, concatenate the concat kernel and
-matmul the GEMM kernel; indexing with integer or bool arrays gathers with the backend's array
-module (NumPy on cudasim, CuPy on cuda).
+slicing run the strided-copy kernel, take its gather kernels (a deterministic gather of the
+gradient, no atomics), concatenate the concat kernel and matmul the GEMM kernels (one launch per
+product, the batch a grid axis). ``x[idx]`` with one integer array and ``x[mask]`` with one bool
+mask are ``take`` along axis 0 (a mask's positions found by the array module, as its count sets the
+output's shape); other mixes of arrays and slices gather with the backend's array module.
 """
 import numpy as np
 
@@ -114,11 +116,41 @@ def split(x, indices_or_sections, axis=0):
     return pieces
 
 
+def _array_key(key):
+    """The one integer or bool array of a key such as ``x[idx]`` / ``x[mask]`` (else None)."""
+    if isinstance(key, tuple):
+        if len(key) != 1:
+            return None
+        key = key[0]
+    if isinstance(key, (list, np.ndarray)) or hasattr(key, "__cuda_array_interface__"):
+        array = key if hasattr(key, "dtype") else np.asarray(key)
+        return array if array.dtype.kind in "biu" and array.ndim >= 1 else None
+    return None
+
+
+def _gather_rows(t, array):
+    """``t[array]`` for an integer array (rows of axis 0) or a bool mask over t's leading axes,
+    as ``take`` along axis 0: the take kernels forward and backward."""
+    if array.dtype.kind != "b":
+        return take(t, array, axis=0)
+    if tuple(array.shape) != t.shape[:array.ndim]:
+        raise IndexError(f"getitem: a boolean mask of shape {tuple(array.shape)} must match the leading axes "
+                         f"of the tensor it indexes, shape {t.shape}; received a mask for "
+                         f"{tuple(array.shape)} against {t.shape[:array.ndim]}.")
+    rows = backend.current().xp.flatnonzero(array).astype(np.int32)   # its length decides the shape
+    return take(reshape(t, (-1, *t.shape[array.ndim:])), rows, axis=0)
+
+
 def getitem(x, key):
-    """``x[key]`` with NumPy's indexing (slices, ints, None, ..., integer or bool arrays)."""
+    """``x[key]`` with NumPy's indexing (slices, ints, None, ..., integer or bool arrays). One
+    integer array (rows of axis 0) or one bool mask over the leading axes runs the take kernels;
+    slicing the strided-copy kernel; other mixes of arrays and slices the array module."""
     t = as_tensor(x, "getitem")
     key = tuple(k.data if hasattr(k, "serial") else k for k in key) if isinstance(key, tuple) else \
         (key.data if hasattr(key, "serial") else key)
+    array = _array_key(key)
+    if array is not None and t.ndim >= 1:
+        return _gather_rows(t, array)
     shape = t.shape
     if not precision.is_float(t.dtype):
         return record("getitem", gather.slice_forward(t.data, key), (t,), lambda dy, n: (None,))

@@ -7,16 +7,17 @@
   gather with the backend's array module.
 * ``take_forward(x, indices, axis)`` / ``take_backward(dy, indices, shape, axis)``: ``take_forward``
   / ``take_backward`` of ``kernels/elementwise_nd.cu``, x seen as (outer, axis, inner); the
-  backward adds with atomicAdd, so an index taken twice gets both gradients (in no fixed order).
+  backward is a gather, not a scatter: the host sorts the positions by the index they take
+  (``_positions_by_index``) and each dx element adds its shares in ascending position, so an
+  index taken twice gets both gradients, in a fixed order, with no atomics.
 
 Dtypes: the kernels run float32, bfloat16 and float16 (copies, exact); take's backward adds in
-float32 (its atomicAdd) and rounds a 16-bit gradient once at the end. Other dtypes use the array
-module.
+float32 and rounds a 16-bit gradient once at the end. Other dtypes use the array module.
 """
 import numpy as np
 
 from .. import backend
-from . import cast, launch, precision
+from . import launch, precision
 from . import elementwise_nd as E
 
 _FILE = "elementwise_nd.cu"
@@ -111,19 +112,32 @@ def take_forward(x, indices, axis=None):
 
 
 def take_backward(dy, indices, shape, axis=None):
-    """The gradient of ``take_forward`` for an x of ``shape``: dy added back at each index."""
+    """The gradient of ``take_forward`` for an x of ``shape``: dy added back at each index, the
+    shares of a repeated index in ascending position (deterministic on every backend)."""
     outer, axis_len, inner = _take_layout(shape, axis)
-    if not backend.current().runs_kernels:
+    if not backend.current().runs_kernels or dy.dtype not in precision.FLOATS:
         dx = np.zeros((outer, axis_len, inner), dtype=precision.widen(dy).dtype)   # 16-bit: float32 sums
         np.add.at(dx, (slice(None), indices.reshape(-1)), precision.widen(dy).reshape(outer, indices.size, inner))
         return precision.narrow(dx.reshape(shape), dy.dtype)
-    if precision.is_half(dy.dtype):   # the kernel's atomicAdd is float32: add there, round once
-        return cast.cast(take_backward(cast.cast(dy, precision.FLOAT32), indices, shape, axis), dy.dtype)
-    dy, = E._kernel_inputs("take_backward", [dy])
-    idx, = launch.inputs("take_backward", indices.astype(np.int32).reshape(-1), dtype=np.int32)
-    dx = launch.zeros(shape)
-    n = launch.i32(dy.size, "take_backward: elements")
+    dy, = E._kernel_inputs("take_backward", [dy], precision.FLOATS)
+    order, starts = _positions_by_index(indices, axis_len)
+    dx = launch.empty(shape, dy.dtype)
+    n = launch.i32(dx.size, "take_backward: elements")
     if n:
         launch.run(_FILE, "take_backward", launch.blocks_for(n, cap=_MAX_BLOCKS), launch.THREADS,
-                   dy, idx, dx, n, axis_len, inner, max(idx.size, 1))
+                   dy, order, starts, dx, n, axis_len, inner, max(indices.size, 1))
     return dx
+
+
+def _positions_by_index(indices, axis_len):
+    """(order, starts): the positions j of ``indices`` sorted by the index they take (stable, so
+    ascending j within one index), and per index k where its run starts (axis_len + 1 int32s).
+    The bookkeeping of a scatter, done once per backward with the backend's array module."""
+    xp = backend.current().xp
+    flat = indices.reshape(-1).astype(np.int32)
+    flat = xp.where(flat < 0, flat + axis_len, flat)
+    order = xp.argsort(flat, kind="stable") if xp is np else xp.argsort(flat)   # CuPy's argsort is stable
+    counts = xp.bincount(flat, minlength=axis_len) if flat.size else xp.zeros(axis_len, dtype=np.int64)
+    starts = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(counts)])
+    return (launch.array(order.astype(np.int32), np.int32),
+            launch.array(starts.astype(np.int32), np.int32))
