@@ -119,6 +119,20 @@ class Model(Trainer, Layer):
             return layer_call.tracked_layers(self)
         return shared.unique_layers(self._nodes)
 
+    @property
+    def input(self):
+        """Keras's ``model.input``: the Input tensor (a list for several inputs)."""
+        if self._subclassed or not self.inputs:
+            return Layer.input.fget(self)
+        return list(self.inputs) if self._many_inputs else self.inputs[0]
+
+    @property
+    def output(self):
+        """Keras's ``model.output``: the output tensor (a list for several outputs)."""
+        if self._subclassed or not self.outputs:
+            return Layer.output.fget(self)
+        return list(self.outputs) if self._many_outputs else self.outputs[0]
+
     def get_layer(self, name):
         for layer in self.layers:
             if layer.name == name:

@@ -134,12 +134,38 @@ class Layer:
             shapes = [t.shape for t in items]
             in_shape = shapes if many else shapes[0]
             self.ensure_built(in_shape)
-            return SymbolicTensor(self.compute_output_shape(in_shape), self, items)
+            out = SymbolicTensor(self.compute_output_shape(in_shape), self, items)
+            self.__dict__.setdefault("_symbolic_calls", []).append((inputs, out))
+            return out
         if layer_call.wants_tape_call(inputs):    # gn.Tensor inputs, or a GradientTape recording
             return layer_call.call_layer(self, inputs, training)
         # Eager calls build from the concrete shape, so build-time errors quote what really came.
         self.ensure_built([tuple(t.shape) for t in items] if many else tuple(items[0].shape))
         return self.forward(inputs, training=training)
+
+    # -- Keras's layer.input / layer.output: the tensors of the first call in a functional graph
+    def _first_call(self, what):
+        calls = self.__dict__.get("_symbolic_calls")
+        if not calls:
+            raise AttributeError(f"Layer '{self.name}' has never been called on symbolic inputs (gn.Input), "
+                                 f"so it has no {what}.")
+        return calls[0]
+
+    @property
+    def output(self):
+        """The symbolic output of the layer's first functional call, e.g. for feature extraction:
+        ``gn.Model(model.inputs, model.get_layer("conv").output)``."""
+        return self._first_call("output")[1]
+
+    @output.setter
+    def output(self, tensor):   # an InputLayer's own tensor
+        self.__dict__["_symbolic_calls"] = [([], tensor)]
+
+    @property
+    def input(self):
+        """The symbolic input(s) of the layer's first functional call (an InputLayer: its output)."""
+        inputs, out = self._first_call("input")
+        return out if isinstance(inputs, list) and not inputs else inputs
 
     def ensure_built(self, input_shape):
         if not self.built:
