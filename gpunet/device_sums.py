@@ -33,7 +33,11 @@ class DeviceSum:
         self._host, self._values, self._weights = float(value), [], []
 
     def add(self, value, weight=1):
-        """Add ``weight * value``; ``value`` a 0-d backend array (not read now) or a number."""
+        """Add ``weight * value``; ``value`` a 0-d backend array (not read now) or a number (added on
+        the host at once: a number never goes to the device and back)."""
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            self._host += float(value) * weight
+            return
         self._values.append(value)
         self._weights.append(weight)
 

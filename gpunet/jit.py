@@ -119,8 +119,7 @@ class CapturedTrainStep:
                 static[...] = batch   # a device-to-device copy, queued before the replay
         entry.graph.replay()
         self._host_counts_unknown()
-        for metric in self.model.compiled_metrics:
-            metric.update_state(entry.inputs[1], entry.y_pred)
+        self.model._update_metrics(entry.inputs[1], entry.y_pred, entry.inputs[2])
         return entry.value.copy()   # the static buffer is overwritten by the next replay
 
     def _host_counts_unknown(self):

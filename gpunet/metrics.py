@@ -1,20 +1,25 @@
-"""Metrics with Keras's names. Each totals its batches (weighted by their size) until reset.
+"""Metrics with Keras's names. Each totals its batches until reset, weighted as Keras 3 weighs them.
 
     metric = gn.metrics.get("accuracy", loss="sparse_categorical_crossentropy")
-    metric.update_state(y_true, y_pred); metric.result(); metric.reset_state()
+    metric.update_state(y_true, y_pred, sample_weight=None); metric.result(); metric.reset_state()
+
+``sample_weight`` (one weight per sample, per pixel, or anything Keras broadcasts) follows
+Keras 3's reduction: see gpunet.metrics_weights.
 """
 import numpy as np
 
-from . import backend, losses, utils
+from . import backend, losses, metrics_weights, utils
 from .device_sums import DeviceSum
 from .primitives import loss as ops
+from .primitives import metrics as metric_ops
 
 __all__ = ["Metric", "MeanMetric", "CategoricalAccuracy", "SparseCategoricalAccuracy", "BinaryAccuracy",
            "MeanSquaredError", "MeanAbsoluteError", "get"]
 
 
 class Metric:
-    """Base class: ``update_state(y_true, y_pred)`` adds a batch, ``result()`` is the running value."""
+    """Base class: ``update_state(y_true, y_pred, sample_weight=None)`` adds a batch, ``result()``
+    is the running value."""
 
     default_name = "metric"
 
@@ -22,8 +27,9 @@ class Metric:
         self.name = name or self.default_name
         self.reset_state()
 
-    def update_state(self, y_true, y_pred):
-        raise NotImplementedError(f"{type(self).__name__} must define update_state(y_true, y_pred).")
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        raise NotImplementedError(f"{type(self).__name__} must define update_state(y_true, y_pred, "
+                                  f"sample_weight=None).")
 
     def result(self):
         raise NotImplementedError(f"{type(self).__name__} must define result().")
@@ -31,9 +37,9 @@ class Metric:
     def reset_state(self):
         pass
 
-    def __call__(self, y_true, y_pred):
+    def __call__(self, y_true, y_pred, sample_weight=None):
         """Add the batch and return the running result, as a Keras metric called eagerly does."""
-        self.update_state(y_true, y_pred)
+        self.update_state(y_true, y_pred, sample_weight=sample_weight)
         return self.result()
 
     def get_config(self):
@@ -48,33 +54,62 @@ class Metric:
 
 
 class MeanMetric(Metric):
-    """A running ``total / count``; a subclass defines ``_batch(y_true, y_pred) -> (total, count)``.
+    """A running ``total / count`` of per-sample means, as Keras 3's MeanMetricWrapper.
 
-    A batch's total stays on the device (a 0-d backend array) until ``result()`` or ``total``
-    is read, so that ``update_state`` inside a training step never waits for the device; the
-    count comes from shapes, on the host.
+    A subclass defines ``_batch(y_true, y_pred) -> (sum of the batch's values, how many)``, its
+    values' shape (``_values_shape``: one value per row by default) and, for ``sample_weight``,
+    ``_weighted(y_true, y_pred, plan)`` -> the (2,) sums of ``weighted_row_sums``. Totals and
+    weighted counts stay on the device (0-d backend arrays in a ``DeviceSum``) until ``result()``,
+    ``total`` or ``count`` is read, so ``update_state`` inside a training step never waits.
     """
 
     def reset_state(self):
-        self._total, self.count = DeviceSum(), 0
+        self._total, self._count = DeviceSum(), DeviceSum()
 
     @property
     def total(self):
-        """The sum so far, a float (reads the pending batch totals from the device)."""
+        """The sum of per-sample (weighted) means so far, a float (reads pending batches)."""
         return self._total.value()
 
     @total.setter
     def total(self, value):
         self._total.reset(value)
 
-    def update_state(self, y_true, y_pred):
-        total, count = self._batch(self._targets(y_true, y_pred), y_pred)
-        self._total.add(total)
-        self.count += int(count)
+    @property
+    def count(self):
+        """Samples (or their weights) so far, a float (reads pending batches)."""
+        return self._count.value()
+
+    @count.setter
+    def count(self, value):
+        self._count.reset(value)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = self._targets(y_true, y_pred)
+        shape = self._values_shape(y_true, y_pred)
+        if sample_weight is None:
+            total, count = self._batch(y_true, y_pred)
+            samples = shape[0] if shape else 1
+            if count:   # each sample's mean, as Keras sums them: total * samples / count
+                self._total.add(total, samples / int(count))
+                self._count.add(samples)
+            return
+        plan = metrics_weights.samplewise(sample_weight, shape, self.name)
+        sums = self._weighted(y_true, y_pred, plan)
+        self._total.add(sums[0], plan.total_scale)
+        self._count.add(sums[1], plan.count_scale)
+
+    def _values_shape(self, y_true, y_pred):
+        """The shape of the values Keras's metric function gives: one per row (the class axis gone)."""
+        return tuple(y_pred.shape[:-1])
+
+    def _weighted(self, y_true, y_pred, plan):
+        raise NotImplementedError(f"Metric '{self.name}' ({type(self).__name__}) does not take sample_weight.")
 
     def result(self):
         """The mean so far, a float (0.0 before any update)."""
-        return self.total / self.count if self.count else 0.0
+        count = self.count
+        return self.total / count if count else 0.0
 
     def _targets(self, y_true, y_pred):
         # float32 targets beside 16-bit predictions: a class label above 256 has no bfloat16.
@@ -95,6 +130,10 @@ class CategoricalAccuracy(MeanMetric):
         self._check_shapes(y_true, y_pred)
         return ops.count_argmax_equal(y_true, y_pred), y_pred.size // y_pred.shape[-1]
 
+    def _weighted(self, y_true, y_pred, plan):
+        self._check_shapes(y_true, y_pred)
+        return metric_ops.weighted_row_sums(y_true, y_pred, plan.weights, plan.per, metric_ops.ROW_ARGMAX_EQUAL)
+
 
 class SparseCategoricalAccuracy(MeanMetric):
     """Fraction of rows whose largest prediction is at the integer label: labels (...,), y_pred (..., C)."""
@@ -113,6 +152,10 @@ class SparseCategoricalAccuracy(MeanMetric):
     def _batch(self, labels, y_pred):
         return ops.count_label_equal(labels, y_pred), labels.size
 
+    def _weighted(self, labels, y_pred, plan):
+        return metric_ops.weighted_row_sums(labels, y_pred, plan.weights, plan.per, metric_ops.ROW_ARGMAX_EQUAL,
+                                            sparse=True)
+
 
 class BinaryAccuracy(MeanMetric):
     """Fraction of elements where ``y_pred > threshold`` equals the 0/1 target."""
@@ -127,6 +170,14 @@ class BinaryAccuracy(MeanMetric):
         self._check_shapes(y_true, y_pred)
         return ops.count_binary_equal(y_true, y_pred, self.threshold), y_pred.size
 
+    def _values_shape(self, y_true, y_pred):
+        return tuple(y_pred.shape)   # Keras's binary_accuracy: one value per element
+
+    def _weighted(self, y_true, y_pred, plan):
+        self._check_shapes(y_true, y_pred)
+        return metric_ops.weighted_row_sums(y_true.reshape(-1, 1), y_pred.reshape(-1, 1), plan.weights, plan.per,
+                                            metric_ops.ROW_BINARY_EQUAL, self.threshold)
+
     def get_config(self):
         return {**super().get_config(), "threshold": self.threshold}
 
@@ -140,6 +191,12 @@ class MeanSquaredError(MeanMetric):
         self._check_shapes(y_true, y_pred)
         return ops.sum_squared_error(y_true, y_pred), y_pred.size
 
+    def _weighted(self, y_true, y_pred, plan):
+        self._check_shapes(y_true, y_pred)
+        cols = y_pred.size // max(int(np.prod(self._values_shape(y_true, y_pred))), 1)
+        return metric_ops.weighted_row_sums(y_true.reshape(-1, cols), y_pred.reshape(-1, cols), plan.weights,
+                                            plan.per, metric_ops.ROW_SQUARED_ERROR)
+
 
 class MeanAbsoluteError(MeanMetric):
     """Mean of ``|y_pred - y_true|`` over all elements seen."""
@@ -150,6 +207,10 @@ class MeanAbsoluteError(MeanMetric):
         self._check_shapes(y_true, y_pred)
         return ops.sum_absolute_error(y_true, y_pred), y_pred.size
 
+    def _weighted(self, y_true, y_pred, plan):
+        self._check_shapes(y_true, y_pred)
+        return metric_ops.weighted_row_sums(y_true, y_pred, plan.weights, plan.per, metric_ops.ROW_ABSOLUTE_ERROR)
+
 
 class _ShapeResolvedAccuracy(MeanMetric):
     """'accuracy' with no loss to decide by: picks its kind from the first batch's shapes (Keras 3's rule)."""
@@ -159,7 +220,7 @@ class _ShapeResolvedAccuracy(MeanMetric):
         if getattr(self, "_resolved", None) is not None:
             self._resolved.reset_state()
 
-    def update_state(self, y_true, y_pred):
+    def update_state(self, y_true, y_pred, sample_weight=None):
         if getattr(self, "_resolved", None) is None:
             true_shape = tuple(np.shape(y_true))
             if y_pred.shape[-1] == 1:
@@ -169,7 +230,7 @@ class _ShapeResolvedAccuracy(MeanMetric):
             else:
                 kind = CategoricalAccuracy
             self._resolved = kind(name=self.name)
-        self._resolved.update_state(y_true, y_pred)
+        self._resolved.update_state(y_true, y_pred, sample_weight=sample_weight)
 
     def result(self):
         return self._resolved.result() if getattr(self, "_resolved", None) is not None else 0.0

@@ -4,10 +4,15 @@ OneHotIoU, OneHotMeanIoU, Precision, Recall, AUC.
 Their state (a confusion matrix, or counts per threshold) stays on the backend and is updated
 by the kernels of ``kernels/metrics.cu`` with integer atomics, so updates never wait for the
 host and always give the same counts; ``result()`` reads the state (a few hundred integers).
+Weighted updates (``sample_weight``: one weight for all, per sample, per row or per element, as
+Keras broadcasts it) add float32 weights into a second, float32 state, made at the first weighted
+update; ``result()`` adds both.
 """
+import warnings
+
 import numpy as np
 
-from . import backend
+from . import backend, metrics_weights
 from .metrics import Metric
 from .primitives import launch
 from .primitives import metrics as ops
@@ -57,19 +62,41 @@ class IoU(Metric):
 
     def reset_state(self):
         self.total_cm = launch.zeros((self.num_classes, self.num_classes), np.uint64)
+        self._weighted_cm = None   # float32, at the first weighted update
 
     def _modes(self):
         return (ops.CLASS_VALUE if self.sparse_y_true else ops.CLASS_ARGMAX,
                 ops.CLASS_VALUE if self.sparse_y_pred else ops.CLASS_ARGMAX, 0.5)
 
-    def update_state(self, y_true, y_pred):
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """sample_weight: one weight per row (pixel) of y_true's class ids, per sample, or one for all."""
         mode_true, mode_pred, threshold = self._modes()
-        ops.confusion_update(self.total_cm, as_float(y_true), as_float(y_pred), self.num_classes,
-                             self.ignore_class, mode_true, mode_pred, threshold)
+        y_true, y_pred = as_float(y_true), as_float(y_pred)
+        cm, weights, per = self.total_cm, None, 1
+        if sample_weight is not None:
+            rows = tuple(y_true.shape[:-1] if mode_true == ops.CLASS_ARGMAX else y_true.shape)
+            weights, per = metrics_weights.leading_weights(sample_weight, rows, self.name)
+            if self._weighted_cm is None:
+                self._weighted_cm = launch.zeros(self.total_cm.shape, np.float32)
+            cm = self._weighted_cm
+        ops.confusion_update(cm, y_true, y_pred, self.num_classes, self.ignore_class, mode_true, mode_pred, threshold,
+                             weights, per, whole=sample_weight is not None and self._whole_weights())
+
+    def _whole_weights(self):
+        """Keras's IoU state has dtype "int" unless told otherwise: float weights are truncated (Keras
+        warns; so does gpunet). ``dtype="float32"`` keeps them."""
+        if self.dtype is not None and "int" not in str(self.dtype):
+            return False
+        warnings.warn(f"Metric '{self.name}': sample_weight is truncated to whole numbers, as Keras's IoU of "
+                      f"int dtype (the default) does; pass dtype='float32' to keep fractional weights.",
+                      stacklevel=3)
+        return True
 
     def result(self):
         """The mean IoU of the target classes that occurred (a float)."""
         cm = read(self.total_cm).astype(np.float64)
+        if self._weighted_cm is not None:
+            cm += read(self._weighted_cm)
         tp = np.diag(cm)
         denominator = (cm.sum(0) + cm.sum(1) - tp)[self.target_class_ids]
         valid = denominator > 1e-9
@@ -155,9 +182,11 @@ class _ThresholdCounts(Metric):
 
     def reset_state(self):
         self._hist = launch.zeros((2, self._sorted.size + 1), np.uint64)
+        self._weighted_hist = None   # float32, at the first weighted update
         self._thresholds_on_device = backend.current().asarray(self._sorted, dtype=np.float32)
 
-    def update_state(self, y_true, y_pred):
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """sample_weight: one weight per element of y_pred, per row, per sample, or one for all."""
         y_pred = as_float(y_pred)
         if getattr(self, "_from_logits", False):
             y_pred = sigmoid_forward(y_pred)
@@ -167,11 +196,20 @@ class _ThresholdCounts(Metric):
         if tuple(y_true.shape) != tuple(y_pred.shape):
             raise ValueError(f"Metric '{self.name}' needs targets of the predictions' shape {tuple(y_pred.shape)}; "
                              f"received shape {tuple(y_true.shape)}.")
-        ops.threshold_histogram(self._hist, y_true, y_pred, self._thresholds_on_device, getattr(self, "class_id", None))
+        hist, weights, per = self._hist, None, 1
+        if sample_weight is not None:
+            weights, per = metrics_weights.leading_weights(sample_weight, tuple(y_pred.shape), self.name)
+            if self._weighted_hist is None:
+                self._weighted_hist = launch.zeros(self._hist.shape, np.float32)
+            hist = self._weighted_hist
+        ops.threshold_histogram(hist, y_true, y_pred, self._thresholds_on_device, getattr(self, "class_id", None),
+                                weights, per)
 
     def counts(self):
         """``(tp, fp, tn, fn)`` per threshold, in the thresholds' given order (float64 arrays)."""
         hist = read(self._hist).astype(np.float64)
+        if self._weighted_hist is not None:
+            hist += read(self._weighted_hist)
         above = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]   # predictions > threshold j
         tp, fp = above[1], above[0]
         fn, tn = hist[1].sum() - tp, hist[0].sum() - fp

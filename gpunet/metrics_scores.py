@@ -4,7 +4,8 @@ RootMeanSquaredError. States stay on the backend (``kernels/metrics.cu`` adds ea
 """
 import numpy as np
 
-from .metrics import Metric, MeanSquaredError
+from . import metrics_weights
+from .metrics import Metric, MeanMetric, MeanSquaredError
 from .metrics_confusion import EPSILON, as_float, read
 from .primitives import launch
 from .primitives import metrics as ops
@@ -37,14 +38,20 @@ class FBetaScore(Metric):
     def reset_state(self):
         self._state = None   # (4, classes): tp, fp, fn, sum of y_true; made at the first update
 
-    def update_state(self, y_true, y_pred):
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """sample_weight: one weight per row, (batch,) or (batch, 1), multiplying each row's terms."""
         y_true, y_pred = as_float(y_true), as_float(y_pred)
         if y_pred.ndim != 2 or tuple(y_true.shape) != tuple(y_pred.shape):
             raise ValueError(f"Metric '{self.name}' needs y_true and y_pred of one shape (batch, classes); "
                              f"received {tuple(y_true.shape)} and {tuple(y_pred.shape)}.")
         if self._state is None:
             self._state = launch.zeros((4, y_pred.shape[-1]), np.float32)
-        ops.fbeta_update(self._state, y_true, y_pred, self.threshold)
+        weights = None
+        if sample_weight is not None:
+            weights, per = metrics_weights.leading_weights(sample_weight, y_pred.shape[:1], self.name)
+            if per != 1:   # one weight for the whole batch
+                weights = launch.zeros((y_pred.shape[0],), np.float32) + weights
+        ops.fbeta_update(self._state, y_true, y_pred, self.threshold, weights)
 
     def result(self):
         if self._state is None:
@@ -81,7 +88,7 @@ class F1Score(FBetaScore):
         return config
 
 
-class TopKCategoricalAccuracy(Metric):
+class TopKCategoricalAccuracy(MeanMetric):
     """Fraction of rows whose one-hot target class is among the ``k`` largest predictions (ties
     count as in); y_true and y_pred (batch, ..., classes)."""
 
@@ -94,23 +101,23 @@ class TopKCategoricalAccuracy(Metric):
         self.k, self.dtype = int(k), dtype
         super().__init__(name=name)
 
-    def reset_state(self):
-        self._count, self._rows = launch.zeros((1,), np.uint64), 0
-
     def _targets(self, y_true, y_pred):
+        y_true = as_float(y_true)
         if tuple(y_true.shape) != tuple(y_pred.shape):
             raise ValueError(f"Metric '{self.name}' needs one-hot targets of shape {tuple(y_pred.shape)}; "
                              f"received shape {tuple(y_true.shape)}.")
         return y_true
 
-    def update_state(self, y_true, y_pred):
-        y_pred = as_float(y_pred)
-        y_true = self._targets(as_float(y_true), y_pred)
-        ops.top_k_count(self._count, y_true, y_pred, self.k, self._sparse)
-        self._rows += y_pred.size // y_pred.shape[-1]
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        super().update_state(y_true, as_float(y_pred), sample_weight)
 
-    def result(self):
-        return float(read(self._count)[0]) / self._rows if self._rows else 0.0
+    def _batch(self, y_true, y_pred):
+        count = ops.top_k_count(launch.zeros((1,), np.uint64), y_true, y_pred, self.k, self._sparse)
+        return count.reshape(()), y_pred.size // y_pred.shape[-1]
+
+    def _weighted(self, y_true, y_pred, plan):
+        return ops.weighted_row_sums(y_true, y_pred, plan.weights, plan.per, ops.ROW_TOP_K, self.k,
+                                     sparse=self._sparse)
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype, "k": self.k}
@@ -128,6 +135,7 @@ class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
         super().__init__(k=k, name=name, dtype=dtype)
 
     def _targets(self, y_true, y_pred):
+        y_true = as_float(y_true)
         if y_true.size != y_pred.size // y_pred.shape[-1]:
             raise ValueError(f"Metric '{self.name}' needs one integer label per row of {tuple(y_pred.shape)}; "
                              f"received shape {tuple(y_true.shape)}.")
@@ -138,6 +146,9 @@ class RootMeanSquaredError(MeanSquaredError):
     """``sqrt`` of the mean of ``(y_pred - y_true)^2`` over all elements seen."""
 
     default_name = "root_mean_squared_error"
+
+    def _values_shape(self, y_true, y_pred):
+        return tuple(y_pred.shape)   # Keras's RMSE averages the squared errors themselves, element by element
 
     def result(self):
         return float(np.sqrt(super().result()))

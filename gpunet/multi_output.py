@@ -9,16 +9,47 @@ The total loss is ``sum(loss_weight_k * loss_k)``; the logs hold it as "loss", e
 unweighted loss as "<output>_loss" and each metric as "<output>_<metric>", where <output> is the
 name of the layer that makes the output, as Keras 3 names them. A subclassed model whose call()
 returns a dict is named by its keys; one returning a list logs "<loss>_loss" per output (the loss
-as given: "mse_loss") and its metrics under their own names, as Keras 3 does. Targets, sample weights (one
-array for every output, or one per output) and losses come as a list in the outputs' order or a
-dict by output name.
+as given: "mse_loss") and its metrics under their own names, as Keras 3 does. ``weighted_metrics``
+(per output too) get the sample weights; one whose name is taken logs as "<output>_weighted_<metric>".
+Targets, sample weights (one array for every output, or one per output) and losses come as a list
+in the outputs' order or a dict by output name.
 """
 import numpy as np
 
 from . import backend, losses, metrics as metrics_module
 from .primitives import weighted_loss
 
-__all__ = ["CompiledOutputs", "per_output"]
+__all__ = ["CompiledOutputs", "per_output", "log_names"]
+
+
+def log_names(plain, weighted):
+    """Keras 3's log names (its CompileMetrics.result) for metrics named ``plain`` then ``weighted``,
+    each a name or an ``(output name, metric name)`` pair: "<output>_<name>"; a repeated name gets
+    "_1", "_2", ...; a weighted metric whose name is taken becomes "[<output>_]weighted_<name>"."""
+    full = lambda prefix, name: f"{prefix}_{name}" if prefix else name
+    pairs = lambda names: [n if isinstance(n, tuple) else (None, n) for n in names]
+    counters, out = {}, []
+    for prefix, name in pairs(plain):
+        key = full(prefix, name)
+        if key in counters:
+            counters[key] += 1
+            key = f"{key}_{counters[key] - 1}"
+        else:
+            counters[key] = 1
+        out.append(key)
+    for prefix, name in pairs(weighted):
+        key = full(prefix, name)
+        if key in counters:
+            key = full(prefix, f"weighted_{name}")
+            if key in counters:
+                counters[key] += 1
+                key = f"{key}_{counters[key] - 1}"
+            else:
+                counters[key] = 1
+        else:
+            counters[key] = 1
+        out.append(key)
+    return out
 
 
 def per_output(value, names, what, default=None, single_ok=True):
@@ -47,7 +78,7 @@ class LossTracker(metrics_module.MeanMetric):
 
     def record(self, value, count):
         self._total.add(value, count)   # a 0-d backend array is not read here
-        self.count += int(count)
+        self._count.add(int(count))
 
 
 def _metric_list(entry, loss, what):
@@ -71,7 +102,7 @@ def _loss_log_names(specs, objects):
 class CompiledOutputs:
     """What compile made of per-output losses, loss weights and metrics; runs the loss side of a step."""
 
-    def __init__(self, names, loss, loss_weights, metrics, named_by_loss=False):
+    def __init__(self, names, loss, loss_weights, metrics, weighted_metrics=None, named_by_loss=False):
         self.names = names
         self.loss_specs = per_output(loss, names, "compile: loss")
         self.losses = [None if l is None else losses.get(l) for l in self.loss_specs]
@@ -79,38 +110,43 @@ class CompiledOutputs:
             raise ValueError(f"compile: every output of {names} has loss None; give at least one a loss.")
         self.loss_weights = [float(w) for w in per_output(loss_weights, names, "compile: loss_weights", 1.0,
                                                           single_ok=False)]
-        per = self._per_output_metrics(metrics)
         logged = _loss_log_names(self.loss_specs, self.losses) if named_by_loss else [f"{n}_loss" for n in names]
         self.trackers = [LossTracker(name=n) for n, l in zip(logged, self.losses) if l is not None]
-        self.metrics = []   # (output index, metric renamed "<output>_<metric>" unless named_by_loss)
-        self.metric_specs = {}   # output name -> what rebuilds its metrics (for saving)
-        for k, (name, entry) in enumerate(zip(names, per)):
-            for metric in _metric_list(entry, self.losses[k], "compile: metrics"):
-                self.metric_specs.setdefault(name, []).append(
-                    metric.name if isinstance(entry, str) or isinstance(entry, (list, tuple)) and metric.name in entry
-                    else {"class_name": type(metric).__name__, "config": metric.get_config()})
-                if not named_by_loss and not metric.name.startswith(f"{name}_"):
-                    metric.name = f"{name}_{metric.name}"
-                self.metrics.append((k, metric))
+        self.metrics = []   # (output index, metric renamed as its log names it, weighted?)
+        self.metric_specs, self.weighted_metric_specs = {}, {}   # output name -> what rebuilds them (saving)
+        for weighted, given, specs in ((False, metrics, self.metric_specs),
+                                       (True, weighted_metrics, self.weighted_metric_specs)):
+            for k, (name, entry) in enumerate(zip(names, self._per_output_metrics(given, weighted))):
+                for metric in _metric_list(entry, self.losses[k], "compile: metrics"):
+                    specs.setdefault(name, []).append(
+                        metric.name if isinstance(entry, str) or isinstance(entry, (list, tuple)) and
+                        metric.name in entry else {"class_name": type(metric).__name__, "config": metric.get_config()})
+                    self.metrics.append((k, metric, weighted))
+        # "<output>_<metric>" (unless named_by_loss: a subclassed model's list outputs keep the metrics' own names)
+        prefix = lambda k, m: None if named_by_loss or m.name.startswith(f"{names[k]}_") else names[k]
+        split = lambda weighted: [(prefix(k, m), m.name) for k, m, w in self.metrics if w == weighted]
+        for (_, metric, _), log_name in zip(self.metrics, log_names(split(False), split(True))):
+            metric.name = log_name
 
-    def _per_output_metrics(self, metrics):
+    def _per_output_metrics(self, metrics, weighted=False):
+        what = "compile: weighted_metrics" if weighted else "compile: metrics"
         if metrics is None or isinstance(metrics, dict):
-            return per_output(metrics, self.names, "compile: metrics")
+            return per_output(metrics, self.names, what)
         if not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"compile: metrics must be a list or a dict by output name; received {metrics!r}.")
-        return per_output(list(metrics), self.names, "compile: metrics")
+            raise TypeError(f"{what} must be a list or a dict by output name; received {metrics!r}.")
+        return per_output(list(metrics), self.names, what)
 
     def training_config(self, optimizer_config):
         """The compile settings as saved files hold them (see gpunet.saving.model_file)."""
         loss = [spec if spec is None or isinstance(spec, str) else losses.serialize(loss)
                 for spec, loss in zip(self.loss_specs, self.losses)]
         return {"loss": loss, "loss_weights": self.loss_weights, "metrics": self.metric_specs or None,
-                "optimizer_config": optimizer_config}
+                "weighted_metrics": self.weighted_metric_specs or None, "optimizer_config": optimizer_config}
 
     @property
     def all_metrics(self):
         """Loss trackers first, then the metrics (the order of the logs and of metrics_names)."""
-        return self.trackers + [m for _, m in self.metrics]
+        return self.trackers + [m for _, m, _ in self.metrics]
 
     # -- targets and weights ---------------------------------------------------------------------
     def targets(self, y, count, output_shapes, where):
@@ -166,7 +202,11 @@ class CompiledOutputs:
                 value = loss.device_value(y, p, w)
             next(trackers).record(value, len(p))
             total = total + weight * value   # 0-d backend arrays: no read
-        for k, metric in self.metrics:
-            if ys[k] is not None:
+        for k, metric, weighted in self.metrics:
+            if ys[k] is None:
+                continue
+            if weighted and ws[k] is not None:
+                metric.update_state(ys[k], y_preds[k], sample_weight=ws[k])
+            else:
                 metric.update_state(ys[k], y_preds[k])
         return total, dys

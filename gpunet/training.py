@@ -11,16 +11,15 @@ an epoch. Each step runs inside ``backend.step(kind)``, the mark strict-sync mod
 profiler count by.
 """
 import contextlib
-import math
 
 import numpy as np
 
-from . import backend, callbacks as callbacks_module, distribute, losses, multi_output, \
-    metrics as metrics_module, optimizers
+from . import backend, callbacks as callbacks_module, distribute
 from . import regularizers
 from .primitives import cast, precision
 from .autodiff import subclassed
 from .callbacks.base import reads_batch_logs
+from .compile_settings import CompileMixin
 from .data import replicas_for_fit, should_validate, take
 from .data.trainer_data import DataMixin, uploaded
 from .device_sums import DeviceSum
@@ -42,7 +41,7 @@ def _check_finite(array, what):
         raise ValueError(f"{what} contains {array[index]} at index {index}; expected finite numbers only.")
 
 
-class Trainer(DataMixin):
+class Trainer(DataMixin, CompileMixin):
     """compile / fit / evaluate / predict for a Model (which supplies forward, backward, weights)."""
 
     def _init_training(self):
@@ -54,64 +53,6 @@ class Trainer(DataMixin):
         # Data parallel: the distribution the model was made under, and the ranks' view of this fit.
         self._made_under, self._replicas = distribute.distribution(), distribute.local_replicas()
         self._grad_ready = None   # called as each layer's backward returns (gradient buckets)
-
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, jit_compile="auto"):
-        """Choose the optimizer, loss and metrics (names or objects) for fit / evaluate.
-
-        (Keras 3 puts loss_weights before metrics; here it comes after, so that the positional
-        ``compile(optimizer, loss, metrics)`` gpunet has always taken keeps working.)
-
-        A model with several outputs takes one loss for all or a list / dict of them, loss_weights
-        as a list / dict, and metrics per output (a list of lists or a dict): see gpunet.multi_output.
-
-        jit_compile: True captures fit's training step as a CUDA graph on the kernel backends and
-        replays it per batch (gpunet.jit); "auto" (Keras's default) and False train eagerly here.
-        """
-        self._set_jit_compile(jit_compile)
-        self.optimizer = self._loss_scaled(optimizers.get(optimizer))
-        self.loss = loss
-        self._outputs = None
-        self.compiled = True
-        if subclassed.outputs_unknown(self):   # a subclassed model learns its outputs when it is built
-            self._deferred_compile = (loss, loss_weights, metrics)
-            self.compiled_loss, self.compiled_metrics = None, []
-            return
-        self._compile_losses(loss, loss_weights, metrics)
-
-    def _compile_losses(self, loss, loss_weights, metrics):
-        """compile's loss side: one loss and its metrics, or per output (gpunet.multi_output)."""
-        if getattr(self, "_many_outputs", False):
-            self._outputs = multi_output.CompiledOutputs(self._output_names(), loss, loss_weights, metrics,
-                                                         named_by_loss=subclassed.named_by_loss(self))
-            self.compiled_loss = None
-            self.compiled_metrics = self._outputs.all_metrics
-            return
-        if metrics is not None and not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"metrics must be a list such as ['accuracy']; received {metrics!r}.")
-        if loss_weights is not None and multi_output.per_output(loss_weights, ["output"], "compile: loss_weights",
-                                                                single_ok=True) != [1.0]:
-            raise ValueError(f"compile: loss_weights {loss_weights!r} on a single-output model: gpunet weighs "
-                             f"losses of several outputs only; scale the loss (or the learning rate) instead.")
-        self.compiled_loss = losses.get(loss) if loss is not None else None
-        self.compiled_metrics = [metrics_module.get(m, loss=self.compiled_loss) for m in metrics or []]
-
-    def _set_jit_compile(self, jit_compile):
-        if jit_compile not in (True, False, "auto"):
-            raise ValueError(f"compile: jit_compile must be True, False or 'auto'; received {jit_compile!r}.")
-        self.jit_compile = jit_compile is True   # "auto": eager, so that fit steps as written (see gpunet.jit)
-        self._captured_step = None
-
-    def _loss_scaled(self, optimizer):
-        """Keras's compile under mixed_float16: the optimizer wrapped in a LossScaleOptimizer (unless
-        it is one), the model's policy deciding (the global policy when the model was made)."""
-        scaler = getattr(optimizers, "LossScaleOptimizer", None)
-        if scaler is None or self.dtype_policy.name != "mixed_float16" or isinstance(optimizer, scaler):
-            return optimizer
-        return scaler(optimizer)
-
-    @property
-    def metrics_names(self):
-        return ["loss", *[m.name for m in self.compiled_metrics]]
 
     def _require_compiled(self, where):
         if not self.compiled:
@@ -177,8 +118,7 @@ class Trainer(DataMixin):
         if self._many_outputs:
             return self._train_step_outputs(xb, yb, wb)
         value, y_pred = self._train_step_core(xb, yb, wb)
-        for metric in self.compiled_metrics:
-            metric.update_state(yb, y_pred)
+        self._update_metrics(yb, y_pred, wb)
         return value
 
     def _train_step_core(self, xb, yb, wb=None):
@@ -237,8 +177,7 @@ class Trainer(DataMixin):
         else:
             value = self.compiled_loss.device_value(yb, y_pred, wb)
         value = add_penalties(value, self.losses)   # Keras's evaluate adds them too
-        for metric in self.compiled_metrics:
-            metric.update_state(yb, y_pred)
+        self._update_metrics(yb, y_pred, wb)
         return value
 
     def _train_step_outputs(self, xb, ys, ws):
@@ -254,7 +193,7 @@ class Trainer(DataMixin):
     def _logs(self, loss):
         """Logs for a loss (a float, a 0-d backend array or a DeviceSum mean) and the metrics: reads the device."""
         logs = {"loss": float(loss() if callable(loss) else loss)}
-        logs.update({m.name: float(m.result()) for m in self.compiled_metrics})
+        logs.update({name: float(m.result()) for name, m in zip(self.metrics_names[1:], self.compiled_metrics)})
         return logs
 
     def _run_steps(self, kind, step, batches, callback_list, progress):

@@ -34,7 +34,7 @@ def _cnn(loss, metrics, classes=3):
         gn.layers.Dense(classes),
         gn.layers.Softmax(),
     ])
-    model.compile("adam", loss, metrics)
+    model.compile("adam", loss, metrics=metrics)
     return model
 
 
@@ -64,7 +64,7 @@ def test_regression_losses_and_metrics_under_strict_sync(name, rng):
     with _use(name):
         model = gn.Sequential([gn.layers.Input((6, 6, 2)), gn.layers.Flatten(), gn.layers.Dense(1),
                                gn.layers.Activation("sigmoid")])
-        model.compile("sgd", "binary_crossentropy", ["mae", "mse", "binary_accuracy"])
+        model.compile("sgd", "binary_crossentropy", metrics=["mae", "mse", "binary_accuracy"])
         with backend.strict_sync():
             model.fit(x, y, batch_size=4, epochs=1, verbose=0)
             logs = model.evaluate(x, y, batch_size=5, verbose=0, return_dict=True)

@@ -11,7 +11,7 @@ are averaged over every sample seen.
 """
 import numpy as np
 
-from .. import backend, losses, metrics
+from .. import backend, losses, metrics, metrics_weights
 from . import GradientTape, Tensor, paused
 
 _REGISTRY = {}
@@ -127,12 +127,24 @@ class MeanMetricWrapper(metrics.MeanMetric):
         dtype = y_true.dtype if np.dtype(y_true.dtype).kind in "iub" else y_pred.dtype
         return losses.align_targets(backend.current().asarray(y_true, dtype=dtype), y_pred)
 
-    def _batch(self, y_true, y_pred):
-        """(the batch's sum of values, a 0-d backend array left on the device, their count)."""
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Keras's MeanMetricWrapper: the values of fn, per-sample means, weighted as Keras weighs them."""
         from .. import ops
+        y_true = self._targets(y_true, y_pred)
         with paused():
             values = self.fn(Tensor(y_true), Tensor(y_pred))
-            return ops.sum(values).data, int(np.prod(getattr(values, "shape", ())))
+            shape = tuple(getattr(values, "shape", ()))
+            if sample_weight is None:
+                count = int(np.prod(shape))
+                if count:
+                    self._total.add(ops.sum(values).data, (shape[0] if shape else 1) / count)
+                    self._count.add(shape[0] if shape else 1)
+                return
+            plan = metrics_weights.samplewise(sample_weight, shape, self.name)
+            weights = Tensor(plan.weights)
+            means = ops.mean(ops.reshape(ops.cast(values, "float32"), (-1, plan.per)), axis=-1)
+            self._total.add(ops.sum(ops.multiply(means, weights)).data, plan.count_scale)
+            self._count.add(ops.sum(weights).data, plan.count_scale)
 
     def get_config(self):
         return {"name": self.name, "fn": _name_of(self.fn)}

@@ -98,16 +98,19 @@ def compile_config(model):
     """Keras's ``compile_config`` of a compiled model (the settings ``model_file`` saves in .h5)."""
     from .model_file import training_config
     settings = training_config(model)
-    loss, found = settings["loss"], settings["metrics"]
+    loss = settings["loss"]
     loss = [_keras_object("keras.losses", l) for l in loss] if isinstance(loss, list) \
         else _keras_object("keras.losses", loss)
-    if isinstance(found, dict):   # several outputs: metrics per output name
-        found = {name: [_keras_object("keras.metrics", m) for m in entries] for name, entries in found.items()}
-    else:
-        found = [_keras_object("keras.metrics", m) for m in found] or None
+
+    def keras_metrics(found):
+        if isinstance(found, dict):   # several outputs: metrics per output name
+            return {name: [_keras_object("keras.metrics", m) for m in entries] for name, entries in found.items()}
+        return [_keras_object("keras.metrics", m) for m in found or []] or None
     return {"optimizer": _keras_object("keras.optimizers", settings["optimizer_config"]),
-            "loss": loss, "loss_weights": settings.get("loss_weights"), "metrics": found,
-            "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
+            "loss": loss, "loss_weights": settings.get("loss_weights"), "metrics": keras_metrics(settings["metrics"]),
+            "weighted_metrics": keras_metrics(settings.get("weighted_metrics")),
+            "run_eagerly": bool(getattr(model, "run_eagerly", False)), "steps_per_execution": 1,
+            "jit_compile": bool(getattr(model, "jit_compile", False))}
 
 
 # -- config.json -> models ----------------------------------------------------------------------
@@ -207,9 +210,9 @@ def _compile_from_keras(model, config, custom_objects, where):
     from .model_file import compile_entries
     try:
         optimizer = optimizers.deserialize(_plain_object(config["optimizer"]), custom_objects)
-        loss, found = compile_entries(config, custom_objects, plain=_plain_object)
+        loss, found, weighted = compile_entries(config, custom_objects, plain=_plain_object)
         model.compile(optimizer=optimizer, loss=loss, loss_weights=config.get("loss_weights"),
-                      metrics=found or None)
+                      metrics=found or None, weighted_metrics=weighted or None)
         return True
     except (KeyError, TypeError, ValueError) as error:
         warnings.warn(f"{where}: the compile settings could not be restored ({error}); the model is "

@@ -47,8 +47,10 @@ def training_config(model):
     if getattr(model, "_outputs", None) is not None:   # several outputs: gpunet.multi_output
         return model._outputs.training_config(optimizers.serialize(model.optimizer))
     loss = model.loss if isinstance(model.loss, str) or model.loss is None else losses.serialize(model.compiled_loss)
-    return {"loss": loss,
-            "metrics": [_metric_entry(m, model.compiled_loss) for m in model.compiled_metrics],
+    flags = getattr(model, "_weighted_flags", None) or [False] * len(model.compiled_metrics)
+    entries = lambda weighted: [_metric_entry(m, model.compiled_loss)
+                                for m, w in zip(model.compiled_metrics, flags) if w == weighted]
+    return {"loss": loss, "metrics": entries(False), "weighted_metrics": entries(True) or None,
             "optimizer_config": optimizers.serialize(model.optimizer)}
 
 
@@ -64,21 +66,25 @@ def _from_entry(entry, module, custom_objects):
 
 def _compile(model, config, custom_objects):
     optimizer = optimizers.deserialize(config["optimizer_config"], custom_objects)
-    loss, found = compile_entries(config, custom_objects)
-    model.compile(optimizer=optimizer, loss=loss, loss_weights=config.get("loss_weights"), metrics=found or None)
+    loss, found, weighted = compile_entries(config, custom_objects)
+    model.compile(optimizer=optimizer, loss=loss, loss_weights=config.get("loss_weights"), metrics=found or None,
+                  weighted_metrics=weighted or None)
 
 
 def compile_entries(config, custom_objects, plain=lambda entry: entry):
-    """(loss, metrics) from saved compile settings: entries, lists of them (per output), or dicts of
-    lists (metrics per output name); ``plain`` turns a file's entry into gpunet's form first."""
+    """(loss, metrics, weighted_metrics) from saved compile settings: entries, lists of them (per
+    output), or dicts of lists (metrics per output name); ``plain`` turns a file's entry into
+    gpunet's form first."""
     def one(entry, module):
         entry = plain(entry)
         return _from_entry(entry, module, custom_objects) if isinstance(entry, dict) else entry
-    loss, found = config.get("loss"), config.get("metrics")
+    def metric_list(found):
+        if isinstance(found, dict):
+            return {name: [one(m, metrics) for m in entries] for name, entries in found.items()}
+        return [one(m, metrics) for m in found or []]
+    loss = config.get("loss")
     loss = [one(l, losses) for l in loss] if isinstance(loss, list) else one(loss, losses)
-    if isinstance(found, dict):
-        return loss, {name: [one(m, metrics) for m in entries] for name, entries in found.items()}
-    return loss, [one(m, metrics) for m in found or []]
+    return loss, metric_list(config.get("metrics")), metric_list(config.get("weighted_metrics"))
 
 
 # -- saving ---------------------------------------------------------------------------------
