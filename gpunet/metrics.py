@@ -10,10 +10,11 @@ import numpy as np
 
 from . import backend, losses, metrics_weights, utils
 from .device_sums import DeviceSum
+from .primitives import launch
 from .primitives import loss as ops
 from .primitives import metrics as metric_ops
 
-__all__ = ["Metric", "MeanMetric", "CategoricalAccuracy", "SparseCategoricalAccuracy", "BinaryAccuracy",
+__all__ = ["Metric", "MeanMetric", "Mean", "Sum", "CategoricalAccuracy", "SparseCategoricalAccuracy", "BinaryAccuracy",
            "MeanSquaredError", "MeanAbsoluteError", "get"]
 
 
@@ -119,6 +120,59 @@ class MeanMetric(Metric):
         if y_true.shape != y_pred.shape:
             raise ValueError(f"Metric '{self.name}' needs targets of the predictions' shape {tuple(y_pred.shape)}; "
                              f"received shape {tuple(y_true.shape)}.")
+
+
+class Sum(Metric):
+    """Keras's Sum: the (weighted) sum of the values given, ``update_state(values, sample_weight=None)``;
+    values of any shape (a backend or NumPy array), sample_weight broadcast as Keras broadcasts it."""
+
+    default_name = "sum"
+
+    def __init__(self, name=None, dtype=None):
+        self.dtype = dtype
+        super().__init__(name=name)
+
+    def reset_state(self):
+        self._total, self._count = DeviceSum(), DeviceSum()
+
+    def update_state(self, values, sample_weight=None):
+        values = backend.current().asarray(values, dtype=np.float32)
+        shape, size = tuple(values.shape), max(values.size, 1)
+        samples = shape[0] if shape else 1
+        if sample_weight is None:   # one weight of 1 for every value: (sum of the values, 1)
+            weights, per = launch.zeros((1,)) + np.float32(1), size
+        else:
+            plan = metrics_weights.samplewise(sample_weight, shape, self.name)
+            weights, per = plan.weights, plan.per
+        sums = metric_ops.weighted_row_sums(None, values.reshape(-1, 1), weights, per, metric_ops.ROW_MEAN)
+        if sample_weight is None:   # Keras's Mean: each sample's mean, counted once per sample
+            self._add(sums[0], samples / size, samples, 1)
+        else:
+            self._add(sums[0], plan.total_scale, sums[1], plan.count_scale)
+
+    def _add(self, total, total_scale, count, count_scale):
+        self._total.add(total)   # Keras's Sum sums over the weighted values, whatever their shape
+
+    def result(self):
+        return self._total.value()
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+
+class Mean(Sum):
+    """Keras's Mean: the (weighted) mean of the values given, ``update_state(values, sample_weight=None)``:
+    per-sample means (the values' first axis is the samples), weighted, over the sum of the weights."""
+
+    default_name = "mean"
+
+    def _add(self, total, total_scale, count, count_scale):
+        self._total.add(total, total_scale)
+        self._count.add(count, count_scale)
+
+    def result(self):
+        count = self._count.value()
+        return self._total.value() / count if count else 0.0
 
 
 class CategoricalAccuracy(MeanMetric):
@@ -261,7 +315,7 @@ _BY_NAME.update({name: globals()[cls] for name, cls in [
     ("fbeta_score", "FBetaScore"), ("binary_io_u", "BinaryIoU"), ("root_mean_squared_error", "RootMeanSquaredError"),
     ("top_k_categorical_accuracy", "TopKCategoricalAccuracy"),
     ("sparse_top_k_categorical_accuracy", "SparseTopKCategoricalAccuracy")]})
-_CLASSES = {cls.__name__: cls for cls in list(_BY_NAME.values()) + [globals()[n] for n in _FAMILIES]}
+_CLASSES = {cls.__name__: cls for cls in list(_BY_NAME.values()) + [globals()[n] for n in _FAMILIES] + [Mean, Sum]}
 
 
 def _accuracy(name, loss):

@@ -25,8 +25,8 @@
 //   weighted_label_sums(labels, y_pred, weights, partial, rows, cols, per, kind, k)
 //       one thread per row in a fixed grid-stride order: v = the row's value (kind 0: argmax of
 //       y_true == argmax of y_pred; 1: (y_pred > param) == y_true, cols 1; 2 / 3: mean over the
-//       cols of (p - y)^2 / |p - y|; 4: the target class in the top k = param; labels: 0 argmax
-//       == label, 4 top k); partial[b] = block b's sum of v * w, partial[blocks + b] its sum of
+//       cols of (p - y)^2 / |p - y|; 4: the target class in the top k = param; 5: the mean of
+//       y_pred's cols, y_true unread (Mean / Sum); labels: 0 argmax == label, 4 top k); partial[b] = block b's sum of v * w, partial[blocks + b] its sum of
 //       the weights, each weight once (the rows r with r % per == 0). Then
 //   weighted_sums_finish(partial, blocks, out): out[0..1] = the two sums over the blocks, in order.
 //   confusion_update_weighted(..., weights, cm, ..., per, whole)   cm[t * classes + p] += w (float cm;
@@ -164,8 +164,8 @@ __device__ __forceinline__ float row_value(const float* y_true, const T* y_pred,
     if (kind == 4) return in_top_k(p, first_argmax(t, cols), cols, (int)param);
     float sum = 0.0f;
     for (int j = 0; j < cols; ++j) {
-        float d = to_float(p[j]) - t[j];
-        sum += kind == 2 ? d * d : fabsf(d);
+        float d = kind == 5 ? to_float(p[j]) : to_float(p[j]) - t[j];
+        sum += kind == 2 ? d * d : kind == 5 ? d : fabsf(d);
     }
     return sum / (float)cols;
 }

@@ -28,6 +28,9 @@ def _run(index, backend_name):
         metric = getattr(gn.metrics, name)(**kwargs)
         for b in range(2):
             y = KERAS[f"{index}_y{b}"]
+            if name in ("Mean", "Sum"):   # update_state(values, sample_weight)
+                metric.update_state(KERAS[f"{index}_p{b}"], sample_weight=KERAS[f"{index}_w{b}"])
+                continue
             metric.update_state(y.astype(np.int64) if name in LABELS else y, KERAS[f"{index}_p{b}"],
                                 sample_weight=KERAS[f"{index}_w{b}"])
         return np.asarray(metric.result(), dtype=np.float64)
@@ -38,9 +41,19 @@ def test_weighted_result_matches_keras(index):
     assert_close(_run(index, "numpy"), KERAS[f"{index}_result"], rtol=1e-5, atol=1e-6, what=IDS[index])
 
 
-@pytest.mark.parametrize("index", [1, 3, 4, 6, 8, 11, 13, 16, 17, 18], ids=lambda i: IDS[i])
+@pytest.mark.parametrize("index", [1, 3, 4, 6, 8, 11, 13, 16, 17, 18, 19], ids=lambda i: IDS[i])
 def test_weighted_result_on_kernels_matches_keras(kernel_backend, index):
     assert_close(_run(index, kernel_backend), KERAS[f"{index}_result"], rtol=1e-5, atol=1e-6, what=IDS[index])
+
+
+def test_mean_and_sum_without_weights_as_keras_documents_them():
+    mean, total = gn.metrics.Mean(), gn.metrics.Sum()
+    for metric in (mean, total):
+        metric.update_state(np.array([1, 3, 5, 7]))
+    assert (mean.result(), total.result()) == (4.0, 16.0)
+    mean.update_state(np.array([[1.0, 3.0], [5.0, 7.0]]))   # per-sample means, each sample counted once
+    total.update_state(np.array([1, 3, 5, 7]), sample_weight=np.array([1, 1, 0, 0]))
+    assert (mean.result(), total.result()) == (4.0, 20.0)
 
 
 def test_unit_weights_equal_no_weights():

@@ -22,7 +22,7 @@ _FILE = "metrics.cu"
 _MAX_BLOCKS = 2048
 CLASS_VALUE, CLASS_ARGMAX, CLASS_THRESHOLD = 0, 1, 2
 # What weighted_row_sums takes as a row's value (Keras's metric functions)
-ROW_ARGMAX_EQUAL, ROW_BINARY_EQUAL, ROW_SQUARED_ERROR, ROW_ABSOLUTE_ERROR, ROW_TOP_K = 0, 1, 2, 3, 4
+ROW_ARGMAX_EQUAL, ROW_BINARY_EQUAL, ROW_SQUARED_ERROR, ROW_ABSOLUTE_ERROR, ROW_TOP_K, ROW_MEAN = 0, 1, 2, 3, 4, 5
 
 
 def _floats(op, y_true, y_pred):
@@ -162,14 +162,14 @@ def weighted_row_sums(y_true, y_pred, weights, per, kind, param=0.0, sparse=Fals
     ``weights`` float32, row r weighted by ``weights[r // per]``. value (``kind``): ROW_ARGMAX_EQUAL
     (argmax of y_true, or the label, == argmax of y_pred), ROW_BINARY_EQUAL ((y_pred > param) == y_true,
     cols 1), ROW_SQUARED_ERROR / ROW_ABSOLUTE_ERROR (mean over cols), ROW_TOP_K (the target class among
-    the ``param`` largest predictions, ties in)."""
+    the ``param`` largest predictions, ties in), ROW_MEAN (the mean of y_pred's cols; y_true None)."""
     cols = y_pred.shape[-1] if y_pred.ndim else 1
     rows = y_pred.size // max(cols, 1)
     if backend.current().runs_kernels:
         return _weighted_row_sums_kernel(y_true, y_pred, weights, per, kind, param, sparse, rows, cols)
     p, w = precision.widen(y_pred).reshape(rows, cols), _per_row(weights, per, rows)
     target = np.asarray(y_true).reshape(-1).astype(np.int64) if sparse else None
-    t = None if sparse else precision.widen(y_true).reshape(rows, cols).astype(np.float32)
+    t = None if sparse or y_true is None else precision.widen(y_true).reshape(rows, cols).astype(np.float32)
     if kind in (ROW_ARGMAX_EQUAL, ROW_TOP_K) and not sparse:
         target = np.argmax(t, axis=-1)
     if kind == ROW_ARGMAX_EQUAL:
@@ -178,6 +178,8 @@ def weighted_row_sums(y_true, y_pred, weights, per, kind, param=0.0, sparse=Fals
         valid = (target >= 0) & (target < cols)
         own = p[np.arange(rows), np.where(valid, target, 0)]
         values = valid & (np.sum(p > own[:, None], axis=-1) < int(param))
+    elif kind == ROW_MEAN:
+        values = np.mean(p, axis=-1, dtype=np.float32)
     elif kind == ROW_BINARY_EQUAL:
         values = (p[:, 0] > np.float32(param)).astype(np.float32) == t[:, 0]
     else:
@@ -198,8 +200,9 @@ def _weighted_row_sums_kernel(y_true, y_pred, weights, per, kind, param, sparse,
         launch.run(_FILE, "weighted_label_sums", blocks, launch.THREADS, labels, y_pred, weights, partial, rows,
                    cols, int(per), kind, int(param))
     else:
-        launch.run(_FILE, "weighted_row_sums", blocks, launch.THREADS, float_targets("weighted metric", y_true),
-                   y_pred, weights, partial, rows, cols, int(per), kind, launch.f32(param))
+        targets = launch.placeholder() if y_true is None else float_targets("weighted metric", y_true)
+        launch.run(_FILE, "weighted_row_sums", blocks, launch.THREADS, targets, y_pred, weights, partial, rows,
+                   cols, int(per), kind, launch.f32(param))
     out = launch.empty((2,))
     launch.run(_FILE, "weighted_sums_finish", 1, launch.THREADS, partial, blocks, out)
     return out

@@ -3,7 +3,8 @@ written once to ``weighted_metrics.npz`` and ``weighted_metrics.json`` (not run 
 ``cd tests/keras_fixtures && KERAS_BACKEND=jax python make_weighted_metric_fixtures.py`` (Keras 3.15.1).
 
 Metric cases: ``[class name, kwargs, input kind]`` (JSON in ``cases``); each updates a fresh Keras
-metric with two weighted batches ``<i>_y<b>, <i>_p<b>, <i>_w<b>`` and records ``<i>_result``.
+metric with two weighted batches ``<i>_y<b>, <i>_p<b>, <i>_w<b>`` and records ``<i>_result``
+(Mean and Sum take ``update_state(<i>_p<b>, sample_weight=<i>_w<b>)``).
 Models: Dense / Conv2D models whose start weights are saved (``<model>_start<k>``), compiled
 with ``metrics`` and ``weighted_metrics``; their fit / evaluate / train_on_batch logs go to the JSON.
 """
@@ -36,6 +37,7 @@ CASES = [
     ["Recall", {"thresholds": [0.3, 0.6]}, "multi_label_per_sample"],
     ["AUC", {"num_thresholds": 11}, "binary_per_sample"],
     ["F1Score", {"average": "macro", "threshold": 0.4}, "one_hot_per_sample"],
+    ["Mean", {}, "values_leading_weight"], ["Sum", {}, "values_leading_weight"],
 ]
 
 
@@ -60,6 +62,8 @@ def batch(kind, rng):
         return rng.integers(0, 2, (5, 3)), rng.uniform(0, 1, (5, 3)), w(5)
     if kind == "real_pixels_per_pixel":
         return rng.normal(0, 1, (2, 3, 4, 2)), rng.normal(0, 1, (2, 3, 4, 2)), w(2, 3, 4)
+    if kind == "values_leading_weight":   # Mean / Sum: update_state(values, sample_weight); y unused
+        return np.zeros(1), rng.normal(0, 1, (2, 3, 4)), w(2, 3)
     if kind == "real_scalar_weight":
         return rng.normal(0, 1, (5, 3)), rng.normal(0, 1, (5, 3)), np.array(1.5)
     weight = w(5, 1) if kind == "real_column_weight" else w(5)
@@ -73,7 +77,10 @@ def metric_cases(arrays):
         metric = getattr(keras.metrics, name)(**kwargs)
         for b in range(2):
             y, p, w = (np.asarray(a, dtype="float32") for a in batch(kind, rng))
-            metric.update_state(y, p, sample_weight=w)
+            if kind.startswith("values"):
+                metric.update_state(p, sample_weight=w)
+            else:
+                metric.update_state(y, p, sample_weight=w)
             arrays[f"{index}_y{b}"], arrays[f"{index}_p{b}"], arrays[f"{index}_w{b}"] = y, p, w
         arrays[f"{index}_result"] = np.asarray(metric.result(), dtype="float64")
 
