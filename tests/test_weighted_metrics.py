@@ -124,3 +124,19 @@ def test_weighted_update_reads_nothing_in_a_step(kernel_backend):
             for metric in metrics:
                 metric.update_state(yb, pb, sample_weight=wb)
         assert 0.0 < metrics[0].result() < 1.0
+
+
+def test_function_metric_weighs_as_its_builtin_twin():
+    """A fn(y_true, y_pred) metric (Keras's MeanMetricWrapper) reduces weights as the built-in one."""
+    rng = np.random.default_rng(0)
+    y, p = rng.normal(size=(4, 3, 2)).astype(np.float32), rng.normal(size=(4, 3, 2)).astype(np.float32)
+    w = rng.uniform(0, 2, (4, 3)).astype(np.float32)
+
+    def my_mae(a, b):
+        return gn.ops.mean(gn.ops.abs(b - a), axis=-1)
+    for weight in (w, w[:, :1], None):
+        mine, builtin = gn.metrics.get(my_mae), gn.metrics.MeanAbsoluteError()
+        for metric in (mine, builtin):
+            metric.update_state(y, p, sample_weight=weight)
+            metric.update_state(y[:2], p[:2])
+        assert mine.result() == pytest.approx(builtin.result(), rel=1e-6)
