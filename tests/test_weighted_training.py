@@ -140,3 +140,20 @@ def test_weighted_metrics_survive_saving(tmp_path, suffix):
     _same_logs(got, expected)
     config = gn.saving.keras_file.compile_config(model)
     assert len(config["metrics"]) == 1 and len(config["weighted_metrics"]) == 2
+
+
+def test_keras_written_file_with_weighted_metrics_loads_and_evaluates_as_keras():
+    model = gn.models.load_model(os.path.join(HERE, "weighted_metrics.keras"))
+    assert model.metrics_names == ["loss", "accuracy", "weighted_accuracy", "top2"]
+    _same_logs(model.evaluate(F["dense_x"], F["dense_y"], sample_weight=F["dense_sw"], batch_size=3, verbose=0,
+                              return_dict=True), J["keras_file_evaluate_sw"])
+
+
+def test_two_outputs_weighted_metrics_survive_saving(tmp_path):
+    model = two_outputs()
+    model.save(str(tmp_path / "two.keras"))
+    loaded = gn.models.load_model(str(tmp_path / "two.keras"))
+    assert loaded.metrics_names == model.metrics_names
+    x, ys, sw = F["dense_x"], [F["dense_y"], F["two_yb"]], F["dense_sw"]
+    _same_logs(loaded.evaluate(x, ys, sample_weight=sw, batch_size=3, verbose=0, return_dict=True),
+               model.evaluate(x, ys, sample_weight=sw, batch_size=3, verbose=0, return_dict=True))

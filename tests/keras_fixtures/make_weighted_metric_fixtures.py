@@ -6,7 +6,9 @@ Metric cases: ``[class name, kwargs, input kind]`` (JSON in ``cases``); each upd
 metric with two weighted batches ``<i>_y<b>, <i>_p<b>, <i>_w<b>`` and records ``<i>_result``
 (Mean and Sum take ``update_state(<i>_p<b>, sample_weight=<i>_w<b>)``).
 Models: Dense / Conv2D models whose start weights are saved (``<model>_start<k>``), compiled
-with ``metrics`` and ``weighted_metrics``; their fit / evaluate / train_on_batch logs go to the JSON.
+with ``metrics`` and ``weighted_metrics``; their fit / evaluate / train_on_batch logs go to the JSON;
+``weighted_metrics.keras`` is a compiled Dense model as Keras saves it (weighted_metrics in its
+compile_config).
 """
 import json
 import os
@@ -150,6 +152,12 @@ def model_cases(arrays, out):
                  weighted_metrics={"cls": ["accuracy"], "reg": ["mae"]})
     out["two_fit_sw"] = logs(m.fit(x, [y, yb], sample_weight=sw, batch_size=4, epochs=1, shuffle=False, verbose=0))
     out["two_evaluate_sw"] = m.evaluate(x, [y, yb], sample_weight=sw, batch_size=3, verbose=0, return_dict=True)
+
+    # A .keras file Keras writes with weighted_metrics in its compile_config, and its evaluate logs.
+    m = compiled(dense_model, arrays, "dense", loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                 weighted_metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=2, name="top2")])
+    out["keras_file_evaluate_sw"] = m.evaluate(x, y, sample_weight=sw, batch_size=3, verbose=0, return_dict=True)
+    m.save(os.path.join(HERE, "weighted_metrics.keras"))
 
 
 def main():
