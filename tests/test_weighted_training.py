@@ -157,3 +157,13 @@ def test_two_outputs_weighted_metrics_survive_saving(tmp_path):
     x, ys, sw = F["dense_x"], [F["dense_y"], F["two_yb"]], F["dense_sw"]
     _same_logs(loaded.evaluate(x, ys, sample_weight=sw, batch_size=3, verbose=0, return_dict=True),
                model.evaluate(x, ys, sample_weight=sw, batch_size=3, verbose=0, return_dict=True))
+
+
+def test_jit_compiled_step_feeds_weighted_metrics(kernel_backend):
+    """fit's captured step (jit_compile=True) replays, then updates the weighted metrics with the batch's weights."""
+    with gn.backend.use(kernel_backend):
+        model = dense(**BOTH, jit_compile=True)
+        logs = _fit_logs(model, F["dense_x"], F["dense_y"], sample_weight=F["dense_sw"], batch_size=3)
+        entries = model._captured_step.entries.values()
+        assert any(type(entry).__name__ == "_Entry" for entry in entries), "no batch was replayed from a graph"
+    _same_logs(logs, J["dense_fit_sw"])
