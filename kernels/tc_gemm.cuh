@@ -1,24 +1,33 @@
 // tc_gemm.cuh - the tensor-core GEMM core shared by tc_gemm.cu (dense) and tc_conv.cu:
-// C (64 x 64 block tile) = sum over k of A (M x K) B (K x N), float32 accumulators, operands
+// C (BM x BN block tile) = sum over k of A (M x K) B (K x N), float32 accumulators, operands
 // float32 (run as TF32: rounded with cvt.rna.tf32.f32, then mma m16n8k8) or bf16 / fp16
 // (mma m16n8k16). Sm_80 and newer only (mma.sync, ldmatrix, cp.async).
 //
-// Block: 128 threads = 4 warps in 2 x 2, each owning a 32 x 32 warp tile = 2 (m16) x 4 (n8)
-// mma tiles, 32 float accumulators a thread. K advances TC_KBYTES = 64 bytes of each operand
-// row a stage (16 floats or 32 halves: 2 mma k-steps), through TC_STAGES = 3 shared-memory
-// stages filled by cp.async: while the warps multiply stage s, the copies of the next two
-// stages are in flight (CUTLASS's multistage pipeline; one __syncthreads a k-tile).
+// Tile configurations (TcTile; the host picks one per shape, primitives/tensorcore.tile_for):
+//   TcSmall: 64 x 64 block, 128 threads = 4 warps in 2 x 2, each a 32 x 32 warp tile
+//            (2 m16 x 4 n8 mma tiles, 32 float accumulators a thread), 3 stages (30 KB).
+//   TcBig:   128 x 128 block, 128 threads = 4 warps in 2 x 2, each a 64 x 64 warp tile
+//            (4 m16 x 8 n8, 128 accumulators a thread), 2 stages (40 KB: a third stage would
+//            pass the 48 KB of static shared memory, and cudasim has no dynamic shared memory).
+//            Per mma k-step a warp reads 4 + 4 ldmatrix.x4 for 32 mma: twice the FLOPs per
+//            shared-memory byte of the 32 x 32 warp tile (16 TF32 / 32 BF16 FLOP/B), and the
+//            loader's per-k-tile integer work is spread over 4x the HMMAs.
+// K advances TC_KBYTES = 64 bytes of each operand row a stage (16 floats or 32 halves: 2 mma
+// k-steps), through STAGES shared-memory stages filled by cp.async: while the warps multiply
+// stage s, the copies of the next STAGES - 1 stages are in flight (CUTLASS's multistage
+// pipeline; one __syncthreads a k-tile).
 //
-// Shared layouts (per operand and stage, a padded byte array, no swizzle):
-//   K-major (k contiguous in memory, e.g. A = x (M, K)): 64 rows of 64 bytes, 80 bytes apart.
+// Shared layouts (per operand and stage, a padded byte array, no swizzle), for a tile of R rows
+// (R = BM for A, BN for B):
+//   K-major (k contiguous in memory, e.g. A = x (M, K)): R rows of 64 bytes, 80 bytes apart.
 //     ldmatrix's 8 rows of one matrix then start at words 0, 20, 8, 28, 16, 4, 24, 12 (mod 32):
 //     the 8 x 4 words fill the 32 banks once, no conflict. Fragments: ldmatrix.x4, which for
 //     32-bit data hands lane l float t of row g (the tf32 layout, see mma.cuh).
-//   MN-major (m or n contiguous, e.g. B = w (K, N)): rows of 64 elements (k fixed), padded by
-//     16 bytes (16-bit) or 32 bytes (float): 144 or 288 bytes apart, i.e. 4 or 8 banks of
-//     shift a row. 16-bit: ldmatrix.x4.trans (8 rows at banks 0, 4, ..., 28: conflict-free).
-//     float: ldmatrix cannot transpose 32-bit data, so 32-bit shared loads, lane (g, t)
-//     reading row t, column g: bank 8t + g, 32 distinct banks.
+//   MN-major (m or n contiguous, e.g. B = w (K, N)): rows of R elements (k fixed), padded by
+//     16 bytes (16-bit) or 32 bytes (float): a row is shifted 4 (16-bit) or 8 (float) banks from
+//     the one before for R = 64 and R = 128 alike. 16-bit: ldmatrix.x4.trans (8 rows at banks
+//     0, 4, ..., 28: conflict-free). float: ldmatrix cannot transpose 32-bit data, so 32-bit
+//     shared loads, lane (g, t) reading row t, column g: bank 8t + g, 32 distinct banks.
 // Tile edges: a 16-byte cp.async whose bytes pass the matrix's end reads only the bytes inside
 // (the zero-fill form: src-size < 16), so edge tiles multiply zeros, never garbage.
 // Fast path: cp.async needs 16-byte aligned sources: both bases 16-byte aligned and both
@@ -26,28 +35,46 @@
 // loads and shared stores (synchronous, slower, correct for any shape and alignment); the
 // choice is made per launch inside the kernel, from the actual pointers.
 // No integer division in the loop: loader positions are pointers and counters advanced by
-// constants; stage indices wrap by comparison.
+// constants; stage indices wrap by comparison. Address arithmetic is hoisted: a thread's chunks
+// of a stage tile sit a constant number of rows apart, so each loader keeps one shared offset
+// (the others are compile-time constants away), and the fragment loads keep one per-lane byte
+// offset per operand, computed before the loop (the k-step and tile offsets are constants).
 #pragma once
 #include "mma.cuh"
 
-#define TC_THREADS 128
-#define TC_BM 64
-#define TC_BN 64
-#define TC_STAGES 3
+#define TC_THREADS 128                      // TcSmall's block
+#define TC_BIG_THREADS 128                  // TcBig's block
 #define TC_KBYTES 64
 #define TC_KMAJOR_STRIDE 80                 // bytes between rows of a K-major tile
-#define TC_STAGE_BYTES 5120                 // 64 * 80 >= 16 * 288 = 32 * 144 = 4608
+
+// A block tile of BM x BN outputs, WARPS_M x WARPS_N warps (each a (BM / WARPS_M) x (BN / WARPS_N)
+// warp tile of MI m16 x NJ n8 mma tiles), STAGES shared-memory stages.
+template <int BM_, int BN_, int WARPS_M_, int WARPS_N_, int STAGES_>
+struct TcTile {
+    static constexpr int BM = BM_, BN = BN_, WARPS_M = WARPS_M_, WARPS_N = WARPS_N_, STAGES = STAGES_;
+    static constexpr int THREADS = 32 * WARPS_M * WARPS_N;
+    static constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N, MI = WM / 16, NJ = WN / 8;
+};
+using TcSmall = TcTile<64, 64, 2, 2, 3>;
+using TcBig = TcTile<128, 128, 2, 2, 2>;
+static_assert(TcSmall::THREADS == TC_THREADS && TcBig::THREADS == TC_BIG_THREADS, "launch bounds");
 
 template <class T> struct TcType;
 template <> struct TcType<float> {
     static constexpr int K_STEP = 8;        // mma m16n8k8
-    static constexpr int MN_STRIDE = 288;   // 64 floats + 32 bytes
+    static constexpr int PAD = 32;          // bytes after an MN-major row
 };
 template <> struct TcType<bf16_t> {
     static constexpr int K_STEP = 16;
-    static constexpr int MN_STRIDE = 144;   // 64 halves + 16 bytes
+    static constexpr int PAD = 16;
 };
 template <> struct TcType<fp16_t> : TcType<bf16_t> {};
+
+// Bytes between the k rows of an MN-major tile of `rows` elements (64: 288 / 144; 128: 544 / 272).
+template <class T> __host__ __device__ constexpr int tc_mn_stride(int rows) { return rows * int(sizeof(T)) + TcType<T>::PAD; }
+// Bytes of one operand's stage tile of `rows` rows in either layout: K-major rows * 80 >=
+// MN-major (64 / sizeof(T)) k rows * tc_mn_stride = 64 rows + 512.
+__host__ __device__ constexpr int tc_stage_bytes(int rows) { return rows * TC_KMAJOR_STRIDE > 64 * rows + 512 ? rows * TC_KMAJOR_STRIDE : 64 * rows + 512; }
 
 __device__ __forceinline__ void tc_mma(float* d, const unsigned* a, const unsigned* b, float) {
     mma_tf32_m16n8k8(d, a, b, d);
@@ -59,43 +86,48 @@ __device__ __forceinline__ void tc_mma(float* d, const unsigned* a, const unsign
     mma_f16_m16n8k16(d, a, b, d);
 }
 
-// Copies one operand's (64 rows x TC_KBYTES) stage tile: thread t moves 16-byte chunks t and
-// t + 128 of the 256. K-major: chunk c = (row c / 4, bytes 16 (c % 4)); MN-major: chunk c =
-// (k row c / CPR, columns 16 (c % CPR) bytes on), CPR = chunks a row. Each chunk keeps its
-// global pointer and the k position it has reached, advanced by one k-tile per stage.
-template <class T, bool KMAJOR_>
+// Copies one operand's (ROWS rows x TC_KBYTES) stage tile: its 4 ROWS 16-byte chunks, thread t
+// moving chunks t + THREADS i (i < CH). K-major: chunk c = (row c / 4, bytes 16 (c % 4));
+// MN-major: chunk c = (k row c / CPR, columns 16 (c % CPR) bytes on), CPR = chunks a row. A
+// thread's chunks share their column and sit RSTEP rows apart, so one shared offset and (K-major)
+// one k serve all of them. Each chunk keeps its global pointer, advanced by one k-tile per stage.
+template <class T, bool KMAJOR_, int ROWS, int THREADS>
 struct TcLoader {
     static constexpr bool KMAJOR = KMAJOR_;
     static constexpr int EPC = 16 / sizeof(T);                 // elements a chunk
     static constexpr int BK = TC_KBYTES / sizeof(T);           // k elements a stage
-    static constexpr int CPR = KMAJOR ? 4 : 64 / EPC;          // chunks a shared row
+    static constexpr int CPR = KMAJOR ? 4 : ROWS / EPC;        // chunks a shared row
+    static constexpr int CH = 4 * ROWS / THREADS, RSTEP = THREADS / CPR;
+    static constexpr int ROW_BYTES = KMAJOR ? TC_KMAJOR_STRIDE : tc_mn_stride<T>(ROWS);
     const T* base;
-    const T* src[2];
-    int smem[2];          // byte offsets in the stage tile
-    int k[2];             // the chunk's first k
-    int fixed_bytes[2];   // K-major: 0 if the row is past the matrix; MN-major: bytes inside the row
+    const T* src[CH];
+    int smem;             // chunk 0's byte offset in the stage tile (chunk i: + i RSTEP ROW_BYTES)
+    int k;                // K-major: the chunks' first k; MN-major: chunk 0's k (chunk i: + i RSTEP)
+    int fixed_bytes[CH];  // K-major: 16, or 0 if the row is past the matrix; MN-major: bytes inside the row
     int k_end;
     long long step;       // elements the pointer moves per stage
 
-    // Rows [r0, r0 + 64) of the operand (M or N extent `rows`), k from k_begin to k_end; ld is
+    // Rows [r0, r0 + ROWS) of the operand (M or N extent `rows`), k from k_begin to k_end; ld is
     // the leading dimension: element (r, k) at p[r * ld + k] (K-major) or p[k * ld + r].
     __device__ TcLoader(const T* p, int rows, int ld, int r0, int k_begin, int k_end_) : base(p), k_end(k_end_) {
         step = KMAJOR ? BK : (long long)BK * ld;
+        int row = threadIdx.x / CPR, col = threadIdx.x % CPR;   // constants: shifts
+        smem = row * ROW_BYTES + col * 16;
+        if (KMAJOR) {
+            k = k_begin + col * EPC;
 #pragma unroll
-        for (int i = 0; i < 2; ++i) {
-            int c = threadIdx.x + TC_THREADS * i, row = c / CPR, col = c % CPR;   // constants: shifts
-            if (KMAJOR) {
-                int r = r0 + row;
-                k[i] = k_begin + col * EPC;
+            for (int i = 0; i < CH; ++i) {
+                int r = r0 + row + i * RSTEP;
                 fixed_bytes[i] = r < rows ? 16 : 0;
-                src[i] = p + (long long)min(r, rows - 1) * ld + k[i];
-                smem[i] = row * TC_KMAJOR_STRIDE + col * 16;
-            } else {
-                int r = r0 + col * EPC;
-                k[i] = k_begin + row;
+                src[i] = p + (long long)min(r, rows - 1) * ld + k;
+            }
+        } else {
+            int r = r0 + col * EPC;
+            k = k_begin + row;
+#pragma unroll
+            for (int i = 0; i < CH; ++i) {
                 fixed_bytes[i] = max(0, min(rows - r, EPC)) * int(sizeof(T));
-                src[i] = p + (long long)k[i] * ld + min(r, rows - 1);
-                smem[i] = row * TcType<T>::MN_STRIDE + col * 16;
+                src[i] = p + (long long)(k + i * RSTEP) * ld + min(r, rows - 1);
             }
         }
     }
@@ -103,11 +135,11 @@ struct TcLoader {
     // Issue the copies of the current k-tile into `tile`, then move to the next k-tile.
     template <bool FAST>
     __device__ __forceinline__ void load(unsigned char* tile) {
+        int k_bytes = max(0, (k_end - k) * int(sizeof(T)));   // K-major: bytes of the row left
 #pragma unroll
-        for (int i = 0; i < 2; ++i) {
-            int bytes = KMAJOR ? min(fixed_bytes[i], max(0, (k_end - k[i]) * int(sizeof(T))))
-                               : (k[i] < k_end ? fixed_bytes[i] : 0);
-            unsigned char* dst = tile + smem[i];
+        for (int i = 0; i < CH; ++i) {
+            int bytes = KMAJOR ? min(fixed_bytes[i], k_bytes) : (k + i * RSTEP < k_end ? fixed_bytes[i] : 0);
+            unsigned char* dst = tile + smem + i * RSTEP * ROW_BYTES;
             if (FAST) {
                 cp_async_cg16(dst, bytes > 0 ? (const void*)src[i] : (const void*)base, bytes);
             } else {   // any alignment: element loads, zeros past the edge
@@ -116,29 +148,39 @@ struct TcLoader {
                 for (int e = 0; e < EPC; ++e) out[e] = e * int(sizeof(T)) < bytes ? src[i][e] : T{};
             }
             src[i] += step;
-            k[i] += BK;
         }
+        k += BK;
     }
 };
 
-// The A fragments (2 m16 tiles) of mma k-step `kk` from a stage tile; tf32 operands rounded.
-template <class T, bool KMAJOR>
-__device__ __forceinline__ void tc_fragments_a(const unsigned char* tile, int kk, int wm, unsigned (&a)[2][4]) {
-    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+// A lane's byte offset in a stage tile for the A fragments of warp row wm (mma tile 0, k-step 0);
+// tc_fragments_a adds only constants to it.
+template <class T, bool KMAJOR, int ROWS>
+__device__ __forceinline__ int tc_offset_a(int wm) {
+    int lane = threadIdx.x & 31;
+    if (KMAJOR)   // x4: rows m..m+15 at k bytes 0-15 (lanes 0-15) and 16-31 (lanes 16-31)
+        return (wm + (lane & 15)) * TC_KMAJOR_STRIDE + (lane >> 4) * 16;
+    if (sizeof(T) == 2)   // x4.trans: k rows (lane & 7) + 8 (lane >> 4), m + 8 ((lane >> 3) & 1)
+        return ((lane & 7) + ((lane >> 4) << 3)) * tc_mn_stride<T>(ROWS) + (wm + (((lane >> 3) & 1) << 3)) * 2;
+    return (lane & 3) * tc_mn_stride<T>(ROWS) + (wm + (lane >> 2)) * 4;   // float: row t, column g
+}
+
+// The A fragments (MI m16 tiles) of mma k-step `kk` at `at` = stage tile + tc_offset_a; tf32 rounded.
+template <class T, bool KMAJOR, int ROWS, int MI>
+__device__ __forceinline__ void tc_fragments_a(const unsigned char* at, int kk, unsigned (&a)[MI][4]) {
+    constexpr int S = tc_mn_stride<T>(ROWS);
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        int m = wm + 16 * i;
-        if (KMAJOR) {   // x4: rows m..m+15 at k bytes 0-15 (lanes 0-15) and 16-31 (lanes 16-31)
-            ldmatrix_x4(a[i], tile + (m + (lane & 15)) * TC_KMAJOR_STRIDE + kk * 32 + (lane >> 4) * 16);
-        } else if (sizeof(T) == 2) {   // x4.trans: k rows (lane & 7) + 8 (lane >> 4), m + 8 ((lane >> 3) & 1)
-            int krow = kk * 16 + (lane & 7) + ((lane >> 4) << 3);
-            ldmatrix_x4_trans(a[i], tile + krow * TcType<T>::MN_STRIDE + (m + (((lane >> 3) & 1) << 3)) * 2);
+    for (int i = 0; i < MI; ++i) {
+        if (KMAJOR) {
+            ldmatrix_x4(a[i], at + 16 * i * TC_KMAJOR_STRIDE + kk * 32);
+        } else if (sizeof(T) == 2) {
+            ldmatrix_x4_trans(a[i], at + kk * 16 * S + 32 * i);
         } else {        // float, m contiguous: a0 (g, t) a1 (g+8, t) a2 (g, t+4) a3 (g+8, t+4)
-            const unsigned char* at = tile + (kk * 8 + t) * TcType<T>::MN_STRIDE + (m + g) * 4;
-            a[i][0] = *reinterpret_cast<const unsigned*>(at);
-            a[i][1] = *reinterpret_cast<const unsigned*>(at + 32);
-            a[i][2] = *reinterpret_cast<const unsigned*>(at + 4 * TcType<T>::MN_STRIDE);
-            a[i][3] = *reinterpret_cast<const unsigned*>(at + 4 * TcType<T>::MN_STRIDE + 32);
+            const unsigned char* p = at + kk * 8 * S + 64 * i;
+            a[i][0] = *reinterpret_cast<const unsigned*>(p);
+            a[i][1] = *reinterpret_cast<const unsigned*>(p + 32);
+            a[i][2] = *reinterpret_cast<const unsigned*>(p + 4 * S);
+            a[i][3] = *reinterpret_cast<const unsigned*>(p + 4 * S + 32);
         }
         if (sizeof(T) == 4) {
 #pragma unroll
@@ -147,26 +189,34 @@ __device__ __forceinline__ void tc_fragments_a(const unsigned char* tile, int kk
     }
 }
 
-// The B fragments (4 n8 tiles) of mma k-step `kk`; tf32 operands rounded.
-template <class T, bool KMAJOR>
-__device__ __forceinline__ void tc_fragments_b(const unsigned char* tile, int kk, int wn, unsigned (&b)[4][2]) {
-    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+// A lane's byte offset for the B fragments of warp column wn (n tiles 0-1, k-step 0).
+template <class T, bool KMAJOR, int ROWS>
+__device__ __forceinline__ int tc_offset_b(int wn) {
+    int lane = threadIdx.x & 31;
+    if (KMAJOR)   // x4: n rows (lane & 7) + 8 (lane >> 4), k bytes 16 ((lane >> 3) & 1)
+        return (wn + (lane & 7) + ((lane >> 4) << 3)) * TC_KMAJOR_STRIDE + (((lane >> 3) & 1) << 4);
+    if (sizeof(T) == 2)   // x4.trans: k rows (lane & 7) + 8 ((lane >> 3) & 1), n + 8 (lane >> 4)
+        return ((lane & 7) + (((lane >> 3) & 1) << 3)) * tc_mn_stride<T>(ROWS) + (wn + ((lane >> 4) << 3)) * 2;
+    return (lane & 3) * tc_mn_stride<T>(ROWS) + (wn + (lane >> 2)) * 4;   // float: row t, column g
+}
+
+// The B fragments (NJ n8 tiles, in pairs) of mma k-step `kk` at stage tile + tc_offset_b; tf32 rounded.
+template <class T, bool KMAJOR, int ROWS, int NJ>
+__device__ __forceinline__ void tc_fragments_b(const unsigned char* at, int kk, unsigned (&b)[NJ][2]) {
+    constexpr int S = tc_mn_stride<T>(ROWS);
 #pragma unroll
-    for (int jp = 0; jp < 2; ++jp) {
-        int n = wn + 16 * jp;
+    for (int jp = 0; jp < NJ / 2; ++jp) {
         unsigned r[4];
-        if (KMAJOR) {   // x4: n rows (lane & 7) + 8 (lane >> 4), k bytes 16 ((lane >> 3) & 1)
-            ldmatrix_x4(r, tile + (n + (lane & 7) + ((lane >> 4) << 3)) * TC_KMAJOR_STRIDE + kk * 32 +
-                               (((lane >> 3) & 1) << 4));
-        } else if (sizeof(T) == 2) {   // x4.trans: k rows (lane & 7) + 8 ((lane >> 3) & 1), n + 8 (lane >> 4)
-            int krow = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
-            ldmatrix_x4_trans(r, tile + krow * TcType<T>::MN_STRIDE + (n + ((lane >> 4) << 3)) * 2);
+        if (KMAJOR) {
+            ldmatrix_x4(r, at + 16 * jp * TC_KMAJOR_STRIDE + kk * 32);
+        } else if (sizeof(T) == 2) {
+            ldmatrix_x4_trans(r, at + kk * 16 * S + 32 * jp);
         } else {        // float, n contiguous: b0 (k t, n g), b1 (k t+4, n g), for n and n + 8
-            const unsigned char* at = tile + (kk * 8 + t) * TcType<T>::MN_STRIDE + (n + g) * 4;
-            r[0] = *reinterpret_cast<const unsigned*>(at);
-            r[1] = *reinterpret_cast<const unsigned*>(at + 4 * TcType<T>::MN_STRIDE);
-            r[2] = *reinterpret_cast<const unsigned*>(at + 32);
-            r[3] = *reinterpret_cast<const unsigned*>(at + 4 * TcType<T>::MN_STRIDE + 32);
+            const unsigned char* p = at + kk * 8 * S + 64 * jp;
+            r[0] = *reinterpret_cast<const unsigned*>(p);
+            r[1] = *reinterpret_cast<const unsigned*>(p + 4 * S);
+            r[2] = *reinterpret_cast<const unsigned*>(p + 32);
+            r[3] = *reinterpret_cast<const unsigned*>(p + 4 * S + 32);
         }
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
@@ -176,53 +226,57 @@ __device__ __forceinline__ void tc_fragments_b(const unsigned char* tile, int kk
     }
 }
 
+// The stages, declared once by the kernel (the FAST and the slow instantiation share it; a
+// __shared__ array in the main-loop template would exist once per instantiation).
+template <class Cfg>
+struct TcSmem {
+    unsigned char a[Cfg::STAGES][tc_stage_bytes(Cfg::BM)];
+    unsigned char b[Cfg::STAGES][tc_stage_bytes(Cfg::BN)];
+};
+
+template <class Cfg>
+using TcAcc = float[Cfg::MI][Cfg::NJ][4];
+
 // acc += the block tile's product over k in [k_begin, k_end): the multistage main loop.
 // Every thread of the block must call it (barriers); FAST selects 16-byte cp.async loads.
 // LA / LB: loaders with KMAJOR (their shared layout) and load<FAST>(stage tile) (TcLoader for
-// matrices, the conv loaders of tc_conv.cu for implicit-GEMM operands).
-// The stages live in TcSmem, declared once by the kernel (the FAST and the slow instantiation
-// share it; a __shared__ array in this template would exist once per instantiation).
-struct TcSmem {
-    unsigned char a[TC_STAGES][TC_STAGE_BYTES];
-    unsigned char b[TC_STAGES][TC_STAGE_BYTES];
-};
-
-template <class T, bool FAST, class LA, class LB>
-__device__ __forceinline__ void tc_mainloop(LA& la, LB& lb, int k_begin, int k_end, TcSmem& smem,
-                                            float (&acc)[2][4][4]) {
-    auto& smem_a = smem.a;
-    auto& smem_b = smem.b;
-    constexpr int BK = TC_KBYTES / sizeof(T);
+// matrices, the conv loaders of tc_conv.cu for implicit-GEMM operands), of Cfg::BM / BN rows.
+template <class T, class Cfg, bool FAST, class LA, class LB>
+__device__ __forceinline__ void tc_mainloop(LA& la, LB& lb, int k_begin, int k_end, TcSmem<Cfg>& smem,
+                                            TcAcc<Cfg>& acc) {
+    constexpr int BK = TC_KBYTES / sizeof(T), STAGES = Cfg::STAGES;
     int tiles = (k_end - k_begin + BK - 1) / BK;   // once, before the loop
-    int warp = threadIdx.x >> 5, wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
-    for (int s = 0; s < TC_STAGES - 1; ++s) {
+    int warp = threadIdx.x >> 5;
+    int off_a = tc_offset_a<T, LA::KMAJOR, Cfg::BM>((warp / Cfg::WARPS_N) * Cfg::WM);
+    int off_b = tc_offset_b<T, LB::KMAJOR, Cfg::BN>((warp % Cfg::WARPS_N) * Cfg::WN);
+    for (int s = 0; s < STAGES - 1; ++s) {
         if (s < tiles) {
-            la.template load<FAST>(smem_a[s]);
-            lb.template load<FAST>(smem_b[s]);
+            la.template load<FAST>(smem.a[s]);
+            lb.template load<FAST>(smem.b[s]);
         }
         cp_async_commit();
     }
-    int read = 0, write = TC_STAGES - 1;
+    int read = 0, write = STAGES - 1;
     for (int kt = 0; kt < tiles; ++kt) {
-        cp_async_wait<TC_STAGES - 2>();   // this thread's copies of k-tile kt have landed...
+        cp_async_wait<STAGES - 2>();      // this thread's copies of k-tile kt have landed...
         __syncthreads();                  // ...and everyone's; stage `write` is no longer read
-        if (kt + TC_STAGES - 1 < tiles) {
-            la.template load<FAST>(smem_a[write]);
-            lb.template load<FAST>(smem_b[write]);
+        if (kt + STAGES - 1 < tiles) {
+            la.template load<FAST>(smem.a[write]);
+            lb.template load<FAST>(smem.b[write]);
         }
         cp_async_commit();                // an empty group at the end keeps the count uniform
 #pragma unroll
         for (int kk = 0; kk < TC_KBYTES / 32; ++kk) {
-            unsigned a[2][4], b[4][2];
-            tc_fragments_a<T, LA::KMAJOR>(smem_a[read], kk, wm, a);
-            tc_fragments_b<T, LB::KMAJOR>(smem_b[read], kk, wn, b);
+            unsigned a[Cfg::MI][4], b[Cfg::NJ][2];
+            tc_fragments_a<T, LA::KMAJOR, Cfg::BM, Cfg::MI>(smem.a[read] + off_a, kk, a);
+            tc_fragments_b<T, LB::KMAJOR, Cfg::BN, Cfg::NJ>(smem.b[read] + off_b, kk, b);
 #pragma unroll
-            for (int i = 0; i < 2; ++i)
+            for (int i = 0; i < Cfg::MI; ++i)
 #pragma unroll
-                for (int j = 0; j < 4; ++j) tc_mma(acc[i][j], a[i], b[j], T{});
+                for (int j = 0; j < Cfg::NJ; ++j) tc_mma(acc[i][j], a[i], b[j], T{});
         }
-        read = read + 1 == TC_STAGES ? 0 : read + 1;
-        write = write + 1 == TC_STAGES ? 0 : write + 1;
+        read = read + 1 == STAGES ? 0 : read + 1;
+        write = write + 1 == STAGES ? 0 : write + 1;
     }
     cp_async_wait<0>();
     __syncthreads();   // the stages may be reused by the caller's next call
@@ -232,25 +286,27 @@ __device__ __forceinline__ bool tc_aligned16(const void* p) { return (reinterpre
 
 // The block's accumulators: row m0 + wm + 16 i + g (+ 8 for r >= 2), column n0 + wn + 8 j + 2 t
 // (+ 1 for odd r), i.e. the C fragment layout of mma.cuh per mma tile.
+template <class Cfg>
 struct TcOut {
     int row, col;   // of register 0 of mma tile (0, 0)
     __device__ TcOut(int m0, int n0) {
         int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-        row = m0 + (warp >> 1) * 32 + (lane >> 2);
-        col = n0 + (warp & 1) * 32 + 2 * (lane & 3);
+        row = m0 + (warp / Cfg::WARPS_N) * Cfg::WM + (lane >> 2);
+        col = n0 + (warp % Cfg::WARPS_N) * Cfg::WN + 2 * (lane & 3);
     }
     __device__ int row_of(int i, int r) const { return row + 16 * i + 8 * (r >> 1); }
     __device__ int col_of(int j, int r) const { return col + 8 * j + (r & 1); }
 };
 
 // out (rows x cols, row-major) = the block tile's accumulators (+ bias[col] when bias is not null).
-__device__ __forceinline__ void tc_store(const float (&acc)[2][4][4], float* __restrict__ out, int rows, int cols,
+template <class Cfg>
+__device__ __forceinline__ void tc_store(const TcAcc<Cfg>& acc, float* __restrict__ out, int rows, int cols,
                                          int m0, int n0, const float* __restrict__ bias) {
-    TcOut at(m0, n0);
+    TcOut<Cfg> at(m0, n0);
 #pragma unroll
-    for (int i = 0; i < 2; ++i)
+    for (int i = 0; i < Cfg::MI; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j)
+        for (int j = 0; j < Cfg::NJ; ++j)
 #pragma unroll
             for (int r = 0; r < 4; ++r) {
                 int row = at.row_of(i, r), col = at.col_of(j, r);

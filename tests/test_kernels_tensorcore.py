@@ -56,8 +56,8 @@ def operands(rng, kind, m, k, n, trans_a, trans_b, with_bias):
 
 
 def launches(m, k, n, itemsize, kind, layout):
-    splits = tensorcore.splits_for(m, k, n, itemsize)[0]
-    return [f"tc_gemm_{kind}_{layout}", *(["tc_sum_splits"] if splits > 1 else [])]
+    tile, splits, _ = tensorcore.gemm_plan(m, k, n, itemsize)
+    return [f"tc_gemm_{kind}_{layout}{tile.suffix}", *(["tc_sum_splits"] if splits > 1 else [])]
 
 
 @pytest.mark.parametrize("kind, layout, shape", CASES, ids=lambda v: "x".join(map(str, v)) if isinstance(v, tuple) else v)

@@ -21,11 +21,23 @@ Dense uses this for float32 under ``gn.config.set_float32_matmul_precision("high
 fp16 operands (the mixed-precision policies to come) always take it.
 
 Kernel path (cuda and cudasim; sm_80 and newer on a GPU): one ``tc_gemm_<type>_<nn|nt|tn>``
-launch over (ceil(M / 64), ceil(N / 64), splits) blocks of 128 threads. When the output has
-few 64 x 64 tiles (the grid would leave SMs idle), K is split into ``splits`` chunks of whole
-k-tiles, each written to its own slice of a partial buffer, and ``tc_sum_splits`` adds the
-slices in order (plus the bias): deterministic, no atomics.
+launch over (ceil(M / 64), ceil(N / 64), splits) blocks of 128 threads, or on 128 x 128 block
+tiles (``tc_gemm_<type>_<layout>_128x128``, same grid with 128) where ``tile_for`` picks them.
+When the output has few tiles (the grid would leave SMs idle), K is split into ``splits`` chunks
+of whole k-tiles, each written to its own slice of a partial buffer, and ``tc_sum_splits`` adds
+the slices in order (plus the bias): deterministic, no atomics.
+
+Tiles (``tile_for``, used by tensorcore_conv too). ``SMALL``: 64 x 64 blocks of 4 warps with
+32 x 32 warp tiles; ``BIG``: 128 x 128 blocks of 4 warps with 64 x 64 warp tiles, whose loop
+reads half the shared-memory bytes per mma FLOP (docs/performance.md). A product takes the tile
+whose grid finishes in less modelled time: ceil(blocks / SMs) waves of one block's work (its
+area times its k length), BIG's work counted at half (its speed, SPEED), ties to SMALL. So big
+outputs take BIG, and small grids keep SMALL (the SMs it would leave idle cost more than BIG
+saves), unless split-K gives BIG's grid the blocks to fill the GPU anyway. The SM count is the
+device's on the cuda backend; the NumPy and cudasim backends choose as a GPU of
+``SIMULATED_SMS`` SMs would, so that test-sized products run both tiles.
 """
+import collections
 import math
 
 import numpy as np
@@ -40,15 +52,23 @@ try:
 except ImportError:   # pragma: no cover - bf16 operands then cannot exist either
     _BF16 = None
 
-__all__ = ["matmul", "store", "usable", "tf32_round", "operand_type", "operand_unit_roundoff"]
+__all__ = ["matmul", "store", "usable", "tf32_round", "operand_type", "operand_unit_roundoff", "tile_for", "Tile",
+           "SMALL", "BIG", "gemm_plan"]
 
-_THREADS = 128          # tc_gemm.cuh's TC_THREADS
-_TILE = 64              # TC_BM == TC_BN
 _K_BYTES = 64           # TC_KBYTES: k bytes of an operand row per k-tile
 _SPLIT_BLOCKS = 256     # split K until about this many blocks run (2 per SM on an A100 / H100)...
 _SPLIT_MIN_TILES = 4    # ...keeping at least this many k-tiles in each split (the pipeline depth)
 _MAX_SUM_BLOCKS = 2048
 _CAPABILITY = {}        # device id -> compute capability as an int (80 for 8.0)
+_SMS = {}               # device id -> multiprocessor count
+
+Tile = collections.namedtuple("Tile", "suffix bm bn threads speed")
+Tile.__doc__ = """A block tile of the tensor-core kernels: kernel name suffix, rows, columns, threads,
+and its loop's modelled speed relative to SMALL (tile_for's cost)."""
+SMALL = Tile("", 64, 64, 128, 1.0)              # tc_gemm.cuh's TcSmall (TC_THREADS)
+BIG = Tile("_128x128", 128, 128, 128, 2.0)      # TcBig (TC_BIG_THREADS): 16 / 8 FLOP per smem byte
+TILES = (SMALL, BIG)
+SIMULATED_SMS = 2       # the SM count the numpy and cudasim backends choose tiles for
 
 
 def operand_type(dtype):
@@ -78,6 +98,33 @@ def usable():
     if device.id not in _CAPABILITY:   # asked once per device: dense and conv ask on every call
         _CAPABILITY[device.id] = int(device.compute_capability)
     return _CAPABILITY[device.id] >= 80
+
+
+def multiprocessors():
+    """The SM count tile_for plans for: the cuda device's, else SIMULATED_SMS."""
+    be = backend.current()
+    if be.name != "cuda":
+        return SIMULATED_SMS
+    device = be.xp.cuda.Device()
+    if device.id not in _SMS:
+        _SMS[device.id] = int(be.xp.cuda.runtime.deviceGetAttribute(16, device.id))   # MultiProcessorCount
+    return _SMS[device.id]
+
+
+def tile_for(m, n, k=1, layers=1, splits=None, sms=None):
+    """The Tile for an (m, k) @ (k, n) product run ``layers`` times side by side (grid z: an input
+    gradient's phases), on ``sms`` SMs (default: ``multiprocessors()``). ``splits(tile)`` ->
+    ``(splits, k_per_split)`` where the kernel splits K (grid z), else K is one piece.
+    Cost of a tile: ceil(blocks / sms) * bm * bn * k_per_split / speed; the least wins, ties SMALL."""
+    sms = multiprocessors() if sms is None else sms
+    best = None
+    for tile in TILES:
+        count, per_split = splits(tile) if splits else (1, k)
+        blocks = math.ceil(m / tile.bm) * math.ceil(n / tile.bn) * layers * count
+        cost = math.ceil(blocks / sms) * tile.bm * tile.bn * max(per_split, 1) / tile.speed
+        if best is None or cost < best[0]:
+            best = (cost, tile)
+    return best[1]
 
 
 def tf32_round(x):
@@ -154,10 +201,10 @@ def _finish(op, partial, bias, dtype, activation, fold):
     return c
 
 
-def splits_for(m, k, n, itemsize):
-    """``(splits, k_per_split)`` for an (M, K) @ (K, N) product: split K only while the output's
-    tiles leave SMs idle, every split whole k-tiles, at least _SPLIT_MIN_TILES of them."""
-    tiles = math.ceil(m / _TILE) * math.ceil(n / _TILE)
+def splits_for(m, k, n, itemsize, tile=SMALL):
+    """``(splits, k_per_split)`` for an (M, K) @ (K, N) product on ``tile``: split K only while the
+    output's tiles leave SMs idle, every split whole k-tiles, at least _SPLIT_MIN_TILES of them."""
+    tiles = math.ceil(m / tile.bm) * math.ceil(n / tile.bn)
     k_tile = _K_BYTES // itemsize
     k_tiles = max(1, math.ceil(k / k_tile))
     splits = max(1, min(math.ceil(_SPLIT_BLOCKS / tiles), k_tiles // _SPLIT_MIN_TILES))
@@ -165,21 +212,27 @@ def splits_for(m, k, n, itemsize):
     return max(1, math.ceil(k / per_split)), per_split
 
 
+def gemm_plan(m, k, n, itemsize, sms=None):
+    """``(tile, splits, k_per_split)`` of an (M, K) @ (K, N) tensor-core product."""
+    tile = tile_for(m, n, k, splits=lambda t: splits_for(m, k, n, itemsize, t), sms=sms)
+    return (tile, *splits_for(m, k, n, itemsize, tile))
+
+
 def _matmul_kernel(op, a, b, bias, trans_a, trans_b, m, k, n, out_dtype=None, activation=None, fold=None):
     dtype = a.dtype
     a, b = launch.inputs(op, a, b, dtype=dtype)
     for what, size in (("rows x columns", m * n), ("rows x depth", m * k), ("depth x columns", k * n)):
         launch.i32(size, f"{op}: {what}")
-    rows, cols = launch.grid_for((m, n), (_TILE, _TILE))
+    tile, splits, per_split = gemm_plan(m, k, n, dtype.itemsize)
+    rows, cols = launch.grid_for((m, n), (tile.bm, tile.bn))
     if cols > 65535:
         raise ValueError(f"{op}: {n} output columns need {cols} column tiles; the grid's y axis takes 65,535.")
-    splits, per_split = splits_for(m, k, n, dtype.itemsize)
-    kernel = f"tc_gemm_{operand_type(dtype)}_{'t' if trans_a else 'n'}{'t' if trans_b else 'n'}"
+    kernel = f"tc_gemm_{operand_type(dtype)}_{'t' if trans_a else 'n'}{'t' if trans_b else 'n'}{tile.suffix}"
     bias_arg = launch.inputs(op, bias)[0] if bias is not None else launch.zeros((1,))
     finish = out_dtype is not None
     out = launch.empty((splits, m, n) if splits > 1 or finish else (m, n))
     launch.i32(out.size, f"{op}: split partial sums")
-    launch.run("tc_gemm.cu", kernel, (rows, cols, splits), _THREADS, a, b, bias_arg, out, m, k, n,
+    launch.run("tc_gemm.cu", kernel, (rows, cols, splits), tile.threads, a, b, bias_arg, out, m, k, n,
                int(bias is not None and not finish), per_split)
     if finish:   # tc_finish adds the splits and the bias itself
         return _finish(op, out, bias, precision.dtype_of(out_dtype), activation, fold)

@@ -19,6 +19,8 @@ and ``conv_half`` every 16-bit conv. The input gradient of a strided conv (and w
 transposed conv's forward) runs one GEMM per phase of the strides, as conv.cu's FFMA kernel does
 (kernels/conv_phase.cuh): the dx pixels of a phase and the taps that reach them.
 The filter gradient splits its pixels like conv.cu's (deterministic, conv.cu's ``sum_splits``).
+Each product runs on the block tile ``tensorcore.tile_for`` picks for its GEMM (``plan`` says
+which: 64 x 64 or 128 x 128, the kernel name's ``_128x128`` suffix).
 """
 import contextlib
 import math
@@ -28,11 +30,33 @@ import numpy as np
 from .. import backend, config
 from . import conv, launch, tensorcore
 
-__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_filter"]
+__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_filter", "plan"]
 
-_THREADS = 128       # tc_gemm.cuh's TC_THREADS
-_TILE = 64           # TC_BM == TC_BN
 _K_BYTES = 64        # TC_KBYTES
+
+
+def plan(product, x_shape, w_shape, out_hw, strides, itemsize, sms=None):
+    """``(tile, grid, splits, pixels_per_split)`` of one conv product on tensor cores: ``product`` is
+    "forward", "input" or "filter"; x_shape (N, H, W, Cin), w_shape (kh, kw, Cin, Cout), out_hw the
+    conv's output size. ``sms``: plan for that many SMs (default: the device's, tile_for)."""
+    n, h, wd, cin = x_shape
+    kh, kw, _, cout = w_shape
+    pixels = n * out_hw[0] * out_hw[1]
+    if product == "forward":   # M = output pixels, N = Cout, K = kh kw Cin
+        tile = tensorcore.tile_for(pixels, cout, kh * kw * cin, sms=sms)
+        return tile, launch.grid_for((pixels, cout), (tile.bm, tile.bn)), 1, 0
+    if product == "input":     # per phase: M = the largest phase's dx pixels, N = Cin, grid z = phases
+        sh, sw = strides
+        phase_pixels = n * math.ceil(h / sh) * math.ceil(wd / sw)
+        tile = tensorcore.tile_for(phase_pixels, cin, kh * kw * cout, layers=sh * sw, sms=sms)
+        return tile, (*launch.grid_for((phase_pixels, cin), (tile.bm, tile.bn)), sh * sw), 1, 0
+    taps, k_tile = kh * kw * cin, _K_BYTES // itemsize   # filter: M = taps, N = Cout, K = pixels (split)
+
+    def splits(tile):
+        blocks = math.ceil(taps / tile.bm) * math.ceil(cout / tile.bn)
+        return conv._splits(pixels, blocks, conv._SPLIT_MIN_PIXELS, k_tile)
+    tile = tensorcore.tile_for(taps, cout, pixels, splits=splits, sms=sms)
+    return (tile, (*launch.grid_for((taps, cout), (tile.bm, tile.bn)), splits(tile)[0]), *splits(tile))
 
 
 def _kind(op, *arrays):
@@ -90,11 +114,13 @@ def conv2d_backward_input(dy, w, x_shape, strides, padding, dilation):
     conv._expect_shape(op, "dy", dy.shape, (n, *out_hw, cout))
     if backend.current().runs_kernels:
         dy, w = launch.inputs(op, dy, w, dtype=dy.dtype)
-        # conv.cu's plan: blockIdx.z the phase, 64 x 64 tiles of the largest phase's GEMM (TC_BM, TC_BN)
-        dx_shape, grid, geometry = conv._input_gradient_plan(op, dy.shape, w.shape, (n, h, wd, cin), strides,
-                                                             padding, dilation, ("dy", "dx"))
+        # conv.cu's checks and geometry (blockIdx.z the phase); the grid is this tile's
+        dx_shape, _, geometry = conv._input_gradient_plan(op, dy.shape, w.shape, (n, h, wd, cin), strides,
+                                                          padding, dilation, ("dy", "dx"))
+        tile, grid, _, _ = plan("input", dx_shape, w.shape, out_hw, strides, dy.dtype.itemsize)
         dx = launch.empty(dx_shape)
-        launch.run("tc_conv.cu", f"tc_conv2d_backward_input_{kind}", grid, _THREADS, dy, w, dx, *geometry)
+        launch.run("tc_conv.cu", f"tc_conv2d_backward_input_{kind}{tile.suffix}", grid, tile.threads, dy, w, dx,
+                   *geometry)
         return dx
     with _float32_products():
         return conv.conv2d_backward_input(_rounded(dy), _rounded(w), x_shape, strides, padding, dilation)
@@ -120,10 +146,10 @@ def _forward_kernel(op, kind, x, w, b, strides, padding, dilation):
     out_hw = conv._plan(x.shape[1:3], (kh, kw), strides, padding, dilation)[0]
     bias = launch.inputs(op, b)[0] if b is not None else launch.zeros((1,))
     y = conv._output(op, "y", (x.shape[0], *out_hw, cout))
-    pixels = x.shape[0] * out_hw[0] * out_hw[1]
     launch.i32(kh * kw * cin * cout, f"{op}: elements of w")
-    grid = launch.grid_for((pixels, cout), (_TILE, _TILE))
-    launch.run("tc_conv.cu", f"tc_conv2d_forward_{kind}", grid, _THREADS, x, w, bias, y, int(b is not None),
+    tile, grid, _, _ = plan("forward", x.shape, w.shape, out_hw, strides, x.dtype.itemsize)
+    launch.run("tc_conv.cu", f"tc_conv2d_forward_{kind}{tile.suffix}", grid, tile.threads, x, w, bias, y,
+               int(b is not None),
                *conv._geometry(x.shape, w.shape, out_hw, strides, padding, dilation))
     return y
 
@@ -131,11 +157,8 @@ def _forward_kernel(op, kind, x, w, b, strides, padding, dilation):
 def _filter_kernel(op, kind, dy, x, w_shape, out_hw, strides, padding, dilation):
     dy, x = launch.inputs(op, dy, x, dtype=x.dtype)
     kh, kw, cin, cout = w_shape
-    pixels = x.shape[0] * out_hw[0] * out_hw[1]
-    tiles = launch.grid_for((kh * kw * cin, cout), (_TILE, _TILE))
-    k_tile = _K_BYTES // x.dtype.itemsize
-    splits, per_split = conv._splits(pixels, math.prod(tiles), conv._SPLIT_MIN_PIXELS, k_tile)
+    tile, grid, splits, per_split = plan("filter", x.shape, w_shape, out_hw, strides, x.dtype.itemsize)
     partial = conv._output(op, "the split filter gradients", (splits, kh, kw, cin, cout))
-    launch.run("tc_conv.cu", f"tc_conv2d_backward_filter_{kind}", (*tiles, splits), _THREADS, x, dy, partial,
+    launch.run("tc_conv.cu", f"tc_conv2d_backward_filter_{kind}{tile.suffix}", grid, tile.threads, x, dy, partial,
                per_split, *conv._geometry(x.shape, w_shape, out_hw, strides, padding, dilation))
     return conv._sum_splits(partial, splits, w_shape)
