@@ -369,6 +369,18 @@ def test_signatures_are_parsed_from_the_source():
     assert first.launch_bounds == 256 and kernels["second"].params == ()
 
 
+def test_launch_bounds_may_name_a_macro_of_an_included_header(tmp_path):
+    """tc_gemm.cu's kernels declare __launch_bounds__(TC_THREADS), defined in tc_gemm.cuh: the
+    block size docs/kernels.md computes occupancy for, and the one cudasim holds launches to."""
+    (tmp_path / "inner.cuh").write_text("#define THREADS 96\n")
+    (tmp_path / "outer.cuh").write_text('#include "inner.cuh"\n#define BOUND (THREADS + 32)\n')
+    (tmp_path / "k.cu").write_text('#include "outer.cuh"\n'
+                                   'extern "C" __global__ void __launch_bounds__(BOUND) k(float* y) { }\n')
+    assert kernel_source.load(str(tmp_path / "k.cu")).kernels["k"].launch_bounds == 128
+    assert kernel_source.load("tc_gemm.cu").kernels["tc_gemm_bf16_nt_128x128"].launch_bounds == 128
+    assert kernel_source.load("tc_conv.cu").kernels["tc_conv2d_forward_tf32"].launch_bounds == 128
+
+
 def test_kernels_dir_is_the_repositorys():
     assert kernel_source.kernels_dir() == pathlib.Path(__file__).resolve().parent.parent / "kernels"
     assert kernel_source.locate("elementwise.cu").name == "elementwise.cu"

@@ -1,5 +1,7 @@
 """The tensor-core kernels' machine code (benchmarks/sass.py): their main loops run HMMA, read
-shared memory with LDSM, fill it with LDGSTS (cp.async), and hold no integer-division sequence.
+shared memory with LDSM, fill it with LDGSTS (cp.async), and hold no integer-division sequence;
+the 128 x 128 tile kernels (`_128x128`: 64 x 64 warp tiles) run 4x the HMMA a k-tile at twice the
+tensor-core FLOPs per shared-memory byte, with fewer integer instructions per HMMA.
 
 Needs cuobjdump and nvdisasm (PyPI: nvidia-cuda-cuobjdump, nvidia-cuda-nvdisasm; the test extra
 installs both) and NVRTC for sm_80 / sm_90: in CI a missing one fails, elsewhere it skips."""
@@ -19,6 +21,7 @@ _SPEC.loader.exec_module(sass)
 # Kernels whose both operands are float32 with m / n contiguous: ldmatrix cannot transpose 32-bit
 # values, so their fragments come from 32-bit LDS (tc_gemm.cuh), not LDSM.
 NO_LDSM = {"tc_gemm_tf32_tn", "tc_conv2d_backward_filter_tf32"}
+BIG = "_128x128"
 
 
 def require(arch):
@@ -36,18 +39,26 @@ def require(arch):
 def test_tensor_core_main_loops(file, arch):
     require(arch)
     kernels = {name: code for name, code in sass.disassemble(file, arch).items() if "sum_splits" not in name and "tc_finish" not in name}
-    assert len(kernels) >= 6
+    assert len(kernels) >= 12 and sum(name.endswith(BIG) for name in kernels) == len(kernels) // 2
+    int_per_hmma = {}
     for name, code in kernels.items():
+        big = name.endswith(BIG)
         loops = sass.loops(code)
         assert len(loops) == 2, f"{name} on {arch}: expected the cp.async loop and the slow loop, found {loops}"
-        assert all(loop.mix["HMMA"] == 16 and loop.mix["FFMA"] == 0 for loop in loops), (name, loops)
+        hmma = 64 if big else 16     # (4 x 8 or 2 x 4 mma tiles) x 2 k-steps a k-tile
+        assert all(loop.mix["HMMA"] == hmma and loop.mix["FFMA"] == 0 for loop in loops), (name, loops)
         assert not any(loop.division for loop in loops), f"{name} on {arch}: integer division in a main loop"
         fast = [loop for loop in loops if loop.mix["LDGSTS"]]
-        assert len(fast) == 1 and fast[0].mix["LDGSTS"] == 4, (name, loops)   # 2 chunks x 2 operands
-        if name not in NO_LDSM:
-            assert all(loop.mix["LDSM"] >= 4 for loop in loops), (name, loops)
+        chunks = 8 if big else 4     # (4 or 2 chunks a thread) x 2 operands
+        assert len(fast) == 1 and fast[0].mix["LDGSTS"] == chunks, (name, loops)
+        if name.removesuffix(BIG) not in NO_LDSM:
+            assert all(loop.mix["LDSM"] >= (8 if big else 4) for loop in loops), (name, loops)
         tf32 = "tf32" in name
-        assert fast[0].flops_per_byte >= (7 if tf32 else 14), (name, fast[0].flops_per_byte)
+        assert fast[0].flops_per_byte >= (7 if tf32 else 14) * (2 if big else 1), (name, fast[0].flops_per_byte)
+        int_per_hmma[name] = fast[0].mix["int"] / hmma
+    for name, ratio in int_per_hmma.items():   # the address work spread over 4x the HMMAs
+        if name.endswith(BIG):
+            assert ratio < 0.7 * int_per_hmma[name.removesuffix(BIG)], (name, int_per_hmma)
 
 
 def test_the_ffma_conv_loop_is_what_the_issue_measured():

@@ -222,11 +222,28 @@ def _digest(path, text, seen=None):
     return hasher.hexdigest()
 
 
+def _included_macros(path, text, seen=None):
+    """The ``#define``s of the local headers ``text`` (the file at ``path``) includes, recursively:
+    a kernel's ``__launch_bounds__(TC_THREADS)`` may name a macro of a header (tc_gemm.cuh)."""
+    seen = set() if seen is None else seen
+    macros = {}
+    for name in _INCLUDE.findall(text):
+        included = (pathlib.Path(path).parent / name).resolve()
+        if included.is_file() and included not in seen:
+            seen.add(included)
+            header = included.read_text()
+            macros.update(_included_macros(included, header, seen))
+            macros.update(_DEFINE.findall(_COMMENT.sub(" ", header)))
+    return macros
+
+
 def parse_kernels(text, where="<source>"):
-    """``{name: Signature}`` for every ``extern "C" __global__ void`` kernel in ``text``."""
+    """``{name: Signature}`` for every ``extern "C" __global__ void`` kernel in ``text``; ``where``
+    (the file's path, when it has one) also finds the macros of its local includes."""
     kernels = {}
     code = _COMMENT.sub(" ", text)
-    macros = dict(_DEFINE.findall(code))
+    macros = _included_macros(where, text) if isinstance(where, pathlib.Path) else {}
+    macros.update(_DEFINE.findall(code))
     for match in _KERNEL.finditer(code):
         bounds_before, bounds_after, name, params = match.groups()
         bounds = bounds_before or bounds_after
