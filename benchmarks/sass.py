@@ -160,8 +160,8 @@ COLUMNS = ("HMMA", "FFMA", "LDSM", "LDGSTS", "LDS.32", "LDS.64", "LDS.128", "LDG
 
 def table(files=HOT_FILES, archs=("sm_80", "sm_90"), kernels=None):
     """Markdown rows: one per (file, kernel, arch, main loop)."""
-    rows = ["| file | kernel | arch | loop | " + " | ".join(COLUMNS) + " | int div | TC FLOP/smem B |",
-            "|---|---|---|---|" + "---:|" * len(COLUMNS) + "---|---:|"]
+    rows = ["| file | kernel | arch | loop | " + " | ".join(COLUMNS) + " | all | int div | TC FLOP/smem B |",
+            "|---|---|---|---|" + "---:|" * (len(COLUMNS) + 1) + "---|---:|"]
     for file in files:
         for arch in archs:
             for name, code in disassemble(file, arch).items():
@@ -171,7 +171,7 @@ def table(files=HOT_FILES, archs=("sm_80", "sm_90"), kernels=None):
                     counts = " | ".join(str(loop.mix.get(c, 0)) for c in COLUMNS)
                     ratio = f"{loop.flops_per_byte:.1f}" if loop.flops else "-"
                     rows.append(f"| {pathlib.Path(file).name} | `{name}` | {arch} | {loop.start:#x}-{loop.end:#x} | "
-                                f"{counts} | {'yes' if loop.division else 'no'} | {ratio} |")
+                                f"{counts} | {sum(loop.mix.values())} | {'yes' if loop.division else 'no'} | {ratio} |")
     return "\n".join(rows) + "\n"
 
 
@@ -181,10 +181,15 @@ cubins); `python -m gpunet.backend.nvrtc --write` keeps this section. One row pe
 hot kernel: a backward-branch span holding HMMA or FFMA. Counts are instructions in one
 iteration of the loop body (one k-tile: 64 bytes of each operand row for the tensor-core
 kernels, 16 k for the FFMA ones). `int` counts integer ALU instructions (IMAD, IADD3, LOP3,
-SHF, LEA, ISETP, ...); `int div` says whether an integer-division sequence (I2F.U32.RP,
+SHF, LEA, ISETP, ...), `all` every instruction of the body; `int div` says whether an integer-division sequence (I2F.U32.RP,
 MUFU.RCP, F2I) is inside; `TC FLOP/smem B` is the tensor-core FLOPs per byte a warp reads from
 shared memory (LDSM and LDS). Keeping the tensor cores fed from shared memory (128 B/clk/SM)
 takes 8 FLOP/B for TF32 and 16 for BF16/FP16 on an A100, 16 and 32 on an H100.
+
+The kernels named `..._128x128` run 128 x 128 block tiles (64 x 64 warp tiles, tc_gemm.cuh's
+TcBig): 64 HMMA a k-tile instead of 16, 8 cp.async (LDGSTS) instead of 4, twice the FLOPs per
+shared-memory byte (16 TF32, 32 BF16 / FP16), and about a third of the instructions per HMMA;
+primitives/tensorcore.tile_for picks them per product (docs/performance.md).
 
 Which path a shape takes: every tensor-core kernel has two loops. The cp.async loop (the row
 with LDGSTS) runs when both operand base addresses are 16-byte aligned and every operand row

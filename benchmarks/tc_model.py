@@ -1,80 +1,137 @@
 """A model (not a measurement) of one U-Net training step on an A100 and an H100: gpunet's FFMA
-kernels ("highest"), gpunet's tensor-core kernels ("high" = TF32, and bf16 operands), and
-PyTorch + cuDNN on TF32, printed as the Markdown of docs/performance.md.
+kernels ("highest"), gpunet's tensor-core kernels ("high" = TF32, and bf16 operands) on the
+block tile the host code picks for each product, and PyTorch + cuDNN on TF32, printed as the
+Markdown of docs/performance.md.
 
-    python benchmarks/tc_model.py
+    python benchmarks/tc_model.py            # the step table
+    python benchmarks/tc_model.py --layers   # which tile each U-Net product takes, per GPU
 
 The U-Net: batch 16, 128x128x3 input, levels 32-64-128-256: two 3x3 'same' convs a level,
 max-pool down, 3x3 stride-2 transposed convs up (padding 1, output_padding 1), skip
 concatenations, a 1x1 conv to one channel. Each conv costs three GEMMs (forward, input
 gradient, filter gradient; the first conv's input gradient is not needed) of 2 P Cout K FLOPs
-(P output pixels, K = k*k*Cin); everything else (bias, ReLU, pooling, concatenation, loss,
-SGD) is memory traffic, the same for every column.
+(P output pixels, K = k*k*Cin); a transposed conv is the stride-2 conv from its output to its
+input run backwards (its forward is that conv's per-phase input gradient). Everything else
+(bias, ReLU, pooling, concatenation, loss, SGD) is memory traffic, the same for every column.
 
-Time of a GEMM = max(FLOPs / (peak x efficiency), compulsory bytes / HBM bandwidth), with these
-assumptions (the efficiencies are the model; the peaks are NVIDIA's dense figures):
-* FFMA kernels: 44 % of the FP32 peak: the FFMA share of conv2d_forward's main loop in its SASS
-  (one instruction issues a clock per scheduler, so the FP32 pipe is at most that busy).
-* tensor-core kernels: min(issue, shared memory) from tc_gemm.cuh's SASS (benchmarks/sass.py):
-  a k-tile of a warp is 16 HMMA and ~150 instructions in all; an HMMA keeps the sub-partition's
-  tensor core busy 8 clocks (A100, TF32 m16n8k8 and BF16 m16n8k16) or 4 clocks (H100), so
-  issue caps it at 128/150 (A100) and 64/150 (H100); shared memory (128 B/clk/SM) caps it at
-  loop FLOP/B / needed FLOP/B = 8/8 (A100 TF32), 16/16 (A100 BF16), 8/16 and 16/32 (H100).
-  Then x 0.85 for pipeline fill, epilogue and the last partial wave of tiles.
+Time of a GEMM = max(compute, compulsory bytes / HBM bandwidth). Assumptions (the peaks are
+NVIDIA's dense figures; the rest is the model):
+* FFMA kernels: 44 % of the FP32 peak (the FFMA share of conv2d_forward's main loop in its SASS),
+  no tiles modelled.
+* Tensor-core kernels: the tile is ``tensorcore_conv.plan``'s (the chooser the kernels launch
+  with, run here for the GPU's SM count). A block's work is its tile's bm x bn x k (edge tiles
+  multiply zeros; a stride-2 input gradient's phases each their own taps); the grid runs in
+  ceil(blocks / SMs) waves of one block per SM, each SM at the loop efficiency
+  min(issue, shared memory) of that kernel, x 0.85 for pipeline fill and epilogue:
+  - issue: an SM sub-partition issues one instruction a clock, and an HMMA keeps its tensor core
+    busy 8 clocks (A100: TF32 m16n8k8 and BF16 m16n8k16) or 4 (H100), so the loop runs at most at
+    HMMA x clocks / instructions of the loop (LOOP: the cp.async loop of each kernel, counted by
+    benchmarks/sass.py, column `all` of docs/kernels.md; NVRTC 13.5, sm_80 for the A100, sm_90
+    for the H100);
+  - shared memory (128 B/clk/SM): the loop's FLOP per shared-memory byte over what the tensor
+    cores need (A100 8 TF32 / 16 BF16, H100 16 / 32).
 * PyTorch + cuDNN (TF32, its default for convolutions): 65 % of the TF32 peak, same bytes.
 Kernel launch overheads are left out (docs/performance.md counts them separately).
 """
-HW = {   # dense peaks (FLOP/s), HBM bytes/s; efficiencies of the tensor-core loop (see above)
-    "A100": dict(fp32=19.5e12, tf32=156e12, bf16=312e12, bw=2.04e12, tc_tf32=min(128 / 150, 8 / 8),
-                 tc_bf16=min(128 / 150, 16 / 16)),
-    "H100": dict(fp32=67e12, tf32=494.7e12, bf16=989e12, bw=3.35e12, tc_tf32=min(64 / 150, 8 / 16),
-                 tc_bf16=min(64 / 150, 16 / 32)),
+import argparse
+import math
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from gpunet.primitives import tensorcore, tensorcore_conv   # noqa: E402
+
+HW = {   # dense peaks (FLOP/s), HBM bytes/s, SMs, clocks an HMMA holds the tensor core, SASS arch
+    "A100": dict(fp32=19.5e12, tf32=156e12, bf16=312e12, bw=2.04e12, sms=108, hmma_clocks=8, arch="sm_80",
+                 smem_need={"tf32": 8, "bf16": 16}),
+    "H100": dict(fp32=67e12, tf32=494.7e12, bf16=989e12, bw=3.35e12, sms=132, hmma_clocks=4, arch="sm_90",
+                 smem_need={"tf32": 16, "bf16": 32}),
+}
+# The cp.async main loop of each tensor-core conv kernel, one k-tile of one warp:
+# (HMMA, all instructions, tensor-core FLOP per shared-memory byte), from benchmarks/sass.py.
+LOOP = {
+    ("sm_80", "", "tf32"): {"forward": (16, 241, 8), "input": (16, 252, 8), "filter": (16, 292, 8)},
+    ("sm_80", "", "bf16"): {"forward": (16, 167, 16), "input": (16, 186, 16), "filter": (16, 221, 16)},
+    ("sm_80", "_128x128", "tf32"): {"forward": (64, 472, 16), "input": (64, 461, 16), "filter": (64, 587, 16)},
+    ("sm_80", "_128x128", "bf16"): {"forward": (64, 336, 32), "input": (64, 332, 32), "filter": (64, 444, 32)},
+    ("sm_90", "", "tf32"): {"forward": (16, 268, 8), "input": (16, 297, 8), "filter": (16, 306, 8)},
+    ("sm_90", "", "bf16"): {"forward": (16, 191, 16), "input": (16, 211, 16), "filter": (16, 242, 16)},
+    ("sm_90", "_128x128", "tf32"): {"forward": (64, 500, 16), "input": (64, 487, 16), "filter": (64, 601, 16)},
+    ("sm_90", "_128x128", "bf16"): {"forward": (64, 379, 32), "input": (64, 358, 32), "filter": (64, 473, 32)},
 }
 FFMA_EFFICIENCY, TC_OVERHEAD, CUDNN_EFFICIENCY = 0.44, 0.85, 0.65
 BATCH, SIZE, LEVELS = 16, 128, (32, 64, 128, 256)
 
 
 def unet_convs():
-    """(name, output pixels, Cin, Cout, k, needs input gradient) of every conv and conv-T."""
+    """(name, x shape, w shape, stride, transposed, needs input gradient) of every conv; a transposed
+    conv is given as the stride-2 conv from its output (x) to its input, whose products it runs."""
     convs, size, cin, skips = [], SIZE, 3, []
     for level, c in enumerate(LEVELS):
-        p = BATCH * size * size
-        convs += [(f"enc{level} a", p, cin, c, 3, level > 0), (f"enc{level} b", p, c, c, 3, True)]
+        convs += [(f"enc{level} a", (BATCH, size, size, cin), (3, 3, cin, c), 1, False, level > 0),
+                  (f"enc{level} b", (BATCH, size, size, c), (3, 3, c, c), 1, False, True)]
         cin = c
         if level < len(LEVELS) - 1:
             skips.append((size, c))
             size //= 2
     for level, (skip_size, c) in reversed(list(enumerate(skips))):
-        convs.append((f"up{level} (conv-T)", BATCH * (skip_size // 2) ** 2, cin, c, 3, True))   # its input pixels
-        p = BATCH * skip_size * skip_size
-        convs += [(f"dec{level} a", p, 2 * c, c, 3, True), (f"dec{level} b", p, c, c, 3, True)]
+        convs.append((f"up{level} (conv-T)", (BATCH, skip_size, skip_size, c), (3, 3, c, cin), 2, True, True))
+        convs += [(f"dec{level} a", (BATCH, skip_size, skip_size, 2 * c), (3, 3, 2 * c, c), 1, False, True),
+                  (f"dec{level} b", (BATCH, skip_size, skip_size, c), (3, 3, c, c), 1, False, True)]
         cin = c
-    convs.append(("out 1x1", BATCH * SIZE * SIZE, cin, 1, 1, True))
+    convs.append(("out 1x1", (BATCH, SIZE, SIZE, cin), (1, 1, cin, 1), 1, False, True))
     return convs
 
 
-def gemm_time(flops, nbytes, peak, efficiency, bw):
-    return max(flops / (peak * efficiency), nbytes / bw)
+def products(x_shape, w_shape, stride, transposed, dx):
+    """(product, the conv's plan name, FLOPs, bytes at 4 B an element / float32 outputs) of one conv's GEMMs."""
+    n, h, w, cin = x_shape
+    kh, kw, _, cout = w_shape
+    oh, ow = math.ceil(h / stride), math.ceil(w / stride)
+    p_x, p_y = n * h * w, n * oh * ow
+    flops = 2 * p_y * cout * kh * kw * cin
+    x, y, wt = p_x * cin, p_y * cout, kh * kw * cin * cout
+    fwd, inp, fil = ("forward", flops, (x, wt), 4 * y), ("input", flops, (y, wt), 4 * x), ("filter", flops, (x, y), 4 * wt)
+    if transposed:   # its forward is the conv's input gradient, its input gradient the conv's forward
+        return [inp, fwd, fil] if dx else [inp, fil]
+    return [fwd, inp, fil] if dx else [fwd, fil]
 
 
-def step(hw, mode, bytes_per=4, dx_ffma=False):
-    """Seconds of one step's GEMMs in ``mode`` (ffma, tf32, bf16, cudnn) and of its memory-bound rest;
-    ``dx_ffma``: the input gradients on the FFMA kernels (conv.cu's), as before they ran on tensor cores."""
+def tc_time(hw, kind, product, flops, x_shape, w_shape, stride, tiles=tensorcore.TILES):
+    """Seconds of one tensor-core conv product's compute on the tile tensorcore_conv.plan picks (of ``tiles``)."""
     h = HW[hw]
-    peaks = {"ffma": (h["fp32"], FFMA_EFFICIENCY), "tf32": (h["tf32"], h["tc_tf32"] * TC_OVERHEAD),
-             "bf16": (h["bf16"], h["tc_bf16"] * TC_OVERHEAD), "cudnn": (h["tf32"], CUDNN_EFFICIENCY)}
-    peak, eff = peaks[mode]
-    dx_peak, dx_eff = peaks["ffma"] if dx_ffma else (peak, eff)
-    size = 2 if mode == "bf16" else bytes_per
+    n, hi, wi, cin = x_shape
+    out_hw = (math.ceil(hi / stride), math.ceil(wi / stride))
+    tile, grid, splits, per_split = tensorcore_conv.plan(product, x_shape, w_shape, out_hw, (stride, stride),
+                                                         4 if kind == "tf32" else 2, sms=h["sms"], tiles=tiles)
+    blocks = math.prod(grid)
+    kh, kw, _, cout = w_shape
+    depth = {"forward": kh * kw * cin, "input": kh * kw * cout / stride ** 2, "filter": per_split}[product]
+    block_flops = 2 * tile.bm * tile.bn * depth
+    hmma, instructions, flop_per_byte = LOOP[(h["arch"], tile.suffix, kind)][product]
+    efficiency = min(1.0, hmma * h["hmma_clocks"] / instructions, flop_per_byte / h["smem_need"][kind])
+    sm_rate = h[kind] / h["sms"] * efficiency * TC_OVERHEAD
+    return math.ceil(blocks / h["sms"]) * block_flops / sm_rate, tile, efficiency
+
+
+def step(hw, mode, tiles=tensorcore.TILES):
+    """Seconds of one step's GEMMs in ``mode`` (ffma, tf32, bf16, cudnn) and of its memory-bound rest;
+    ``tiles``: the tensor-core tiles the chooser may pick from."""
+    h = HW[hw]
+    size = 2 if mode == "bf16" else 4
     gemms = rest = 0.0
-    for _, p, cin, cout, k, dx in unet_convs():
-        flops = 2 * p * cout * k * k * cin
-        x, y, w = p * cin * size, p * cout * size, k * k * cin * cout * size   # x ~ input (stride 1)
-        gemms += gemm_time(flops, x + w + 4 * p * cout, peak, eff, h["bw"])
-        gemms += gemm_time(flops, x + y + 4 * k * k * cin * cout, peak, eff, h["bw"])
-        if dx:
-            gemms += gemm_time(flops, y + w + 4 * p * cin, dx_peak, dx_eff, h["bw"])
-        rest += 6 * p * cout * 4 / h["bw"]   # bias grad, ReLU forward + backward, pooling / concat share
+    for _, x_shape, w_shape, stride, transposed, dx in unet_convs():
+        for product, flops, operands, out_bytes in products(x_shape, w_shape, stride, transposed, dx):
+            memory = (sum(operands) * size + out_bytes) / h["bw"]
+            if mode == "ffma":
+                compute = flops / (h["fp32"] * FFMA_EFFICIENCY)
+            elif mode == "cudnn":
+                compute = flops / (h["tf32"] * CUDNN_EFFICIENCY)
+            else:
+                compute = tc_time(hw, mode, product, flops, x_shape, w_shape, stride, tiles)[0]
+            gemms += max(compute, memory)
+        y_elements = math.prod(x_shape[:3]) // stride ** 2 * w_shape[3]
+        rest += 6 * y_elements * 4 / h["bw"]   # bias grad, ReLU forward + backward, pooling / concat share
     return gemms, rest
 
 
@@ -83,18 +140,33 @@ def table():
              "|---|---|---:|---:|---:|---:|"]
     for hw in HW:
         torch_total = sum(step(hw, "cudnn"))
-        for mode, dx_ffma, label in (
-                ("ffma", False, "gpunet \"highest\" (FFMA)"),
-                ("tf32", True, "gpunet \"high\", input gradients on FFMA (the first tensor-core release)"),
-                ("tf32", False, "gpunet \"high\": all three products on TF32 mma (strided dx per phase)"),
-                ("bf16", False, "gpunet, bf16 operands (mixed_bfloat16): all three on mma"),
-                ("cudnn", False, "PyTorch + cuDNN, TF32")):
-            g, r = step(hw, mode, dx_ffma=dx_ffma)
+        small = (tensorcore.SMALL,)
+        for mode, tiles, label in (("ffma", None, "gpunet \"highest\" (FFMA)"),
+                                   ("tf32", small, "gpunet \"high\": TF32 mma, 64x64 tiles only (before)"),
+                                   ("tf32", tensorcore.TILES, "gpunet \"high\": TF32 mma, 64x64 or 128x128 per product"),
+                                   ("bf16", small, "gpunet, bf16 operands, 64x64 tiles only (before)"),
+                                   ("bf16", tensorcore.TILES, "gpunet, bf16 operands, 64x64 or 128x128 per product"),
+                                   ("cudnn", None, "PyTorch + cuDNN, TF32")):
+            g, r = step(hw, mode, tiles)
             lines.append(f"| {hw} | {label} | {g * 1e3:.2f} | {r * 1e3:.2f} | {(g + r) * 1e3:.2f} | "
                          f"{(g + r) / torch_total:.2f}x |")
-    flops = sum(2 * p * cout * k * k * cin * (3 if dx else 2) for _, p, cin, cout, k, dx in unet_convs())
+    flops = sum(f for _, x, w, s, t, dx in unet_convs() for _, f, _, _ in products(x, w, s, t, dx))
     return "\n".join(lines) + f"\n\nGEMM work of one step: {flops / 1e9:.1f} GFLOP over {len(unet_convs())} convs.\n"
 
 
+def layers(kind="tf32"):
+    """Markdown: the tile, loop efficiency and modelled time of every product, per GPU."""
+    lines = ["| GPU | conv | product | tile | efficiency | time (us) |", "|---|---|---|---|---:|---:|"]
+    for hw in HW:
+        for name, x_shape, w_shape, stride, transposed, dx in unet_convs():
+            for product, flops, _, _ in products(x_shape, w_shape, stride, transposed, dx):
+                seconds, tile, eff = tc_time(hw, kind, product, flops, x_shape, w_shape, stride)
+                label = f"{tile.bm}x{tile.bn}"
+                lines.append(f"| {hw} | {name} | {product} | {label} | {eff:.2f} | {seconds * 1e6:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
-    print(table())
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--layers", action="store_true", help="the tile of every U-Net product (TF32)")
+    print(layers() if parser.parse_args().layers else table())

@@ -111,14 +111,15 @@ def multiprocessors():
     return _SMS[device.id]
 
 
-def tile_for(m, n, k=1, layers=1, splits=None, sms=None):
-    """The Tile for an (m, k) @ (k, n) product run ``layers`` times side by side (grid z: an input
-    gradient's phases), on ``sms`` SMs (default: ``multiprocessors()``). ``splits(tile)`` ->
-    ``(splits, k_per_split)`` where the kernel splits K (grid z), else K is one piece.
-    Cost of a tile: ceil(blocks / sms) * bm * bn * k_per_split / speed; the least wins, ties SMALL."""
+def tile_for(m, n, k=1, layers=1, splits=None, sms=None, tiles=TILES):
+    """The Tile (of ``tiles``) for an (m, k) @ (k, n) product run ``layers`` times side by side
+    (grid z: an input gradient's phases), on ``sms`` SMs (default: ``multiprocessors()``).
+    ``splits(tile)`` -> ``(splits, k_per_split)`` where the kernel splits K (grid z), else K is one
+    piece. Cost of a tile: ceil(blocks / sms) * bm * bn * k_per_split / speed; the least wins,
+    ties to the first."""
     sms = multiprocessors() if sms is None else sms
     best = None
-    for tile in TILES:
+    for tile in tiles:
         count, per_split = splits(tile) if splits else (1, k)
         blocks = math.ceil(m / tile.bm) * math.ceil(n / tile.bn) * layers * count
         cost = math.ceil(blocks / sms) * tile.bm * tile.bn * max(per_split, 1) / tile.speed

@@ -35,27 +35,28 @@ __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_filter", 
 _K_BYTES = 64        # TC_KBYTES
 
 
-def plan(product, x_shape, w_shape, out_hw, strides, itemsize, sms=None):
+def plan(product, x_shape, w_shape, out_hw, strides, itemsize, sms=None, tiles=tensorcore.TILES):
     """``(tile, grid, splits, pixels_per_split)`` of one conv product on tensor cores: ``product`` is
     "forward", "input" or "filter"; x_shape (N, H, W, Cin), w_shape (kh, kw, Cin, Cout), out_hw the
-    conv's output size. ``sms``: plan for that many SMs (default: the device's, tile_for)."""
+    conv's output size. ``sms``: plan for that many SMs (default: the device's); ``tiles``: the
+    candidates (tile_for's; benchmarks/tc_model.py compares with SMALL alone)."""
     n, h, wd, cin = x_shape
     kh, kw, _, cout = w_shape
     pixels = n * out_hw[0] * out_hw[1]
     if product == "forward":   # M = output pixels, N = Cout, K = kh kw Cin
-        tile = tensorcore.tile_for(pixels, cout, kh * kw * cin, sms=sms)
+        tile = tensorcore.tile_for(pixels, cout, kh * kw * cin, sms=sms, tiles=tiles)
         return tile, launch.grid_for((pixels, cout), (tile.bm, tile.bn)), 1, 0
     if product == "input":     # per phase: M = the largest phase's dx pixels, N = Cin, grid z = phases
         sh, sw = strides
         phase_pixels = n * math.ceil(h / sh) * math.ceil(wd / sw)
-        tile = tensorcore.tile_for(phase_pixels, cin, kh * kw * cout, layers=sh * sw, sms=sms)
+        tile = tensorcore.tile_for(phase_pixels, cin, kh * kw * cout, layers=sh * sw, sms=sms, tiles=tiles)
         return tile, (*launch.grid_for((phase_pixels, cin), (tile.bm, tile.bn)), sh * sw), 1, 0
     taps, k_tile = kh * kw * cin, _K_BYTES // itemsize   # filter: M = taps, N = Cout, K = pixels (split)
 
     def splits(tile):
         blocks = math.ceil(taps / tile.bm) * math.ceil(cout / tile.bn)
         return conv._splits(pixels, blocks, conv._SPLIT_MIN_PIXELS, k_tile)
-    tile = tensorcore.tile_for(taps, cout, pixels, splits=splits, sms=sms)
+    tile = tensorcore.tile_for(taps, cout, pixels, splits=splits, sms=sms, tiles=tiles)
     return (tile, (*launch.grid_for((taps, cout), (tile.bm, tile.bn)), splits(tile)[0]), *splits(tile))
 
 
