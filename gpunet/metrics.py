@@ -9,6 +9,7 @@ Keras 3's reduction: see gpunet.metrics_weights.
 import numpy as np
 
 from . import backend, losses, metrics_weights, utils
+from .autodiff import Tensor
 from .device_sums import DeviceSum
 from .primitives import launch
 from .primitives import loss as ops
@@ -16,6 +17,15 @@ from .primitives import metrics as metric_ops
 
 __all__ = ["Metric", "MeanMetric", "Mean", "Sum", "CategoricalAccuracy", "SparseCategoricalAccuracy", "BinaryAccuracy",
            "MeanSquaredError", "MeanAbsoluteError", "get"]
+
+
+def _reads_arrays(update_state):
+    def update(self, *args, **kwargs):
+        args = [a.data if isinstance(a, Tensor) else a for a in args]
+        kwargs = {k: v.data if isinstance(v, Tensor) else v for k, v in kwargs.items()}
+        return update_state(self, *args, **kwargs)
+    update.__name__, update.__doc__, update.__wrapped__ = update_state.__name__, update_state.__doc__, update_state
+    return update
 
 
 class Metric:
@@ -27,6 +37,13 @@ class Metric:
     def __init__(self, name=None):
         self.name = name or self.default_name
         self.reset_state()
+
+    def __init_subclass__(cls, **kwargs):
+        # A custom train_step updates metrics with gn.Tensors (model outputs, a loss on the tape):
+        # every update_state reads their arrays, outside the tape.
+        super().__init_subclass__(**kwargs)
+        if "update_state" in cls.__dict__:
+            cls.update_state = _reads_arrays(cls.__dict__["update_state"])
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         raise NotImplementedError(f"{type(self).__name__} must define update_state(y_true, y_pred, "

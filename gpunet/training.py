@@ -20,6 +20,7 @@ from .primitives import cast, precision
 from .autodiff import subclassed
 from .callbacks.base import reads_batch_logs
 from .compile_settings import CompileMixin
+from .custom_steps import CustomSteps, read_logs
 from .data import replicas_for_fit, should_validate, take
 from .data.trainer_data import DataMixin, uploaded
 from .device_sums import DeviceSum
@@ -41,7 +42,7 @@ def _check_finite(array, what):
         raise ValueError(f"{what} contains {array[index]} at index {index}; expected finite numbers only.")
 
 
-class Trainer(DataMixin, CompileMixin):
+class Trainer(DataMixin, CompileMixin, CustomSteps):
     """compile / fit / evaluate / predict for a Model (which supplies forward, backward, weights)."""
 
     def _init_training(self):
@@ -59,8 +60,9 @@ class Trainer(DataMixin, CompileMixin):
             raise RuntimeError(f"Model '{self.name}' must be compiled before {where}(): "
                                f"call model.compile(optimizer=..., loss=...) first.")
         pending = getattr(self, "_deferred_compile", None)   # a subclassed model not built yet
+        custom = self._overrides("train_step", "test_step", "compute_loss")   # it may need no compiled loss
         if self.compiled_loss is None and getattr(self, "_outputs", None) is None and \
-                (pending is None or pending[0] is None):
+                (pending is None or pending[0] is None) and not custom:
             raise RuntimeError(f"Model '{self.name}' was compiled without a loss; "
                                f"pass loss=... to compile() before {where}().")
 
@@ -89,12 +91,15 @@ class Trainer(DataMixin, CompileMixin):
         if self._many_outputs:
             return xs, self._outputs.targets(y, len(xs[0]), self.output_shape, where)
         if y is None:
+            if self._overrides("train_step", "test_step", "compute_loss"):   # its step decides (an autoencoder)
+                return xs, None
             raise ValueError(f"{where}: y (the targets) is required.")
         y = np.asarray(y)
         if y.ndim == 0 or len(y) != len(xs[0]):
             raise ValueError(f"{where}: x has {len(xs[0])} samples but y has "
                              f"{len(y) if y.ndim else 'none (a scalar)'}; they must match.")
-        self.compiled_loss.check_targets(y, self.output_shape, where=f"{where}: y")
+        if self.compiled_loss is not None:
+            self.compiled_loss.check_targets(y, self.output_shape, where=f"{where}: y")
         return xs, y
 
     def _to_backend(self, xs, index=slice(None)):
@@ -103,6 +108,8 @@ class Trainer(DataMixin, CompileMixin):
         return arrays if self._many_inputs else arrays[0]
 
     def _targets_to_backend(self, y, index=slice(None)):
+        if y is None:   # a custom step without targets
+            return None
         if isinstance(y, list):   # several outputs
             return [None if t is None else self._targets_to_backend(t, index) for t in y]
         dtype = y.dtype if y.dtype.kind in "iu" else self.inputs[0].layer.dtype
@@ -207,8 +214,11 @@ class Trainer(DataMixin, CompileMixin):
         total, seen = DeviceSum(), 0
         wants_logs = replicas.size > 1 or reads_batch_logs(callback_list, kind)
         begin, end = getattr(callback_list, f"on_{kind}_batch_begin"), getattr(callback_list, f"on_{kind}_batch_end")
-        # running means, weighted by batch size as Keras does (and over the ranks)
-        mean = lambda: replicas.reduce_logs(self._logs(lambda: total.value() / max(seen, 1)), seen)
+        # running means, weighted by batch size as Keras does (and over the ranks); a custom
+        # train_step / test_step returns its own logs instead (gpunet.custom_steps)
+        custom = []
+        mean = lambda: read_logs(custom[-1]) if custom else \
+            replicas.reduce_logs(self._logs(lambda: total.value() / max(seen, 1)), seen)
         upload = lambda batch, index: self._upload_batch(batch, batches, index)
         for index_in_epoch, arrays in uploaded(upload, batches, ahead=replicas.size == 1):
             begin(index_in_epoch, logs={})
@@ -220,7 +230,10 @@ class Trainer(DataMixin, CompileMixin):
                     if kind == "train" and not getattr(batches.adapter, "shard", None):
                         replicas.start_batch(count)   # (an array batch's shard told the ranks)
                     value = step(xb, yb, wb)
-            total.add(value, count)
+            if isinstance(value, dict):
+                custom[:] = [value]
+            else:
+                total.add(value, count)
             seen += count
             logs = mean() if wants_logs else None
             end(index_in_epoch, logs=dict(logs) if logs is not None else {})
@@ -232,11 +245,13 @@ class Trainer(DataMixin, CompileMixin):
     def _results(self, logs, return_dict):
         if return_dict:
             return logs
-        values = [logs[name] for name in self.metrics_names]
+        names = self.metrics_names if all(n in logs for n in self.metrics_names) else list(logs)
+        values = [logs[name] for name in names]
         return values if len(values) > 1 else values[0]
 
     def _reset_metrics(self):
-        for metric in self.compiled_metrics:
+        """The compiled metrics, and Keras's ``model.metrics`` (trackers a custom step updates)."""
+        for metric in {id(m): m for m in [*self.compiled_metrics, *self.metrics]}.values():
             metric.reset_state()
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
@@ -245,6 +260,8 @@ class Trainer(DataMixin, CompileMixin):
         self._require_compiled("train_on_batch")
         xs, y = self._prepare(x, y, "train_on_batch")
         w = self._array_weights(y, sample_weight, class_weight, "train_on_batch")
+        if self._steps_on_tape("train"):
+            return self._on_batch_by_tape("train", xs, y, w, return_dict)
         if not getattr(self._replicas, "synchronized", False):   # checked and broadcast once
             self._replicas = distribute.replicas(self)
         index = self._replicas.shard(slice(0, len(xs[0])))   # data parallel: x, y are the global batch
@@ -262,15 +279,23 @@ class Trainer(DataMixin, CompileMixin):
         self._require_compiled("test_on_batch")
         xs, y = self._prepare(x, y, "test_on_batch")
         w = self._array_weights(y, sample_weight, None, "test_on_batch")
+        if self._steps_on_tape("test"):
+            return self._on_batch_by_tape("test", xs, y, w, return_dict)
         self._reset_metrics()
         with backend.step("test"):
             value = self._test_step(self._to_backend(xs), self._targets_to_backend(y), self._weights_to_backend(w))
         return self._results(self._logs(value), return_dict)
 
+    def _on_batch_by_tape(self, kind, xs, y, w, return_dict):
+        self._reset_metrics()
+        with backend.step(kind):
+            logs = self._tape_step(kind)(self._to_backend(xs), self._targets_to_backend(y), self._weights_to_backend(w))
+        return self._results(read_logs(logs), return_dict)
+
     def predict_on_batch(self, x):
         """The model's output for ``x`` in one forward pass, as NumPy."""
         xs = self._prepare_x(x, "predict_on_batch")
-        return subclassed.structured(self, self._to_numpy(self.forward(self._to_backend(xs), training=False)))
+        return subclassed.structured(self, self._to_numpy(self._predict_batch(self._to_backend(xs))))
 
     def _to_numpy(self, out):
         device = backend.current()
@@ -337,7 +362,10 @@ class Trainer(DataMixin, CompileMixin):
         return self._run_steps("train", self._fit_step(), train, callback_list, progress)
 
     def _fit_step(self):
-        """fit's step: the eager one, or with jit_compile=True the graph-replaying one (gpunet.jit)."""
+        """fit's step: the eager one, or with jit_compile=True the graph-replaying one (gpunet.jit);
+        a model that customises its step runs it on the tape (gpunet.custom_steps), eagerly."""
+        if self._steps_on_tape("train"):
+            return self._tape_step("train")
         if not getattr(self, "jit_compile", False):
             return self._train_step
         if getattr(self, "_captured_step", None) is None:
@@ -349,7 +377,8 @@ class Trainer(DataMixin, CompileMixin):
         self._reset_metrics()
         callback_list.on_test_begin(logs={})
         progress.start(batches.num_batches, "evaluate")
-        logs = self._run_steps("test", self._test_step, batches, callback_list, progress)
+        step = self._tape_step("test") if self._steps_on_tape("test") else self._test_step
+        logs = self._run_steps("test", step, batches, callback_list, progress)
         progress.finish(logs)
         callback_list.on_test_end(logs=dict(logs))
         return logs
@@ -382,7 +411,7 @@ class Trainer(DataMixin, CompileMixin):
         for step, arrays in uploaded(upload, batches):
             callback_list.on_predict_batch_begin(step, logs={})
             with backend.step("predict"):
-                out = self.forward(arrays[0], training=False)
+                out = self._predict_batch(arrays[0])
             waiting.append(out)   # read between steps, many batches at once (reads wait for the device)
             waiting_bytes += sum(o.nbytes for o in out) if isinstance(out, list) else out.nbytes
             if waiting_bytes > _PREDICT_DEVICE_BYTES:

@@ -78,4 +78,7 @@ def __getattr__(name):
     if name in _FROM_DATA:
         from . import data
         return getattr(data, name)
+    if name in ("unpack_x_y_sample_weight", "pack_x_y_sample_weight"):
+        from . import custom_steps
+        return getattr(custom_steps, name)
     raise AttributeError(f"module 'gpunet.utils' has no attribute {name!r}")
