@@ -11,6 +11,9 @@
 //   take_forward(x, indices, out, n, axis_len, inner, count)    out[o, j, r] = x[o, indices[j], r]
 //   take_backward(dy, order, starts, dx, n, axis_len, inner, count)   dx[o, k, r] = sum of dy[o, j, r] over
 //       the j with indices[j] == k, in ascending j (the host sorts them: order, starts per k)
+//   fill(out, n, value)                          out[i] = value (gn.ops.full, zeros, ones, *_like)
+//   one_hot(labels, out, n, classes, inner)      out[o, c, r] = labels[o, r] == c ? 1 : 0 (int32 labels;
+//       one outside [0, classes) gives a row of zeros, as Keras)
 //   unary_<op>(x, out, n)                        out[i] = op(x[i]); op in negative, square, sqrt,
 //       exp, log, log1p, abs, sign, erf (CUDA's erff, max 2 ulp of float32; cudasim: the C library's)
 //   reduce_<op>_rows(x, out, rows, cols, scale)  out[r] = scale * op over x[r, :]; op in sum, max, min
@@ -145,6 +148,22 @@ template <class T> __global__ void strided_copy(const T* __restrict__ x, T* __re
         int off[1];
         offsets_of<1>(i, ndim, meta, off);
         out[i] = x[base + off[0]];   // base: the first selected element; strides may be negative
+    }
+}
+
+// -- making tensors: full and one_hot -------------------------------------------------------------------
+
+template <class T> __global__ void fill(T* __restrict__ out, int n, float value) {
+    GRID_STRIDE_LOOP(i, n) out[i] = from_float<T>(value);
+}
+
+// labels seen as (outer, inner) and out as (outer, classes, inner): the classes axis sits where
+// gn.ops.one_hot's `axis` puts it, so no transpose follows.
+template <class T> __global__ void one_hot(const int* __restrict__ labels, T* __restrict__ out, int n, int classes,
+                                           int inner) {
+    GRID_STRIDE_LOOP(i, n) {
+        int r = i % inner, c = (i / inner) % classes, o = i / (inner * classes);
+        out[i] = from_float<T>(labels[o * inner + r] == c ? 1.0f : 0.0f);
     }
 }
 

@@ -5,7 +5,7 @@ import numpy as np
 from .. import backend
 from ..autodiff import Tensor, as_tensor, record
 from ..primitives import cast as casts
-from ..primitives import elementwise_nd as E
+from ..primitives import creation
 from ..primitives import precision
 
 __all__ = ["convert_to_tensor", "convert_to_numpy", "cast", "zeros", "ones", "full", "zeros_like", "ones_like",
@@ -65,10 +65,10 @@ def _shape_tuple(op, shape):
 
 
 def full(shape, fill_value, dtype=None):
-    """A tensor of ``shape`` filled with ``fill_value`` (float32 unless ``dtype``)."""
-    dtype = np.dtype(dtype or "float32")
-    data = backend.current().xp.full(_shape_tuple("full", shape), fill_value, dtype=dtype)
-    return Tensor(data)
+    """A tensor of ``shape`` filled with ``fill_value`` (float32 unless ``dtype``); the fill kernel
+    on the kernel backends for float dtypes."""
+    dtype = precision.dtype_of(dtype or "float32")
+    return Tensor(creation.full(_shape_tuple("full", shape), fill_value, dtype))
 
 
 def zeros(shape, dtype=None):
@@ -109,18 +109,16 @@ def shape(x):
     return tuple(x.shape)
 
 
-def one_hot(x, num_classes, axis=-1, dtype="float32"):
-    """Integer labels ``x`` of shape S as one-hot vectors: S + (num_classes,) (``axis`` -1)."""
+def one_hot(x, num_classes, axis=-1, dtype=None):
+    """Integer labels ``x`` of shape S as one-hot vectors: S with a ``num_classes`` axis inserted at
+    ``axis`` (-1: last), float32 unless ``dtype``. A label outside [0, num_classes) gives zeros, as
+    Keras; float labels are truncated to ints. Not differentiable (labels have no gradient)."""
     labels = as_tensor(x, "one_hot")
-    classes = backend.current().asarray(np.arange(int(num_classes)), dtype=labels.dtype)
-    hot = E.binary("equal", labels.data.reshape(*labels.shape, 1), classes)
-    if axis not in (-1, labels.ndim):
-        hot = E.transpose(hot, _moved_last(labels.ndim + 1, axis))
-    return Tensor(hot.astype(np.dtype(dtype)))
-
-
-def _moved_last(ndim, axis):
-    axis %= ndim
-    order = list(range(ndim - 1))
-    order.insert(axis, ndim - 1)
-    return order
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"one_hot: num_classes must be a positive int; received {num_classes!r}.")
+    ndim = labels.ndim + 1
+    if not -ndim <= int(axis) < ndim:
+        raise ValueError(f"one_hot: axis {axis} is out of range for labels of shape {labels.shape} (the output "
+                         f"has {ndim} axes).")
+    data = labels.data if labels.dtype.kind in "iu" else labels.data.astype(np.int32)
+    return Tensor(creation.one_hot(data, int(num_classes), int(axis) % ndim, precision.dtype_of(dtype or "float32")))
