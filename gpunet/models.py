@@ -111,6 +111,10 @@ class Model(Trainer, Layer):
                                  f"{node.tensor.shape}, which is not among the model's inputs "
                                  f"{[t.layer.name for t in self.inputs]}.")
 
+    def __call__(self, inputs, training=False):
+        """Layer.__call__; a subclassed model whose call() returns a dict gives the dict back."""
+        return subclassed.structured(self, super().__call__(inputs, training=training))
+
     @property
     def layers(self):
         """Layers in topological order, each once (a shared layer at its first call), Input layers

@@ -90,3 +90,16 @@ def test_list_outputs_train_alike_on_kernels(kernel_backend):
             history = model.fit(x, [y1, y2], epochs=2, batch_size=8, shuffle=False, verbose=0)
             return [history.history[k] for k in ("loss", "mse_loss", "mae_loss")]
     assert_close(np.array(losses(kernel_backend)), np.array(losses("numpy")), rtol=1e-4, atol=1e-5)
+
+
+def test_dict_outputs_called_directly_and_in_a_gradient_tape():
+    x, y1, _ = _data(n=4, seed=4)
+    model = NamedHeads()
+    eager = model(x)
+    assert sorted(eager) == ["cls", "seg"] and eager["seg"].shape == (4, 2)
+    with gn.GradientTape() as tape:
+        out = model(gn.ops.convert_to_tensor(x), training=True)
+        loss = gn.ops.mean(gn.ops.square(out["seg"] - y1))
+    grads = tape.gradient(loss, model.trainable_weights)
+    moved = [g is not None and bool(np.any(np.asarray(g))) for g in grads]
+    assert moved == [True, True, True, True, False, False]   # body and seg learn; cls has no part in the loss

@@ -136,7 +136,7 @@ def _positions_by_index(indices, axis_len):
     xp = backend.current().xp
     flat = indices.reshape(-1).astype(np.int32)
     flat = xp.where(flat < 0, flat + axis_len, flat)
-    order = xp.argsort(flat, kind="stable") if xp is np else xp.argsort(flat)   # CuPy's argsort is stable
+    order = xp.argsort(flat, kind="stable")    # CuPy's argsort is always stable and takes the word
     counts = xp.bincount(flat, minlength=axis_len) if flat.size else xp.zeros(axis_len, dtype=np.int64)
     starts = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(counts)])
     return (launch.array(order.astype(np.int32), np.int32),
