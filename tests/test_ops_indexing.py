@@ -21,8 +21,13 @@ def _index_and_gradient(x, key, dy):
     return y.data, tape.gradient(y, t, output_gradients=ops.convert_to_tensor(dy)).data
 
 
+KEYS = [((4, 3), ROWS), ((2, 3, 2), MASK), ((2, 4, 3), (slice(None), ROWS)),
+        ((3, 2, 3), (Ellipsis, MASK)), ((2, 2, 3, 2), (slice(None), MASK))]
+KEY_IDS = ["rows", "mask", "columns", "mask_last", "mask_middle"]
+
+
 @pytest.mark.reference
-@pytest.mark.parametrize("shape, key", [((4, 3), ROWS), ((2, 3, 2), MASK)], ids=["rows", "mask"])
+@pytest.mark.parametrize("shape, key", KEYS, ids=KEY_IDS)
 def test_gradients_match_finite_differences(shape, key):
     x = np.random.default_rng(0).standard_normal(shape)
     y = x[key]
@@ -34,7 +39,8 @@ def test_gradients_match_finite_differences(shape, key):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.dtype(ml_dtypes.bfloat16)], ids=["float32", "bfloat16"])
-@pytest.mark.parametrize("shape, key", [((5, 33), ROWS), ((2, 3, 7), MASK)], ids=["rows", "mask"])
+@pytest.mark.parametrize("shape, key", [((5, 33), ROWS), ((2, 3, 7), MASK), ((3, 5, 2), (Ellipsis, ROWS, slice(None)))],
+                         ids=["rows", "mask", "ellipsis"])
 def test_kernels_match_numpy_bit_for_bit(kernel_backend, dtype, shape, key):
     """Each dx element adds its shares in ascending position, as NumPy's add.at: the same bits."""
     rng = np.random.default_rng(2)
@@ -53,8 +59,11 @@ def test_kernels_match_numpy_bit_for_bit(kernel_backend, dtype, shape, key):
 def test_bad_keys_are_refused(kernel_backend):
     with gn.backend.use(kernel_backend):
         x = ops.ones((4, 2))
-        with pytest.raises(IndexError, match=r"getitem: a boolean mask of shape \(3,\) must match .* \(4, 2\)"):
+        with pytest.raises(IndexError, match=r"getitem: a boolean mask of shape \(3,\) must match the axes it "
+                                             r"covers, \(4,\) of the tensor's shape \(4, 2\)"):
             x[np.array([True, False, True])]
+        with pytest.raises(IndexError, match=r"take: index -3 is out of range for an axis of size 2"):
+            x[:, np.array([-3])]
         with pytest.raises(IndexError, match=r"take: index 4 is out of range for an axis of size 4"):
             x[np.array([0, 4])]
 

@@ -4,9 +4,9 @@ stack, split, slicing (``x[...]``), take, matmul.
 Reshapes are views of C-contiguous arrays. On the kernel backends transpose, broadcast_to and
 slicing run the strided-copy kernel, take its gather kernels (a deterministic gather of the
 gradient, no atomics), concatenate the concat kernel and matmul the GEMM kernels (one launch per
-product, the batch a grid axis). ``x[idx]`` with one integer array and ``x[mask]`` with one bool
-mask are ``take`` along axis 0 (a mask's positions found by the array module, as its count sets the
-output's shape); other mixes of arrays and slices gather with the backend's array module.
+product, the batch a grid axis). One integer array or bool mask among full slices (``x[idx]``,
+``x[:, mask]``, ``x[..., idx]``) is ``take`` along its axis (a mask's positions found by the array
+module, as their count sets the output's shape); other mixes gather with the array module.
 """
 import numpy as np
 
@@ -116,41 +116,58 @@ def split(x, indices_or_sections, axis=0):
     return pieces
 
 
-def _array_key(key):
-    """The one integer or bool array of a key such as ``x[idx]`` / ``x[mask]`` (else None)."""
-    if isinstance(key, tuple):
-        if len(key) != 1:
-            return None
-        key = key[0]
-    if isinstance(key, (list, np.ndarray)) or hasattr(key, "__cuda_array_interface__"):
-        array = key if hasattr(key, "dtype") else np.asarray(key)
+def _index_array(k):
+    """``k`` as an integer or bool array of rank >= 1 (a list, NumPy or backend array), else None."""
+    if isinstance(k, (list, np.ndarray)) or hasattr(k, "__cuda_array_interface__"):
+        array = k if hasattr(k, "dtype") else np.asarray(k)
         return array if array.dtype.kind in "biu" and array.ndim >= 1 else None
     return None
 
 
-def _gather_rows(t, array):
-    """``t[array]`` for an integer array (rows of axis 0) or a bool mask over t's leading axes,
-    as ``take`` along axis 0: the take kernels forward and backward."""
+def _array_key(key, ndim):
+    """``(array, axis)`` for a key that is one integer or bool array placed by full slices
+    (``x[idx]``, ``x[:, idx]``, ``x[..., mask]``): the array indexes axes ``axis`` onwards; else None."""
+    items = key if isinstance(key, tuple) else (key,)
+    arrays = [(p, _index_array(k)) for p, k in enumerate(items)]
+    found = [(p, a) for p, a in arrays if a is not None]
+    if len(found) != 1:
+        return None
+    (p, array), span = found[0], found[0][1].ndim if found[0][1].dtype.kind == "b" else 1
+    before, after = items[:p], items[p + 1:]
+    if not all(isinstance(k, slice) and k == slice(None) for k in after):
+        return None
+    if all(isinstance(k, slice) and k == slice(None) for k in before) and p + span + len(after) <= ndim:
+        return array, p
+    if len(before) == 1 and before[0] is Ellipsis and span + len(after) <= ndim:
+        return array, ndim - span - len(after)
+    return None
+
+
+def _gather(t, array, axis):
+    """``t[..., array, ...]`` with ``array`` on ``axis``: an integer array as ``take`` along it, a bool
+    mask over ``axis`` and the axes after it as ``take`` of its true positions (the take kernels)."""
     if array.dtype.kind != "b":
-        return take(t, array, axis=0)
-    if tuple(array.shape) != t.shape[:array.ndim]:
-        raise IndexError(f"getitem: a boolean mask of shape {tuple(array.shape)} must match the leading axes "
-                         f"of the tensor it indexes, shape {t.shape}; received a mask for "
-                         f"{tuple(array.shape)} against {t.shape[:array.ndim]}.")
-    rows = backend.current().xp.flatnonzero(array).astype(np.int32)   # its length decides the shape
-    return take(reshape(t, (-1, *t.shape[array.ndim:])), rows, axis=0)
+        return take(t, array, axis=axis)
+    covered = t.shape[axis:axis + array.ndim]
+    if tuple(array.shape) != covered:
+        raise IndexError(f"getitem: a boolean mask of shape {tuple(array.shape)} must match the axes it covers, "
+                         f"{covered} of the tensor's shape {t.shape}.")
+    be = backend.current()   # a host mask goes to the device first (CuPy's flatnonzero takes its own arrays)
+    positions = be.xp.flatnonzero(be.asarray(array, dtype=np.bool_)).astype(np.int32)   # their count: the shape
+    merged = reshape(t, (*t.shape[:axis], -1, *t.shape[axis + array.ndim:]))
+    return take(merged, positions, axis=axis)
 
 
 def getitem(x, key):
     """``x[key]`` with NumPy's indexing (slices, ints, None, ..., integer or bool arrays). One
-    integer array (rows of axis 0) or one bool mask over the leading axes runs the take kernels;
-    slicing the strided-copy kernel; other mixes of arrays and slices the array module."""
+    integer array or bool mask among full slices (``x[idx]``, ``x[:, mask]``, ``x[..., idx]``) runs
+    the take kernels; slicing the strided-copy kernel; other mixes of arrays the array module."""
     t = as_tensor(x, "getitem")
     key = tuple(k.data if hasattr(k, "serial") else k for k in key) if isinstance(key, tuple) else \
         (key.data if hasattr(key, "serial") else key)
-    array = _array_key(key)
-    if array is not None and t.ndim >= 1:
-        return _gather_rows(t, array)
+    found = _array_key(key, t.ndim)
+    if found is not None:
+        return _gather(t, *found)
     shape = t.shape
     if not precision.is_float(t.dtype):
         return record("getitem", gather.slice_forward(t.data, key), (t,), lambda dy, n: (None,))
