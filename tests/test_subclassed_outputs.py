@@ -1,7 +1,7 @@
-"""class M(gn.Model) whose call() returns a list or a dict of tensors: fit with losses, loss weights
-and metrics per output, evaluate, predict in call()'s structure, save and load weights; log names
-as Keras 3.15 gives them (checked with KERAS_BACKEND=jax: a list logs '<loss>_loss' and bare metric
-names, a dict '<key>_loss' and '<key>_<metric>')."""
+"""class M(gn.Model) whose call() returns a list, tuple or dict of tensors: fit with losses, loss
+weights and metrics per output, evaluate, predict in call()'s structure, save and load weights; log
+names as Keras 3.15 gives them (checked with KERAS_BACKEND=jax: a list or tuple logs '<loss>_loss'
+and bare metric names, a repeated metric 'mae_1'; a dict '<key>_loss' and '<key>_<metric>')."""
 import numpy as np
 import pytest
 
@@ -103,3 +103,22 @@ def test_dict_outputs_called_directly_and_in_a_gradient_tape():
     grads = tape.gradient(loss, model.trainable_weights)
     moved = [g is not None and bool(np.any(np.asarray(g))) for g in grads]
     assert moved == [True, True, True, True, False, False]   # body and seg learn; cls has no part in the loss
+
+
+class TupleHeads(TwoHeads):
+    def call(self, inputs):
+        h = self.body(inputs)
+        return self.seg(h), self.cls(h)
+
+
+def test_tuple_outputs_repeated_metrics_and_loss_objects_named_as_keras():
+    x, y1, y2 = _data(n=8, seed=5)
+    model = TupleHeads()
+    model.compile("sgd", loss=["mse", "mae"], metrics=[["mae"], ["mae"]])
+    history = model.fit(x, (y1, y2), epochs=1, verbose=0)
+    assert set(history.history) - {"learning_rate"} == {"loss", "mse_loss", "mae_loss", "mae", "mae_1"}
+    assert isinstance(model.predict(x, verbose=0), tuple) and isinstance(model(x), tuple)
+    model = TupleHeads()
+    model.compile("sgd", loss=[gn.losses.MeanSquaredError(), gn.losses.MeanAbsoluteError()])
+    logs = model.evaluate(x, [y1, y2], verbose=0, return_dict=True)
+    assert set(logs) == {"loss", "mean_squared_error_loss", "mean_absolute_error_loss"}

@@ -72,13 +72,13 @@ def _wrap(x):
 
 
 def _flat(out, layer):
-    """A dict returned by call() as the list of its values in sorted key order (Keras's flattening);
-    the keys go to ``layer._call_output_keys`` (None for any other result)."""
+    """A dict returned by call() as the list of its values in sorted key order (Keras's flattening).
+    ``layer._call_output_keys``: the keys, "tuple" for a tuple, None for anything else."""
     if isinstance(out, dict):
         keys = sorted(out)
         layer._call_output_keys = keys
         return [out[k] for k in keys]
-    layer._call_output_keys = None
+    layer._call_output_keys = "tuple" if isinstance(out, tuple) else None
     return out
 
 

@@ -19,7 +19,7 @@ def init(model, name=None, trainable=True, **kwargs):
     model._shows_connections = False    # summary(): no graph to show, as Keras's subclassed models
     model._nodes, model._relu_pools, model.inputs, model.outputs = [], [], [], []
     model._many_inputs = model._many_outputs = False
-    model._output_keys, model._output_dict, model._deferred_compile = [], False, None
+    model._output_keys, model._output_dict, model._output_tuple, model._deferred_compile = [], False, False, None
     model.output_shape = None
     Layer.__init__(model, name=name or unique_name(utils.snake_case(type(model).__name__)), trainable=trainable,
                    **kwargs)
@@ -40,8 +40,8 @@ def build(model, input_shape):
     model.output_shape = layer_call.infer_output_shape(model, model.input_shape)
     model._many_outputs = isinstance(model.output_shape, list)
     keys = getattr(model, "_call_output_keys", None)
-    model._output_dict = keys is not None
-    model._output_keys = list(keys) if keys is not None else \
+    model._output_dict, model._output_tuple = isinstance(keys, list), keys == "tuple"
+    model._output_keys = list(keys) if model._output_dict else \
         [f"output_{k + 1}" for k in range(len(model.output_shape) if model._many_outputs else 1)]
     model.built = True
     if model._deferred_compile is not None:    # compile() came before the outputs were known
@@ -60,11 +60,13 @@ def named_by_loss(model):
 
 
 def structured(model, outputs):
-    """Predictions (one array per output) in the structure call() returns: a dict by key for a
-    dict, else the list as it is (Keras 3 gives a list for a list or a tuple)."""
-    if model._subclassed and model._output_dict and isinstance(outputs, list):
+    """Outputs (a list, one per output) in the structure call() returns, as Keras 3 gives them
+    back: a dict by key, a tuple, or the list."""
+    if not model._subclassed or not isinstance(outputs, list):
+        return outputs
+    if model._output_dict:
         return dict(zip(model._output_keys, outputs))
-    return outputs
+    return tuple(outputs) if model._output_tuple else outputs
 
 
 def adopt_inputs(model, xs, shapes_only=False):
