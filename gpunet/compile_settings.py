@@ -105,7 +105,7 @@ class CompileMixin:
         self.run_eagerly, self.steps_per_execution = bool(run_eagerly), 1
         # "auto": eager, so that fit steps as written (see gpunet.jit)
         self.jit_compile = jit_compile is True and not run_eagerly
-        self._captured_step = None
+        self._captured_steps = {}   # kind -> gpunet.jit's captured step
 
     def _loss_scaled(self, optimizer, auto_scale_loss=True):
         """Keras's compile under mixed_float16: the optimizer wrapped in a LossScaleOptimizer (unless

@@ -186,12 +186,20 @@ class CompiledOutputs:
     # -- one step ---------------------------------------------------------------------------------
     def losses_and_gradients(self, ys, y_preds, ws, with_gradients):
         """(total loss, [dy per output or None]); records each output's loss and updates the metrics."""
-        device, total, dys = backend.current(), 0.0, []
+        total, dys, values = self.compute(ys, y_preds, ws, with_gradients)
+        self.record(ys, y_preds, values, ws)
+        return total, dys
+
+    def compute(self, ys, y_preds, ws, with_gradients):
+        """``(total, dys, values)``: the weighted total loss (0-d, on the device, one weighted_total
+        launch), the gradient per output (None without gradients) and each output's loss (None
+        without a loss); no metric or tracker is touched (what a captured step runs: gpunet.jit)."""
+        device, dys, values = backend.current(), [], []
         ws = ws or [None] * len(self.names)
-        trackers = iter(self.trackers)
         for loss, weight, y, p, w in zip(self.losses, self.loss_weights, ys, y_preds, ws):
             if loss is None:   # no loss: a zero gradient, so its layers still fill their (zero) grads
                 dys.append(device.zeros(tuple(p.shape), p.dtype) if with_gradients else None)
+                values.append(None)
                 continue
             if with_gradients:
                 value, dy = loss.device_compute(y, p, w)
@@ -200,8 +208,19 @@ class CompiledOutputs:
                 dys.append(dy)
             else:
                 value = loss.device_value(y, p, w)
-            next(trackers).record(value, len(p))
-            total = total + weight * value   # 0-d backend arrays: no read
+            values.append(value)
+        pairs = [(v, weight) for v, weight in zip(values, self.loss_weights) if v is not None]
+        total = weighted_loss.weighted_total([v for v, _ in pairs], [w for _, w in pairs])
+        return total, dys, values
+
+    def record(self, ys, y_preds, values, ws):
+        """Each output's loss into its tracker (weighted by batch size) and the metrics updated (the
+        weighted ones with the output's sample weights)."""
+        ws = ws or [None] * len(self.names)
+        trackers = iter(self.trackers)
+        for value, p in zip(values, y_preds):
+            if value is not None:
+                next(trackers).record(value, len(p))
         for k, metric, weighted in self.metrics:
             if ys[k] is None:
                 continue
@@ -209,4 +228,3 @@ class CompiledOutputs:
                 metric.update_state(ys[k], y_preds[k], sample_weight=ws[k])
             else:
                 metric.update_state(ys[k], y_preds[k])
-        return total, dys

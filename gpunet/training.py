@@ -10,13 +10,10 @@ bar's refresh, a callback that reads batch logs (``callbacks.reads_batch_logs``)
 an epoch. Each step runs inside ``backend.step(kind)``, the mark strict-sync mode and the
 profiler count by.
 """
-import contextlib
 
 import numpy as np
 
 from . import backend, callbacks as callbacks_module, distribute
-from . import regularizers
-from .primitives import cast, precision
 from .autodiff import subclassed
 from .callbacks.base import reads_batch_logs
 from .compile_settings import CompileMixin
@@ -24,8 +21,8 @@ from .custom_steps import CustomSteps, read_logs
 from .data import replicas_for_fit, should_validate, take
 from .data.trainer_data import DataMixin, uploaded
 from .device_sums import DeviceSum
-from .layers.weight_rules import add_penalties, apply_model_constraints
 from .progress import Progress
+from .training_steps import Steps
 
 _PREDICT_DEVICE_BYTES = 64 * 2 ** 20   # predict's outputs wait on the device up to this, then one read
 
@@ -42,7 +39,7 @@ def _check_finite(array, what):
         raise ValueError(f"{what} contains {array[index]} at index {index}; expected finite numbers only.")
 
 
-class Trainer(DataMixin, CompileMixin, CustomSteps):
+class Trainer(DataMixin, CompileMixin, CustomSteps, Steps):
     """compile / fit / evaluate / predict for a Model (which supplies forward, backward, weights)."""
 
     def _init_training(self):
@@ -114,88 +111,6 @@ class Trainer(DataMixin, CompileMixin, CustomSteps):
             return [None if t is None else self._targets_to_backend(t, index) for t in y]
         dtype = y.dtype if y.dtype.kind in "iu" else self.inputs[0].layer.dtype
         return backend.current().asarray(y[index], dtype=dtype)
-
-    # -- one batch ---------------------------------------------------------------------
-    def _fused(self):
-        return bool(getattr(self.compiled_loss, "fuses_softmax", False)) and self.fusable_softmax
-
-    def _train_step(self, xb, yb, wb=None):
-        """Forward, loss, backward, update; returns the loss before the update (a 0-d backend array).
-        wb: row weights or None."""
-        if self._many_outputs:
-            return self._train_step_outputs(xb, yb, wb)
-        value, y_pred = self._train_step_core(xb, yb, wb)
-        self._update_metrics(yb, y_pred, wb)
-        return value
-
-    def _train_step_core(self, xb, yb, wb=None):
-        """The training step without the metrics (what jit_compile captures): ``(loss, y_pred)``."""
-        y_pred = self.forward(xb, training=True)
-        if self._fused():
-            logits = self.logits
-            value, dlogits, y_pred = self.compiled_loss.device_compute_from_logits(yb, self._loss_input(logits), wb)
-            with self._penalties_scaled():
-                self._train_backward(self._scaled_seed(dlogits, logits.dtype), from_logits=True)
-        else:
-            value, dy = self.compiled_loss.device_compute(yb, self._loss_input(y_pred), wb)
-            with self._penalties_scaled():
-                self._train_backward(self._scaled_seed(dy, y_pred.dtype), from_logits=False)
-        value = add_penalties(value, self.losses)   # regularization penalties, as Keras adds them (on the device)
-        self.optimizer._apply(self.trainable_weights, self._replicas.gradients(self))
-        apply_model_constraints(self)   # kernel_constraint / bias_constraint after each step, as Keras
-        return value, y_pred
-
-    def _scaled_seed(self, dy, dtype):
-        """The loss gradient that starts the backward pass, in the predictions' ``dtype`` (a list of
-        dtypes for a list of gradients), times the loss scale when the optimizer scales the loss (a
-        LossScaleOptimizer: Keras multiplies the loss, giving the same gradients); on the device,
-        no host read."""
-        scale = getattr(self.optimizer, "scale_gradient", None)
-        return dy if scale is None else scale(dy, dtype)
-
-    def _penalties_scaled(self):
-        """Regularizer gradients added during the backward carry the loss scale, as the loss
-        gradient does (Keras scales the loss with its penalties in it)."""
-        scale = getattr(self.optimizer, "penalty_scale", None)
-        return regularizers.loss_scaling(scale()) if scale is not None else contextlib.nullcontext()
-
-    def _loss_input(self, y_pred):
-        """The predictions the loss reads. Under loss scaling a 16-bit prediction is widened first,
-        as Keras's loss casts y_pred to float32: the loss gradient is then float32 and rounds to
-        16 bits once, after the scale (a tiny mean-reduced gradient, 1e-6 over a big mask, would
-        be an fp16 subnormal or zero if it were rounded before being scaled)."""
-        if y_pred is None or getattr(self.optimizer, "scale_gradient", None) is None or \
-                not precision.is_half(y_pred.dtype):
-            return y_pred
-        return cast.cast(y_pred, np.float32)
-
-    def _idle_step(self):
-        """A rank with no part of a short last batch still joins the gradient reduction."""
-        self.optimizer._apply(self.trainable_weights, self._replicas.gradients(self))
-        return 0.0
-
-    def _test_step(self, xb, yb, wb=None):
-        if self._many_outputs:
-            total, _ = self._outputs.losses_and_gradients(yb, self.forward(xb, training=False), wb, False)
-            return add_penalties(total, self.losses)
-        y_pred = self.forward(xb, training=False)
-        if self._fused():
-            value, _, y_pred = self.compiled_loss.device_compute_from_logits(yb, self.logits, wb)
-        else:
-            value = self.compiled_loss.device_value(yb, y_pred, wb)
-        value = add_penalties(value, self.losses)   # Keras's evaluate adds them too
-        self._update_metrics(yb, y_pred, wb)
-        return value
-
-    def _train_step_outputs(self, xb, ys, ws):
-        y_preds = self.forward(xb, training=True)
-        total, dys = self._outputs.losses_and_gradients(ys, [self._loss_input(p) for p in y_preds], ws, True)
-        with self._penalties_scaled():
-            self._backward(self._scaled_seed(dys, [p.dtype for p in y_preds]), from_logits=False, input_gradients=False)
-        total = add_penalties(total, self.losses)   # as the single-output step
-        self.optimizer._apply(self.trainable_weights, self._replicas.gradients(self))
-        apply_model_constraints(self)
-        return total
 
     def _logs(self, loss):
         """Logs for a loss (a float, a 0-d backend array or a DeviceSum mean) and the metrics: reads the device."""
@@ -366,18 +281,24 @@ class Trainer(DataMixin, CompileMixin, CustomSteps):
         a model that customises its step runs it on the tape (gpunet.custom_steps), eagerly."""
         if self._steps_on_tape("train"):
             return self._tape_step("train")
+        return self._jit_step("train", self._train_step)
+
+    def _jit_step(self, kind, eager):
+        """The step of ``kind`` ("train", "test", "predict"): ``eager``, or with jit_compile=True
+        the graph-replaying one (gpunet.jit), made once per compile."""
         if not getattr(self, "jit_compile", False):
-            return self._train_step
-        if getattr(self, "_captured_step", None) is None:
-            from .jit import CapturedTrainStep
-            self._captured_step = CapturedTrainStep(self)
-        return self._captured_step
+            return eager
+        steps = self.__dict__.setdefault("_captured_steps", {})
+        if kind not in steps:
+            from .jit import captured_step
+            steps[kind] = captured_step(self, kind)
+        return steps[kind]
 
     def _evaluate_batches(self, batches, callback_list, progress):
         self._reset_metrics()
         callback_list.on_test_begin(logs={})
         progress.start(batches.num_batches, "evaluate")
-        step = self._tape_step("test") if self._steps_on_tape("test") else self._test_step
+        step = self._tape_step("test") if self._steps_on_tape("test") else self._jit_step("test", self._test_step)
         logs = self._run_steps("test", step, batches, callback_list, progress)
         progress.finish(logs)
         callback_list.on_test_end(logs=dict(logs))
@@ -407,11 +328,13 @@ class Trainer(DataMixin, CompileMixin, CustomSteps):
         callback_list.on_predict_begin(logs={})
         progress.start(batches.num_batches, "predict")
         chunks, waiting, waiting_bytes = [], [], 0
+        predict_step = self._predict_batch if self._steps_on_tape("predict") else \
+            self._jit_step("predict", self._predict_step)
         upload = lambda batch, index: self._upload_batch(batch, batches, index, targets=False)
         for step, arrays in uploaded(upload, batches):
             callback_list.on_predict_batch_begin(step, logs={})
             with backend.step("predict"):
-                out = self._predict_batch(arrays[0])
+                out = predict_step(arrays[0])
             waiting.append(out)   # read between steps, many batches at once (reads wait for the device)
             waiting_bytes += sum(o.nbytes for o in out) if isinstance(out, list) else out.nbytes
             if waiting_bytes > _PREDICT_DEVICE_BYTES:

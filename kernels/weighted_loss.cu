@@ -19,6 +19,9 @@
 //       partial sums of w[i / C] * term(y, p) over elements
 //   weighted_sum_finish(partial, count, out, divisor)      out[0] = sum(partial) / divisor
 //   scale_rows(x, w, out, n, C)                            out[i] = x[i] * w[i / C]
+//   weighted_total(values, weights, count, out)   out[0] = w[0] v[0] + w[1] v[1] + ... (in this
+//       order, float32, one thread): a model's total over its outputs' 0-d losses, reached
+//       through the address table `values`, so that a captured step computes it on the device
 //
 // Why the gradients need no kernels of their own: a row's loss depends on that row alone, so the
 // weighted gradient is the unweighted one (loss.cu) times the row's weight: scale_rows.
@@ -137,4 +140,14 @@ weighted_sum_finish(const float* __restrict__ partial, int count, float* __restr
 template <class T>
 __global__ void scale_rows(const T* __restrict__ x, const float* __restrict__ w, T* __restrict__ out, int n, int cols) {
     GRID_STRIDE_LOOP(i, n) out[i] = from_float<T>(to_float(x[i]) * w[i / cols]);
+}
+
+// The outputs' losses weighted and added in order, as the NumPy side does: acc = acc + w * v.
+// (NVRTC may contract the pair into one FMA: on a GPU a weight other than 1 can differ in the last bit.)
+extern "C" __global__ void __launch_bounds__(1)
+weighted_total(const unsigned long long* __restrict__ values, const float* __restrict__ weights, int count,
+               float* __restrict__ out) {
+    float acc = 0.0f;
+    for (int k = 0; k < count; ++k) acc = acc + weights[k] * *reinterpret_cast<const float*>(values[k]);
+    out[0] = acc;
 }

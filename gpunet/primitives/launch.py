@@ -183,6 +183,11 @@ def float64_table(values):
     return _table(tuple(float(v) for v in values), np.float64)
 
 
+def float_table(values):
+    """``values`` as a float32 array on the backend, cached like ``float64_table``."""
+    return _table(tuple(float(v) for v in values), np.float32)
+
+
 _counters = {}   # id(backend) -> (backend, int32 zeros): split reductions' arrival counters
 
 

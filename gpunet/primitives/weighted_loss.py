@@ -45,6 +45,25 @@ def scale_rows(x, w):
     return precision.narrow(precision.widen(x) * precision.widen(w)[..., None], x.dtype)
 
 
+def weighted_total(values, weights):
+    """``sum(weights[k] * values[k])`` of 0-d float32 losses, added in order in float32 (a 0-d
+    float32 array): a model's total loss over its outputs. One kernel launch on the kernel
+    backends (the values reached through an address table: nothing read on the host)."""
+    if len(values) != len(weights) or not values:
+        raise ValueError(f"weighted_total: needs one weight per loss value and at least one; received "
+                         f"{len(values)} values and {len(weights)} weights.")
+    if backend.current().runs_kernels:
+        values = [launch.array(v).reshape(()) for v in values]
+        out = launch.empty((1,))
+        launch.run(_FILE, "weighted_total", 1, 1, launch.address_table(values), launch.float_table(weights),
+                   len(values), out)
+        return out.reshape(())
+    total = np.float32(0.0)
+    for value, weight in zip(values, weights):
+        total = total + np.float32(weight) * np.asarray(value, dtype=np.float32)
+    return np.asarray(total, dtype=np.float32)
+
+
 def _rows(y_pred):
     return y_pred.size // y_pred.shape[-1]
 
