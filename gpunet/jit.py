@@ -1,26 +1,29 @@
-"""``model.compile(..., jit_compile=True)``: the whole training step as one CUDA graph.
+"""``model.compile(..., jit_compile=True)``: fit's, evaluate's and predict's steps as CUDA graphs.
 
-For each batch signature (shapes and dtypes of x, y and sample weights) ``fit`` runs:
+For each kind of step (training, test, predict) and batch signature (shapes and dtypes of x, y
+and sample weights; lists of them for several inputs or outputs) the training loop runs:
 
 1. a warm-up step, eagerly: it builds the optimizer's slots and device step state, compiles
    the kernels and creates each Dropout's device call count;
 2. at the next batch of that signature, the capture: the batch is copied into static device
-   buffers and the step (forward, loss, backward, optimizer; not the metrics) is captured with
-   ``backend.current().capture()``; as on a GPU, the capture runs nothing, so the graph is then
-   replayed for this batch;
+   buffers and the step's core (gpunet.training_steps: forward, loss and, training, backward and
+   optimizer; not the metrics) is captured with ``backend.current().capture()``; as on a GPU,
+   the capture runs nothing, so the graph is then replayed for this batch;
 3. every later batch: copied into the static buffers, the graph replayed (one host call), the
-   metrics updated eagerly from the static outputs, the loss copied out of its static buffer.
+   metrics and per-output loss trackers updated eagerly from the static outputs, the loss (or
+   predict's outputs) copied out of its static buffer.
 
 A batch of another size (an epoch's short last batch) thus gets its own graph after its own
 warm-up. Nothing a step needs changes on the host: the optimizer's step count and schedule, a
 LossScaleOptimizer's scale and skip flag and Dropout's call count live in device memory.
 
 Eager instead, with a one-time warning naming the reason (never a wrong result): the numpy
-backend (nothing to capture: silently), several outputs or inputs, data parallel training, an
-optimizer whose update is not one fused kernel or whose learning rate is a plain callable, and a
-step that cannot be captured (a layer reading a value on the host, an operation cudasim cannot
-record: the warning names the layer). A graph is captured again when the weights' arrays or the
-optimizer's settings (a new learning rate) change.
+backend (nothing to capture: silently); for training, data parallel training, an optimizer whose
+update is not one fused kernel (Adafactor, a subclass with its own ``update_step``) or whose
+learning rate is a plain callable; and any step that cannot be captured (a layer reading a value
+on the host, an operation cudasim cannot record such as the regularization penalties' sum: the
+warning names the layer). A graph is captured again when the weights' arrays or the optimizer's
+settings (a new learning rate) change.
 """
 import sys
 import warnings
@@ -173,7 +176,7 @@ class CapturedTrainStep(CapturedTestStep):
         optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
         if not optimizer._fuses():
             return (f"the optimizer {type(optimizer).__name__} updates with several launches; only SGD, Adam, "
-                    "AdamW and RMSprop (one fused kernel) are captured")
+                    "AdamW, RMSprop, Adagrad, Adadelta, Adamax, Nadam and Lion (one fused kernel) are captured")
         if optimizer._step is not None and optimizer._device_step() is None:
             return "the learning rate is a plain callable, which the device cannot evaluate"
         return None

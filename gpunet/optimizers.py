@@ -183,7 +183,8 @@ class Optimizer(DeviceStep):
 
     def _fuses(self):
         """True when ``_update_all`` is one multi-tensor kernel that honours the device state's skip
-        flag and counts the step (SGD, Adam, AdamW, RMSprop unless a subclass changes the update)."""
+        flag and counts the step (SGD, Adam, AdamW, RMSprop, and optimizers_extra's Adagrad, Adadelta,
+        Adamax, Nadam, Lion, unless a subclass changes the update)."""
         return False
 
     def _fused_update(self, cls):

@@ -1,6 +1,11 @@
-"""Keras 3's Adagrad, Adadelta, Adamax, Nadam and Lion, each one fused kernel launch per
-parameter (``gpunet/primitives/optim_extra.py``). Defaults, slot names and slot order are
-Keras's, so that weight files with optimizer state move both ways.
+"""Keras 3's Adagrad, Adadelta, Adamax, Nadam, Lion and Adafactor. Defaults, slot names and
+slot order are Keras's, so that weight files with optimizer state move both ways.
+
+On a kernel backend Adagrad, Adadelta, Adamax, Nadam and Lion update every parameter in one
+fused kernel launch (``gpunet/primitives/optim_extra.py``) that reads the rate, the per-step
+constants and a LossScaleOptimizer's skip flag from the optimizer's device step state and counts
+the step there, as SGD and Adam do: a training step with them can be captured (jit_compile=True).
+Adafactor runs several launches per parameter with its per-step constants from the host.
 """
 import math
 
@@ -23,6 +28,15 @@ class _KerasOptimizer(Optimizer):
 
     def _decay(self):
         return self.weight_decay or 0.0
+
+    def _update_all(self, indices, params, grads, lr, step=None):
+        """Every parameter in one launch (``_update_many``) while the subclass keeps its own
+        ``update_step``; True when the device counted the step (``step`` given)."""
+        if not self._fuses():
+            return super()._update_all(indices, params, grads, lr, step)
+        count = 1 if self._host_iterations is None else self._host_iterations + 1   # unused with ``step``
+        self._update_many(indices, params, grads, 0.0 if lr is None else lr, count, step)
+        return step is not None
 
 
 class Adagrad(_KerasOptimizer):
@@ -49,6 +63,13 @@ class Adagrad(_KerasOptimizer):
     def update_step(self, index, param, grad, lr):
         ops.adagrad_update(param, grad, self.slot("accumulator", index), lr, self.epsilon, self._decay())
 
+    def _fuses(self):
+        return self._fused_update(Adagrad)
+
+    def _update_many(self, indices, params, grads, lr, count, step):
+        ops.adagrad_update_many(params, grads, [self.slot("accumulator", i) for i in indices], lr, self.epsilon,
+                                self._decay(), count, device_step=step)
+
     def get_config(self):
         return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
                 "epsilon": self.epsilon}
@@ -74,6 +95,14 @@ class Adadelta(_KerasOptimizer):
         ops.adadelta_update(param, grad, self.slot("accumulated_grad", index),
                             self.slot("accumulated_delta_var", index), lr, self.rho, self.epsilon, self._decay())
 
+    def _fuses(self):
+        return self._fused_update(Adadelta)
+
+    def _update_many(self, indices, params, grads, lr, count, step):
+        ops.adadelta_update_many(params, grads, [self.slot("accumulated_grad", i) for i in indices],
+                                 [self.slot("accumulated_delta_var", i) for i in indices], lr, self.rho, self.epsilon,
+                                 self._decay(), count, device_step=step)
+
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
 
@@ -98,6 +127,17 @@ class Adamax(_KerasOptimizer):
         ops.adamax_update(param, grad, self.slot("momentum", index), self.slot("norm", index), lr, self.beta_1,
                           self.beta_2, self.epsilon, self.iterations + 1, self._decay())
 
+    def _fuses(self):
+        return self._fused_update(Adamax)
+
+    def _kernel_betas(self):
+        return self.beta_1, 0.0   # the kernel's bias correction 1 - beta_1^t
+
+    def _update_many(self, indices, params, grads, lr, count, step):
+        ops.adamax_update_many(params, grads, [self.slot("momentum", i) for i in indices],
+                               [self.slot("norm", i) for i in indices], lr, self.beta_1, self.beta_2, self.epsilon,
+                               count, self._decay(), device_step=step)
+
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
@@ -121,6 +161,17 @@ class Nadam(Adamax):
         ops.nadam_update(param, grad, self.slot("momentum", index), self.slot("velocity", index), lr, self.beta_1,
                          self.beta_2, self.epsilon, self.iterations + 1, self._decay())
 
+    def _fuses(self):
+        return self._fused_update(Nadam)
+
+    def _kernel_betas(self):
+        return self.beta_1, self.beta_2   # the momentum schedule and 1 - beta_2^t
+
+    def _update_many(self, indices, params, grads, lr, count, step):
+        ops.nadam_update_many(params, grads, [self.slot("momentum", i) for i in indices],
+                              [self.slot("velocity", i) for i in indices], lr, self.beta_1, self.beta_2, self.epsilon,
+                              count, self._decay(), device_step=step)
+
 
 class Lion(_KerasOptimizer):
     """The sign of an interpolated momentum (Chen et al., 2023). Slot: ``momentum``."""
@@ -139,6 +190,13 @@ class Lion(_KerasOptimizer):
 
     def update_step(self, index, param, grad, lr):
         ops.lion_update(param, grad, self.slot("momentum", index), lr, self.beta_1, self.beta_2, self._decay())
+
+    def _fuses(self):
+        return self._fused_update(Lion)
+
+    def _update_many(self, indices, params, grads, lr, count, step):
+        ops.lion_update_many(params, grads, [self.slot("momentum", i) for i in indices], lr, self.beta_1, self.beta_2,
+                             self._decay(), count, device_step=step)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}

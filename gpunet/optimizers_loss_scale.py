@@ -19,8 +19,9 @@ Semantics (``keras/src/optimizers/loss_scale_optimizer.py``, its stateful ``appl
 On the kernel backends nothing of this waits for the host: the scale, the growth counter and
 the skip flag live in the inner optimizer's device step state (``primitives/optim_state.py``);
 one kernel unscales every gradient in place and clears the flag on a non-finite one, the fused
-update kernel (SGD, Adam, AdamW, RMSprop) does nothing when the flag says skip, and its last
-block updates the scale. An inner optimizer without a fused update (Adagrad, Nadam, ...) reads
+update kernel (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, Nadam, Lion) does nothing
+when the flag says skip, and its last block updates the scale. An inner optimizer without a fused
+update (Adafactor, or a subclass with its own ``update_step``) reads
 the flag on the host instead: one device-to-host read per step.
 
 Not done as Keras does: the gradients of regularization penalties are added to the weights'

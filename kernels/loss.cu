@@ -17,6 +17,7 @@
 //   squared_error_sum_partials(y_true, y_pred, partial, n)                (p - y)^2
 //   absolute_error_sum_partials(y_true, y_pred, partial, n)               |p - y|
 //   sum_partials_finish(partial, count, out, divisor)                     out[0] = sum(partial) / divisor
+//   sum_scalars(values, count, out, divisor)   the same over 0-d arrays whose addresses `values` holds
 //   binary_crossentropy_backward(y_true, y_pred, dx, n, lo, hi, n_f)      (p - y) / (p (1 - p)) / n
 //   binary_crossentropy_from_logits_backward(y_true, logits, dx, n, n_f)  (sigmoid(x) - y) / n
 //   mse_backward(y_true, y_pred, dx, n, two_over_n)                       (p - y) * (2 / n)
@@ -211,6 +212,16 @@ extern "C" __global__ void __launch_bounds__(THREADS)
 sum_partials_finish(const float* __restrict__ partial, int count, float* __restrict__ out, float divisor) {
     float acc = 0.0f;
     for (int i = threadIdx.x; i < count; i += blockDim.x) acc += partial[i];
+    float total = block_sum(acc);
+    if (threadIdx.x == 0) out[0] = total / divisor;
+}
+
+// sum_partials_finish over 0-d float32 arrays reached through an address table (a loss and its
+// regularization penalties): the same order, so the same bits as summing them stacked.
+extern "C" __global__ void __launch_bounds__(THREADS)
+sum_scalars(const unsigned long long* __restrict__ values, int count, float* __restrict__ out, float divisor) {
+    float acc = 0.0f;
+    for (int i = threadIdx.x; i < count; i += blockDim.x) acc += *reinterpret_cast<const float*>(values[i]);
     float total = block_sum(acc);
     if (threadIdx.x == 0) out[0] = total / divisor;
 }

@@ -142,10 +142,7 @@ rmsprop_update(float* __restrict__ p, const float* __restrict__ g, float* __rest
 // device state (optim_state.cuh), and the last block to finish counts the step there, so that
 // a captured graph replays a correct step without any number from the host.
 
-#define TENSOR(slot) (reinterpret_cast<float*>(tables[(slot) * tensors + t]))
-#define TENSOR_LOOP(i) \
-    int t = blockIdx.y, n = sizes[t]; \
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+// (TENSOR, TENSOR_LOOP: optim_state.cuh)
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 sgd_update_many(const unsigned long long* __restrict__ tables, const int* __restrict__ sizes, int tensors,

@@ -1,17 +1,19 @@
 // optim_state.cuh - an optimizer's step state in device memory, read and advanced by the update
-// kernels themselves (included by optim.cu and optim_state.cu; it defines no kernels).
+// kernels themselves (included by optim.cu, optim_extra.cu and optim_state.cu; it defines no kernels).
 //
 // Why on the device: a captured CUDA graph replays its launches with the arguments they were
 // captured with, so the step count, the learning rate of a schedule, the loss scale and the
 // "skip this step" flag of a LossScaleOptimizer cannot be Python scalars: they live here and
 // the kernels compute from them. gpunet/primitives/optim_state.py is the host side.
 //
-// state (double[5], one per optimizer):
+// state (double[7], one per optimizer):
 //   [0] iterations     updates applied so far (Keras's optimizer.iterations)
 //   [1] rate           the learning rate of the last step (written by the update kernel)
 //   [2] finite         1: apply this step; 0: a LossScaleOptimizer found a non-finite gradient
 //   [3] scale          the dynamic loss scale (1 without a LossScaleOptimizer)
 //   [4] growth         finite steps since the scale last changed
+//   [5] product        Nadam's running product u(1) ... u(t) of its momentum schedule, valid
+//   [6] product_step   for t = this (the host sets iterations alone: the kernel then recomputes it)
 // settings (const double[9], uploaded once per optimizer configuration):
 //   [0] schedule kind  0 constant, 1 ExponentialDecay, 2 CosineDecay (gpunet/schedules.py)
 //   [1..5]             the schedule's numbers (see schedule_rate)
@@ -31,6 +33,8 @@
 #define STATE_FINITE 2
 #define STATE_SCALE 3
 #define STATE_GROWTH 4
+#define STATE_PRODUCT 5
+#define STATE_PRODUCT_STEP 6
 
 // The learning rate at `step` (0 for the first update), as gpunet/schedules.py computes it.
 __device__ __forceinline__ double schedule_rate(const double* __restrict__ s, double step) {
@@ -103,8 +107,9 @@ __device__ __forceinline__ void finish_step(double* __restrict__ state, const do
 
 // Called by every block of an update kernel after its updates: the block that arrives last
 // finishes the step. Every block read the state before arriving, so the last one may change it.
+// `product` (Nadam): the momentum schedule's product through this step, kept if the step counts.
 __device__ __forceinline__ void finish_step_last_block(double* __restrict__ state, const double* __restrict__ settings,
-                                                       int* __restrict__ arrivals) {
+                                                       int* __restrict__ arrivals, const double* product = nullptr) {
     __shared__ int last;
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -114,7 +119,21 @@ __device__ __forceinline__ void finish_step_last_block(double* __restrict__ stat
         if (last) {
             arrivals[0] = 0;
             __threadfence();
+            if (product != nullptr && state[STATE_FINITE] != 0.0) {
+                state[STATE_PRODUCT] = *product;
+                state[STATE_PRODUCT_STEP] = state[STATE_ITERATIONS] + 1.0;
+            }
             finish_step(state, settings, schedule_rate(settings, state[STATE_ITERATIONS]));
         }
     }
 }
+
+// -- every parameter in one launch (optim.cu, optim_extra.cu) ----------------------------------
+// tables[slot * tensors + t] is the address of array `slot` of tensor t (slot 0: the parameter,
+// 1: the gradient, then the optimizer's slots); sizes[t] its element count. Grid (x, tensors):
+// grid row t walks tensor t grid-stride, so element i of tensor t is one thread's.
+
+#define TENSOR(slot) (reinterpret_cast<float*>(tables[(slot) * tensors + t]))
+#define TENSOR_LOOP(i) \
+    int t = blockIdx.y, n = sizes[t]; \
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)

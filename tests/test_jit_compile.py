@@ -124,6 +124,6 @@ def test_numpy_backend_and_bad_values():
 
 def test_an_optimizer_without_a_fused_update_trains_eagerly_with_a_warning():
     with backend.use("cudasim"):
-        with pytest.warns(UserWarning, match="the optimizer Adagrad updates with several launches"):
-            _, logs, _, prof = _fit(True, lambda: optimizers.Adagrad(0.1))
+        with pytest.warns(UserWarning, match="the optimizer Adafactor updates with several launches"):
+            _, logs, _, prof = _fit(True, lambda: optimizers.Adafactor(0.1))
         assert ("(graph)", "cuda_graph") not in prof.kernels and np.isfinite(logs["loss"][0])

@@ -113,8 +113,8 @@ def test_profiler_counts_no_sync_per_step_and_the_reads_after(rng):
         # Adam's one launch for all 6 weights reads a table of their addresses (parameter,
         # gradient, 2 slots: 6 x 4 uint64) and one of sizes (6 int32), uploaded asynchronously
         # with the first step, the address table again in a step whose gradients moved; and
-        # Adam's device step state (5 float64) and its settings (9 float64), once.
-        data, addresses, sizes, step_state = 20 * (6 * 6 * 2 * 4 + 4), 6 * 4 * 8, 6 * 4, (5 + 9) * 8
+        # Adam's device step state (7 float64) and its settings (9 float64), once.
+        data, addresses, sizes, step_state = 20 * (6 * 6 * 2 * 4 + 4), 6 * 4 * 8, 6 * 4, (7 + 9) * 8
         assert data + addresses + sizes + step_state <= prof.h2d_bytes <= data + 2 * addresses + sizes + step_state
         # The epoch's logs: the loss and the accuracy, each read once after the steps.
         assert prof.syncs == 2 and prof.d2h_bytes == 2 * 2 * 8

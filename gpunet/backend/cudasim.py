@@ -123,6 +123,30 @@ class DeviceArray(np.ndarray):
     def tolist(self):
         return self._read(".tolist()").tolist()
 
+    def copy(self, order="C"):
+        """A device copy; while a graph is captured, recorded in it as a memcpy node (as CuPy's
+        copy is captured on a GPU), so that a replay copies the contents it then finds."""
+        out = super().copy(order)
+        if hooks.capturing():
+            from . import current
+            graph = getattr(current(), "_graph", None)
+            if graph is None:
+                _not_while_capturing("copy()")
+            graph.record_copy(self, out)
+        return out
+
+    def __setitem__(self, key, value):
+        _not_while_capturing("an assignment into")   # host code here: a replay would not redo it
+        super().__setitem__(key, value)
+
+    def fill(self, value):
+        _not_while_capturing("fill()")
+        super().fill(value)
+
+    def astype(self, dtype, *args, **kwargs):
+        _not_while_capturing("astype()")   # a host conversion (CuPy's would be a captured kernel)
+        return super().astype(dtype, *args, **kwargs)
+
     def __array_function__(self, func, types, args, kwargs):
         # np.where / np.stack / np.concatenate ... of device arrays are device arrays, as with CuPy.
         _not_while_capturing(func.__name__)

@@ -26,6 +26,8 @@ counts it as one host call and lists the kernels it ran.
 import contextlib
 import time
 
+import numpy as np
+
 from . import hooks
 
 __all__ = ["SimGraph", "CudaGraph", "sim_capture", "cuda_capture"]
@@ -40,13 +42,20 @@ class SimGraph:
     def record(self, file, kernel, grid, block, args):
         self.launches.append((file, kernel, grid, block, list(args)))
 
+    def record_copy(self, source, target):
+        """A device-to-device copy (CuPy's ``copy()`` inside a capture is a memcpy node)."""
+        self.launches.append((source, target))
+
     def replay(self):
-        """Run every recorded launch in order (one host call for the profiler)."""
+        """Run every recorded launch (and copy) in order (one host call for the profiler)."""
         started = time.perf_counter()
         previous, self.backend._replaying = self.backend._replaying, True
         try:
-            for file, kernel, grid, block, args in self.launches:
-                self.backend.launch(file, kernel, grid, block, args)
+            for node in self.launches:
+                if len(node) == 2:   # a copy node
+                    node[1].view(np.ndarray)[...] = node[0]
+                    continue
+                self.backend.launch(*node)
         finally:
             self.backend._replaying = previous
         seconds = time.perf_counter() - started

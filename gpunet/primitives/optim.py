@@ -275,7 +275,7 @@ def _rmsprop_kernel(param, grad, velocity, momentum_buf, average_grad, lr, rho, 
                      float(weight_decay or 0.0), int(momentum_buf is not None), int(average_grad is not None))
 
 
-def _many_kernel(kernel, params, grads, slot_lists, step, *settings):
+def _many_kernel(kernel, params, grads, slot_lists, step, *settings, file="optim.cu"):
     """One launch of a ``*_update_many`` kernel: the addresses of every parameter, gradient and used
     slot in one table (parameters, then gradients, then each slot), their sizes in another;
     ``step`` the ``(StepState, settings table)`` the kernel reads and advances."""
@@ -293,7 +293,7 @@ def _many_kernel(kernel, params, grads, slot_lists, step, *settings):
     grid = (launch.blocks_for(max(sizes), cap=_MAX_BLOCKS), launch.i32(len(sizes), f"{kernel}: tensors"))
     if grid[1] > 65535:
         raise ValueError(f"{kernel}: at most 65,535 tensors a launch; received {grid[1]}.")
-    launch.run("optim.cu", kernel, grid, launch.THREADS, launch.address_table([a for c in columns for a in c]),
+    launch.run(file, kernel, grid, launch.THREADS, launch.address_table([a for c in columns for a in c]),
                launch.int_table(sizes), len(sizes), step[0].array, step[1], launch.counters(1), *settings)
 
 

@@ -3,14 +3,21 @@ in Keras's order of operations: NumPy reference and kernels (``kernels/optim_ext
 
 ``lr`` is this step's learning rate; ``weight_decay`` is Keras's decoupled decay
 ``p -= p * weight_decay * lr``, done first in the same launch. Per-step constants (bias
-corrections, Nadam's momentum schedule) are computed by the caller in double precision.
+corrections, Nadam's momentum schedule) are computed in double precision from ``step``.
 On a kernel backend the parameter and its slots must be C-contiguous float32 arrays of the
 backend (they are updated in place).
+
+``*_update_many(params, grads, slots, lr, ..., step, device_step=None)``: every parameter; on a
+kernel backend one launch that, given ``device_step`` (an optimizer's ``(StepState, settings)``,
+optim_state.py), takes the rate, the per-step constants and the skip flag from the device state
+and counts the step there (what a captured training step needs: no number from the host).
+The result is that of the per-parameter function applied to each parameter in turn.
 """
 import numpy as np
 
 from .. import backend
 from . import launch
+from .optim import _many_kernel, _step_state
 
 _FILE = "optim_extra.cu"
 _MAX_BLOCKS = 2048
@@ -104,3 +111,58 @@ def lion_update(param, grad, m, lr, beta_1, beta_2, weight_decay=0.0):
     _decay(param, lr, weight_decay)
     param -= lr * np.sign(m * beta_1 + grad * (1 - beta_1))
     m[...] = m * beta_2 + grad * (1 - beta_2)
+
+
+# -- every parameter at once ------------------------------------------------------------------
+
+def _many(kernel, params, grads, slot_lists, device_step, lr, step, betas, *settings):
+    state = device_step if device_step is not None else _step_state(None, lr, step, *betas)
+    _many_kernel(kernel, params, grads, slot_lists, state, *(float(v) for v in settings), file=_FILE)
+
+
+def adagrad_update_many(params, grads, accumulators, lr, epsilon, weight_decay=0.0, step=1, device_step=None):
+    """:func:`adagrad_update` over every parameter."""
+    if backend.current().runs_kernels:
+        return _many("adagrad_update_many", params, grads, [accumulators], device_step, lr, step, (0.0, 0.0),
+                     epsilon, weight_decay or 0.0)
+    for param, grad, acc in zip(params, grads, accumulators):
+        adagrad_update(param, grad, acc, lr, epsilon, weight_decay)
+
+
+def adadelta_update_many(params, grads, acc_grads, acc_deltas, lr, rho, epsilon, weight_decay=0.0, step=1,
+                         device_step=None):
+    """:func:`adadelta_update` over every parameter."""
+    if backend.current().runs_kernels:
+        return _many("adadelta_update_many", params, grads, [acc_grads, acc_deltas], device_step, lr, step,
+                     (0.0, 0.0), rho, 1 - rho, epsilon, weight_decay or 0.0)
+    for param, grad, ag, ad in zip(params, grads, acc_grads, acc_deltas):
+        adadelta_update(param, grad, ag, ad, lr, rho, epsilon, weight_decay)
+
+
+def adamax_update_many(params, grads, ms, us, lr, beta_1, beta_2, epsilon, step, weight_decay=0.0,
+                       device_step=None):
+    """:func:`adamax_update` over every parameter at ``step`` (from 1)."""
+    if backend.current().runs_kernels:
+        return _many("adamax_update_many", params, grads, [ms, us], device_step, lr, step, (beta_1, 0.0),
+                     1 - beta_1, beta_2, epsilon, weight_decay or 0.0)
+    for param, grad, m, u in zip(params, grads, ms, us):
+        adamax_update(param, grad, m, u, lr, beta_1, beta_2, epsilon, step, weight_decay)
+
+
+def nadam_update_many(params, grads, ms, vs, lr, beta_1, beta_2, epsilon, step, weight_decay=0.0,
+                      device_step=None):
+    """:func:`nadam_update` over every parameter at ``step`` (from 1)."""
+    if backend.current().runs_kernels:
+        return _many("nadam_update_many", params, grads, [ms, vs], device_step, lr, step, (beta_1, beta_2),
+                     1 - beta_1, 1 - beta_2, epsilon, weight_decay or 0.0)
+    for param, grad, m, v in zip(params, grads, ms, vs):
+        nadam_update(param, grad, m, v, lr, beta_1, beta_2, epsilon, step, weight_decay)
+
+
+def lion_update_many(params, grads, ms, lr, beta_1, beta_2, weight_decay=0.0, step=1, device_step=None):
+    """:func:`lion_update` over every parameter."""
+    if backend.current().runs_kernels:
+        return _many("lion_update_many", params, grads, [ms], device_step, lr, step, (0.0, 0.0),
+                     beta_1, 1 - beta_1, beta_2, 1 - beta_2, weight_decay or 0.0)
+    for param, grad, m in zip(params, grads, ms):
+        lion_update(param, grad, m, lr, beta_1, beta_2, weight_decay)

@@ -29,10 +29,10 @@ import numpy as np
 from .. import backend
 from . import launch, precision
 
-__all__ = ["ITERATIONS", "RATE", "FINITE", "SCALE", "GROWTH", "StepState", "schedule_form",
+__all__ = ["ITERATIONS", "RATE", "FINITE", "SCALE", "GROWTH", "PRODUCT", "StepState", "schedule_form",
            "scale_seed", "unscale_gradients", "all_finite", "finish_step", "finish_step_reference"]
 
-ITERATIONS, RATE, FINITE, SCALE, GROWTH = range(5)
+ITERATIONS, RATE, FINITE, SCALE, GROWTH, PRODUCT, PRODUCT_STEP = range(7)
 _MAX_BLOCKS = 256
 
 
@@ -49,10 +49,12 @@ def schedule_form(rate):
 
 
 class StepState:
-    """``[iterations, rate, finite, scale, growth]`` as a float64 array on the active backend."""
+    """``[iterations, rate, finite, scale, growth, product, product_step]`` as a float64 array on
+    the active backend (product: Nadam's momentum schedule, kept by its kernel; product_step -1:
+    not computed yet)."""
 
     def __init__(self, iterations=0, scale=1.0):
-        host = np.array([iterations, 0.0, 1.0, scale, 0.0], np.float64)
+        host = np.array([iterations, 0.0, 1.0, scale, 0.0, 1.0, -1.0], np.float64)
         be = backend.current()   # queued on the copy stream (pinned memory): the host does not wait
         self.array, event = be.upload_async(host, np.float64)
         be.wait_events([event])
