@@ -31,7 +31,7 @@ def _run(cls, steps=5):
             optimizer.iterations = 9   # the host sets the count: Nadam's product is recomputed from it
         grads = [be.asarray(rng.standard_normal(p.shape).astype(np.float32)) for p in params]
         before = launch.launch_count()
-        optimizer.apply(params, grads)
+        optimizer._apply(params, grads)
         launches.append(launch.launch_count() - before)
     return [np.array(be.to_numpy(p)) for p in params], optimizer, launches
 
@@ -61,7 +61,7 @@ def test_nadam_skipped_steps_keep_its_schedule():
             for _ in range(6):
                 with np.errstate(over="ignore"):   # the overflowing scale: an inf gradient, a skipped step
                     grad = rng.standard_normal((40,)).astype(np.float32) * np.float32(optimizer.dynamic_scale)
-                optimizer.apply(params, [be.asarray(grad)])
+                optimizer._apply(params, [be.asarray(grad)])
             return np.array(be.to_numpy(params[0])), optimizer.iterations
     (host, host_steps), (device, device_steps) = run("numpy"), run("cudasim")
     assert host_steps == device_steps < 6
