@@ -126,8 +126,8 @@ def test_subclassed_model_with_two_inputs_replays():
 
 def test_numpy_backend_evaluates_and_predicts_eagerly():
     x, _, y = _data()
-    model = _one_output(True)
-    with gn.profiler.profile() as prof:
+    with backend.use("numpy"), gn.profiler.profile() as prof:
+        model = _one_output(True)
         loss, _ = model.evaluate(x, y, batch_size=8, verbose=0)
         out = model.predict(x, batch_size=8, verbose=0)
     assert np.isfinite(loss) and out.shape == (36, 3) and GRAPH not in prof.kernels
