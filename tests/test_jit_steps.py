@@ -95,33 +95,39 @@ def test_several_inputs_and_outputs_replay_equal_eager():
     assert _launches(prof, "train")[2] == 2, "the graph + the accuracy update"
 
 
-class TwoInputs(gn.Model):
+class TwoInTwoOut(gn.Model):
+    """A subclassed model with two inputs and two outputs (a dict)."""
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.left, self.right = L.Dense(8, activation="relu"), L.Dense(8, activation="relu")
-        self.head = L.Dense(1)
+        self.cls, self.reg = L.Dense(3, activation="softmax"), L.Dense(1)
 
     def call(self, inputs):
         x, z = inputs
-        return self.head(ops.concatenate([self.left(x), self.right(z)], axis=-1))
+        h = ops.concatenate([self.left(x), self.right(z)], axis=-1)
+        return {"cls": self.cls(h), "reg": self.reg(h)}
 
 
-def test_subclassed_model_with_two_inputs_replays():
-    x, z, _ = _data()
-    target = (x[:, :1] - z[:, 1:2]).astype(np.float32)
+def test_subclassed_model_with_two_inputs_and_outputs_replays():
+    x, z, y = _data(24)
+    targets = {"cls": y, "reg": (x[:, :1] - z[:, 1:2]).astype(np.float32)}
     runs = {}
     with backend.use("cudasim"):
         for jit in (False, True):
             gn.utils.set_random_seed(0)
-            model = TwoInputs()
-            model.compile(optimizer=optimizers.RMSprop(0.01), loss="mse", jit_compile=jit)
+            model = TwoInTwoOut()
+            model.compile(optimizer=optimizers.RMSprop(0.01), loss={"cls": "sparse_categorical_crossentropy",
+                                                                     "reg": "mse"},
+                          metrics={"cls": ["accuracy"]}, jit_compile=jit)
             with gn.profiler.profile() as prof:
-                history = model.fit([x, z], target, batch_size=8, epochs=2, verbose=0, shuffle=False)
-            runs[jit] = history.history, model.get_weights(), prof
-    assert runs[True][0] == runs[False][0]
+                history = model.fit([x, z], targets, batch_size=8, epochs=2, verbose=0, shuffle=False)
+                out = model.predict([x, z], batch_size=8, verbose=0)
+            runs[jit] = history.history, model.get_weights() + [out["cls"], out["reg"]], prof
+    assert runs[True][0] == runs[False][0] and "cls_accuracy" in runs[True][0]
     for a, b in zip(runs[False][1], runs[True][1]):
         np.testing.assert_array_equal(a, b)
-    assert runs[True][2].kernels[GRAPH].launches == 8
+    assert runs[True][2].kernels[GRAPH].launches == 5 + 2   # train: 6 steps of 8, predict: 3
 
 
 def test_numpy_backend_evaluates_and_predicts_eagerly():
