@@ -164,6 +164,6 @@ def test_jit_compiled_step_feeds_weighted_metrics(kernel_backend):
     with gn.backend.use(kernel_backend):
         model = dense(**BOTH, jit_compile=True)
         logs = _fit_logs(model, F["dense_x"], F["dense_y"], sample_weight=F["dense_sw"], batch_size=3)
-        entries = model._captured_step.entries.values()
+        entries = model._captured_steps["train"].entries.values()
         assert any(type(entry).__name__ == "_Entry" for entry in entries), "no batch was replayed from a graph"
     _same_logs(logs, J["dense_fit_sw"])
