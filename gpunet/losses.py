@@ -410,6 +410,13 @@ _BY_NAME.update({"huber": Huber, "logcosh": LogCosh, "kld": KLDivergence, "msle"
                  "mape": MeanAbsolutePercentageError})
 _CLASSES = {cls.__name__: cls for cls in _BY_NAME.values()}
 
+# Keras's loss functions (per-sample values, gn.ops): compile(loss=gn.losses.mean_squared_error)
+# gets the fused class of the same formula (the function's defaults are the class's).
+from . import loss_functions  # noqa: E402
+from .loss_functions import *  # noqa: E402,F401,F403
+__all__ += loss_functions.__all__
+_FUNCTION_CLASSES = {getattr(loss_functions, name): _BY_NAME[name] for name in loss_functions.__all__ if name in _BY_NAME}
+
 
 def get(identifier):
     """A Loss from a name, a Loss object, a Loss class or a ``{"class_name", "config"}`` dict.
@@ -418,6 +425,8 @@ def get(identifier):
     """
     if identifier is None or isinstance(identifier, Loss):
         return identifier
+    if callable(identifier) and identifier in _FUNCTION_CLASSES:
+        return _FUNCTION_CLASSES[identifier]()
     if callable(identifier) and not isinstance(identifier, type):   # fn(y_true, y_pred) with gn.ops
         from .autodiff.functions import LossFunctionWrapper
         return LossFunctionWrapper(identifier)
