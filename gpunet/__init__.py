@@ -16,6 +16,7 @@ from .backend import set_backend, get_backend
 from .layers import Input
 from .models import *
 from . import ops
+from . import random
 from .autodiff import GradientTape, Tensor
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-// dropout.cu - inverted dropout with a counter-based mask: no random state, only a hash.
+// dropout.cu - inverted dropout with a counter-based mask, and random draws from the same hash:
+// no random state, only a hash.
 //
 // Kernels:
 //   dropout_forward(x, y, mask, n, base, calls, arrivals, keep_threshold, scale)
@@ -76,6 +77,40 @@ template <class T> __global__ void dropout_mask(T* __restrict__ mask, int n, uns
     GRID_STRIDE_LOOP(i, n) {
         unsigned h = mix32(mix32((unsigned)i ^ key) + key);
         mask[i] = (h >> 8) >= keep_threshold ? kept : dropped;
+    }
+    count_call(calls, arrivals);
+}
+
+// Random draws, seeded and counted as dropout's masks (graph replays draw anew):
+//   random_uniform: out[i] = lo + (hi - lo) * u, u = (hash(seed, i) >> 8) * 2^-24 in [0, 1)
+//   random_normal:  Box-Muller over hash(seed, 2i) and hash(seed, 2i + 1):
+//       u1 = ((h1 >> 8) + 1) * 2^-24 in (0, 1], u2 = (h2 >> 8) * 2^-24,
+//       out[i] = mean + stddev * sqrt(-2 log u1) * cos(6.2831853 u2)
+// primitives/random.py's NumPy reference does the same in float32; logf / cosf / sqrtf and NumPy's
+// float32 routines (and NVRTC's FMA contraction of the last line) may differ in the last bits.
+template <class T> __global__ void random_uniform(T* __restrict__ out, int n, unsigned base,
+                                                  unsigned* __restrict__ calls, int* __restrict__ arrivals,
+                                                  float lo, float hi) {
+    unsigned key = mix32(base + calls[0]);
+    float span = hi - lo;
+    GRID_STRIDE_LOOP(i, n) {
+        unsigned h = mix32(mix32((unsigned)i ^ key) + key);
+        out[i] = from_float<T>(lo + span * ((float)(h >> 8) * 0x1p-24f));
+    }
+    count_call(calls, arrivals);
+}
+
+template <class T> __global__ void random_normal(T* __restrict__ out, int n, unsigned base,
+                                                 unsigned* __restrict__ calls, int* __restrict__ arrivals,
+                                                 float mean, float stddev) {
+    unsigned key = mix32(base + calls[0]);
+    GRID_STRIDE_LOOP(i, n) {
+        unsigned j = 2u * (unsigned)i;
+        unsigned h1 = mix32(mix32(j ^ key) + key), h2 = mix32(mix32((j + 1u) ^ key) + key);
+        float u1 = (float)((h1 >> 8) + 1u) * 0x1p-24f;
+        float u2 = (float)(h2 >> 8) * 0x1p-24f;
+        float z = sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
+        out[i] = from_float<T>(mean + stddev * z);
     }
     count_call(calls, arrivals);
 }

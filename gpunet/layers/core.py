@@ -1,16 +1,18 @@
-"""Input, Dense, Activation, Flatten, Reshape, Dropout, SpatialDropout2D."""
+"""Input, Dense, Activation, Flatten, Reshape, Dropout, SpatialDropout2D, GaussianNoise, GaussianDropout."""
 import math
 
 import numpy as np
 
 from .. import backend, initializers, mixed_precision, utils
 from . import autocast
-from ..primitives import dense, dropout
+from ..primitives import dense, dropout, elementwise_nd
+from ..primitives import random as random_ops
 from .activations import ActivationMixin
 from .base import Layer, SymbolicTensor
 from .weight_rules import WeightRulesMixin
 
-__all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "Dropout", "SpatialDropout2D"]
+__all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "Dropout", "SpatialDropout2D",
+           "GaussianNoise", "GaussianDropout"]
 
 
 class InputLayer(Layer):
@@ -334,3 +336,38 @@ class SpatialDropout2D(Dropout):
         config = {**super().get_config(), "data_format": "channels_last"}
         config.pop("trainable")
         return config
+
+
+class GaussianNoise(Dropout):
+    """In training, ``x + N(0, stddev**2)`` noise (a regulariser); outside training, the identity.
+    Seeds as :class:`Dropout` (a seeded layer's call k draws from ``seed + k``, resumable)."""
+
+    def __init__(self, stddev, seed=None, **kwargs):
+        super().__init__(0.0, seed=seed, **kwargs)
+        if isinstance(stddev, bool) or not isinstance(stddev, (int, float, np.floating)) or not stddev >= 0:
+            raise ValueError(f"GaussianNoise stddev must be a number >= 0; received {stddev!r}.")
+        self.stddev = float(stddev)
+
+    def forward(self, x, training=False):
+        self._mask = None
+        if not training or self.stddev == 0:
+            return x
+        noise = random_ops.normal(x.shape, 0.0, self.stddev, self._next_seed(), x.dtype)
+        return elementwise_nd.binary("add", x, noise)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("rate")
+        return {**config, "stddev": self.stddev}
+
+
+class GaussianDropout(Dropout):
+    """In training, ``x * N(1, rate / (1 - rate))`` multiplicative noise (Keras's GaussianDropout);
+    outside training, the identity. Seeds as :class:`Dropout`."""
+
+    def _drop(self, x, seed):
+        noise = random_ops.normal(x.shape, 1.0, math.sqrt(self.rate / (1.0 - self.rate)), seed, x.dtype)
+        return elementwise_nd.binary("multiply", x, noise), noise
+
+    def _undrop(self, dy):
+        return elementwise_nd.binary("multiply", dy, self._mask)
