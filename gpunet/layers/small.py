@@ -73,26 +73,18 @@ class UnitNormalization(Layer):
         return {**super().get_config(), "axis": list(self.axis) if isinstance(self.axis, tuple) else self.axis}
 
 
-class ActivityRegularization(WeightRulesMixin, Layer):
+class ActivityRegularization(WeightRulesMixin, Identity):
     """The input unchanged, with ``l1 * sum(|x|) + l2 * sum(x**2)`` (over the batch size, as Keras
     divides every activity penalty) added to the loss and its gradient to the input's."""
 
     kernel = bias = None
+    # Identity's passes, named here so that the weight-rules mixin wraps them with the penalty
+    forward, backward = Identity.forward, Identity.backward
 
     def __init__(self, l1=0.0, l2=0.0, **kwargs):
         from ..regularizers import L1L2
         self.l1, self.l2 = float(l1), float(l2)
         super().__init__(activity_regularizer=L1L2(l1=self.l1, l2=self.l2), **kwargs)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def forward(self, x, training=False):
-        return x
-
-    def backward(self, dy):
-        self.grads = []
-        return dy
 
     def get_config(self):
         config = super().get_config()
