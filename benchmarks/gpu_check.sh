@@ -15,8 +15,9 @@
 #   2. benchmarks/gpu_vs_torch.py over every case (train, predict, ops: small CNN, encoder-decoder,
 #      U-Net) and every mode its --help offers (eager always; CUDA graphs when the script has the
 #      flag; training steps in TF32, mixed_float16 and mixed_bfloat16 when it has --precision);
-#   3. gn.profiler on the encoder-decoder (the U-Net-like case) and the small CNN:
-#      per-kernel CUDA-event times and roof fractions, launches and syncs per step;
+#   3. gn.profiler on the U-Net case (benchmarks/unet_case.py, batch 16, 128x128x3), the
+#      encoder-decoder and the small CNN: per-kernel CUDA-event times and roof fractions,
+#      launches and syncs per step;
 #   4. benchmarks/host_overhead.py when present (Python cost per launch).
 # Without a GPU it runs as a dry run (cudasim, tiny batches) so that the script itself is
 # checked; the report says so on its first line.
@@ -134,7 +135,9 @@ done
 if [ "$GPU" -eq 1 ]; then
     part "1. tests marked cuda (kernels against numpy, strict sync)" 150 \
         "$PY" -m pytest -q -m cuda --maxfail=20 -p no:cacheprovider
-    part "2. profiler: encoder-decoder (U-Net-like), batch 32" 45 \
+    part "2. profiler: U-Net case, batch 16, 128x128x3" 60 \
+        "$PY" benchmarks/profile_step.py --backend cuda --model unet --steps 10
+    part "2b. profiler: encoder-decoder, batch 32" 40 \
         "$PY" benchmarks/profile_step.py --backend cuda --model autoencoder --steps 20
     part "3. gpu_vs_torch.py, every case, eager" 90 "$PY" benchmarks/gpu_vs_torch.py --repeats 20 --warmup 3
     if grep -q -- "--precision" <<< "$HELP"; then   # tensor cores: TF32, fp16 (autocast + GradScaler), bf16
@@ -152,7 +155,9 @@ if [ "$GPU" -eq 1 ]; then
 else
     part "1. tests marked cuda (dry run: each skips, saying why)" 120 \
         "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/test_sync_free.py
-    part "2. profiler (dry run: cudasim, encoder-decoder, batch 2)" 200 \
+    part "2. profiler (dry run: cudasim, U-Net case 16x16x3, batch 1)" 150 \
+        env GPUNET_CUDASIM_CONTEXTS=fibers "$PY" benchmarks/profile_step.py --backend cudasim --model unet --size 16 --batch 1 --steps 2
+    part "2b. profiler (dry run: cudasim, encoder-decoder, batch 2)" 120 \
         env GPUNET_CUDASIM_CONTEXTS=fibers "$PY" benchmarks/profile_step.py --backend cudasim --model autoencoder --batch 2 --steps 2
     if "$PY" -c "import torch" 2>/dev/null; then
         for mode in "${MODES[@]}"; do

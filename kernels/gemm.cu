@@ -10,6 +10,7 @@
 //       dw (M, N) = x^T @ dy, x stored (K, M), dy (K, N); with_bias: dw has a row M more, the
 //       bias gradient (the product of a row of ones with dy)                                 [TN]
 //   dense_backward_bias(dy, db, rows, cols)        db (cols,) = column sums of dy (rows, cols)
+//   (dense_forward and dense_backward_input end with (partial, k_per_split, arrivals): split-K, below)
 //   matmul_batched_nn(a, b, c, M, K, N, batch0, ndim, meta)   c[z] = a[z] @ b[z]              [NN]
 //   matmul_batched_nt(a, b, c, M, K, N, batch0, ndim, meta)   c[z] = a[z] @ b[z]^T, b (N, K)  [NT]
 //   matmul_batched_tn(a, b, c, M, K, N, batch0, ndim, meta)   c[z] = a[z]^T @ b[z], a (K, M)  [TN]
@@ -50,8 +51,19 @@
 // ty, ty + 8, ... of column tx in order, then the 8 partial sums of a column are added in a
 // fixed tree in shared memory. No atomics: two runs give the same bits.
 //
-// Every C element is one thread's sum over k in ascending order, so all seven kernels are
-// deterministic. Backward needs the forward's input x (and w); nothing else is saved.
+// Split-K, for skinny dense products whose 64 x 64 tiles would leave most SMs idle (the small
+// CNN's 64 x 3136 @ 3136 x 128: 2 tiles): grid (x, y, splits); block z sums its own k range
+// (whole k-tiles) and writes the raw float sums to partial[z] (M x N, float32), then counts
+// itself in arrivals[tile] (an int atomic). The block that arrives last for its tile adds the
+// splits' sums in order (z = 0, 1, ...: the same bits whichever block is last), then the bias
+// and the epilogue, and writes C: no second launch, no float atomics, the same bits every run;
+// it leaves its counter at zero for the next launch. The summation order differs from the
+// unsplit product's (a sum per split, then the splits), so the result differs from it within
+// float32 rounding; dense.py says when it splits. The weight gradient is never split (its
+// output, in x out, has tiles enough unless both are small; the split path would cost it registers).
+// Every C element is one thread's sum over k in ascending order (split-K: per split, then the
+// splits in order), so all the kernels are deterministic. Backward needs the forward's input x
+// (and w); nothing else is saved.
 // Gradients: every kernel writes (=) its output, none accumulates (+=).
 
 #include "common.cuh"     // dtype.cuh: bf16_t / fp16_t, to_float, from_float<T>
@@ -105,16 +117,76 @@ __device__ __forceinline__ void load_b(const T* __restrict__ b, float (*tile)[BL
     }
 }
 
+// Block z's share of K under split-K (gridDim.z splits of k_per_split, a multiple of BLOCK_K so
+// that no k-tile straddles two splits); with one split (k_per_split >= K) partial is null and
+// the block writes C itself.
+struct SplitK {
+    int k_begin, k_end;
+    float* partial;    // (splits, M, N) float32
+    int* arrivals;     // one zeroed counter per output tile
+};
+
+__device__ __forceinline__ SplitK split_k(int K, int k_per_split, float* __restrict__ partial,
+                                          int* __restrict__ arrivals) {
+    int begin = blockIdx.z * k_per_split;
+    return {begin, min(K, begin + k_per_split), gridDim.z > 1 ? partial : nullptr, arrivals};
+}
+
+// Split-K's end of a block: writes its sums to its split's slice of partial and counts the block
+// in; true in the block that arrives last for the tile, which then finishes C (split_finish).
+__device__ __forceinline__ bool split_arrive(const SplitK& split, float (*acc)[PER_THREAD], int row0, int col0,
+                                             int tx, int ty, int M, int N) {
+    __shared__ int last;
+    float* slice = split.partial + (long long)blockIdx.z * M * N;
+#pragma unroll
+    for (int i = 0; i < PER_THREAD; ++i)
+#pragma unroll
+        for (int j = 0; j < PER_THREAD; ++j) {
+            int row = row0 + ty + SIDE * i, col = col0 + tx + SIDE * j;
+            if (row < M && col < N) slice[row * N + col] = acc[i][j];
+        }
+    __threadfence();   // each thread's sums visible to the whole device before the block counts itself
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int tile = blockIdx.y * gridDim.x + blockIdx.x;
+        last = atomicAdd(&split.arrivals[tile], 1) == (int)gridDim.z - 1;
+        if (last) split.arrivals[tile] = 0;   // ready for the next launch
+    }
+    __syncthreads();
+    if (last) __threadfence();
+    return last;
+}
+
+// The last block of a tile: each element of the tile (thread t takes t, t + 256, ...) is the
+// splits' sums added in order z = 0, 1, ... (+ bias), through the epilogue, rounded once.
+template <class T, class TC>
+__device__ __forceinline__ void split_finish(const SplitK split, const float* __restrict__ bias, TC* __restrict__ c,
+                                          int M, int N, int row0, int col0, const T* __restrict__ gate, int act,
+                                          float alpha) {
+    const volatile float* partial = split.partial;   // written by other blocks: read past L1
+    long long slice = (long long)M * N;
+    for (int e = threadIdx.x; e < BLOCK_M * BLOCK_N; e += THREADS) {
+        int row = row0 + e / BLOCK_N, col = col0 + e % BLOCK_N;
+        if (row >= M || col >= N) continue;
+        int index = row * N + col;
+        float total = partial[index];
+        for (int z = 1; z < (int)gridDim.z; ++z) total += partial[z * slice + index];
+        c[index] = from_float<TC>(epilogue(bias ? total + bias[col] : total, gate, index, act, alpha));
+    }
+}
+
 // C (M, N) = op(A) (M, K) @ op(B) (K, N), plus bias[n] on every row when bias is not null,
 // then the epilogue (epilogue.cuh): act(C), or with a gate activation_gradient(C, gate[same
 // element]). ones_row: see load_a. Operands and gate T, C of type TC (T, or float for dw), each
 // C element rounded once from its float sum.
+// k in [k_begin, k_end) only. Split-K (`split` not null, see split_k): the raw float sums go to
+// this split's slice of split.partial, and the last block of the tile to arrive finishes C.
 template <bool TRANS_A, bool TRANS_B, class T, class TC>
 __device__ __forceinline__ void gemm_tile(const T* __restrict__ a, const T* __restrict__ b,
                                           const float* __restrict__ bias, TC* __restrict__ c,
-                                          int M, int K, int N, int ones_row = -1,
-                                          const T* __restrict__ gate = nullptr, int act = ACT_NONE,
-                                          float alpha = 0.0f) {
+                                          int M, int K, int N, SplitK split,
+                                          int ones_row = -1, const T* __restrict__ gate = nullptr,
+                                          int act = ACT_NONE, float alpha = 0.0f) {
     __shared__ float a_tile[BLOCK_K][BLOCK_M + PAD];
     __shared__ float b_tile[BLOCK_K][BLOCK_N + PAD];
     int tid = threadIdx.x, tx = tid % SIDE, ty = tid / SIDE;
@@ -125,7 +197,7 @@ __device__ __forceinline__ void gemm_tile(const T* __restrict__ a, const T* __re
     for (int i = 0; i < PER_THREAD; ++i)
         for (int j = 0; j < PER_THREAD; ++j) acc[i][j] = 0.0f;
 
-    for (int k0 = 0; k0 < K; k0 += BLOCK_K) {
+    for (int k0 = split.k_begin; k0 < split.k_end; k0 += BLOCK_K) {
         load_a<TRANS_A>(a, a_tile, M, K, row0, k0, tid, ones_row);
         load_b<TRANS_B>(b, b_tile, K, N, k0, col0, tid);
         __syncthreads();
@@ -139,6 +211,11 @@ __device__ __forceinline__ void gemm_tile(const T* __restrict__ a, const T* __re
         __syncthreads();   // the tiles are overwritten by the next step's loads
     }
 
+    if (split.partial) {   // split-K: the block that arrives last for this tile writes C
+        if (split_arrive(split, acc, row0, col0, tx, ty, M, N))
+            split_finish<T, TC>(split, bias, c, M, N, row0, col0, gate, act, alpha);
+        return;
+    }
     for (int i = 0; i < PER_THREAD; ++i) {
         int row = row0 + ty + SIDE * i;
         for (int j = 0; j < PER_THREAD; ++j) {
@@ -152,14 +229,18 @@ __device__ __forceinline__ void gemm_tile(const T* __restrict__ a, const T* __re
 
 template <class T> __global__ void __launch_bounds__(THREADS)
 dense_forward(const T* __restrict__ x, const T* __restrict__ w, const float* __restrict__ b,
-              T* __restrict__ y, int M, int K, int N, int has_bias, int act, float alpha) {
-    gemm_tile<false, false, T, T>(x, w, has_bias ? b : nullptr, y, M, K, N, -1, nullptr, act, alpha);
+              T* __restrict__ y, int M, int K, int N, int has_bias, int act, float alpha,
+              float* __restrict__ partial, int k_per_split, int* __restrict__ arrivals) {
+    gemm_tile<false, false, T, T>(x, w, has_bias ? b : nullptr, y, M, K, N, split_k(K, k_per_split, partial, arrivals),
+                                  -1, nullptr, act, alpha);
 }
 
 template <class T> __global__ void __launch_bounds__(THREADS)
 dense_backward_input(const T* __restrict__ dy, const T* __restrict__ w, T* __restrict__ dx,
-                     int M, int K, int N, const T* __restrict__ gate, int has_gate, int act, float alpha) {
-    gemm_tile<false, true, T, T>(dy, w, nullptr, dx, M, K, N, -1, has_gate ? gate : nullptr, act, alpha);
+                     int M, int K, int N, const T* __restrict__ gate, int has_gate, int act, float alpha,
+                     float* __restrict__ partial, int k_per_split, int* __restrict__ arrivals) {
+    gemm_tile<false, true, T, T>(dy, w, nullptr, dx, M, K, N, split_k(K, k_per_split, partial, arrivals), -1,
+                                 has_gate ? gate : nullptr, act, alpha);
 }
 
 // with_bias: dw is (M + 1, N), its last row the bias gradient (column sums of dy), from a row of
@@ -167,7 +248,8 @@ dense_backward_input(const T* __restrict__ dy, const T* __restrict__ w, T* __res
 template <class T> __global__ void __launch_bounds__(THREADS)
 dense_backward_filter(const T* __restrict__ x, const T* __restrict__ dy, float* __restrict__ dw,
                       int M, int K, int N, int with_bias) {
-    gemm_tile<true, false, T, float>(x, dy, nullptr, dw, M + with_bias, K, N, with_bias ? M : -1);
+    gemm_tile<true, false, T, float>(x, dy, nullptr, dw, M + with_bias, K, N, SplitK{0, K, nullptr, nullptr},
+                                     with_bias ? M : -1);
 }
 
 #define BIAS_COLS 32
@@ -205,7 +287,8 @@ __device__ __forceinline__ void batched_tile(const T* __restrict__ a, const T* _
         a_off += (long long)coord * meta[ndim + d];
         b_off += (long long)coord * meta[2 * ndim + d];
     }
-    gemm_tile<TRANS_A, TRANS_B, T, float>(a + a_off, b + b_off, nullptr, c + (long long)z * M * N, M, K, N);
+    gemm_tile<TRANS_A, TRANS_B, T, float>(a + a_off, b + b_off, nullptr, c + (long long)z * M * N, M, K, N,
+                                          SplitK{0, K, nullptr, nullptr});
 }
 
 template <class T> __global__ void __launch_bounds__(THREADS)

@@ -24,6 +24,8 @@ below sm_80) gemm.cu's kernels instantiated for the 16-bit type (load T, compute
 T once). db: gemm.cu's ``dense_backward_bias<T>``, float32. The NumPy reference widens the inputs
 to float32, computes as for float32 and narrows y and dx once (``precision``).
 """
+import math
+
 import numpy as np
 
 from .. import backend, config
@@ -32,6 +34,7 @@ from . import launch, precision, tensorcore
 
 _GEMM_BLOCK = (256, 1, 1)     # gemm.cu's THREADS
 _GEMM_TILE = (64, 64)         # gemm.cu's BLOCK_M (rows of C), BLOCK_N (columns of C)
+_GEMM_K = 16                  # gemm.cu's BLOCK_K
 _BIAS_BLOCK = (32, 8, 1)      # gemm.cu's BIAS_COLS x BIAS_ROWS
 
 
@@ -144,8 +147,9 @@ def _dense_backward_half(dy, x, w, need_dx, need_db, need_dw, fold):
 
 
 @launch.plan
-def _gemm_plan(kernel, m, k, n, extra_rows=0):
-    """The grid and ``m, k, n`` arguments of a gemm.cu product writing (m + extra_rows, n).
+def _gemm_plan(kernel, m, k, n, extra_rows=0, split=True):
+    """The grid (``(x, y)``, or ``(x, y, splits)`` when K is split), the ``m, k, n`` arguments and
+    ``k_per_split`` of a gemm.cu product writing (m + extra_rows, n).
 
     The longer side of the output goes on grid axis x, so no size of a layer meets the 65,535-block
     limit of axis y: with ``m * n < 2**31`` the shorter side has at most 725 tiles."""
@@ -154,13 +158,44 @@ def _gemm_plan(kernel, m, k, n, extra_rows=0):
         launch.i32(size, f"{kernel}: {what}")      # the kernel indexes with 32-bit ints
     row_tiles, col_tiles = launch.grid_for((rows, n), _GEMM_TILE)
     grid = (row_tiles, col_tiles) if rows >= n else (col_tiles, row_tiles)   # gemm.cu's rule
-    return grid, tuple(launch.pack(m, k, n))
+    splits, per_split = gemm_splits(rows, k, n) if split else (1, k)
+    return (*grid, splits) if splits > 1 else grid, tuple(launch.pack(m, k, n)), per_split
 
 
-def _gemm(kernel, inputs, out, m, k, n, *flags, extra_rows=0):
-    """Launch the gemm.cu product ``kernel(*inputs, out, m, k, n, *flags)`` writing ``out``."""
-    grid, sizes = _gemm_plan(kernel, m, k, n, extra_rows)
-    launch.run("gemm.cu", kernel, grid, _GEMM_BLOCK, *inputs, out, *sizes, *flags)
+_SMS = 108                    # SMs assumed (an A100's), as the tensor-core path assumes
+_SPLIT_BLOCKS = 2 * _SMS      # split K until about this many blocks run...
+_SPLIT_MIN_TILES = 4          # ...keeping at least this many k-tiles (of 16) in each split...
+_SPLIT_MAX = 16               # ...and at most this many splits (the last block of a tile adds them all)
+_SPLIT_MIN_FMAS = 2 ** 22     # below this a product is too small for idle SMs to matter
+
+
+def gemm_splits(rows, k, n):
+    """``(splits, k_per_split)`` for gemm.cu's (rows, k) @ (k, n): K is split only when the output's
+    64 x 64 tiles would fill fewer than half the SMs and the product is big enough for that to
+    matter; each split takes whole k-tiles, at least _SPLIT_MIN_TILES of them."""
+    tiles = math.ceil(rows / _GEMM_TILE[0]) * math.ceil(n / _GEMM_TILE[1])
+    k_tiles = math.ceil(k / _GEMM_K)
+    if 2 * tiles > _SMS or rows * k * n < _SPLIT_MIN_FMAS or k_tiles < 2 * _SPLIT_MIN_TILES:
+        return 1, max(k, 1)
+    splits = min(math.ceil(_SPLIT_BLOCKS / tiles), k_tiles // _SPLIT_MIN_TILES, _SPLIT_MAX)
+    per_split = math.ceil(k_tiles / splits) * _GEMM_K
+    return math.ceil(k / per_split), per_split
+
+
+def _gemm(kernel, inputs, out, m, k, n, *flags, extra_rows=0, split=True):
+    """Launch the gemm.cu product ``kernel(*inputs, out, m, k, n, *flags[, partial, k_per_split,
+    arrivals])`` writing ``out``. ``split`` (dense_forward, dense_backward_input): K split as
+    gemm_splits says, each split's sums in a float32 partial buffer, the last block of each output
+    tile adding them (one launch either way). The weight gradient is not split: its output (in,
+    out) has tiles enough unless both are small, and the split path would cost it registers."""
+    grid, sizes, per_split = _gemm_plan(kernel, m, k, n, extra_rows, split)
+    if not split:
+        launch.run("gemm.cu", kernel, grid, _GEMM_BLOCK, *inputs, out, *sizes, *flags)
+        return
+    splits, tiles = grid[2] if len(grid) == 3 else 1, grid[0] * grid[1]
+    partial = launch.empty((splits, m + extra_rows, n)) if splits > 1 else launch.placeholder()
+    arrivals = launch.counters(tiles if splits > 1 else 1)
+    launch.run("gemm.cu", kernel, grid, _GEMM_BLOCK, *inputs, out, *sizes, *flags, partial, per_split, arrivals)
 
 
 def _dense_forward_kernel(x, w, b, activation):
@@ -184,7 +219,8 @@ def _dense_backward_kernel(dy, x, w, need_dx, need_db, need_dw, fold):
     if need_dw:
         both = int(need_db)   # the bias gradient as one more row of the filter gradient's product
         dw = launch.empty((in_features + both, out_features))
-        _gemm("dense_backward_filter", (x, dy), dw, in_features, batch, out_features, both, extra_rows=both)
+        _gemm("dense_backward_filter", (x, dy), dw, in_features, batch, out_features, both, extra_rows=both,
+              split=False)
         if both:
             return dx, dw[:in_features], dw[in_features]
     if need_db:
