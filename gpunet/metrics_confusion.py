@@ -89,7 +89,7 @@ class IoU(Metric):
             return False
         warnings.warn(f"Metric '{self.name}': sample_weight is truncated to whole numbers, as Keras's IoU of "
                       f"int dtype (the default) does; pass dtype='float32' to keep fractional weights.",
-                      stacklevel=3)
+                      stacklevel=4)   # past update_state and Metric's tensor-reading wrapper
         return True
 
     def result(self):
