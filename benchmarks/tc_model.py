@@ -54,10 +54,18 @@ LOOP = {
     ("sm_80", "", "bf16"): {"forward": (16, 167, 16), "input": (16, 186, 16), "filter": (16, 221, 16)},
     ("sm_80", "_128x128", "tf32"): {"forward": (64, 472, 16), "input": (64, 461, 16), "filter": (64, 587, 16)},
     ("sm_80", "_128x128", "bf16"): {"forward": (64, 336, 32), "input": (64, 332, 32), "filter": (64, 444, 32)},
+    ("sm_80", "_128x64", "tf32"): {"forward": (32, 361, 32 / 3), "input": (32, 367, 32 / 3), "filter": (32, 482, 32 / 3)},
+    ("sm_80", "_128x64", "bf16"): {"forward": (32, 267, 64 / 3), "input": (32, 270, 64 / 3), "filter": (32, 378, 64 / 3)},
+    ("sm_80", "_128x32", "tf32"): {"forward": (16, 291, 8), "input": (16, 296, 8), "filter": (16, 400, 8)},
+    ("sm_80", "_128x32", "bf16"): {"forward": (16, 223, 16), "input": (16, 230, 16), "filter": (16, 331, 16)},
     ("sm_90", "", "tf32"): {"forward": (16, 268, 8), "input": (16, 297, 8), "filter": (16, 306, 8)},
     ("sm_90", "", "bf16"): {"forward": (16, 191, 16), "input": (16, 211, 16), "filter": (16, 242, 16)},
     ("sm_90", "_128x128", "tf32"): {"forward": (64, 500, 16), "input": (64, 487, 16), "filter": (64, 601, 16)},
     ("sm_90", "_128x128", "bf16"): {"forward": (64, 379, 32), "input": (64, 358, 32), "filter": (64, 473, 32)},
+    ("sm_90", "_128x64", "tf32"): {"forward": (32, 398, 32 / 3), "input": (32, 390, 32 / 3), "filter": (32, 523, 32 / 3)},
+    ("sm_90", "_128x64", "bf16"): {"forward": (32, 302, 64 / 3), "input": (32, 293, 64 / 3), "filter": (32, 432, 64 / 3)},
+    ("sm_90", "_128x32", "tf32"): {"forward": (16, 326, 8), "input": (16, 310, 8), "filter": (16, 424, 8)},
+    ("sm_90", "_128x32", "bf16"): {"forward": (16, 271, 16), "input": (16, 245, 16), "filter": (16, 357, 16)},
 }
 FFMA_EFFICIENCY, TC_OVERHEAD, CUDNN_EFFICIENCY = 0.44, 0.85, 0.65
 BATCH, SIZE, LEVELS = 16, 128, (32, 64, 128, 256)
@@ -143,9 +151,11 @@ def table():
         small = (tensorcore.SMALL,)
         for mode, tiles, label in (("ffma", None, "gpunet \"highest\" (FFMA)"),
                                    ("tf32", small, "gpunet \"high\": TF32 mma, 64x64 tiles only (before)"),
-                                   ("tf32", tensorcore.TILES, "gpunet \"high\": TF32 mma, 64x64 or 128x128 per product"),
+                                   ("tf32", (tensorcore.SMALL, tensorcore.BIG), "gpunet \"high\": TF32, 64x64 or 128x128"),
+                                   ("tf32", tensorcore.TILES, "gpunet \"high\": TF32, all four tiles per product"),
                                    ("bf16", small, "gpunet, bf16 operands, 64x64 tiles only (before)"),
-                                   ("bf16", tensorcore.TILES, "gpunet, bf16 operands, 64x64 or 128x128 per product"),
+                                   ("bf16", (tensorcore.SMALL, tensorcore.BIG), "gpunet, bf16 operands, 64x64 or 128x128"),
+                                   ("bf16", tensorcore.TILES, "gpunet, bf16 operands, all four tiles per product"),
                                    ("cudnn", None, "PyTorch + cuDNN, TF32")):
             g, r = step(hw, mode, tiles)
             lines.append(f"| {hw} | {label} | {g * 1e3:.2f} | {r * 1e3:.2f} | {(g + r) * 1e3:.2f} | "

@@ -20,7 +20,7 @@
 //       GEMM: M = kh*kw*Cin taps, N = Cout, K = pixels. Grid (ceil(M / 64), ceil(Cout / 64),
 //       splits); conv.cu's sum_splits adds the splits in order (deterministic split-K).
 //   tc_conv2d_<product>_<type>_128x128(...): the same on 128 x 128 block tiles (tc_gemm.cuh's TcBig;
-//       the grids above with 128 for 64).
+//       the grids above with 128 for 64), _128x64 (TcWide) and _128x32 (TcNarrow) likewise.
 //   <geometry>: as conv.cu's (batch, in_h, in_w, cin, out_h, out_w, cout, kh, kw, sh, sw,
 //   pad_t, pad_l, dil_h, dil_w); x (batch, in_h, in_w, cin) NHWC, w (kh, kw, cin, cout).
 // 128 threads a block (TC_THREADS, TC_BIG_THREADS). Operand tiles are gathered straight from the NHWC tensors by cp.async
@@ -262,4 +262,148 @@ tc_conv2d_backward_filter_f16_128x128(const fp16_t* __restrict__ x, const fp16_t
         int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
     TcConv g = TC_GEOMETRY;
     tc_conv_filter<fp16_t, TcBig>(x, dy, dw, pixels_per_split, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_conv2d_forward_tf32_128x64(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
+        float* __restrict__ y, int has_bias, int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_forward<float, TcWide>(x, w, b, y, has_bias, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_conv2d_backward_input_tf32_128x64(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
+        int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_input<float, TcWide>(dy, w, dx, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_conv2d_backward_filter_tf32_128x64(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw,
+        int pixels_per_split, int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_filter<float, TcWide>(x, dy, dw, pixels_per_split, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_conv2d_forward_bf16_128x64(const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, const float* __restrict__ b,
+        float* __restrict__ y, int has_bias, int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_forward<bf16_t, TcWide>(x, w, b, y, has_bias, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_conv2d_backward_input_bf16_128x64(const bf16_t* __restrict__ dy, const bf16_t* __restrict__ w, float* __restrict__ dx,
+        int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_input<bf16_t, TcWide>(dy, w, dx, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_conv2d_backward_filter_bf16_128x64(const bf16_t* __restrict__ x, const bf16_t* __restrict__ dy, float* __restrict__ dw,
+        int pixels_per_split, int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_filter<bf16_t, TcWide>(x, dy, dw, pixels_per_split, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_conv2d_forward_f16_128x64(const fp16_t* __restrict__ x, const fp16_t* __restrict__ w, const float* __restrict__ b,
+        float* __restrict__ y, int has_bias, int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_forward<fp16_t, TcWide>(x, w, b, y, has_bias, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_conv2d_backward_input_f16_128x64(const fp16_t* __restrict__ dy, const fp16_t* __restrict__ w, float* __restrict__ dx,
+        int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_input<fp16_t, TcWide>(dy, w, dx, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_conv2d_backward_filter_f16_128x64(const fp16_t* __restrict__ x, const fp16_t* __restrict__ dy, float* __restrict__ dw,
+        int pixels_per_split, int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_filter<fp16_t, TcWide>(x, dy, dw, pixels_per_split, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_conv2d_forward_tf32_128x32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
+        float* __restrict__ y, int has_bias, int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_forward<float, TcNarrow>(x, w, b, y, has_bias, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_conv2d_backward_input_tf32_128x32(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
+        int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_input<float, TcNarrow>(dy, w, dx, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_conv2d_backward_filter_tf32_128x32(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw,
+        int pixels_per_split, int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_filter<float, TcNarrow>(x, dy, dw, pixels_per_split, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_conv2d_forward_bf16_128x32(const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, const float* __restrict__ b,
+        float* __restrict__ y, int has_bias, int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_forward<bf16_t, TcNarrow>(x, w, b, y, has_bias, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_conv2d_backward_input_bf16_128x32(const bf16_t* __restrict__ dy, const bf16_t* __restrict__ w, float* __restrict__ dx,
+        int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_input<bf16_t, TcNarrow>(dy, w, dx, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_conv2d_backward_filter_bf16_128x32(const bf16_t* __restrict__ x, const bf16_t* __restrict__ dy, float* __restrict__ dw,
+        int pixels_per_split, int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_filter<bf16_t, TcNarrow>(x, dy, dw, pixels_per_split, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_conv2d_forward_f16_128x32(const fp16_t* __restrict__ x, const fp16_t* __restrict__ w, const float* __restrict__ b,
+        float* __restrict__ y, int has_bias, int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_forward<fp16_t, TcNarrow>(x, w, b, y, has_bias, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_conv2d_backward_input_f16_128x32(const fp16_t* __restrict__ dy, const fp16_t* __restrict__ w, float* __restrict__ dx,
+        int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_input<fp16_t, TcNarrow>(dy, w, dx, g);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_conv2d_backward_filter_f16_128x32(const fp16_t* __restrict__ x, const fp16_t* __restrict__ dy, float* __restrict__ dw,
+        int pixels_per_split, int batch, int in_h, int in_w, int cin, int out_h, int out_w,
+        int cout, int kh, int kw, int sh, int sw, int pad_t, int pad_l, int dil_h, int dil_w) {
+    TcConv g = TC_GEOMETRY;
+    tc_conv_filter<fp16_t, TcNarrow>(x, dy, dw, pixels_per_split, g);
 }

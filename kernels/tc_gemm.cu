@@ -6,7 +6,8 @@
 //   tc_gemm_<type>_nn(a, b, bias, c, M, K, N, has_bias, k_per_split)   C = A (M, K) @ B (K, N)
 //   tc_gemm_<type>_nt(...)   C = A (M, K) @ B^T, B stored (N, K)   (dense input gradient)
 //   tc_gemm_<type>_tn(...)   C = A^T @ B, A stored (K, M)          (dense weight gradient)
-//   tc_gemm_<type>_<layout>_128x128(...)   the same on 128 x 128 block tiles (tc_gemm.cuh's TcBig)
+//   tc_gemm_<type>_<layout>_128x128(...)   the same on 128 x 128 block tiles (tc_gemm.cuh's TcBig),
+//   ..._128x64 (TcWide) and ..._128x32 (TcNarrow)
 //   tc_sum_splits(partial, bias, c, rows, cols, splits, has_bias)
 //   tc_finish<T>(partial, bias, c, gate, rows, cols, splits, has_bias, has_gate, act, alpha)
 //       c (rows, cols) in T (float, bf16_t, fp16_t) = epilogue.cuh's act(sum of the splits (+ bias)),
@@ -14,7 +15,7 @@
 //       product's float32 result stored as a layer's 16-bit activations, computed in float and
 //       rounded once. It is epilogue.cu's bias_activation_store with the split-K sum fused in
 //       (tc_sum_splits and a store pass would read and write the partials twice).
-// Grid: (ceil(M / 64), ceil(N / 64), splits) (_128x128: / 128), 128 threads; the core is tc_gemm.cuh.
+// Grid: (ceil(M / 64), ceil(N / 64), splits) (_BMxBN: / BM, / BN), 128 threads; the core is tc_gemm.cuh.
 // Split-K, deterministic: with splits > 1, block z sums k in [z * k_per_split, (z + 1) *
 // k_per_split) (a multiple of the k-tile) into c + z * M * N, and tc_sum_splits adds the
 // splits in order (and the bias): no atomics, the same bits every run.
@@ -146,6 +147,114 @@ extern "C" __global__ void __launch_bounds__(TC_BIG_THREADS)
 tc_gemm_f16_tn_128x128(const fp16_t* __restrict__ a, const fp16_t* __restrict__ b, const float* __restrict__ bias,
         float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
     tc_gemm<fp16_t, TcBig, false, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_gemm_tf32_nn_128x64(const float* __restrict__ a, const float* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<float, TcWide, true, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_gemm_tf32_nt_128x64(const float* __restrict__ a, const float* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<float, TcWide, true, true>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_gemm_tf32_tn_128x64(const float* __restrict__ a, const float* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<float, TcWide, false, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_gemm_bf16_nn_128x64(const bf16_t* __restrict__ a, const bf16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<bf16_t, TcWide, true, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_gemm_bf16_nt_128x64(const bf16_t* __restrict__ a, const bf16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<bf16_t, TcWide, true, true>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_gemm_bf16_tn_128x64(const bf16_t* __restrict__ a, const bf16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<bf16_t, TcWide, false, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_gemm_f16_nn_128x64(const fp16_t* __restrict__ a, const fp16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<fp16_t, TcWide, true, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_gemm_f16_nt_128x64(const fp16_t* __restrict__ a, const fp16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<fp16_t, TcWide, true, true>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS)
+tc_gemm_f16_tn_128x64(const fp16_t* __restrict__ a, const fp16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<fp16_t, TcWide, false, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_gemm_tf32_nn_128x32(const float* __restrict__ a, const float* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<float, TcNarrow, true, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_gemm_tf32_nt_128x32(const float* __restrict__ a, const float* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<float, TcNarrow, true, true>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_gemm_tf32_tn_128x32(const float* __restrict__ a, const float* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<float, TcNarrow, false, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_gemm_bf16_nn_128x32(const bf16_t* __restrict__ a, const bf16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<bf16_t, TcNarrow, true, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_gemm_bf16_nt_128x32(const bf16_t* __restrict__ a, const bf16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<bf16_t, TcNarrow, true, true>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_gemm_bf16_tn_128x32(const bf16_t* __restrict__ a, const bf16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<bf16_t, TcNarrow, false, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_gemm_f16_nn_128x32(const fp16_t* __restrict__ a, const fp16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<fp16_t, TcNarrow, true, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_gemm_f16_nt_128x32(const fp16_t* __restrict__ a, const fp16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<fp16_t, TcNarrow, true, true>(a, b, bias, c, M, K, N, has_bias, k_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS)
+tc_gemm_f16_tn_128x32(const fp16_t* __restrict__ a, const fp16_t* __restrict__ b, const float* __restrict__ bias,
+        float* __restrict__ c, int M, int K, int N, int has_bias, int k_per_split) {
+    tc_gemm<fp16_t, TcNarrow, false, false>(a, b, bias, c, M, K, N, has_bias, k_per_split);
 }
 
 // c[i] = partial[0][i] + partial[1][i] + ... (+ bias[i % cols]): the split-K second pass.

@@ -12,6 +12,11 @@
 //            Per mma k-step a warp reads 4 + 4 ldmatrix.x4 for 32 mma: twice the FLOPs per
 //            shared-memory byte of the 32 x 32 warp tile (16 TF32 / 32 BF16 FLOP/B), and the
 //            loader's per-k-tile integer work is spread over 4x the HMMAs.
+//   TcWide:  128 x 64 block, 4 warps in 2 x 2, 64 x 32 warp tiles (4 m16 x 4 n8, 64 accumulators),
+//            3 stages (45 KB): for outputs 33-64 columns wide (10.7 TF32 / 21.3 BF16 FLOP/B).
+//   TcNarrow: 128 x 32 block, 4 warps in 4 x 1, 32 x 32 warp tiles (TcSmall's), 3 stages (37.5 KB):
+//            for outputs at most 32 columns wide, whose 64 x 64 blocks would leave the warps of
+//            columns 32-63 multiplying zeros.
 // K advances TC_KBYTES = 64 bytes of each operand row a stage (16 floats or 32 halves: 2 mma
 // k-steps), through STAGES shared-memory stages filled by cp.async: while the warps multiply
 // stage s, the copies of the next STAGES - 1 stages are in flight (CUTLASS's multistage
@@ -44,6 +49,8 @@
 
 #define TC_THREADS 128                      // TcSmall's block
 #define TC_BIG_THREADS 128                  // TcBig's block
+#define TC_WIDE_THREADS 128                 // TcWide's block
+#define TC_NARROW_THREADS 128               // TcNarrow's block
 #define TC_KBYTES 64
 #define TC_KMAJOR_STRIDE 80                 // bytes between rows of a K-major tile
 
@@ -57,7 +64,10 @@ struct TcTile {
 };
 using TcSmall = TcTile<64, 64, 2, 2, 3>;
 using TcBig = TcTile<128, 128, 2, 2, 2>;
-static_assert(TcSmall::THREADS == TC_THREADS && TcBig::THREADS == TC_BIG_THREADS, "launch bounds");
+using TcWide = TcTile<128, 64, 2, 2, 3>;
+using TcNarrow = TcTile<128, 32, 4, 1, 3>;
+static_assert(TcSmall::THREADS == TC_THREADS && TcBig::THREADS == TC_BIG_THREADS &&
+              TcWide::THREADS == TC_WIDE_THREADS && TcNarrow::THREADS == TC_NARROW_THREADS, "launch bounds");
 
 template <class T> struct TcType;
 template <> struct TcType<float> {

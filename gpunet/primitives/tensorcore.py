@@ -21,19 +21,23 @@ Dense uses this for float32 under ``gn.config.set_float32_matmul_precision("high
 fp16 operands (the mixed-precision policies to come) always take it.
 
 Kernel path (cuda and cudasim; sm_80 and newer on a GPU): one ``tc_gemm_<type>_<nn|nt|tn>``
-launch over (ceil(M / 64), ceil(N / 64), splits) blocks of 128 threads, or on 128 x 128 block
-tiles (``tc_gemm_<type>_<layout>_128x128``, same grid with 128) where ``tile_for`` picks them.
+launch over (ceil(M / 64), ceil(N / 64), splits) blocks of 128 threads, or on the block tile
+``tile_for`` picks (``tc_gemm_<type>_<layout>_128x128``, ``_128x64``, ``_128x32``; the grid
+divided by its sides).
 When the output has few tiles (the grid would leave SMs idle), K is split into ``splits`` chunks
 of whole k-tiles, each written to its own slice of a partial buffer, and ``tc_sum_splits`` adds
 the slices in order (plus the bias): deterministic, no atomics.
 
-Tiles (``tile_for``, used by tensorcore_conv too). ``SMALL``: 64 x 64 blocks of 4 warps with
-32 x 32 warp tiles; ``BIG``: 128 x 128 blocks of 4 warps with 64 x 64 warp tiles, whose loop
-reads half the shared-memory bytes per mma FLOP (docs/performance.md). A product takes the tile
-whose grid finishes in less modelled time: ceil(blocks / SMs) waves of one block's work (its
-area times its k length), BIG's work counted at half (its speed, SPEED), ties to SMALL. So big
-outputs take BIG, and small grids keep SMALL (the SMs it would leave idle cost more than BIG
-saves), unless split-K gives BIG's grid the blocks to fill the GPU anyway. The SM count is the
+Tiles (``tile_for``, used by tensorcore_conv too), all blocks of 4 warps: ``SMALL`` 64 x 64
+(32 x 32 warp tiles); ``BIG`` 128 x 128 (64 x 64 warp tiles: half the shared-memory bytes and
+about half the instructions per mma FLOP); ``WIDE`` 128 x 64 (64 x 32 warp tiles) for outputs
+33-64 columns wide; ``NARROW`` 128 x 32 (32 x 32 warp tiles in a column) for at most 32 columns,
+where SMALL's right-hand warps would multiply zeros. A product takes the tile whose grid
+finishes in the least modelled time: ceil(blocks / SMs) waves of one block's work (its area
+times its k length) divided by the tile's loop speed (``Tile.speed``), ties to the earlier tile
+of TILES. So big outputs take BIG, narrow ones WIDE or NARROW, and small grids keep SMALL (the
+SMs a bigger tile would leave idle cost more than it saves), unless split-K gives the bigger
+tile's grid the blocks to fill the GPU anyway. The SM count is the
 device's on the cuda backend; the NumPy and cudasim backends choose as a GPU of
 ``SIMULATED_SMS`` SMs would, so that test-sized products run both tiles.
 """
@@ -53,7 +57,7 @@ except ImportError:   # pragma: no cover - bf16 operands then cannot exist eithe
     _BF16 = None
 
 __all__ = ["matmul", "store", "usable", "tf32_round", "operand_type", "operand_unit_roundoff", "tile_for", "Tile",
-           "SMALL", "BIG", "gemm_plan"]
+           "SMALL", "BIG", "WIDE", "NARROW", "TILES", "gemm_plan"]
 
 _K_BYTES = 64           # TC_KBYTES: k bytes of an operand row per k-tile
 _SPLIT_BLOCKS = 256     # split K until about this many blocks run (2 per SM on an A100 / H100)...
@@ -65,9 +69,14 @@ _SMS = {}               # device id -> multiprocessor count
 Tile = collections.namedtuple("Tile", "suffix bm bn threads speed")
 Tile.__doc__ = """A block tile of the tensor-core kernels: kernel name suffix, rows, columns, threads,
 and its loop's modelled speed relative to SMALL (tile_for's cost)."""
+# Speeds: the loops' issue limits relative to SMALL's (HMMA per instruction of the cp.async loop,
+# benchmarks/sass.py, the conv forward on sm_80 and sm_90; shared memory limits only SMALL's
+# TF32 loop on the H100, where BIG gains a little more).
 SMALL = Tile("", 64, 64, 128, 1.0)              # tc_gemm.cuh's TcSmall (TC_THREADS)
-BIG = Tile("_128x128", 128, 128, 128, 2.0)      # TcBig (TC_BIG_THREADS): 16 / 8 FLOP per smem byte
-TILES = (SMALL, BIG)
+BIG = Tile("_128x128", 128, 128, 128, 2.0)      # TcBig: 64 x 64 warp tiles
+WIDE = Tile("_128x64", 128, 64, 128, 1.33)      # TcWide: 64 x 32 warp tiles
+NARROW = Tile("_128x32", 128, 32, 128, 0.83)    # TcNarrow: SMALL's 32 x 32 warp tiles, 4 in a column
+TILES = (SMALL, BIG, WIDE, NARROW)
 SIMULATED_SMS = 2       # the SM count the numpy and cudasim backends choose tiles for
 
 

@@ -20,7 +20,7 @@ transposed conv's forward) runs one GEMM per phase of the strides, as conv.cu's 
 (kernels/conv_phase.cuh): the dx pixels of a phase and the taps that reach them.
 The filter gradient splits its pixels like conv.cu's (deterministic, conv.cu's ``sum_splits``).
 Each product runs on the block tile ``tensorcore.tile_for`` picks for its GEMM (``plan`` says
-which: 64 x 64 or 128 x 128, the kernel name's ``_128x128`` suffix).
+which: 64 x 64, 128 x 128, 128 x 64 or 128 x 32, the kernel name's ``_BMxBN`` suffix).
 """
 import contextlib
 import math
