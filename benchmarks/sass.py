@@ -186,10 +186,12 @@ MUFU.RCP, F2I) is inside; `TC FLOP/smem B` is the tensor-core FLOPs per byte a w
 shared memory (LDSM and LDS). Keeping the tensor cores fed from shared memory (128 B/clk/SM)
 takes 8 FLOP/B for TF32 and 16 for BF16/FP16 on an A100, 16 and 32 on an H100.
 
-The kernels named `..._128x128` run 128 x 128 block tiles (64 x 64 warp tiles, tc_gemm.cuh's
-TcBig): 64 HMMA a k-tile instead of 16, 8 cp.async (LDGSTS) instead of 4, twice the FLOPs per
-shared-memory byte (16 TF32, 32 BF16 / FP16), and about a third of the instructions per HMMA;
-primitives/tensorcore.tile_for picks them per product (docs/performance.md).
+Tensor-core tiles (tc_gemm.cuh's TcTile; primitives/tensorcore.tile_for picks one per product,
+docs/performance.md): kernels without a suffix run 64 x 64 blocks (32 x 32 warp tiles: 16 HMMA
+and 4 cp.async a k-tile); `..._128x128` 128 x 128 blocks (64 x 64 warp tiles: 64 HMMA, 8 LDGSTS,
+twice the FLOPs per shared-memory byte, about half the instructions per HMMA); `..._128x64`
+128 x 64 (64 x 32 warp tiles: 32 HMMA, 6 LDGSTS); `..._128x32` 128 x 32 (32 x 32 warp tiles in
+a column: 16 HMMA, 5 LDGSTS).
 
 Which path a shape takes: every tensor-core kernel has two loops. The cp.async loop (the row
 with LDGSTS) runs when both operand base addresses are 16-byte aligned and every operand row
