@@ -7,6 +7,8 @@ the filter gradient), each within about K u32 of the sum of |products|, u32 = 2^
 element |kernel - reference| <= 2 (K + 1) 2^-24 (|patches| @ |w| + |b|), computed here by the
 reference on |x| and |w|.
 """
+import re
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -60,10 +62,13 @@ def test_forward_and_filter_gradient_match_numpy(kernel_backend, rng, kind, x_sh
     dy = rng.standard_normal(y_ref.shape).astype(dtype)
     gradient = lambda: tc.conv2d_backward_filter(dy, x, w.shape, strides, pads, dilation)   # noqa: E731
     (dw_ref,), _ = run_on_backend("numpy", gradient)
+    out_hw = y_ref.shape[1:3]
+    tile = {product: tc.plan(product, x_shape, w.shape, out_hw, strides, x.itemsize)[0].suffix
+            for product in ("forward", "input", "filter")}   # the block tile tile_for picks (any of them)
     (y,), launched = run_on_backend(kernel_backend, forward)
-    assert launched == [f"tc_conv2d_forward_{kind}"] and y.dtype == np.float32
+    assert launched == [f"tc_conv2d_forward_{kind}{tile['forward']}"] and y.dtype == np.float32
     (dw,), launched = run_on_backend(kernel_backend, gradient)
-    assert launched[0] == f"tc_conv2d_backward_filter_{kind}" and launched[1:] in ([], ["sum_splits"])
+    assert launched[0] == f"tc_conv2d_backward_filter_{kind}{tile['filter']}" and launched[1:] in ([], ["sum_splits"])
     with backend.use("numpy"):
         ax, aw, ady = (np.abs(v.astype(np.float32)) for v in (x, w, dy))
         y_scale = tc.conv2d_forward(ax, aw, np.abs(b), strides, pads, dilation)
@@ -73,7 +78,7 @@ def test_forward_and_filter_gradient_match_numpy(kernel_backend, rng, kind, x_sh
     backward = lambda: tc.conv2d_backward_input(dy, w, x_shape, strides, pads, dilation)   # noqa: E731
     (dx_ref,), _ = run_on_backend("numpy", backward)
     (dx,), launched = run_on_backend(kernel_backend, backward)
-    assert launched == [f"tc_conv2d_backward_input_{kind}"]
+    assert launched == [f"tc_conv2d_backward_input_{kind}{tile['input']}"]
     with backend.use("numpy"):
         dx_scale = tc.conv2d_backward_input(ady, aw, x_shape, strides, pads, dilation)
     _within(dx, dx_ref, dx_scale, kh * kw * filters, f"{kind} input gradient")
@@ -122,7 +127,7 @@ def test_float32_convs_use_tf32_under_high_precision(kernel_backend, rng):
         actual, launched = run_on_backend(kernel_backend, products)
     finally:
         gn.config.set_float32_matmul_precision("highest")
-    assert [k for k in launched if k.startswith("tc_")] == [
+    assert [re.sub(r"_128x\d+$", "", k) for k in launched if k.startswith("tc_")] == [
         "tc_conv2d_forward_tf32", "tc_conv2d_backward_filter_tf32", "tc_conv2d_backward_input_tf32",
         "tc_conv2d_backward_input_tf32", "tc_finish", "tc_conv2d_forward_tf32", "tc_conv2d_backward_filter_tf32"]
     assert "conv2d_backward_input" not in launched    # no FFMA product is left
