@@ -125,10 +125,11 @@ class CustomSteps:
         with GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self._compute_loss(x, y, y_pred, sample_weight, training=True)
+            scaled = self.optimizer.scale_loss(loss)   # a LossScaleOptimizer's scale (mixed_float16)
         self._compile_loss_tracker().update_state(loss, sample_weight=_rows(x))
         variables = self.trainable_variables
         if variables:
-            self.optimizer.apply(tape.gradient(loss, variables), variables)
+            self.optimizer.apply(tape.gradient(scaled, variables), variables)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def test_step(self, data):

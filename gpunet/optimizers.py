@@ -136,6 +136,10 @@ class Optimizer(DeviceStep):
         pairs = list(grads_and_vars)
         self.apply([g for g, _ in pairs], [v for _, v in pairs])
 
+    def scale_loss(self, loss):
+        """Keras's hook for a custom step: the loss to differentiate (a LossScaleOptimizer scales it)."""
+        return loss
+
     def apply(self, grads, trainable_variables=None):
         """Keras's ``apply(grads, trainable_variables)``: update the variables in place from
         ``grads`` (two lists matched by position; gradients may be gn.Tensors from

@@ -231,3 +231,24 @@ def test_jit_compile_with_a_custom_step_warns_and_trains_eagerly():
     taped.compile(optimizer="sgd", loss=gn.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)
     with pytest.warns(UserWarning, match="trains eagerly: it overrides train_step"):
         taped.fit(x, y, epochs=1, verbose=0)
+
+
+def test_tape_step_under_mixed_float16_scales_the_loss_as_fit_does():
+    """The default train_step differentiates optimizer.scale_loss(loss): a LossScaleOptimizer gets
+    scaled gradients, as from the fused step (the scale is a power of two: same weights)."""
+    x, y = _digits_like(32)
+    gn.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        fused, taped = _pair()
+    finally:
+        gn.mixed_precision.set_global_policy("float32")
+    for model in (fused, taped):   # SGD: an unscaled gradient would show (Adam would hide the scale)
+        model.compile(optimizer=gn.optimizers.SGD(0.5), loss=gn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    assert type(taped.optimizer).__name__ == "LossScaleOptimizer"
+    gn.utils.set_random_seed(9)
+    fused.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    gn.utils.set_random_seed(9)
+    taped.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    for a, b in zip(fused.get_weights(), taped.get_weights()):
+        assert_close(b, a, rtol=1e-3, atol=1e-4)
+    assert taped.optimizer.iterations == fused.optimizer.iterations == 4
