@@ -232,12 +232,19 @@ def _per_output(value, n):
 
 
 def _outputs_loss(outputs, y, y_pred, sample_weight):
+    """sum(loss_weight * loss) over the outputs; each output's own loss goes to its tracker, as
+    Keras's compiled loss records them."""
     ys, preds, ws = (_per_output(v, len(outputs.names)) for v in (y, y_pred, sample_weight))
-    total = None
+    total, trackers = None, iter(outputs.trackers)
     for loss, weight, target, pred, w in zip(outputs.losses, outputs.loss_weights, ys, preds, ws):
-        if loss is None or target is None:
+        if loss is None:
             continue
-        term = loss(target, pred, w) * weight
+        tracker = next(trackers)
+        if target is None:
+            continue
+        value = loss(target, pred, w)
+        tracker.record(value.data if isinstance(value, Tensor) else value, int(pred.shape[0]))
+        term = value * weight
         total = term if total is None else total + term
     return total
 

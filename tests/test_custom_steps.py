@@ -252,3 +252,36 @@ def test_tape_step_under_mixed_float16_scales_the_loss_as_fit_does():
     for a, b in zip(fused.get_weights(), taped.get_weights()):
         assert_close(b, a, rtol=1e-3, atol=1e-4)
     assert taped.optimizer.iterations == fused.optimizer.iterations == 4
+
+
+class TwoOutputs(gn.Model):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return super().compute_loss(x, y, y_pred, sample_weight, training)
+
+
+def _two_outputs(cls):
+    gn.utils.set_random_seed(2)
+    inputs = gn.Input((4,))
+    hidden = gn.layers.Dense(5, activation="relu")(inputs)
+    model = cls(inputs, [gn.layers.Dense(2, name="a")(hidden), gn.layers.Dense(1, name="b")(hidden)])
+    model.compile(optimizer=gn.optimizers.SGD(0.1), loss=["mse", "mae"], loss_weights=[1.0, 0.5],
+                  metrics=[["mae"], []])
+    return model
+
+
+def test_tape_step_of_several_outputs_trains_and_logs_as_the_fused_step():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((32, 4)).astype(np.float32)
+    ys = [rng.standard_normal((32, 2)).astype(np.float32), rng.standard_normal((32, 1)).astype(np.float32)]
+    logs = []
+    for cls in (gn.Model, TwoOutputs):
+        model = _two_outputs(cls)
+        gn.utils.set_random_seed(9)
+        logs.append(model.fit(x, ys, batch_size=8, epochs=2, verbose=0).history)
+        logs[-1]["weights"] = model.get_weights()
+    fused, taped = logs
+    assert set(taped) == set(fused)
+    for name in ("loss", "a_loss", "b_loss", "a_mae"):
+        assert taped[name] == pytest.approx(fused[name], rel=1e-5), name
+    for a, b in zip(fused["weights"], taped["weights"]):
+        assert_close(b, a, rtol=1e-5, atol=1e-6)
