@@ -20,7 +20,9 @@ the ones it keeps (below); a model that overrides none of them keeps the fused s
 ``self.metrics`` is Keras's list: the loss tracker (a Mean named "loss"), the compiled metrics,
 then the Metric objects the model holds as attributes. fit and evaluate reset them before each
 epoch / evaluation. A custom step's logs are what it returns; their values (floats, 0-d arrays,
-tensors, metric results) are read when the progress bar, a callback or the epoch's end asks.
+tensors, metric results) are read when the progress bar, a callback or the epoch's end asks;
+a metric's ``result()`` is itself a read, so the default steps (which return results, as Keras's
+do) wait for the device every step, which the fused step never does.
 """
 import inspect
 import warnings
