@@ -11,6 +11,7 @@ from gpunet import layers, mixed_precision, ops
 from gpunet.primitives import precision
 
 from checks import assert_close
+from test_custom_layers import Scale   # the call() layer y = x * scale + shift
 
 # The policies' wiring on the numpy reference; end to end on cudasim once every kernel family takes
 # bf16 / fp16 arrays (each family tests its own kernels against numpy in tests/test_mixed_*.py).
@@ -115,17 +116,6 @@ def test_weight_gradients_are_float32_and_input_gradients_the_input_dtype():
     bn.forward(x.astype(BF16), training=True)
     assert bn.moving_mean.dtype == np.float32 and not np.allclose(bn.moving_mean, 0)
     assert bn.backward(np.ones((4, 5), BF16)).dtype == BF16 and [g.dtype for g in bn.grads] == [np.float32] * 2
-
-
-class Scale(gn.layers.Layer):
-    """A call() layer: y = x * scale + shift."""
-
-    def build(self, input_shape):
-        self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="scale")
-        self.shift = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="shift")
-
-    def call(self, inputs):
-        return inputs * self.scale + self.shift
 
 
 def test_call_layers_autocast_inputs_and_weights_and_return_float32_gradients():
