@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 
 from . import backend
-from .autodiff import GradientTape, Tensor
+from .autodiff import GradientTape, Tensor, raw
 
 __all__ = ["CustomSteps", "unpack_x_y_sample_weight", "pack_x_y_sample_weight"]
 
@@ -62,8 +62,7 @@ def pack_x_y_sample_weight(x, y=None, sample_weight=None):
 
 def _value(v):
     """A log value as a float: floats, 0-d backend arrays, gn.Tensors, metric results."""
-    if isinstance(v, Tensor):
-        v = v.data
+    v = raw(v)
     if hasattr(v, "shape") and not isinstance(v, np.ndarray):
         v = backend.current().to_numpy(v)
     return float(np.asarray(v, dtype=np.float64).reshape(()))
@@ -174,16 +173,15 @@ class CustomSteps:
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Update the compiled metrics with the batch; returns ``get_metrics_result()``."""
         del x
-        read = lambda t: t.data if isinstance(t, Tensor) else t   # noqa: E731
         outputs = getattr(self, "_outputs", None)
         if outputs is not None:   # several outputs: each metric reads its output
             ys, preds, ws = (_per_output(v, len(outputs.names)) for v in (y, y_pred, sample_weight))
             for k, metric, weighted in outputs.metrics:
                 if ys[k] is not None:
                     w = ws[k] if weighted else None
-                    metric.update_state(ys[k], read(preds[k]), **({} if w is None else {"sample_weight": w}))
+                    metric.update_state(ys[k], raw(preds[k]), **({} if w is None else {"sample_weight": w}))
         elif getattr(self, "compiled_metrics", None):
-            self._update_metrics(y, read(y_pred), sample_weight)
+            self._update_metrics(y, raw(y_pred), sample_weight)
         return self.get_metrics_result()
 
     def get_metrics_result(self):
@@ -245,7 +243,7 @@ def _outputs_loss(outputs, y, y_pred, sample_weight):
         if target is None:
             continue
         value = loss(target, pred, w)
-        tracker.record(value.data if isinstance(value, Tensor) else value, int(pred.shape[0]))
+        tracker.record(raw(value), int(pred.shape[0]))
         term = value * weight
         total = term if total is None else total + term
     return total

@@ -17,7 +17,7 @@ import inspect
 import numpy as np
 
 from . import backend, utils
-from .autodiff import Tensor, record
+from .autodiff import Tensor, raw, record
 from .primitives import cast, elementwise_nd
 from .primitives import loss as ops
 from .primitives import weighted_loss
@@ -70,9 +70,8 @@ class Loss:
         """One tape node: the fused value and gradient of the built-in loss (computed together,
         as fit computes them); its backward scales the saved gradient by the seed."""
         device = backend.current()
-        unwrap = lambda a: a.data if isinstance(a, Tensor) else a   # noqa: E731
         prediction = y_pred if isinstance(y_pred, Tensor) else Tensor(device.asarray(y_pred))
-        targets, weight = unwrap(y_true), unwrap(sample_weight)
+        targets, weight = raw(y_true), raw(sample_weight)
         if not isinstance(targets, device.xp.ndarray):
             targets = device.asarray(np.asarray(targets))
         value, gradient = self.device_compute(targets, prediction.data, weight)

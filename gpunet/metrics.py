@@ -9,7 +9,7 @@ Keras 3's reduction: see gpunet.metrics_weights.
 import numpy as np
 
 from . import backend, losses, metrics_weights, utils
-from .autodiff import Tensor
+from .autodiff import raw
 from .device_sums import DeviceSum
 from .primitives import launch
 from .primitives import loss as ops
@@ -21,8 +21,8 @@ __all__ = ["Metric", "MeanMetric", "Mean", "Sum", "CategoricalAccuracy", "Sparse
 
 def _reads_arrays(update_state):
     def update(self, *args, **kwargs):
-        args = [a.data if isinstance(a, Tensor) else a for a in args]
-        kwargs = {k: v.data if isinstance(v, Tensor) else v for k, v in kwargs.items()}
+        args = [raw(a) for a in args]
+        kwargs = {k: raw(v) for k, v in kwargs.items()}
         return update_state(self, *args, **kwargs)
     update.__name__, update.__doc__, update.__wrapped__ = update_state.__name__, update_state.__doc__, update_state
     return update

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from . import backend, utils
+from .autodiff import raw
 from .optimizers_step import DeviceStep
 from .primitives import optim as optim_ops, optim_state
 from .schedules import (CosineDecay, ExponentialDecay, LearningRateSchedule, _check_positive,
@@ -31,12 +32,6 @@ __all__ = [
 
 
 # -- optimizers -------------------------------------------------------------------------
-def _array_of(grad):
-    """A gradient as a backend array: a gn.Tensor from GradientTape.gradient is unwrapped."""
-    from .autodiff.tensor import Tensor
-    return grad.data if isinstance(grad, Tensor) else grad
-
-
 def _module_of(array):
     """The array module that owns ``array``: slots live where their parameter lives."""
     return np if isinstance(array, np.ndarray) else backend.current().xp
@@ -154,7 +149,7 @@ class Optimizer(DeviceStep):
                 raise ValueError(f"{type(self).__name__}.apply(grads) without trainable_variables needs an earlier "
                                  "call that named them: pass apply(grads, model.trainable_variables).")
             trainable_variables = self._variables
-        grads = [_array_of(g) for g in grads]
+        grads = [raw(g) for g in grads]   # gn.Tensors from GradientTape.gradient
         self._variables = list(trainable_variables)
         self._apply(self._variables, grads)
 

@@ -12,7 +12,7 @@ are averaged over every sample seen.
 import numpy as np
 
 from .. import backend, losses, metrics, metrics_weights
-from . import GradientTape, Tensor, paused
+from . import GradientTape, Tensor, paused, raw
 
 _REGISTRY = {}
 
@@ -91,11 +91,10 @@ class LossFunctionWrapper(losses.Loss):
     def _on_tape(self, y_true, y_pred, sample_weight):
         """Inside a custom step under a GradientTape: the function's own ops record on that tape."""
         device = backend.current()
-        unwrap = lambda a: a.data if isinstance(a, Tensor) else a   # noqa: E731
         pred = y_pred if isinstance(y_pred, Tensor) else Tensor(device.asarray(y_pred))
         weight = None if sample_weight is None else \
-            Tensor(device.asarray(unwrap(sample_weight), dtype=losses.ops.value_dtype(pred.dtype)))
-        return self._values(Tensor(self._prepare(unwrap(y_true), pred.data)), pred, weight)
+            Tensor(device.asarray(raw(sample_weight), dtype=losses.ops.value_dtype(pred.dtype)))
+        return self._values(Tensor(self._prepare(raw(y_true), pred.data)), pred, weight)
 
     def check_targets(self, y_true, output_shape, where="y"):
         """The function decides what targets mean; only NaN / inf are refused up front."""
