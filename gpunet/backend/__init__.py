@@ -30,7 +30,7 @@ class NumpyBackend:
     runs_kernels = False
 
     def asarray(self, a, dtype=np.float32):
-        return np.ascontiguousarray(a, dtype=dtype)
+        return np.asarray(a, dtype=dtype, order="C")   # (ascontiguousarray would make a 0-d array 1-d)
 
     def to_numpy(self, a):
         return np.asarray(a)

@@ -46,7 +46,7 @@ class CudaBackend:
     def asarray(self, a, dtype=np.float32):
         if not isinstance(a, self.xp.ndarray):   # pageable host memory: CuPy copies synchronously
             hooks.host_to_device(np.asarray(a).size * np.dtype(dtype).itemsize, True)
-        return self.xp.ascontiguousarray(self.xp.asarray(a, dtype=dtype))
+        return self.xp.asarray(a, dtype=dtype, order="C")   # 0-d stays 0-d, as on the other backends
 
     def to_numpy(self, a):
         if isinstance(a, self.xp.ndarray):

@@ -209,7 +209,7 @@ class CudasimBackend:
     def asarray(self, a, dtype=np.float32):
         if not isinstance(a, DeviceArray):
             hooks.host_to_device(np.asarray(a).size * np.dtype(dtype).itemsize, True)
-        return _on_device(np.ascontiguousarray(a, dtype=dtype))
+        return _on_device(np.asarray(a, dtype=dtype, order="C"))   # 0-d stays 0-d (ascontiguousarray: 1-d)
 
     def to_numpy(self, a):
         if isinstance(a, DeviceArray):

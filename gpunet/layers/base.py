@@ -196,8 +196,7 @@ class Layer:
         shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape or ())
         value = initializers.get(initializer or "glorot_uniform")(shape)
         dtype = autocast.np_dtype(np.dtype(dtype).name if isinstance(dtype, type) else dtype or self.variable_dtype)
-        # (the backends' asarray is NumPy's ascontiguousarray, which makes a 0-d array 1-d)
-        array = backend.current().asarray(value, dtype=dtype).reshape(shape)
+        array = backend.current().asarray(value, dtype=dtype)
         self._vars.append([name or f"variable_{len(self._vars)}", array, trainable])
         return array
 
