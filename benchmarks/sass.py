@@ -3,6 +3,7 @@
     python benchmarks/sass.py                    # tc_gemm.cu tc_conv.cu gemm.cu conv.cu, sm_80 and sm_90
     python benchmarks/sass.py tc_conv.cu --arch sm_90
     python benchmarks/sass.py --write docs/kernels.md   # (re)writes the section of that file
+    python benchmarks/sass.py --write-loops benchmarks/tc_loops.json   # the cp.async loops, for tc_model
 
 Compiles with NVRTC (gpunet.backend.nvrtc, the project's own options), disassembles the cubin
 with ``cuobjdump -sass`` (PyPI: nvidia-cuda-cuobjdump, which runs nvdisasm from
@@ -19,11 +20,17 @@ compile to) is inside, and the tensor-core FLOPs per shared-memory byte a warp m
 Compare with what the SM needs to keep its tensor cores busy from shared memory (128 bytes a
 clock an SM on A100 and H100): A100 TF32 1024 FLOP/clk/SM -> 8 FLOP/B, BF16 2048 -> 16 FLOP/B;
 H100 SXM TF32 2048 -> 16 FLOP/B, BF16 4096 -> 32 FLOP/B (dense peaks / SMs / boost clock).
+
+``--write-loops`` writes benchmarks/tc_loops.json, which benchmarks/tc_model.py reads: per
+(arch, kernel) of tc_conv.cu and tc_gemm.cu, the cp.async loop's (the main loop with LDGSTS)
+HMMA, all-instruction and LDGSTS counts and tensor-core FLOP per shared-memory byte, with the
+NVRTC version that compiled them. Regenerate it whenever a tensor-core kernel changes.
 """
 import argparse
 import collections
 import dataclasses
 import importlib.metadata
+import json
 import os
 import pathlib
 import re
@@ -35,6 +42,10 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from gpunet.backend import kernel_source, nvrtc   # noqa: E402
 
 HOT_FILES = ("tc_gemm.cu", "tc_conv.cu", "gemm.cu", "conv.cu")
+TC_FILES = ("tc_conv.cu", "tc_gemm.cu")
+ARCHS = ("sm_80", "sm_90")
+LOOPS_JSON = pathlib.Path(__file__).with_name("tc_loops.json")
+LOOPS_COMMAND = "python benchmarks/sass.py --write-loops benchmarks/tc_loops.json"
 _LINE = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)([^;]*);")
 _HMMA_FLOPS = {"1688": 16 * 8 * 8 * 2, "16816": 16 * 8 * 16 * 2, "1684": 16 * 8 * 4 * 2}
 _WIDTH_BYTES = {"": 4, "64": 8, "128": 16, "U8": 1, "S8": 1, "U16": 2, "S16": 2}
@@ -220,13 +231,71 @@ def write_section(path, text):
     path.write_text(new)
 
 
+def cp_async_loop(name, arch, code):
+    """The cp.async loop (the main loop holding LDGSTS) of one kernel's instructions; None when
+    the kernel has no HMMA loop (tc_sum_splits, tc_finish: elementwise passes)."""
+    found = loops(code)
+    if not any(loop.mix["HMMA"] for loop in found):
+        return None
+    fast = [loop for loop in found if loop.mix["LDGSTS"]]
+    if len(fast) != 1:   # the model needs one loop per kernel: say so rather than guess which
+        raise RuntimeError(f"{name} on {arch}: expected one cp.async main loop (a loop with HMMA and LDGSTS), "
+                           f"found {len(fast)} among {found}; update benchmarks/sass.py's cp_async_loop")
+    return fast[0]
+
+
+def loop_entries(files=TC_FILES, archs=ARCHS, disassembled=None):
+    """``{"<arch> <kernel>": {file, hmma, all, ldgsts, flop_per_smem_byte}}``: the cp.async loop of
+    every tensor-core kernel of ``files``; ``disassembled(file, arch)`` defaults to ``disassemble``
+    (tests pass a cached one)."""
+    entries = {}
+    for file in files:
+        for arch in archs:
+            for name, code in (disassembled or disassemble)(file, arch).items():
+                loop = cp_async_loop(name, arch, code)
+                if loop is not None:
+                    entries[f"{arch} {name}"] = {"file": pathlib.Path(file).name, "hmma": loop.mix["HMMA"],
+                                                 "all": sum(loop.mix.values()), "ldgsts": loop.mix["LDGSTS"],
+                                                 "flop_per_smem_byte": loop.flops_per_byte}
+    return entries
+
+
+def loops_document(entries, archs=ARCHS):
+    """The JSON object of tc_loops.json: the command that wrote it, the NVRTC version per arch, the loops."""
+    return {"command": LOOPS_COMMAND, "nvrtc": {arch: nvrtc.compiler_for(arch).version_string for arch in archs},
+            "loops": entries}
+
+
+def dumps_loops(document):
+    """JSON text with sorted keys and one loop a line, so that a kernel change diffs as the lines it moved."""
+    head = [f"  {json.dumps(key)}: {json.dumps(value, sort_keys=True)}," for key, value in sorted(document.items())
+            if key != "loops"]
+    rows = [f"    {json.dumps(key)}: {json.dumps(value, sort_keys=True)}" for key, value in
+            sorted(document["loops"].items())]
+    return "{\n" + "\n".join(head) + '\n  "loops": {\n' + ",\n".join(rows) + "\n  }\n}\n"
+
+
+def read_loops(path=LOOPS_JSON):
+    """The parsed tc_loops.json (see ``loops_document``)."""
+    return json.loads(pathlib.Path(path).read_text())
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("files", nargs="*", default=list(HOT_FILES))
+    parser.add_argument("files", nargs="*", help=f"kernel files (default {' '.join(HOT_FILES)}; "
+                                                 f"with --write-loops {' '.join(TC_FILES)})")
     parser.add_argument("--arch", action="append", help="sm_80 / sm_90 (default both)")
     parser.add_argument("--write", metavar="KERNELS_MD", help="write the table as a section of this file")
+    parser.add_argument("--write-loops", metavar="JSON", help="write the tensor-core kernels' cp.async loops "
+                                                              "(benchmarks/tc_loops.json, read by tc_model.py)")
     args = parser.parse_args(argv)
-    text = table(args.files, tuple(args.arch or ("sm_80", "sm_90")))
+    archs = tuple(args.arch or ARCHS)
+    if args.write_loops:
+        document = loops_document(loop_entries(tuple(args.files or TC_FILES), archs), archs)
+        pathlib.Path(args.write_loops).write_text(dumps_loops(document))
+        print(f"wrote {len(document['loops'])} loops to {args.write_loops} (NVRTC {document['nvrtc']})")
+        return
+    text = table(args.files or HOT_FILES, archs)
     if args.write:
         write_section(args.write, text)
         print(f"wrote the main-loop section of {args.write}")

@@ -5,6 +5,7 @@ Markdown of docs/performance.md.
 
     python benchmarks/tc_model.py            # the step table
     python benchmarks/tc_model.py --layers   # which tile each U-Net product takes, per GPU
+    python benchmarks/tc_model.py --speeds   # the Tile.speed values tensorcore.py should hold
 
 The U-Net: batch 16, 128x128x3 input, levels 32-64-128-256: two 3x3 'same' convs a level,
 max-pool down, 3x3 stride-2 transposed convs up (padding 1, output_padding 1), skip
@@ -25,15 +26,17 @@ NVIDIA's dense figures; the rest is the model):
   min(issue, shared memory) of that kernel, x 0.85 for pipeline fill and epilogue:
   - issue: an SM sub-partition issues one instruction a clock, and an HMMA keeps its tensor core
     busy 8 clocks (A100: TF32 m16n8k8 and BF16 m16n8k16) or 4 (H100), so the loop runs at most at
-    HMMA x clocks / instructions of the loop (LOOP: the cp.async loop of each kernel, counted by
-    benchmarks/sass.py, column `all` of docs/kernels.md; NVRTC 13.5, sm_80 for the A100, sm_90
-    for the H100);
+    HMMA x clocks / instructions of the loop (the cp.async loop of each kernel, sm_80 for the
+    A100, sm_90 for the H100, from benchmarks/tc_loops.json: generated from the SASS by
+    ``python benchmarks/sass.py --write-loops benchmarks/tc_loops.json``, which records the
+    NVRTC version; rerun it whenever a tensor-core kernel changes);
   - shared memory (128 B/clk/SM): the loop's FLOP per shared-memory byte over what the tensor
     cores need (A100 8 TF32 / 16 BF16, H100 16 / 32).
 * PyTorch + cuDNN (TF32, its default for convolutions): 65 % of the TF32 peak, same bytes.
 Kernel launch overheads are left out (docs/performance.md counts them separately).
 """
 import argparse
+import json
 import math
 import pathlib
 import sys
@@ -47,28 +50,30 @@ HW = {   # dense peaks (FLOP/s), HBM bytes/s, SMs, clocks an HMMA holds the tens
     "H100": dict(fp32=67e12, tf32=494.7e12, bf16=989e12, bw=3.35e12, sms=132, hmma_clocks=4, arch="sm_90",
                  smem_need={"tf32": 16, "bf16": 32}),
 }
-# The cp.async main loop of each tensor-core conv kernel, one k-tile of one warp:
-# (HMMA, all instructions, tensor-core FLOP per shared-memory byte), from benchmarks/sass.py.
-LOOP = {
-    ("sm_80", "", "tf32"): {"forward": (16, 241, 8), "input": (16, 252, 8), "filter": (16, 292, 8)},
-    ("sm_80", "", "bf16"): {"forward": (16, 167, 16), "input": (16, 186, 16), "filter": (16, 221, 16)},
-    ("sm_80", "_128x128", "tf32"): {"forward": (64, 472, 16), "input": (64, 461, 16), "filter": (64, 587, 16)},
-    ("sm_80", "_128x128", "bf16"): {"forward": (64, 336, 32), "input": (64, 332, 32), "filter": (64, 444, 32)},
-    ("sm_80", "_128x64", "tf32"): {"forward": (32, 361, 32 / 3), "input": (32, 367, 32 / 3), "filter": (32, 482, 32 / 3)},
-    ("sm_80", "_128x64", "bf16"): {"forward": (32, 267, 64 / 3), "input": (32, 270, 64 / 3), "filter": (32, 378, 64 / 3)},
-    ("sm_80", "_128x32", "tf32"): {"forward": (16, 291, 8), "input": (16, 296, 8), "filter": (16, 400, 8)},
-    ("sm_80", "_128x32", "bf16"): {"forward": (16, 223, 16), "input": (16, 230, 16), "filter": (16, 331, 16)},
-    ("sm_90", "", "tf32"): {"forward": (16, 268, 8), "input": (16, 297, 8), "filter": (16, 306, 8)},
-    ("sm_90", "", "bf16"): {"forward": (16, 191, 16), "input": (16, 211, 16), "filter": (16, 242, 16)},
-    ("sm_90", "_128x128", "tf32"): {"forward": (64, 500, 16), "input": (64, 487, 16), "filter": (64, 601, 16)},
-    ("sm_90", "_128x128", "bf16"): {"forward": (64, 379, 32), "input": (64, 358, 32), "filter": (64, 473, 32)},
-    ("sm_90", "_128x64", "tf32"): {"forward": (32, 398, 32 / 3), "input": (32, 390, 32 / 3), "filter": (32, 523, 32 / 3)},
-    ("sm_90", "_128x64", "bf16"): {"forward": (32, 302, 64 / 3), "input": (32, 293, 64 / 3), "filter": (32, 432, 64 / 3)},
-    ("sm_90", "_128x32", "tf32"): {"forward": (16, 326, 8), "input": (16, 310, 8), "filter": (16, 424, 8)},
-    ("sm_90", "_128x32", "bf16"): {"forward": (16, 271, 16), "input": (16, 245, 16), "filter": (16, 357, 16)},
-}
+# The cp.async main loop of each tensor-core kernel, one k-tile of one warp, as benchmarks/sass.py
+# counted it: generated, never edited by hand (python benchmarks/sass.py --write-loops benchmarks/tc_loops.json).
+LOOPS_JSON = pathlib.Path(__file__).with_name("tc_loops.json")
+LOOPS = json.loads(LOOPS_JSON.read_text())
+_KERNEL = {"forward": "tc_conv2d_forward", "input": "tc_conv2d_backward_input", "filter": "tc_conv2d_backward_filter"}
 FFMA_EFFICIENCY, TC_OVERHEAD, CUDNN_EFFICIENCY = 0.44, 0.85, 0.65
 BATCH, SIZE, LEVELS = 16, 128, (32, 64, 128, 256)
+
+
+def loop(arch, suffix, kind, product, loops=None):
+    """(HMMA, all instructions, tensor-core FLOP per shared-memory byte) of the cp.async loop of the
+    conv kernel for ``product`` (forward, input, filter), operand ``kind`` (tf32, bf16, f16) and
+    tile ``suffix`` on ``arch``, from ``loops`` (default: benchmarks/tc_loops.json's)."""
+    key = f"{arch} {_KERNEL[product]}_{kind}{suffix}"
+    try:
+        entry = (loops or LOOPS)["loops"][key]
+    except KeyError:
+        raise KeyError(f"{key} is not in {LOOPS_JSON.name}: regenerate it with {LOOPS['command']}") from None
+    return entry["hmma"], entry["all"], entry["flop_per_smem_byte"]
+
+
+def nvrtc_used(loops=None):
+    """``NVRTC 13.5 (sm_80), 13.5 (sm_90)``: the compilers the loop table was counted from."""
+    return "NVRTC " + ", ".join(f"{v} ({arch})" for arch, v in sorted((loops or LOOPS)["nvrtc"].items()))
 
 
 def unet_convs():
@@ -116,7 +121,7 @@ def tc_time(hw, kind, product, flops, x_shape, w_shape, stride, tiles=tensorcore
     kh, kw, _, cout = w_shape
     depth = {"forward": kh * kw * cin, "input": kh * kw * cout / stride ** 2, "filter": per_split}[product]
     block_flops = 2 * tile.bm * tile.bn * depth
-    hmma, instructions, flop_per_byte = LOOP[(h["arch"], tile.suffix, kind)][product]
+    hmma, instructions, flop_per_byte = loop(h["arch"], tile.suffix, kind, product)
     efficiency = min(1.0, hmma * h["hmma_clocks"] / instructions, flop_per_byte / h["smem_need"][kind])
     sm_rate = h[kind] / h["sms"] * efficiency * TC_OVERHEAD
     return math.ceil(blocks / h["sms"]) * block_flops / sm_rate, tile, efficiency
@@ -164,6 +169,44 @@ def table():
     return "\n".join(lines) + f"\n\nGEMM work of one step: {flops / 1e9:.1f} GFLOP over {len(unet_convs())} convs.\n"
 
 
+SPEED_ARCHS, SPEED_KINDS = ("sm_80", "sm_90"), ("tf32", "bf16")   # fp16's loops are bf16's, instruction for instruction
+
+
+def tile_speeds(loops=None):
+    """``({suffix: speed}, {suffix: {(arch, kind): ratio}})``: the ``Tile.speed`` values
+    gpunet/primitives/tensorcore.py should hold, derived from the loop table. The rule: a tile's
+    issue limit (HMMA per instruction of its conv forward cp.async loop) over SMALL's, the
+    geometric mean of that ratio over sm_80 and sm_90 and TF32 and BF16 operands (one speed serves
+    every operand kind and GPU in tile_for), rounded to 2 decimals. Shared memory is left out: at
+    these tiles it limits only SMALL's TF32 loop on the H100 (docs/performance.md)."""
+    speeds, ratios = {}, {}
+    for tile in tensorcore.TILES:
+        ratios[tile.suffix] = {}
+        for arch in SPEED_ARCHS:
+            for kind in SPEED_KINDS:
+                hmma, instructions, _ = loop(arch, tile.suffix, kind, "forward", loops)
+                small_hmma, small_instructions, _ = loop(arch, tensorcore.SMALL.suffix, kind, "forward", loops)
+                ratios[tile.suffix][arch, kind] = (hmma / instructions) / (small_hmma / small_instructions)
+        values = list(ratios[tile.suffix].values())
+        speeds[tile.suffix] = round(math.prod(values) ** (1 / len(values)), 2)
+    return speeds, ratios
+
+
+def speeds_table():
+    """Markdown: each tile's issue-limit ratio per (arch, kind), the derived speed and tensorcore.py's."""
+    speeds, ratios = tile_speeds()
+    names = {getattr(tensorcore, name).suffix: name for name in ("SMALL", "BIG", "WIDE", "NARROW")}
+    columns = [f"{arch} {kind}" for arch in SPEED_ARCHS for kind in SPEED_KINDS]
+    lines = ["| tile | " + " | ".join(columns) + " | derived speed | tensorcore.py | off by |",
+             "|---|" + "---:|" * (len(columns) + 3)]
+    for tile in tensorcore.TILES:
+        cells = " | ".join(f"{ratios[tile.suffix][arch, kind]:.3f}" for arch in SPEED_ARCHS for kind in SPEED_KINDS)
+        off = tile.speed / speeds[tile.suffix] - 1
+        lines.append(f"| {names.get(tile.suffix, tile.suffix)} {tile.bm}x{tile.bn} | {cells} | "
+                     f"{speeds[tile.suffix]:.2f} | {tile.speed:.2f} | {off:+.0%} |")
+    return "\n".join(lines) + f"\n\nFrom {LOOPS_JSON.name} ({nvrtc_used()}); the rule: tile_speeds' docstring.\n"
+
+
 def layers(kind="tf32"):
     """Markdown: the tile, loop efficiency and modelled time of every product, per GPU."""
     lines = ["| GPU | conv | product | tile | efficiency | time (us) |", "|---|---|---|---|---:|---:|"]
@@ -179,4 +222,6 @@ def layers(kind="tf32"):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--layers", action="store_true", help="the tile of every U-Net product (TF32)")
-    print(layers() if parser.parse_args().layers else table())
+    parser.add_argument("--speeds", action="store_true", help="the Tile speeds tensorcore.py should hold")
+    args = parser.parse_args()
+    print(layers() if args.layers else speeds_table() if args.speeds else table())
