@@ -5,7 +5,13 @@ tensor-core FLOPs per shared-memory byte, with fewer integer instructions per HM
 (64 x 32 warp tiles) and 128 x 32 (32 x 32) ones 2x and 1x, their operands on cp.async too.
 
 Needs cuobjdump and nvdisasm (PyPI: nvidia-cuda-cuobjdump, nvidia-cuda-nvdisasm; the test extra
-installs both) and NVRTC for sm_80 / sm_90: in CI a missing one fails, elsewhere it skips."""
+installs both) and NVRTC for sm_80 / sm_90: in CI a missing one fails, elsewhere it skips.
+
+benchmarks/tc_loops.json (the cp.async loops tc_model.py reads) must match a fresh disassembly
+within a tolerance that absorbs another NVRTC version, and tensorcore.py's Tile speeds the
+speeds tc_model derives from it. Each (file, arch) is compiled and disassembled once (~7-12 s)
+for all the tests here."""
+import functools
 import importlib.util
 import os
 import pathlib
@@ -14,10 +20,26 @@ import pytest
 
 from gpunet.backend import nvrtc
 
-_SPEC = importlib.util.spec_from_file_location(
-    "sass", pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "sass.py")
-sass = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(sass)
+from gpunet.primitives import tensorcore
+
+
+def _benchmark(name):
+    spec = importlib.util.spec_from_file_location(
+        name, pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sass = _benchmark("sass")
+tc_model = _benchmark("tc_model")
+ALL_TOLERANCE, SPEED_TOLERANCE = 0.10, 0.15   # another NVRTC schedules differently; HMMA and LDGSTS stay exact
+
+
+@functools.lru_cache(maxsize=None)
+def disassembled(file, arch):
+    """sass.disassemble, once per (file, arch) for the whole module."""
+    return sass.disassemble(file, arch)
 
 # Kernels whose both operands are float32 with m / n contiguous: ldmatrix cannot transpose 32-bit
 # values, so their fragments come from 32-bit LDS (tc_gemm.cuh), not LDSM.
@@ -32,9 +54,13 @@ def suffix_of(name):
     return next((s for s in TILES if s and name.endswith(s)), "")
 
 
-def require(arch):
+def numpy_pass_only():
     if os.environ.get("GPUNET_BACKEND", "numpy") != "numpy":   # CI's second pass (cudasim)
         pytest.skip("the machine-code checks do not depend on the backend: they run in the numpy pass")
+
+
+def require(arch):
+    numpy_pass_only()
     try:
         sass.tools()
         nvrtc.compiler_for(arch)
@@ -48,7 +74,7 @@ def require(arch):
 @pytest.mark.parametrize("file", ["tc_gemm.cu", "tc_conv.cu"])
 def test_tensor_core_main_loops(file, arch):
     require(arch)
-    kernels = {name: code for name, code in sass.disassemble(file, arch).items() if "sum_splits" not in name and "tc_finish" not in name}
+    kernels = {name: code for name, code in disassembled(file, arch).items() if "sum_splits" not in name and "tc_finish" not in name}
     assert len(kernels) >= 24 and sum(suffix_of(name) == "" for name in kernels) == len(kernels) // 4
     int_per_hmma = {}
     for name, code in kernels.items():
@@ -71,5 +97,45 @@ def test_tensor_core_main_loops(file, arch):
 
 def test_the_ffma_conv_loop_is_what_the_issue_measured():
     require("sm_80")
-    loops = sass.loops(sass.disassemble("conv.cu", "sm_80")["conv2d_forward<float>"])
+    loops = sass.loops(disassembled("conv.cu", "sm_80")["conv2d_forward<float>"])
     assert loops and loops[0].mix["FFMA"] == 256 and loops[0].mix["HMMA"] == 0 and loops[0].division
+
+
+def _mismatches(committed, fresh):
+    """What differs between two loop entries beyond the tolerances, as text (empty: they agree)."""
+    problems = [f"{field} {committed[field]} -> {fresh[field]}" for field in ("hmma", "ldgsts")
+                if committed[field] != fresh[field]]
+    problems += [f"{field} {committed[field]:.4g} -> {fresh[field]:.4g}" for field in ("all", "flop_per_smem_byte")
+                 if abs(fresh[field] - committed[field]) > ALL_TOLERANCE * committed[field]]
+    return ", ".join(problems)
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+@pytest.mark.parametrize("file", ["tc_conv.cu", "tc_gemm.cu"])
+def test_the_loop_table_matches_the_machine_code(file, arch):
+    require(arch)
+    document = sass.read_loops()
+    committed = {key: entry for key, entry in document["loops"].items()
+                 if entry["file"] == file and key.startswith(arch + " ")}
+    fresh = sass.loop_entries((file,), (arch,), disassembled)
+    regenerate = (f"benchmarks/tc_loops.json (NVRTC {document['nvrtc'].get(arch)}) is stale against "
+                  f"NVRTC {nvrtc.compiler_for(arch).version_string}'s {file} for {arch}: regenerate it with "
+                  f"`{sass.LOOPS_COMMAND}` and commit it")
+    assert sorted(committed) == sorted(fresh), (
+        f"{regenerate}; kernels only in the file: {sorted(set(committed) - set(fresh))}, "
+        f"only in the machine code: {sorted(set(fresh) - set(committed))}")
+    assert len(fresh) == 36, sorted(fresh)   # 3 operand kinds x 4 tiles x 3 products (conv) or layouts (gemm)
+    stale = {key: text for key in fresh if (text := _mismatches(committed[key], fresh[key]))}
+    assert not stale, f"{regenerate}: {stale}"
+
+
+def test_tile_speeds_follow_the_loop_table():
+    numpy_pass_only()
+    derived, _ = tc_model.tile_speeds()
+    assert derived[tensorcore.SMALL.suffix] == 1.0
+    assert derived[tensorcore.BIG.suffix] > derived[tensorcore.WIDE.suffix] > 1.0 > derived[tensorcore.NARROW.suffix]
+    off = {tile.suffix: (tile.speed, derived[tile.suffix]) for tile in tensorcore.TILES
+           if abs(tile.speed - derived[tile.suffix]) > SPEED_TOLERANCE * derived[tile.suffix]}
+    assert not off, (f"gpunet/primitives/tensorcore.py's Tile speeds (held, derived) {off} are more than "
+                     f"{SPEED_TOLERANCE:.0%} off the loop table's: `python benchmarks/tc_model.py --speeds` "
+                     f"prints the values to hold and the ratios they come from")
