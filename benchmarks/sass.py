@@ -4,6 +4,7 @@
     python benchmarks/sass.py tc_conv.cu --arch sm_90
     python benchmarks/sass.py --write docs/kernels.md   # (re)writes the section of that file
     python benchmarks/sass.py --write-loops benchmarks/tc_loops.json   # the cp.async loops, for tc_model
+    python benchmarks/sass.py --write docs/kernels.md --write-loops benchmarks/tc_loops.json   # both, one disassembly
 
 Compiles with NVRTC (gpunet.backend.nvrtc, the project's own options), disassembles the cubin
 with ``cuobjdump -sass`` (PyPI: nvidia-cuda-cuobjdump, which runs nvdisasm from
@@ -29,6 +30,7 @@ NVRTC version that compiled them. Regenerate it whenever a tensor-core kernel ch
 import argparse
 import collections
 import dataclasses
+import functools
 import importlib.metadata
 import json
 import os
@@ -84,8 +86,10 @@ def _demangled(symbol):
     return f"{symbol[m.end():end]}<{_TEMPLATE_TYPES[t[1]]}>" if t else symbol
 
 
+@functools.lru_cache(maxsize=None)   # --write and --write-loops in one run disassemble each (file, arch) once
 def disassemble(path, arch):
-    """``{kernel: [(address, predicate, opcode, operands)]}`` of one .cu file for ``arch``."""
+    """``{kernel: [(address, predicate, opcode, operands)]}`` of one .cu file for ``arch`` (shared:
+    do not modify)."""
     source = kernel_source.load(path)
     cubin, _ = nvrtc.compile_source(source.text, source.path.name, arch, [source.path.parent])
     cuobjdump, tool_dir = tools()
@@ -244,14 +248,13 @@ def cp_async_loop(name, arch, code):
     return fast[0]
 
 
-def loop_entries(files=TC_FILES, archs=ARCHS, disassembled=None):
+def loop_entries(files=TC_FILES, archs=ARCHS):
     """``{"<arch> <kernel>": {file, hmma, all, ldgsts, flop_per_smem_byte}}``: the cp.async loop of
-    every tensor-core kernel of ``files``; ``disassembled(file, arch)`` defaults to ``disassemble``
-    (tests pass a cached one)."""
+    every tensor-core kernel of ``files``."""
     entries = {}
     for file in files:
         for arch in archs:
-            for name, code in (disassembled or disassemble)(file, arch).items():
+            for name, code in disassemble(file, arch).items():
                 loop = cp_async_loop(name, arch, code)
                 if loop is not None:
                     entries[f"{arch} {name}"] = {"file": pathlib.Path(file).name, "hmma": loop.mix["HMMA"],
@@ -294,8 +297,9 @@ def main(argv=None):
         document = loops_document(loop_entries(tuple(args.files or TC_FILES), archs), archs)
         pathlib.Path(args.write_loops).write_text(dumps_loops(document))
         print(f"wrote {len(document['loops'])} loops to {args.write_loops} (NVRTC {document['nvrtc']})")
-        return
-    text = table(args.files or HOT_FILES, archs)
+        if not args.write:
+            return
+    text = table(tuple(args.files or HOT_FILES), archs)
     if args.write:
         write_section(args.write, text)
         print(f"wrote the main-loop section of {args.write}")

@@ -10,8 +10,7 @@ installs both) and NVRTC for sm_80 / sm_90: in CI a missing one fails, elsewhere
 benchmarks/tc_loops.json (the cp.async loops tc_model.py reads) must match a fresh disassembly
 within a tolerance that absorbs another NVRTC version, and tensorcore.py's Tile speeds the
 speeds tc_model derives from it. Each (file, arch) is compiled and disassembled once (~7-12 s)
-for all the tests here."""
-import functools
+for all the tests here (sass.disassemble is cached)."""
 import importlib.util
 import os
 import pathlib
@@ -34,12 +33,6 @@ def _benchmark(name):
 sass = _benchmark("sass")
 tc_model = _benchmark("tc_model")
 ALL_TOLERANCE, SPEED_TOLERANCE = 0.10, 0.15   # another NVRTC schedules differently; HMMA and LDGSTS stay exact
-
-
-@functools.lru_cache(maxsize=None)
-def disassembled(file, arch):
-    """sass.disassemble, once per (file, arch) for the whole module."""
-    return sass.disassemble(file, arch)
 
 # Kernels whose both operands are float32 with m / n contiguous: ldmatrix cannot transpose 32-bit
 # values, so their fragments come from 32-bit LDS (tc_gemm.cuh), not LDSM.
@@ -74,7 +67,7 @@ def require(arch):
 @pytest.mark.parametrize("file", ["tc_gemm.cu", "tc_conv.cu"])
 def test_tensor_core_main_loops(file, arch):
     require(arch)
-    kernels = {name: code for name, code in disassembled(file, arch).items() if "sum_splits" not in name and "tc_finish" not in name}
+    kernels = {name: code for name, code in sass.disassemble(file, arch).items() if "sum_splits" not in name and "tc_finish" not in name}
     assert len(kernels) >= 24 and sum(suffix_of(name) == "" for name in kernels) == len(kernels) // 4
     int_per_hmma = {}
     for name, code in kernels.items():
@@ -97,7 +90,7 @@ def test_tensor_core_main_loops(file, arch):
 
 def test_the_ffma_conv_loop_is_what_the_issue_measured():
     require("sm_80")
-    loops = sass.loops(disassembled("conv.cu", "sm_80")["conv2d_forward<float>"])
+    loops = sass.loops(sass.disassemble("conv.cu", "sm_80")["conv2d_forward<float>"])
     assert loops and loops[0].mix["FFMA"] == 256 and loops[0].mix["HMMA"] == 0 and loops[0].division
 
 
@@ -117,7 +110,7 @@ def test_the_loop_table_matches_the_machine_code(file, arch):
     document = sass.read_loops()
     committed = {key: entry for key, entry in document["loops"].items()
                  if entry["file"] == file and key.startswith(arch + " ")}
-    fresh = sass.loop_entries((file,), (arch,), disassembled)
+    fresh = sass.loop_entries((file,), (arch,))
     regenerate = (f"benchmarks/tc_loops.json (NVRTC {document['nvrtc'].get(arch)}) is stale against "
                   f"NVRTC {nvrtc.compiler_for(arch).version_string}'s {file} for {arch}: regenerate it with "
                   f"`{sass.LOOPS_COMMAND}` and commit it")
