@@ -177,8 +177,9 @@ def tile_speeds(loops=None):
     gpunet/primitives/tensorcore.py should hold, derived from the loop table. The rule: a tile's
     issue limit (HMMA per instruction of its conv forward cp.async loop) over SMALL's, the
     geometric mean of that ratio over sm_80 and sm_90 and TF32 and BF16 operands (one speed serves
-    every operand kind and GPU in tile_for), rounded to 2 decimals. Shared memory is left out: at
-    these tiles it limits only SMALL's TF32 loop on the H100 (docs/performance.md)."""
+    every operand kind and GPU in tile_for), rounded to 2 decimals. Shared memory is left out:
+    the model's min(issue, shared memory) takes the issue limit for these loops (``smem_bound``
+    lists any where it would not)."""
     speeds, ratios = {}, {}
     for tile in tensorcore.TILES:
         ratios[tile.suffix] = {}
@@ -190,6 +191,20 @@ def tile_speeds(loops=None):
         values = list(ratios[tile.suffix].values())
         speeds[tile.suffix] = round(math.prod(values) ** (1 / len(values)), 2)
     return speeds, ratios
+
+
+def smem_bound(loops=None):
+    """``[(GPU, kind, tile suffix)]`` whose conv forward loop tc_time finds shared-memory bound (the
+    FLOP per byte over what the tensor cores need below the issue limit): where issue-limit speeds
+    would mislead."""
+    found = []
+    for hw, h in HW.items():
+        for kind in SPEED_KINDS:
+            for tile in tensorcore.TILES:
+                hmma, instructions, flop_per_byte = loop(h["arch"], tile.suffix, kind, "forward", loops)
+                if flop_per_byte / h["smem_need"][kind] < min(1.0, hmma * h["hmma_clocks"] / instructions):
+                    found.append((hw, kind, tile.suffix))
+    return found
 
 
 def speeds_table():
@@ -204,7 +219,9 @@ def speeds_table():
         off = tile.speed / speeds[tile.suffix] - 1
         lines.append(f"| {names.get(tile.suffix, tile.suffix)} {tile.bm}x{tile.bn} | {cells} | "
                      f"{speeds[tile.suffix]:.2f} | {tile.speed:.2f} | {off:+.0%} |")
-    return "\n".join(lines) + f"\n\nFrom {LOOPS_JSON.name} ({nvrtc_used()}); the rule: tile_speeds' docstring.\n"
+    bound = ", ".join(f"{hw} {kind} {suffix or '64x64'}" for hw, kind, suffix in smem_bound()) or "none"
+    return "\n".join(lines) + (f"\n\nFrom {LOOPS_JSON.name} ({nvrtc_used()}); the rule: tile_speeds' docstring. "
+                               f"Conv forward loops bound by shared memory, not issue: {bound}.\n")
 
 
 def layers(kind="tf32"):
