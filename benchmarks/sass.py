@@ -23,7 +23,7 @@ clock an SM on A100 and H100): A100 TF32 1024 FLOP/clk/SM -> 8 FLOP/B, BF16 2048
 H100 SXM TF32 2048 -> 16 FLOP/B, BF16 4096 -> 32 FLOP/B (dense peaks / SMs / boost clock).
 
 ``--write-loops`` writes benchmarks/tc_loops.json, which benchmarks/tc_model.py reads: per
-(arch, kernel) of tc_conv.cu and tc_gemm.cu, the cp.async loop's (the main loop with LDGSTS)
+(arch, kernel) of every kernels/tc_*.cu (tc_conv.cu, tc_gemm.cu...), the cp.async loop's (the main loop with LDGSTS)
 HMMA, all-instruction and LDGSTS counts and tensor-core FLOP per shared-memory byte, with the
 NVRTC version that compiled them. Regenerate it whenever a tensor-core kernel changes.
 """
@@ -44,7 +44,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from gpunet.backend import kernel_source, nvrtc   # noqa: E402
 
 HOT_FILES = ("tc_gemm.cu", "tc_conv.cu", "gemm.cu", "conv.cu")
-TC_FILES = ("tc_conv.cu", "tc_gemm.cu")
+TC_FILES = tuple(sorted(p.name for p in kernel_source.kernels_dir().glob("tc_*.cu")))   # every tensor-core file
 ARCHS = ("sm_80", "sm_90")
 LOOPS_JSON = pathlib.Path(__file__).with_name("tc_loops.json")
 LOOPS_COMMAND = "python benchmarks/sass.py --write-loops benchmarks/tc_loops.json"

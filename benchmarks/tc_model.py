@@ -170,6 +170,7 @@ def table():
 
 
 SPEED_ARCHS, SPEED_KINDS = ("sm_80", "sm_90"), ("tf32", "bf16")   # fp16's loops are bf16's, instruction for instruction
+CONV_TILES = getattr(tensorcore, "CONV_TILES", tensorcore.TILES)   # the tiles tc_conv*.cu has (a superset of the dense ones)
 
 
 def tile_speeds(loops=None):
@@ -181,7 +182,7 @@ def tile_speeds(loops=None):
     the model's min(issue, shared memory) takes the issue limit for these loops (``smem_bound``
     lists any where it would not)."""
     speeds, ratios = {}, {}
-    for tile in tensorcore.TILES:
+    for tile in CONV_TILES:
         ratios[tile.suffix] = {}
         for arch in SPEED_ARCHS:
             for kind in SPEED_KINDS:
@@ -200,7 +201,7 @@ def smem_bound(loops=None):
     found = []
     for hw, h in HW.items():
         for kind in SPEED_KINDS:
-            for tile in tensorcore.TILES:
+            for tile in CONV_TILES:
                 hmma, instructions, flop_per_byte = loop(h["arch"], tile.suffix, kind, "forward", loops)
                 if flop_per_byte / h["smem_need"][kind] < min(1.0, hmma * h["hmma_clocks"] / instructions):
                     found.append((hw, kind, tile.suffix))
@@ -210,11 +211,11 @@ def smem_bound(loops=None):
 def speeds_table():
     """Markdown: each tile's issue-limit ratio per (arch, kind), the derived speed and tensorcore.py's."""
     speeds, ratios = tile_speeds()
-    names = {getattr(tensorcore, name).suffix: name for name in ("SMALL", "BIG", "WIDE", "NARROW")}
+    names = {tile.suffix: name for name, tile in vars(tensorcore).items() if isinstance(tile, tensorcore.Tile)}
     columns = [f"{arch} {kind}" for arch in SPEED_ARCHS for kind in SPEED_KINDS]
     lines = ["| tile | " + " | ".join(columns) + " | derived speed | tensorcore.py | off by |",
              "|---|" + "---:|" * (len(columns) + 3)]
-    for tile in tensorcore.TILES:
+    for tile in CONV_TILES:
         cells = " | ".join(f"{ratios[tile.suffix][arch, kind]:.3f}" for arch in SPEED_ARCHS for kind in SPEED_KINDS)
         off = tile.speed / speeds[tile.suffix] - 1
         lines.append(f"| {names.get(tile.suffix, tile.suffix)} {tile.bm}x{tile.bn} | {cells} | "
