@@ -36,6 +36,17 @@ __device__ __forceinline__ unsigned smem_u32(const void* p) {
 }
 #endif
 
+// A shared-memory address as the tensor-core loops carry it: on the GPU the 32-bit shared-window
+// address (ldmatrix, ld.shared and cp.async take it directly, so a loop adds 32-bit constants
+// instead of converting a 64-bit generic pointer at every use), under cudasim the host pointer.
+#ifdef GPUNET_CUDASIM
+typedef unsigned char* smem_ptr;
+__device__ __forceinline__ smem_ptr smem_ptr_of(void* p) { return static_cast<unsigned char*>(p); }
+#else
+typedef unsigned smem_ptr;
+__device__ __forceinline__ smem_ptr smem_ptr_of(const void* p) { return smem_u32(p); }
+#endif
+
 // ---- mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32: D (16x8) = A (16x8) B (8x8) + C ----
 //   a[0] = A[g][t]    a[1] = A[g+8][t]    a[2] = A[g][t+4]    a[3] = A[g+8][t+4]   (tf32 bits)
 //   b[0] = B[t][g]    b[1] = B[t+4][g]                                             (B is k x n)
@@ -132,6 +143,31 @@ __device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const void* row) 
 #endif
 }
 
+// The same ldmatrix .x4 forms on an smem_ptr (the loops' addresses), and a 32-bit shared load.
+__device__ __forceinline__ void ldsm_x4(unsigned* r, smem_ptr row) {
+#ifdef GPUNET_CUDASIM
+    cudasim::ldmatrix(4, false, row, r);
+#else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(row));
+#endif
+}
+__device__ __forceinline__ void ldsm_x4_trans(unsigned* r, smem_ptr row) {
+#ifdef GPUNET_CUDASIM
+    cudasim::ldmatrix(4, true, row, r);
+#else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(row));
+#endif
+}
+__device__ __forceinline__ unsigned lds32(smem_ptr p) {
+#ifdef GPUNET_CUDASIM
+    return *reinterpret_cast<const unsigned*>(p);
+#else
+    unsigned v;
+    asm volatile("ld.shared.b32 %0, [%1];" : "=r"(v) : "r"(p));
+    return v;
+#endif
+}
+
 // ---- cp.async.{ca,cg}.shared.global [dst], [src], BYTES, src_bytes ------------------------------
 // One thread copies BYTES (4, 8 or 16; .cg: 16 only, bypassing L1) from global to shared memory
 // without passing through registers; both addresses aligned to BYTES. Only the first
@@ -153,6 +189,18 @@ __device__ __forceinline__ void cp_async_cg16(void* dst, const void* src, int sr
     cudasim::cp_async(dst, src, 16, src_bytes, "cp.async.cg.shared.global");
 #else
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_u32(dst)), "l"(src), "r"(src_bytes));
+#endif
+}
+
+// cp.async.cg.shared.global [dst], [src], 16, ignore-src: 16 bytes when `ok`, else 16 zeros and
+// src is not read at all (the ignore-src predicate), so a loader may pass the address of an element
+// outside the tensor (a padding tap, a row past the end) without clamping it first.
+__device__ __forceinline__ void cp_async16(smem_ptr dst, const void* src, bool ok) {
+#ifdef GPUNET_CUDASIM
+    cudasim::cp_async(dst, src, 16, ok ? 16 : 0, "cp.async.cg.shared.global");
+#else
+    asm volatile("{ .reg .pred p; setp.eq.u32 p, %2, 0; cp.async.cg.shared.global [%0], [%1], 16, p; }"
+                 ::"r"(dst), "l"(src), "r"(unsigned(ok)));
 #endif
 }
 

@@ -41,14 +41,17 @@ __device__ __forceinline__ void tc_conv_forward(const T* __restrict__ x, const T
     __shared__ __align__(16) TcSmem<Cfg> smem;
     int m0 = blockIdx.x * Cfg::BM, n0 = blockIdx.y * Cfg::BN, depth = g.kh * g.kw * g.cin;
     TcGather gather = {g.batch, g.in_h, g.in_w, g.cin, g.out_h, g.out_w, g.sh, g.sw, -g.pad_t, -g.pad_l,
-                       g.dil_h, g.dil_w, g.kw};
-    TcPatchLoader<T, Cfg::BM, Cfg::THREADS> la(x, gather, m0, 0, depth);
-    TcLoader<T, false, Cfg::BN, Cfg::THREADS> lb(w, g.cout, g.cout, n0, 0, depth);
+                       g.dil_h, g.dil_w, g.kh, g.kw};
     TcAcc<Cfg> acc = {};
     int s = sizeof(T);
-    bool fast = tc_aligned16(x) && tc_aligned16(w) && (g.cin * s) % 16 == 0 && (g.cout * s) % 16 == 0;
-    if (fast) tc_mainloop<T, Cfg, true>(la, lb, 0, depth, smem, acc);
-    else tc_mainloop<T, Cfg, false>(la, lb, 0, depth, smem, acc);
+    bool fast = tc_aligned16(x) && tc_aligned16(w) && (g.cin * s) % 16 == 0 && (g.cout * s) % 16 == 0 &&
+                tc_patch_fast(gather);
+    tc_dispatch(fast, [&](auto path) {
+        constexpr bool FAST = decltype(path)::value;
+        TcPatchLoader<T, FAST, Cfg::BM, Cfg::THREADS> la(x, gather, m0, 0, depth);
+        TcLoader<T, FAST, false, Cfg::BN, Cfg::THREADS> lb(w, g.cout, g.cout, n0, 0, depth);
+        tc_mainloop<T, Cfg>(la, lb, 0, depth, smem, acc);
+    });
     tc_store<Cfg>(acc, y, g.batch * g.out_h * g.out_w, g.cout, m0, n0, has_bias ? b : nullptr);
 }
 
@@ -93,12 +96,15 @@ __device__ __forceinline__ void tc_conv_input(const T* __restrict__ dy, const T*
     TcAcc<Cfg> acc = {};
     if (depth > 0) {            // else no tap reaches the phase: it is zeros (the same for the whole block)
         TcGather gather = {g.batch, g.out_h, g.out_w, g.cout, ph.count, pw.count, 1, 1, ph.base, pw.base,
-                           -ph.shift, -pw.shift, pw.taps};
-        TcPatchLoader<T, Cfg::BM, Cfg::THREADS> la(dy, gather, m0, 0, depth);
-        TcFilterLoader<T, Cfg::BN, Cfg::THREADS> lb(w, g.cin, g.cout, g.kw, n0, depth, ph, pw);
-        bool fast = tc_aligned16(dy) && tc_aligned16(w) && (g.cout * int(sizeof(T))) % 16 == 0;
-        if (fast) tc_mainloop<T, Cfg, true>(la, lb, 0, depth, smem, acc);
-        else tc_mainloop<T, Cfg, false>(la, lb, 0, depth, smem, acc);
+                           -ph.shift, -pw.shift, ph.taps, pw.taps};
+        bool fast = tc_aligned16(dy) && tc_aligned16(w) && (g.cout * int(sizeof(T))) % 16 == 0 &&
+                    tc_patch_fast(gather);
+        tc_dispatch(fast, [&](auto path) {
+            constexpr bool FAST = decltype(path)::value;
+            TcPatchLoader<T, FAST, Cfg::BM, Cfg::THREADS> la(dy, gather, m0, 0, depth);
+            TcFilterLoader<T, FAST, Cfg::BN, Cfg::THREADS> lb(w, g.cin, g.cout, g.kw, n0, depth, ph, pw);
+            tc_mainloop<T, Cfg>(la, lb, 0, depth, smem, acc);
+        });
     }
     tc_store_phase<Cfg>(acc, dx, pixels, m0, n0, ph, pw, g);
 }
@@ -110,13 +116,15 @@ __device__ __forceinline__ void tc_conv_filter(const T* __restrict__ x, const T*
     int taps = g.kh * g.kw * g.cin, pixels = g.batch * g.out_h * g.out_w;
     int m0 = blockIdx.x * Cfg::BM, n0 = blockIdx.y * Cfg::BN;
     int p_begin = blockIdx.z * pixels_per_split, p_end = min(p_begin + pixels_per_split, pixels);
-    TcTapLoader<T, Cfg::BM, Cfg::THREADS> la(x, g, m0, p_begin, p_end);
-    TcLoader<T, false, Cfg::BN, Cfg::THREADS> lb(dy, g.cout, g.cout, n0, p_begin, p_end);
     TcAcc<Cfg> acc = {};
     int s = sizeof(T);
     bool fast = tc_aligned16(x) && tc_aligned16(dy) && (g.cin * s) % 16 == 0 && (g.cout * s) % 16 == 0;
-    if (fast) tc_mainloop<T, Cfg, true>(la, lb, p_begin, p_end, smem, acc);
-    else tc_mainloop<T, Cfg, false>(la, lb, p_begin, p_end, smem, acc);
+    tc_dispatch(fast, [&](auto path) {
+        constexpr bool FAST = decltype(path)::value;
+        TcTapLoader<T, FAST, Cfg::BM, Cfg::THREADS> la(x, g, m0, p_begin, p_end);
+        TcLoader<T, FAST, false, Cfg::BN, Cfg::THREADS> lb(dy, g.cout, g.cout, n0, p_begin, p_end);
+        tc_mainloop<T, Cfg>(la, lb, p_begin, p_end, smem, acc);
+    });
     tc_store<Cfg>(acc, dw + (long long)blockIdx.z * taps * g.cout, taps, g.cout, m0, n0, nullptr);
 }
 

@@ -30,14 +30,16 @@ __device__ __forceinline__ void tc_gemm(const T* __restrict__ a, const T* __rest
     int m0 = blockIdx.x * Cfg::BM, n0 = blockIdx.y * Cfg::BN;
     int k_begin = blockIdx.z * k_per_split, k_end = min(K, k_begin + k_per_split);
     int lda = A_KMAJOR ? K : M, ldb = B_KMAJOR ? K : N;
-    TcLoader<T, A_KMAJOR, Cfg::BM, Cfg::THREADS> la(a, M, lda, m0, k_begin, k_end);
-    TcLoader<T, B_KMAJOR, Cfg::BN, Cfg::THREADS> lb(b, N, ldb, n0, k_begin, k_end);
     __shared__ __align__(16) TcSmem<Cfg> smem;
     TcAcc<Cfg> acc = {};
     bool fast = tc_aligned16(a) && tc_aligned16(b) && (lda * int(sizeof(T))) % 16 == 0 &&
                 (ldb * int(sizeof(T))) % 16 == 0;
-    if (fast) tc_mainloop<T, Cfg, true>(la, lb, k_begin, k_end, smem, acc);
-    else tc_mainloop<T, Cfg, false>(la, lb, k_begin, k_end, smem, acc);
+    tc_dispatch(fast, [&](auto path) {
+        constexpr bool FAST = decltype(path)::value;
+        TcLoader<T, FAST, A_KMAJOR, Cfg::BM, Cfg::THREADS> la(a, M, lda, m0, k_begin, k_end);
+        TcLoader<T, FAST, B_KMAJOR, Cfg::BN, Cfg::THREADS> lb(b, N, ldb, n0, k_begin, k_end);
+        tc_mainloop<T, Cfg>(la, lb, k_begin, k_end, smem, acc);
+    });
     tc_store<Cfg>(acc, c + (long long)blockIdx.z * M * N, M, N, m0, n0, has_bias && gridDim.z == 1 ? bias : nullptr);
 }
 

@@ -96,69 +96,79 @@ __device__ __forceinline__ void tc_mma(float* d, const unsigned* a, const unsign
     mma_f16_m16n8k16(d, a, b, d);
 }
 
-// Copies one operand's (ROWS rows x TC_KBYTES) stage tile: its 4 ROWS 16-byte chunks, thread t
-// moving chunks t + THREADS i (i < CH). K-major: chunk c = (row c / 4, bytes 16 (c % 4));
-// MN-major: chunk c = (k row c / CPR, columns 16 (c % CPR) bytes on), CPR = chunks a row. A
-// thread's chunks share their column and sit RSTEP rows apart, so one shared offset and (K-major)
-// one k serve all of them. Each chunk keeps its global pointer, advanced by one k-tile per stage.
-template <class T, bool KMAJOR_, int ROWS, int THREADS>
+// Copies one operand's (ROWS rows x TC_KBYTES) stage tile of a matrix: its 4 ROWS 16-byte chunks,
+// CH = 4 ROWS / THREADS a thread. Which chunks a thread moves is chosen so that they share all
+// the per-k-tile work and differ only by constants or by values fixed before the loop:
+//   K-major (row r = m or n, its 64 k bytes in 4 chunks): thread t moves chunk t % 4 of rows
+//     t / 4 + RSTEP i: one k (one k-tile bound check) for all, one row pointer each.
+//   MN-major (k row of ROWS elements, CPR chunks): thread t moves chunks t % G + G i of k row t / G
+//     (G = CPR / CH threads a k row): one k row (one bound check, one pointer) for all, the chunks
+//     a constant G * 16 bytes apart in memory and in shared memory.
+// The fast path (FAST: 16-byte aligned rows) issues per chunk one cp.async whose ignore-src
+// predicate is the chunk's validity; the slow path copies element by element with zeros past the
+// edges (any shape and alignment). Each path builds its own loader (FAST), so neither keeps the
+// other's state alive in registers.
+template <class T, bool FAST, bool KMAJOR_, int ROWS, int THREADS>
 struct TcLoader {
     static constexpr bool KMAJOR = KMAJOR_;
     static constexpr int EPC = 16 / sizeof(T);                 // elements a chunk
     static constexpr int BK = TC_KBYTES / sizeof(T);           // k elements a stage
     static constexpr int CPR = KMAJOR ? 4 : ROWS / EPC;        // chunks a shared row
-    static constexpr int CH = 4 * ROWS / THREADS, RSTEP = THREADS / CPR;
+    static constexpr int CH = 4 * ROWS / THREADS;              // chunks a thread
+    static constexpr int RSTEP = THREADS / 4;                  // K-major: rows between a thread's chunks
+    static constexpr int G = CPR / CH;                         // MN-major: threads a k row
     static constexpr int ROW_BYTES = KMAJOR ? TC_KMAJOR_STRIDE : tc_mn_stride<T>(ROWS);
-    const T* base;
-    const T* src[CH];
-    int smem;             // chunk 0's byte offset in the stage tile (chunk i: + i RSTEP ROW_BYTES)
-    int k;                // K-major: the chunks' first k; MN-major: chunk 0's k (chunk i: + i RSTEP)
-    int fixed_bytes[CH];  // K-major: 16, or 0 if the row is past the matrix; MN-major: bytes inside the row
-    int k_end;
-    long long step;       // elements the pointer moves per stage
+    static constexpr int CHUNK_BYTES = KMAJOR ? RSTEP * ROW_BYTES : G * 16;   // shared bytes between chunks
+    static_assert(KMAJOR || (G >= 1 && G * CH == CPR && THREADS / G == BK), "one k row a thread");
+    const T* src[KMAJOR ? CH : 1];   // K-major: each row's chunk at k; MN-major: chunk 0 of the k row
+    int smem;             // chunk 0's byte offset in the stage tile
+    int k, k_end;         // the chunks' k (K-major: first element; MN-major: the k row)
+    int bytes[CH];        // bytes of the chunk inside the matrix's other extent (16 or 0 on the fast path)
+    long long step;       // elements a pointer moves per k-tile
 
     // Rows [r0, r0 + ROWS) of the operand (M or N extent `rows`), k from k_begin to k_end; ld is
     // the leading dimension: element (r, k) at p[r * ld + k] (K-major) or p[k * ld + r].
-    __device__ TcLoader(const T* p, int rows, int ld, int r0, int k_begin, int k_end_) : base(p), k_end(k_end_) {
+    __device__ TcLoader(const T* p, int rows, int ld, int r0, int k_begin, int k_end_) : k_end(k_end_) {
         step = KMAJOR ? BK : (long long)BK * ld;
-        int row = threadIdx.x / CPR, col = threadIdx.x % CPR;   // constants: shifts
-        smem = row * ROW_BYTES + col * 16;
         if (KMAJOR) {
+            int row = threadIdx.x >> 2, col = threadIdx.x & 3;
+            smem = row * ROW_BYTES + col * 16;
             k = k_begin + col * EPC;
 #pragma unroll
             for (int i = 0; i < CH; ++i) {
                 int r = r0 + row + i * RSTEP;
-                fixed_bytes[i] = r < rows ? 16 : 0;
+                bytes[i] = r < rows ? 16 : 0;
                 src[i] = p + (long long)min(r, rows - 1) * ld + k;
             }
         } else {
-            int r = r0 + col * EPC;
-            k = k_begin + row;
+            int krow = threadIdx.x / G, col = threadIdx.x % G;   // constants: shifts
+            smem = krow * ROW_BYTES + col * 16;
+            k = k_begin + krow;
+            src[0] = p + (long long)k * ld + r0 + col * EPC;
 #pragma unroll
-            for (int i = 0; i < CH; ++i) {
-                fixed_bytes[i] = max(0, min(rows - r, EPC)) * int(sizeof(T));
-                src[i] = p + (long long)(k + i * RSTEP) * ld + min(r, rows - 1);
-            }
+            for (int i = 0; i < CH; ++i) bytes[i] = max(0, min(rows - (r0 + (col + i * G) * EPC), EPC)) * int(sizeof(T));
         }
     }
 
-    // Issue the copies of the current k-tile into `tile`, then move to the next k-tile.
-    template <bool FAST>
-    __device__ __forceinline__ void load(unsigned char* tile) {
+    // Issue the copies of the current k-tile into `tile` (its generic and shared addresses), then
+    // move to the next k-tile.
+    __device__ __forceinline__ void load(unsigned char* tile, smem_ptr stile) {
         int k_bytes = max(0, (k_end - k) * int(sizeof(T)));   // K-major: bytes of the row left
+        bool k_ok = k < k_end;
 #pragma unroll
         for (int i = 0; i < CH; ++i) {
-            int bytes = KMAJOR ? min(fixed_bytes[i], k_bytes) : (k + i * RSTEP < k_end ? fixed_bytes[i] : 0);
-            unsigned char* dst = tile + smem + i * RSTEP * ROW_BYTES;
+            const T* from = KMAJOR ? src[i] : src[0] + i * G * EPC;
             if (FAST) {
-                cp_async_cg16(dst, bytes > 0 ? (const void*)src[i] : (const void*)base, bytes);
-            } else {   // any alignment: element loads, zeros past the edge
-                T* out = reinterpret_cast<T*>(dst);
+                cp_async16(stile + smem + i * CHUNK_BYTES, from, k_ok && bytes[i] > 0);
+            } else {   // any alignment: element loads, zeros past the edges
+                int n = KMAJOR ? min(bytes[i], k_bytes) : (k_ok ? bytes[i] : 0);
+                T* out = reinterpret_cast<T*>(tile + smem + i * CHUNK_BYTES);
 #pragma unroll
-                for (int e = 0; e < EPC; ++e) out[e] = e * int(sizeof(T)) < bytes ? src[i][e] : T{};
+                for (int e = 0; e < EPC; ++e) out[e] = e * int(sizeof(T)) < n ? from[e] : T{};
             }
-            src[i] += step;
+            if (KMAJOR) src[i] += step;
         }
+        if (!KMAJOR) src[0] += step;
         k += BK;
     }
 };
@@ -175,26 +185,28 @@ __device__ __forceinline__ int tc_offset_a(int wm) {
     return (lane & 3) * tc_mn_stride<T>(ROWS) + (wm + (lane >> 2)) * 4;   // float: row t, column g
 }
 
+__device__ __forceinline__ unsigned tc_tf32(unsigned bits) { return __float_as_uint(tf32_round(__uint_as_float(bits))); }
+
 // The A fragments (MI m16 tiles) of mma k-step `kk` at `at` = stage tile + tc_offset_a; tf32 rounded.
 template <class T, bool KMAJOR, int ROWS, int MI>
-__device__ __forceinline__ void tc_fragments_a(const unsigned char* at, int kk, unsigned (&a)[MI][4]) {
+__device__ __forceinline__ void tc_fragments_a(smem_ptr at, int kk, unsigned (&a)[MI][4]) {
     constexpr int S = tc_mn_stride<T>(ROWS);
 #pragma unroll
     for (int i = 0; i < MI; ++i) {
         if (KMAJOR) {
-            ldmatrix_x4(a[i], at + 16 * i * TC_KMAJOR_STRIDE + kk * 32);
+            ldsm_x4(a[i], at + 16 * i * TC_KMAJOR_STRIDE + kk * 32);
         } else if (sizeof(T) == 2) {
-            ldmatrix_x4_trans(a[i], at + kk * 16 * S + 32 * i);
+            ldsm_x4_trans(a[i], at + kk * 16 * S + 32 * i);
         } else {        // float, m contiguous: a0 (g, t) a1 (g+8, t) a2 (g, t+4) a3 (g+8, t+4)
-            const unsigned char* p = at + kk * 8 * S + 64 * i;
-            a[i][0] = *reinterpret_cast<const unsigned*>(p);
-            a[i][1] = *reinterpret_cast<const unsigned*>(p + 32);
-            a[i][2] = *reinterpret_cast<const unsigned*>(p + 4 * S);
-            a[i][3] = *reinterpret_cast<const unsigned*>(p + 4 * S + 32);
+            smem_ptr p = at + kk * 8 * S + 64 * i;
+            a[i][0] = lds32(p);
+            a[i][1] = lds32(p + 32);
+            a[i][2] = lds32(p + 4 * S);
+            a[i][3] = lds32(p + 4 * S + 32);
         }
         if (sizeof(T) == 4) {
 #pragma unroll
-            for (int r = 0; r < 4; ++r) a[i][r] = __float_as_uint(tf32_round(__uint_as_float(a[i][r])));
+            for (int r = 0; r < 4; ++r) a[i][r] = tc_tf32(a[i][r]);
         }
     }
 }
@@ -212,27 +224,24 @@ __device__ __forceinline__ int tc_offset_b(int wn) {
 
 // The B fragments (NJ n8 tiles, in pairs) of mma k-step `kk` at stage tile + tc_offset_b; tf32 rounded.
 template <class T, bool KMAJOR, int ROWS, int NJ>
-__device__ __forceinline__ void tc_fragments_b(const unsigned char* at, int kk, unsigned (&b)[NJ][2]) {
+__device__ __forceinline__ void tc_fragments_b(smem_ptr at, int kk, unsigned (&b)[NJ][2]) {
     constexpr int S = tc_mn_stride<T>(ROWS);
 #pragma unroll
     for (int jp = 0; jp < NJ / 2; ++jp) {
         unsigned r[4];
         if (KMAJOR) {
-            ldmatrix_x4(r, at + 16 * jp * TC_KMAJOR_STRIDE + kk * 32);
+            ldsm_x4(r, at + 16 * jp * TC_KMAJOR_STRIDE + kk * 32);
         } else if (sizeof(T) == 2) {
-            ldmatrix_x4_trans(r, at + kk * 16 * S + 32 * jp);
+            ldsm_x4_trans(r, at + kk * 16 * S + 32 * jp);
         } else {        // float, n contiguous: b0 (k t, n g), b1 (k t+4, n g), for n and n + 8
-            const unsigned char* p = at + kk * 8 * S + 64 * jp;
-            r[0] = *reinterpret_cast<const unsigned*>(p);
-            r[1] = *reinterpret_cast<const unsigned*>(p + 4 * S);
-            r[2] = *reinterpret_cast<const unsigned*>(p + 32);
-            r[3] = *reinterpret_cast<const unsigned*>(p + 4 * S + 32);
+            smem_ptr p = at + kk * 8 * S + 64 * jp;
+            r[0] = lds32(p);
+            r[1] = lds32(p + 4 * S);
+            r[2] = lds32(p + 32);
+            r[3] = lds32(p + 4 * S + 32);
         }
 #pragma unroll
-        for (int q = 0; q < 4; ++q) {
-            unsigned v = sizeof(T) == 4 ? __float_as_uint(tf32_round(__uint_as_float(r[q]))) : r[q];
-            b[2 * jp + (q >> 1)][q & 1] = v;
-        }
+        for (int q = 0; q < 4; ++q) b[2 * jp + (q >> 1)][q & 1] = sizeof(T) == 4 ? tc_tf32(r[q]) : r[q];
     }
 }
 
@@ -248,21 +257,24 @@ template <class Cfg>
 using TcAcc = float[Cfg::MI][Cfg::NJ][4];
 
 // acc += the block tile's product over k in [k_begin, k_end): the multistage main loop.
-// Every thread of the block must call it (barriers); FAST selects 16-byte cp.async loads.
-// LA / LB: loaders with KMAJOR (their shared layout) and load<FAST>(stage tile) (TcLoader for
-// matrices, the conv loaders of tc_conv.cu for implicit-GEMM operands), of Cfg::BM / BN rows.
-template <class T, class Cfg, bool FAST, class LA, class LB>
+// Every thread of the block must call it (barriers).
+// LA / LB: loaders with KMAJOR (their shared layout) and load(stage tile, its smem_ptr)
+// (TcLoader for matrices, the conv loaders of tc_conv.cuh for implicit-GEMM operands), of
+// Cfg::BM / BN rows. Stage s of an operand starts s * its stage bytes after stage 0.
+template <class T, class Cfg, class LA, class LB>
 __device__ __forceinline__ void tc_mainloop(LA& la, LB& lb, int k_begin, int k_end, TcSmem<Cfg>& smem,
                                             TcAcc<Cfg>& acc) {
     constexpr int BK = TC_KBYTES / sizeof(T), STAGES = Cfg::STAGES;
+    constexpr int SA = tc_stage_bytes(Cfg::BM), SB = tc_stage_bytes(Cfg::BN);
     int tiles = (k_end - k_begin + BK - 1) / BK;   // once, before the loop
     int warp = threadIdx.x >> 5;
-    int off_a = tc_offset_a<T, LA::KMAJOR, Cfg::BM>((warp / Cfg::WARPS_N) * Cfg::WM);
-    int off_b = tc_offset_b<T, LB::KMAJOR, Cfg::BN>((warp % Cfg::WARPS_N) * Cfg::WN);
+    smem_ptr a0 = smem_ptr_of(smem.a[0]), b0 = smem_ptr_of(smem.b[0]);
+    smem_ptr frag_a = a0 + tc_offset_a<T, LA::KMAJOR, Cfg::BM>((warp / Cfg::WARPS_N) * Cfg::WM);
+    smem_ptr frag_b = b0 + tc_offset_b<T, LB::KMAJOR, Cfg::BN>((warp % Cfg::WARPS_N) * Cfg::WN);
     for (int s = 0; s < STAGES - 1; ++s) {
         if (s < tiles) {
-            la.template load<FAST>(smem.a[s]);
-            lb.template load<FAST>(smem.b[s]);
+            la.load(smem.a[s], a0 + s * SA);
+            lb.load(smem.b[s], b0 + s * SB);
         }
         cp_async_commit();
     }
@@ -271,15 +283,15 @@ __device__ __forceinline__ void tc_mainloop(LA& la, LB& lb, int k_begin, int k_e
         cp_async_wait<STAGES - 2>();      // this thread's copies of k-tile kt have landed...
         __syncthreads();                  // ...and everyone's; stage `write` is no longer read
         if (kt + STAGES - 1 < tiles) {
-            la.template load<FAST>(smem.a[write]);
-            lb.template load<FAST>(smem.b[write]);
+            la.load(smem.a[write], a0 + write * SA);
+            lb.load(smem.b[write], b0 + write * SB);
         }
         cp_async_commit();                // an empty group at the end keeps the count uniform
 #pragma unroll
         for (int kk = 0; kk < TC_KBYTES / 32; ++kk) {
             unsigned a[Cfg::MI][4], b[Cfg::NJ][2];
-            tc_fragments_a<T, LA::KMAJOR, Cfg::BM, Cfg::MI>(smem.a[read] + off_a, kk, a);
-            tc_fragments_b<T, LB::KMAJOR, Cfg::BN, Cfg::NJ>(smem.b[read] + off_b, kk, b);
+            tc_fragments_a<T, LA::KMAJOR, Cfg::BM, Cfg::MI>(frag_a + read * SA, kk, a);
+            tc_fragments_b<T, LB::KMAJOR, Cfg::BN, Cfg::NJ>(frag_b + read * SB, kk, b);
 #pragma unroll
             for (int i = 0; i < Cfg::MI; ++i)
 #pragma unroll
@@ -293,6 +305,18 @@ __device__ __forceinline__ void tc_mainloop(LA& la, LB& lb, int k_begin, int k_e
 }
 
 __device__ __forceinline__ bool tc_aligned16(const void* p) { return (reinterpret_cast<unsigned long long>(p) & 15) == 0; }
+
+// tc_dispatch(fast, body): body(TcPath<true>{}) or body(TcPath<false>{}); the body builds its
+// loaders for that path (`constexpr bool FAST = decltype(path)::value;`) and runs tc_mainloop.
+template <bool B>
+struct TcPath {
+    static constexpr bool value = B;
+};
+template <class Body>
+__device__ __forceinline__ void tc_dispatch(bool fast, Body&& body) {
+    if (fast) body(TcPath<true>{});
+    else body(TcPath<false>{});
+}
 
 // The block's accumulators: row m0 + wm + 16 i + g (+ 8 for r >= 2), column n0 + wn + 8 j + 2 t
 // (+ 1 for odd r), i.e. the C fragment layout of mma.cuh per mma tile.

@@ -22,7 +22,8 @@ from gpunet.primitives import conv_geometry as geometry
 DTYPES = {"tf32": np.float32, "bf16": ml_dtypes.bfloat16, "f16": np.float16}
 # x shape, (kh, kw, filters), strides, padding, dilation: odd channel counts (the element-wise
 # path), 8 / 16 channels (whole 16-byte chunks: cp.async), batch 1, stride / dilation / padding
-# mixes, negative pads (crops), a 1x1 conv, a filter gradient whose pixels are split.
+# mixes, negative pads (crops), a 1x1 conv, a filter gradient whose pixels are split, kernels of
+# up to 32 taps (the fast patch loaders keep one validity bit a tap) and of more.
 CASES = [
     ("tf32", (2, 7, 9, 3), (3, 3, 4), (1, 1), "valid", (1, 1)),
     ("bf16", (1, 9, 9, 8), (3, 3, 16), (2, 2), ((1, 2), (0, 1)), (2, 2)),
@@ -32,6 +33,8 @@ CASES = [
     ("f16", (1, 11, 10, 8), (3, 3, 8), (1, 1), "same", (2, 2)),
     ("tf32", (1, 5, 6, 33), (3, 3, 2), (1, 1), "same", (1, 1)),
     ("bf16", (3, 16, 16, 3), (3, 3, 5), (1, 1), "valid", (1, 1)),
+    ("bf16", (1, 8, 9, 16), (5, 5, 8), (1, 1), "same", (1, 1)),   # 25 taps: the patch masks' bits 0-24
+    ("tf32", (1, 9, 10, 8), (6, 6, 4), (1, 1), "same", (1, 1)),   # 36 taps > 32: element-wise patches
 ]
 
 
