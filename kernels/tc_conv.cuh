@@ -43,7 +43,7 @@ struct TcPatchLoader {
     const T* x;
     TcGather g;
     const T* image[CH];   // slow path: the row's image
-    const T* at[CH];      // fast path: the row's element at tap (0, 0), channel 0 (maybe outside x: never read)
+    int at[CH];           // fast path: x's index of the row's tap (0, 0), channel 0 (maybe outside x: never read)
     unsigned mask[CH];    // fast path: bit i * kw + j set when tap (i, j) of the row is inside the source
     int ih0[CH], iw0[CH], smem, k, k_end, tap_row, tap_col;   // tap_row / col: elements between taps
     TcCounter tap;   // (c, j, i) of k
@@ -60,8 +60,8 @@ struct TcPatchLoader {
             const T* img = x + (long long)n * g.src_h * g.src_w * g.src_c;
             int h0 = m < pixels ? oh * g.stride_h + g.off_h : -(1 << 30);   // a row past the end: never inside
             int w0 = ow * g.stride_w + g.off_w;
-            if (FAST) {   // tc_patch_fast: kh * kw <= 32
-                at[q] = img + ((long long)h0 * g.src_w + w0) * g.src_c;
+            if (FAST) {   // tc_patch_fast: kh * kw <= 32; x has < 2^31 elements (launch.inputs)
+                at[q] = m < pixels ? ((n * g.src_h + h0) * g.src_w + w0) * g.src_c : 0;
                 unsigned rows = 0, cols = 0, bits = 0;
                 for (int i = 0; i < g.kh; ++i) rows |= unsigned(tc_inside(h0 + i * g.tap_h, g.src_h)) << i;
                 for (int j = 0; j < g.kw; ++j) cols |= unsigned(tc_inside(w0 + j * g.tap_w, g.src_w)) << j;
@@ -83,7 +83,7 @@ struct TcPatchLoader {
             unsigned bit = k < k_end ? 1u << (tap.d2 * g.kw + tap.d1) : 0u;
 #pragma unroll
             for (int q = 0; q < CH; ++q)
-                cp_async16(stile + smem + q * RSTEP * TC_KMAJOR_STRIDE, at[q] + offset, (mask[q] & bit) != 0);
+                cp_async16(stile + smem + q * RSTEP * TC_KMAJOR_STRIDE, x + (at[q] + offset), (mask[q] & bit) != 0);
         } else {
 #pragma unroll
             for (int q = 0; q < CH; ++q) {   // element by element, each with its own (c, j, i)

@@ -17,6 +17,9 @@
 //   TcNarrow: 128 x 32 block, 4 warps in 4 x 1, 32 x 32 warp tiles (TcSmall's), 3 stages (37.5 KB):
 //            for outputs at most 32 columns wide, whose 64 x 64 blocks would leave the warps of
 //            columns 32-63 multiplying zeros.
+//   TcTall:  256 x 32 block, 4 warps in 4 x 1, 64 x 32 warp tiles (TcWide's), 2 stages (45 KB; a
+//            third would pass 48 KB): the narrow outputs with TcWide's instructions a mma
+//            (convolutions only, tc_conv_tall.cu).
 // K advances TC_KBYTES = 64 bytes of each operand row a stage (16 floats or 32 halves: 2 mma
 // k-steps), through STAGES shared-memory stages filled by cp.async: while the warps multiply
 // stage s, the copies of the next STAGES - 1 stages are in flight (CUTLASS's multistage
@@ -51,6 +54,7 @@
 #define TC_BIG_THREADS 128                  // TcBig's block
 #define TC_WIDE_THREADS 128                 // TcWide's block
 #define TC_NARROW_THREADS 128               // TcNarrow's block
+#define TC_TALL_THREADS 128                 // TcTall's block
 #define TC_KBYTES 64
 #define TC_KMAJOR_STRIDE 80                 // bytes between rows of a K-major tile
 
@@ -66,8 +70,10 @@ using TcSmall = TcTile<64, 64, 2, 2, 3>;
 using TcBig = TcTile<128, 128, 2, 2, 2>;
 using TcWide = TcTile<128, 64, 2, 2, 3>;
 using TcNarrow = TcTile<128, 32, 4, 1, 3>;
+using TcTall = TcTile<256, 32, 4, 1, 2>;
 static_assert(TcSmall::THREADS == TC_THREADS && TcBig::THREADS == TC_BIG_THREADS &&
-              TcWide::THREADS == TC_WIDE_THREADS && TcNarrow::THREADS == TC_NARROW_THREADS, "launch bounds");
+              TcWide::THREADS == TC_WIDE_THREADS && TcNarrow::THREADS == TC_NARROW_THREADS &&
+              TcTall::THREADS == TC_TALL_THREADS, "launch bounds");
 
 template <class T> struct TcType;
 template <> struct TcType<float> {

@@ -64,14 +64,17 @@ def test_big_tile_matmul_matches_numpy(kernel_backend, rng, kind, layout, shape,
 
 # x shape, (kh, kw, filters), strides, padding, dilation, and the tiles of the forward, input
 # gradient and filter gradient (asserted: "" is 64 x 64).
-W, N = "_128x64", "_128x32"
+W, N, T = "_128x64", "_128x32", "_256x32"
 CONVS = [
     ("tf32", (1, 12, 13, 68), (2, 2, 66), (1, 1), "same", (2, 2), (BIG, BIG, BIG)),   # Cin on cp.async, Cout 66 not
     ("bf16", (1, 25, 23, 72), (3, 3, 80), (2, 2), ((1, 2), (0, 1)), (1, 1), (BIG, BIG, BIG)),   # cp.async, 4 phases
     ("f16", (2, 11, 17, 65), (2, 3, 70), (1, 2), "valid", (2, 1), (BIG, BIG, BIG)),   # element-wise, batch 2
-    ("bf16", (1, 12, 13, 40), (3, 3, 60), (1, 1), "same", (1, 1), (W, W, "")),        # Cin on cp.async, Cout not
-    ("f16", (2, 17, 12, 30), (3, 2, 20), (2, 1), ((1, 1), (0, 0)), (1, 2), (N, N, N)),   # element-wise, 2 phases
+    ("bf16", (1, 12, 13, 40), (3, 3, 60), (1, 1), "same", (1, 1), (W, W, W)),        # Cin on cp.async, Cout not
+    ("f16", (2, 17, 12, 30), (3, 2, 20), (2, 1), ((1, 1), (0, 0)), (1, 2), (N, T, N)),   # element-wise, 2 phases
     ("tf32", (1, 16, 9, 36), (1, 3, 24), (1, 1), ((0, 0), (1, 1)), (1, 1), (N, W, "")),  # cp.async
+    ("tf32", (2, 16, 16, 16), (3, 3, 32), (1, 1), "same", (1, 1), (T, T, T)),            # 256 x 32, cp.async
+    ("bf16", (2, 16, 16, 16), (3, 3, 32), (1, 1), "same", (2, 2), (T, T, T)),            # dilated
+    ("f16", (1, 23, 23, 5), (3, 3, 30), (1, 1), "valid", (1, 1), (T, T, "")),           # 256 x 32, element-wise
 ]
 
 
@@ -164,3 +167,8 @@ def test_tile_choice():
     assert tensorcore.tile_for(33, 72, 40, sms=2) == small and tensorcore.tile_for(129, 132, 36, sms=2) == big
     # split-K gives the big tile's grid blocks: a filter gradient's small M x N with a long K
     assert tc.plan("filter", (16, 32, 32, 128), (3, 3, 128, 128), (32, 32), (1, 1), 4, sms=132)[0] == big
+    # 32-channel convolutions of a big batch: 256 x 32 blocks (TcWide's warp tiles); the dense
+    # products have no such kernel, so tile_for's default candidates leave it out
+    u_net = ((16, 128, 128, 32), (3, 3, 32, 32), (128, 128), (1, 1), 4)
+    assert [tc.plan(p, *u_net, sms=132)[0] for p in ("forward", "input")] == [tensorcore.TALL] * 2
+    assert tensorcore.TALL not in tensorcore.TILES and tensorcore.TALL in tensorcore.CONV_TILES

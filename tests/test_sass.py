@@ -2,7 +2,8 @@
 shared memory with LDSM, fill it with LDGSTS (cp.async), and hold no integer-division sequence;
 the 128 x 128 tile kernels (`_128x128`: 64 x 64 warp tiles) run 4x the HMMA a k-tile at twice the
 tensor-core FLOPs per shared-memory byte, with fewer integer instructions per HMMA; the 128 x 64
-(64 x 32 warp tiles) and 128 x 32 (32 x 32) ones 2x and 1x, their operands on cp.async too.
+(64 x 32 warp tiles), 128 x 32 (32 x 32) and 256 x 32 (64 x 32, tc_conv_tall.cu) ones 2x, 1x and
+2x, their operands on cp.async too.
 
 Needs cuobjdump and nvdisasm (PyPI: nvidia-cuda-cuobjdump, nvidia-cuda-nvdisasm; the test extra
 installs both) and NVRTC for sm_80 / sm_90: in CI a missing one fails, elsewhere it skips.
@@ -40,7 +41,8 @@ NO_LDSM = {"tc_gemm_tf32_tn", "tc_conv2d_backward_filter_tf32"}
 BIG = "_128x128"
 # per tile suffix: HMMA a k-tile (mma tiles x 2 k-steps), LDGSTS (cp.async chunks a thread, both
 # operands), and the FLOP per shared-memory byte over the 64 x 64 tile's (8 TF32, 16 BF16)
-TILES = {"": (16, 4, 1), BIG: (64, 8, 2), "_128x64": (32, 6, 4 / 3), "_128x32": (16, 5, 1)}
+TALL = "_256x32"
+TILES = {"": (16, 4, 1), BIG: (64, 8, 2), "_128x64": (32, 6, 4 / 3), "_128x32": (16, 5, 1), TALL: (32, 9, 4 / 3)}
 
 
 def suffix_of(name):
@@ -64,11 +66,14 @@ def require(arch):
 
 
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
-@pytest.mark.parametrize("file", ["tc_gemm.cu", "tc_conv.cu"])
+@pytest.mark.parametrize("file", ["tc_gemm.cu", "tc_conv.cu", "tc_conv_tall.cu"])
 def test_tensor_core_main_loops(file, arch):
     require(arch)
     kernels = {name: code for name, code in sass.disassemble(file, arch).items() if "sum_splits" not in name and "tc_finish" not in name}
-    assert len(kernels) >= 24 and sum(suffix_of(name) == "" for name in kernels) == len(kernels) // 4
+    if file == "tc_conv_tall.cu":   # the 256 x 32 tile only: 3 products x 3 operand types
+        assert len(kernels) == 9 and all(suffix_of(name) == TALL for name in kernels), sorted(kernels)
+    else:
+        assert len(kernels) >= 24 and sum(suffix_of(name) == "" for name in kernels) == len(kernels) // 4
     int_per_hmma = {}
     for name, code in kernels.items():
         hmma, chunks, smem_gain = TILES[suffix_of(name)]

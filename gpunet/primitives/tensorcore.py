@@ -57,7 +57,7 @@ except ImportError:   # pragma: no cover - bf16 operands then cannot exist eithe
     _BF16 = None
 
 __all__ = ["matmul", "store", "usable", "tf32_round", "operand_type", "operand_unit_roundoff", "tile_for", "Tile",
-           "SMALL", "BIG", "WIDE", "NARROW", "TILES", "gemm_plan"]
+           "SMALL", "BIG", "WIDE", "NARROW", "TALL", "TILES", "CONV_TILES", "gemm_plan"]
 
 _K_BYTES = 64           # TC_KBYTES: k bytes of an operand row per k-tile
 _SPLIT_BLOCKS = 256     # split K until about this many blocks run (2 per SM on an A100 / H100)...
@@ -70,13 +70,15 @@ Tile = collections.namedtuple("Tile", "suffix bm bn threads speed")
 Tile.__doc__ = """A block tile of the tensor-core kernels: kernel name suffix, rows, columns, threads,
 and its loop's modelled speed relative to SMALL (tile_for's cost)."""
 # Speeds: the loops' issue limits relative to SMALL's (HMMA per instruction of the cp.async loop,
-# benchmarks/sass.py, the conv forward on sm_80 and sm_90; shared memory limits only SMALL's
-# TF32 loop on the H100, where BIG gains a little more).
+# benchmarks/sass.py, the conv forward on sm_80 and sm_90, TF32 and bf16, rounded; shared memory
+# limits only SMALL's and NARROW's TF32 loops on the H100, where the bigger warp tiles gain a little more).
 SMALL = Tile("", 64, 64, 128, 1.0)              # tc_gemm.cuh's TcSmall (TC_THREADS)
 BIG = Tile("_128x128", 128, 128, 128, 2.0)      # TcBig: 64 x 64 warp tiles
-WIDE = Tile("_128x64", 128, 64, 128, 1.33)      # TcWide: 64 x 32 warp tiles
-NARROW = Tile("_128x32", 128, 32, 128, 0.83)    # TcNarrow: SMALL's 32 x 32 warp tiles, 4 in a column
-TILES = (SMALL, BIG, WIDE, NARROW)
+WIDE = Tile("_128x64", 128, 64, 128, 1.5)       # TcWide: 64 x 32 warp tiles
+NARROW = Tile("_128x32", 128, 32, 128, 1.0)     # TcNarrow: SMALL's 32 x 32 warp tiles, 4 in a column
+TALL = Tile("_256x32", 256, 32, 128, 1.4)       # TcTall: TcWide's 64 x 32 warp tiles, 4 in a column
+TILES = (SMALL, BIG, WIDE, NARROW)              # the dense products' (tc_gemm.cu)
+CONV_TILES = TILES + (TALL,)                    # the convolutions' (tc_conv.cu, TALL in tc_conv_tall.cu)
 SIMULATED_SMS = 2       # the SM count the numpy and cudasim backends choose tiles for
 
 

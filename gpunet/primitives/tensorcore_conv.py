@@ -20,7 +20,8 @@ transposed conv's forward) runs one GEMM per phase of the strides, as conv.cu's 
 (kernels/conv_phase.cuh): the dx pixels of a phase and the taps that reach them.
 The filter gradient splits its pixels like conv.cu's (deterministic, conv.cu's ``sum_splits``).
 Each product runs on the block tile ``tensorcore.tile_for`` picks for its GEMM (``plan`` says
-which: 64 x 64, 128 x 128, 128 x 64 or 128 x 32, the kernel name's ``_BMxBN`` suffix).
+which: 64 x 64, 128 x 128, 128 x 64, 128 x 32 or 256 x 32, the kernel name's ``_BMxBN`` suffix;
+the 256 x 32 kernels are in tc_conv_tall.cu, the others in tc_conv.cu).
 """
 import contextlib
 import math
@@ -35,7 +36,12 @@ __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_filter", 
 _K_BYTES = 64        # TC_KBYTES
 
 
-def plan(product, x_shape, w_shape, out_hw, strides, itemsize, sms=None, tiles=tensorcore.TILES):
+def _file(tile):
+    """The kernels/ file of a tile's conv kernels."""
+    return "tc_conv_tall.cu" if tile == tensorcore.TALL else "tc_conv.cu"
+
+
+def plan(product, x_shape, w_shape, out_hw, strides, itemsize, sms=None, tiles=tensorcore.CONV_TILES):
     """``(tile, grid, splits, pixels_per_split)`` of one conv product on tensor cores: ``product`` is
     "forward", "input" or "filter"; x_shape (N, H, W, Cin), w_shape (kh, kw, Cin, Cout), out_hw the
     conv's output size. ``sms``: plan for that many SMs (default: the device's); ``tiles``: the
@@ -120,7 +126,7 @@ def conv2d_backward_input(dy, w, x_shape, strides, padding, dilation):
                                                           padding, dilation, ("dy", "dx"))
         tile, grid, _, _ = plan("input", dx_shape, w.shape, out_hw, strides, dy.dtype.itemsize)
         dx = launch.empty(dx_shape)
-        launch.run("tc_conv.cu", f"tc_conv2d_backward_input_{kind}{tile.suffix}", grid, tile.threads, dy, w, dx,
+        launch.run(_file(tile), f"tc_conv2d_backward_input_{kind}{tile.suffix}", grid, tile.threads, dy, w, dx,
                    *geometry)
         return dx
     with _float32_products():
@@ -149,7 +155,7 @@ def _forward_kernel(op, kind, x, w, b, strides, padding, dilation):
     y = conv._output(op, "y", (x.shape[0], *out_hw, cout))
     launch.i32(kh * kw * cin * cout, f"{op}: elements of w")
     tile, grid, _, _ = plan("forward", x.shape, w.shape, out_hw, strides, x.dtype.itemsize)
-    launch.run("tc_conv.cu", f"tc_conv2d_forward_{kind}{tile.suffix}", grid, tile.threads, x, w, bias, y,
+    launch.run(_file(tile), f"tc_conv2d_forward_{kind}{tile.suffix}", grid, tile.threads, x, w, bias, y,
                int(b is not None),
                *conv._geometry(x.shape, w.shape, out_hw, strides, padding, dilation))
     return y
@@ -160,6 +166,6 @@ def _filter_kernel(op, kind, dy, x, w_shape, out_hw, strides, padding, dilation)
     kh, kw, cin, cout = w_shape
     tile, grid, splits, per_split = plan("filter", x.shape, w_shape, out_hw, strides, x.dtype.itemsize)
     partial = conv._output(op, "the split filter gradients", (splits, kh, kw, cin, cout))
-    launch.run("tc_conv.cu", f"tc_conv2d_backward_filter_{kind}{tile.suffix}", grid, tile.threads, x, dy, partial,
+    launch.run(_file(tile), f"tc_conv2d_backward_filter_{kind}{tile.suffix}", grid, tile.threads, x, dy, partial,
                per_split, *conv._geometry(x.shape, w_shape, out_hw, strides, padding, dilation))
     return conv._sum_splits(partial, splits, w_shape)
