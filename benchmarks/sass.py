@@ -43,7 +43,7 @@ import tempfile
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from gpunet.backend import kernel_source, nvrtc   # noqa: E402
 
-HOT_FILES = ("tc_gemm.cu", "tc_conv.cu", "gemm.cu", "conv.cu")
+HOT_FILES = ("tc_gemm.cu", "tc_conv.cu", "tc_conv_tall.cu", "gemm.cu", "conv.cu")
 TC_FILES = tuple(sorted(p.name for p in kernel_source.kernels_dir().glob("tc_*.cu")))   # every tensor-core file
 ARCHS = ("sm_80", "sm_90")
 LOOPS_JSON = pathlib.Path(__file__).with_name("tc_loops.json")

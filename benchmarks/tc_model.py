@@ -110,7 +110,7 @@ def products(x_shape, w_shape, stride, transposed, dx):
     return [fwd, inp, fil] if dx else [fwd, fil]
 
 
-def tc_time(hw, kind, product, flops, x_shape, w_shape, stride, tiles=tensorcore.TILES):
+def tc_time(hw, kind, product, flops, x_shape, w_shape, stride, tiles=tensorcore.CONV_TILES):
     """Seconds of one tensor-core conv product's compute on the tile tensorcore_conv.plan picks (of ``tiles``)."""
     h = HW[hw]
     n, hi, wi, cin = x_shape
@@ -127,7 +127,7 @@ def tc_time(hw, kind, product, flops, x_shape, w_shape, stride, tiles=tensorcore
     return math.ceil(blocks / h["sms"]) * block_flops / sm_rate, tile, efficiency
 
 
-def step(hw, mode, tiles=tensorcore.TILES):
+def step(hw, mode, tiles=tensorcore.CONV_TILES):
     """Seconds of one step's GEMMs in ``mode`` (ffma, tf32, bf16, cudnn) and of its memory-bound rest;
     ``tiles``: the tensor-core tiles the chooser may pick from."""
     h = HW[hw]
@@ -157,10 +157,12 @@ def table():
         for mode, tiles, label in (("ffma", None, "gpunet \"highest\" (FFMA)"),
                                    ("tf32", small, "gpunet \"high\": TF32 mma, 64x64 tiles only (before)"),
                                    ("tf32", (tensorcore.SMALL, tensorcore.BIG), "gpunet \"high\": TF32, 64x64 or 128x128"),
-                                   ("tf32", tensorcore.TILES, "gpunet \"high\": TF32, all four tiles per product"),
+                                   ("tf32", tensorcore.TILES, "gpunet \"high\": TF32, four tiles (no 256x32)"),
+                                   ("tf32", tensorcore.CONV_TILES, "gpunet \"high\": TF32, five tiles (+ 256x32)"),
                                    ("bf16", small, "gpunet, bf16 operands, 64x64 tiles only (before)"),
                                    ("bf16", (tensorcore.SMALL, tensorcore.BIG), "gpunet, bf16 operands, 64x64 or 128x128"),
-                                   ("bf16", tensorcore.TILES, "gpunet, bf16 operands, all four tiles per product"),
+                                   ("bf16", tensorcore.TILES, "gpunet, bf16 operands, four tiles (no 256x32)"),
+                                   ("bf16", tensorcore.CONV_TILES, "gpunet, bf16 operands, five tiles (+ 256x32)"),
                                    ("cudnn", None, "PyTorch + cuDNN, TF32")):
             g, r = step(hw, mode, tiles)
             lines.append(f"| {hw} | {label} | {g * 1e3:.2f} | {r * 1e3:.2f} | {(g + r) * 1e3:.2f} | "
