@@ -181,6 +181,7 @@ struct TcTapLoader {
             di[q] = tap_i[q] * g.dil_h - g.pad_t;
             dj[q] = tap_j[q] * g.dil_w - g.pad_l;
             offset[q] = (di[q] * g.in_w + dj[q]) * g.cin + ch[q];
+            if (FAST && !row_ok[q]) di[q] = -(1 << 30);   // a row past the taps: never inside
         }
         p = p_begin + krow;
         pixel.start(p, g.out_w, g.out_h, BK);
@@ -190,13 +191,13 @@ struct TcTapLoader {
     __device__ __forceinline__ void load(unsigned char* tile, smem_ptr stile) {
         int ih0 = pixel.d1 * g.sh, iw0 = pixel.d0 * g.sw;
         bool p_ok = p < p_end;
-        if (FAST) {   // Cin % EPC == 0: EPC channels of one tap
-            const T* at = x + ((long long)(pixel.d2 * g.in_h + ih0) * g.in_w + iw0) * g.cin;
+        if (FAST) {   // Cin % EPC == 0: EPC channels of one tap; x has < 2^31 elements (launch.inputs)
+            const T* at = x + ((pixel.d2 * g.in_h + ih0) * g.in_w + iw0) * g.cin;   // the pixel's tap (0, 0)
+            int rows = p_ok ? ih0 : -(1 << 30);   // a pixel past the split: no tap row inside
 #pragma unroll
-            for (int q = 0; q < CH; ++q) {
-                bool ok = row_ok[q] && p_ok && tc_inside(ih0 + di[q], g.in_h) && tc_inside(iw0 + dj[q], g.in_w);
-                cp_async16(stile + smem + q * G * 16, at + offset[q], ok);
-            }
+            for (int q = 0; q < CH; ++q)   // di of a row past the taps is -2^30 too (constructor)
+                cp_async16(stile + smem + q * G * 16, at + offset[q],
+                           tc_inside(rows + di[q], g.in_h) && tc_inside(iw0 + dj[q], g.in_w));
         } else {      // element by element: taps (c, j, i) counted from the chunk's first
             const T* at = x + ((long long)pixel.d2 * g.in_h * g.in_w) * g.cin;
             int taps = g.kh * g.kw * g.cin;
