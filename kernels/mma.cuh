@@ -158,6 +158,15 @@ __device__ __forceinline__ void ldsm_x4_trans(unsigned* r, smem_ptr row) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(row));
 #endif
 }
+__device__ __forceinline__ void lds64(unsigned& lo, unsigned& hi, smem_ptr p) {   // 8-byte aligned
+#ifdef GPUNET_CUDASIM
+    if (reinterpret_cast<uintptr_t>(p) % 8) throw std::runtime_error("ld.shared.v2.b32: address not 8-byte aligned");
+    lo = reinterpret_cast<const unsigned*>(p)[0];
+    hi = reinterpret_cast<const unsigned*>(p)[1];
+#else
+    asm volatile("ld.shared.v2.b32 {%0,%1}, [%2];" : "=r"(lo), "=r"(hi) : "r"(p));
+#endif
+}
 __device__ __forceinline__ unsigned lds32(smem_ptr p) {
 #ifdef GPUNET_CUDASIM
     return *reinterpret_cast<const unsigned*>(p);

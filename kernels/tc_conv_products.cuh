@@ -91,11 +91,12 @@ __device__ __forceinline__ void tc_conv_filter(const T* __restrict__ x, const T*
     TcAcc<Cfg> acc = {};
     int s = sizeof(T);
     bool fast = tc_aligned16(x) && tc_aligned16(dy) && (g.cin * s) % 16 == 0 && (g.cout * s) % 16 == 0;
+    constexpr bool PAIR_A = tc_pairable<T, false>();   // A (x's taps) is MN-major: float pairs (tc_gemm.cuh)
     tc_dispatch(fast, [&](auto path) {
         constexpr bool FAST = decltype(path)::value;
         TcTapLoader<T, FAST, Cfg::BM, Cfg::THREADS> la(x, g, m0, p_begin, p_end);
         TcLoader<T, FAST, false, Cfg::BN, Cfg::THREADS> lb(dy, g.cout, g.cout, n0, p_begin, p_end);
-        tc_mainloop<T, Cfg>(la, lb, p_begin, p_end, smem, acc);
+        tc_mainloop<T, Cfg, PAIR_A>(la, lb, p_begin, p_end, smem, acc);
     });
-    tc_store<Cfg>(acc, dw + (long long)blockIdx.z * taps * g.cout, taps, g.cout, m0, n0, nullptr);
+    tc_store<Cfg, PAIR_A>(acc, dw + (long long)blockIdx.z * taps * g.cout, taps, g.cout, m0, n0, nullptr);
 }

@@ -34,8 +34,15 @@
 //   MN-major (m or n contiguous, e.g. B = w (K, N)): rows of R elements (k fixed), padded by
 //     16 bytes (16-bit) or 32 bytes (float): a row is shifted 4 (16-bit) or 8 (float) banks from
 //     the one before for R = 64 and R = 128 alike. 16-bit: ldmatrix.x4.trans (8 rows at banks
-//     0, 4, ..., 28: conflict-free). float: ldmatrix cannot transpose 32-bit data, so 32-bit
-//     shared loads, lane (g, t) reading row t, column g: bank 8t + g, 32 distinct banks.
+//     0, 4, ..., 28: conflict-free). float: ldmatrix cannot transpose 32-bit data. A's fragments
+//     come from 32-bit loads like B's below or, where the kernel asks (tc_mainloop's PAIR_A), from
+//     64-bit shared loads of two neighbouring columns ("paired"): lane (g, t) reads
+//     k row t, columns 2g and 2g + 1 (banks 8t + 2g, + 1: 32 distinct banks a half warp) and
+//     feeds them to the mma as rows g and g + 8 of an m16 tile, so the mma sees the block's rows
+//     permuted (m = 2g + h of each 16 as row g + 8h) and TcOut stores them back in place. B's
+//     come from 32-bit loads, lane (g, t) reading row t, column g (bank 8t + g): pairing its
+//     columns would put b0 of two n8 tiles in one register pair where the mma wants b0 and b1 of
+//     one, and the moves cost what the loads saved.
 // Tile edges: a 16-byte cp.async whose bytes pass the matrix's end reads only the bytes inside
 // (the zero-fill form: src-size < 16), so edge tiles multiply zeros, never garbage.
 // Fast path: cp.async needs 16-byte aligned sources: both bases 16-byte aligned and both
@@ -181,20 +188,26 @@ struct TcLoader {
 
 // A lane's byte offset in a stage tile for the A fragments of warp row wm (mma tile 0, k-step 0);
 // tc_fragments_a adds only constants to it.
-template <class T, bool KMAJOR, int ROWS>
+template <class T, bool KMAJOR, int ROWS, bool PAIR>
 __device__ __forceinline__ int tc_offset_a(int wm) {
     int lane = threadIdx.x & 31;
     if (KMAJOR)   // x4: rows m..m+15 at k bytes 0-15 (lanes 0-15) and 16-31 (lanes 16-31)
         return (wm + (lane & 15)) * TC_KMAJOR_STRIDE + (lane >> 4) * 16;
     if (sizeof(T) == 2)   // x4.trans: k rows (lane & 7) + 8 (lane >> 4), m + 8 ((lane >> 3) & 1)
         return ((lane & 7) + ((lane >> 4) << 3)) * tc_mn_stride<T>(ROWS) + (wm + (((lane >> 3) & 1) << 3)) * 2;
-    return (lane & 3) * tc_mn_stride<T>(ROWS) + (wm + (lane >> 2)) * 4;   // float: row t, column g
-}
+    return (lane & 3) * tc_mn_stride<T>(ROWS) + (wm + (lane >> 2) * (PAIR ? 2 : 1)) * 4;   // float: row t, column g
+}                                                                               // (paired: columns 2g, 2g + 1)
+
+// Whether A's fragments can be paired (float, MN-major: see the header). The kernel chooses:
+// tc_mainloop's PAIR_A and tc_store's PA must agree (the conv filter gradient pairs; the dense
+// tn product does not: its 128 x 128 loop would spill on sm_80).
+template <class T, bool KMAJOR>
+__host__ __device__ constexpr bool tc_pairable() { return sizeof(T) == 4 && !KMAJOR; }
 
 __device__ __forceinline__ unsigned tc_tf32(unsigned bits) { return __float_as_uint(tf32_round(__uint_as_float(bits))); }
 
 // The A fragments (MI m16 tiles) of mma k-step `kk` at `at` = stage tile + tc_offset_a; tf32 rounded.
-template <class T, bool KMAJOR, int ROWS, int MI>
+template <class T, bool KMAJOR, int ROWS, int MI, bool PAIR>
 __device__ __forceinline__ void tc_fragments_a(smem_ptr at, int kk, unsigned (&a)[MI][4]) {
     constexpr int S = tc_mn_stride<T>(ROWS);
 #pragma unroll
@@ -203,6 +216,10 @@ __device__ __forceinline__ void tc_fragments_a(smem_ptr at, int kk, unsigned (&a
             ldsm_x4(a[i], at + 16 * i * TC_KMAJOR_STRIDE + kk * 32);
         } else if (sizeof(T) == 2) {
             ldsm_x4_trans(a[i], at + kk * 16 * S + 32 * i);
+        } else if (PAIR) {   // float, m contiguous, paired: a0, a1 (rows g, g+8; k t), a2, a3 (k t+4)
+            smem_ptr p = at + kk * 8 * S + 64 * i;
+            lds64(a[i][0], a[i][1], p);
+            lds64(a[i][2], a[i][3], p + 4 * S);
         } else {        // float, m contiguous: a0 (g, t) a1 (g+8, t) a2 (g, t+4) a3 (g+8, t+4)
             smem_ptr p = at + kk * 8 * S + 64 * i;
             a[i][0] = lds32(p);
@@ -239,8 +256,8 @@ __device__ __forceinline__ void tc_fragments_b(smem_ptr at, int kk, unsigned (&b
             ldsm_x4(r, at + 16 * jp * TC_KMAJOR_STRIDE + kk * 32);
         } else if (sizeof(T) == 2) {
             ldsm_x4_trans(r, at + kk * 16 * S + 32 * jp);
-        } else {        // float, n contiguous: b0 (k t, n g), b1 (k t+4, n g), for n and n + 8
-            smem_ptr p = at + kk * 8 * S + 64 * jp;
+        } else {        // float, n contiguous: b0 (k t, n g), b1 (k t+4, n g), for n and n + 8 (not
+            smem_ptr p = at + kk * 8 * S + 64 * jp;   // paired: the mma wants b0, b1 of one n8 tile in a register pair)
             r[0] = lds32(p);
             r[1] = lds32(p + 4 * S);
             r[2] = lds32(p + 32);
@@ -267,7 +284,7 @@ using TcAcc = float[Cfg::MI][Cfg::NJ][4];
 // LA / LB: loaders with KMAJOR (their shared layout) and load(stage tile, its smem_ptr)
 // (TcLoader for matrices, the conv loaders of tc_conv.cuh for implicit-GEMM operands), of
 // Cfg::BM / BN rows. Stage s of an operand starts s * its stage bytes after stage 0.
-template <class T, class Cfg, class LA, class LB>
+template <class T, class Cfg, bool PAIR_A = false, class LA, class LB>
 __device__ __forceinline__ void tc_mainloop(LA& la, LB& lb, int k_begin, int k_end, TcSmem<Cfg>& smem,
                                             TcAcc<Cfg>& acc) {
     constexpr int BK = TC_KBYTES / sizeof(T), STAGES = Cfg::STAGES;
@@ -275,7 +292,8 @@ __device__ __forceinline__ void tc_mainloop(LA& la, LB& lb, int k_begin, int k_e
     int tiles = (k_end - k_begin + BK - 1) / BK;   // once, before the loop
     int warp = threadIdx.x >> 5;
     smem_ptr a0 = smem_ptr_of(smem.a[0]), b0 = smem_ptr_of(smem.b[0]);
-    smem_ptr frag_a = a0 + tc_offset_a<T, LA::KMAJOR, Cfg::BM>((warp / Cfg::WARPS_N) * Cfg::WM);
+    static_assert(!PAIR_A || tc_pairable<T, LA::KMAJOR>(), "only float MN-major A fragments pair");
+    smem_ptr frag_a = a0 + tc_offset_a<T, LA::KMAJOR, Cfg::BM, PAIR_A>((warp / Cfg::WARPS_N) * Cfg::WM);
     smem_ptr frag_b = b0 + tc_offset_b<T, LB::KMAJOR, Cfg::BN>((warp % Cfg::WARPS_N) * Cfg::WN);
     for (int s = 0; s < STAGES - 1; ++s) {
         if (s < tiles) {
@@ -296,7 +314,7 @@ __device__ __forceinline__ void tc_mainloop(LA& la, LB& lb, int k_begin, int k_e
 #pragma unroll
         for (int kk = 0; kk < TC_KBYTES / 32; ++kk) {
             unsigned a[Cfg::MI][4], b[Cfg::NJ][2];
-            tc_fragments_a<T, LA::KMAJOR, Cfg::BM, Cfg::MI>(frag_a + read * SA, kk, a);
+            tc_fragments_a<T, LA::KMAJOR, Cfg::BM, Cfg::MI, PAIR_A>(frag_a + read * SA, kk, a);
             tc_fragments_b<T, LB::KMAJOR, Cfg::BN, Cfg::NJ>(frag_b + read * SB, kk, b);
 #pragma unroll
             for (int i = 0; i < Cfg::MI; ++i)
@@ -325,24 +343,26 @@ __device__ __forceinline__ void tc_dispatch(bool fast, Body&& body) {
 }
 
 // The block's accumulators: row m0 + wm + 16 i + g (+ 8 for r >= 2), column n0 + wn + 8 j + 2 t
-// (+ 1 for odd r), i.e. the C fragment layout of mma.cuh per mma tile.
-template <class Cfg>
+// (+ 1 for odd r), i.e. the C fragment layout of mma.cuh per mma tile; for a paired A (PA) row
+// m0 + wm + 16 i + 2 g (+ 1 for r >= 2) (the main loop's PAIR_A: the mma saw those rows permuted).
+template <class Cfg, bool PA = false>
 struct TcOut {
     int row, col;   // of register 0 of mma tile (0, 0)
     __device__ TcOut(int m0, int n0) {
         int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-        row = m0 + (warp / Cfg::WARPS_N) * Cfg::WM + (lane >> 2);
+        row = m0 + (warp / Cfg::WARPS_N) * Cfg::WM + (lane >> 2) * (PA ? 2 : 1);
         col = n0 + (warp % Cfg::WARPS_N) * Cfg::WN + 2 * (lane & 3);
     }
-    __device__ int row_of(int i, int r) const { return row + 16 * i + 8 * (r >> 1); }
+    __device__ int row_of(int i, int r) const { return row + 16 * i + (PA ? 1 : 8) * (r >> 1); }
     __device__ int col_of(int j, int r) const { return col + 8 * j + (r & 1); }
 };
 
-// out (rows x cols, row-major) = the block tile's accumulators (+ bias[col] when bias is not null).
-template <class Cfg>
+// out (rows x cols, row-major) = the block tile's accumulators (+ bias[col] when bias is not null);
+// PA: whether the A fragments were paired (tc_mainloop's PAIR_A).
+template <class Cfg, bool PA = false>
 __device__ __forceinline__ void tc_store(const TcAcc<Cfg>& acc, float* __restrict__ out, int rows, int cols,
                                          int m0, int n0, const float* __restrict__ bias) {
-    TcOut<Cfg> at(m0, n0);
+    TcOut<Cfg, PA> at(m0, n0);
 #pragma unroll
     for (int i = 0; i < Cfg::MI; ++i)
 #pragma unroll
