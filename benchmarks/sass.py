@@ -206,13 +206,16 @@ docs/performance.md): kernels without a suffix run 64 x 64 blocks (32 x 32 warp 
 and 4 cp.async a k-tile); `..._128x128` 128 x 128 blocks (64 x 64 warp tiles: 64 HMMA, 8 LDGSTS,
 twice the FLOPs per shared-memory byte, about half the instructions per HMMA); `..._128x64`
 128 x 64 (64 x 32 warp tiles: 32 HMMA, 6 LDGSTS); `..._128x32` 128 x 32 (32 x 32 warp tiles in
-a column: 16 HMMA, 5 LDGSTS).
+a column: 16 HMMA, 5 LDGSTS); `..._256x32` (tc_conv_tall.cu) 256 x 32 (64 x 32 warp tiles in a
+column: 32 HMMA, 9 LDGSTS).
 
 Which path a shape takes: every tensor-core kernel has two loops. The cp.async loop (the row
 with LDGSTS) runs when both operand base addresses are 16-byte aligned and every operand row
 is a whole number of 16-byte chunks: for tc_gemm, K and N (nn), K and K (nt), M and N (tn)
 times the element size; for tc_conv, Cin and Cout times the element size (float32: multiples
-of 4 channels; bf16 / fp16: multiples of 8). Any other shape or alignment runs the other loop,
+of 4 channels; bf16 / fp16: multiples of 8), and for the forward and the input gradient a kernel
+of at most 32 taps (kh * kw, or a stride phase's taps: the patch loader keeps one validity bit a
+tap). Any other shape or alignment runs the other loop,
 which gathers element by element with plain loads and shared stores (STS) and is correct for
 every shape. The FFMA kernels (gemm.cu, conv.cu) have one loop.
 
