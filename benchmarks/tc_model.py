@@ -180,9 +180,8 @@ def tile_speeds(loops=None):
     gpunet/primitives/tensorcore.py should hold, derived from the loop table. The rule: a tile's
     issue limit (HMMA per instruction of its conv forward cp.async loop) over SMALL's, the
     geometric mean of that ratio over sm_80 and sm_90 and TF32 and BF16 operands (one speed serves
-    every operand kind and GPU in tile_for), rounded to 2 decimals. Shared memory is left out:
-    the model's min(issue, shared memory) takes the issue limit for these loops (``smem_bound``
-    lists any where it would not)."""
+    every operand kind and GPU in tile_for), rounded to 2 decimals. Shared memory and the model's
+    cap at the tensor cores' peak are left out (``model_speeds`` has both, for comparison)."""
     speeds, ratios = {}, {}
     for tile in CONV_TILES:
         ratios[tile.suffix] = {}
@@ -196,35 +195,47 @@ def tile_speeds(loops=None):
     return speeds, ratios
 
 
-def smem_bound(loops=None):
-    """``[(GPU, kind, tile suffix)]`` whose conv forward loop tc_time finds shared-memory bound (the
-    FLOP per byte over what the tensor cores need below the issue limit): where issue-limit speeds
-    would mislead."""
-    found = []
-    for hw, h in HW.items():
-        for kind in SPEED_KINDS:
-            for tile in CONV_TILES:
-                hmma, instructions, flop_per_byte = loop(h["arch"], tile.suffix, kind, "forward", loops)
-                if flop_per_byte / h["smem_need"][kind] < min(1.0, hmma * h["hmma_clocks"] / instructions):
-                    found.append((hw, kind, tile.suffix))
-    return found
+def loop_efficiency(hw, kind, suffix, product="forward", loops=None):
+    """(tc_time's loop efficiency min(1, issue, shared memory) on GPU ``hw``, whether shared memory is the bound)."""
+    h = HW[hw]
+    hmma, instructions, flop_per_byte = loop(h["arch"], suffix, kind, product, loops)
+    issue, smem = min(1.0, hmma * h["hmma_clocks"] / instructions), flop_per_byte / h["smem_need"][kind]
+    return min(issue, smem), smem < issue
+
+
+def model_speeds(loops=None):
+    """``({suffix: speed}, [(GPU, kind, suffix)])``: the speeds by the model's own loop efficiency
+    (min(1, issue, shared memory) of the conv forward, relative to SMALL's, geometric mean over the
+    A100 / H100 and TF32 / BF16), and the loops shared memory bounds: where the issue-limit rule of
+    ``tile_speeds`` and the model part ways."""
+    speeds, bound = {}, []
+    for tile in CONV_TILES:
+        values = []
+        for hw in HW:
+            for kind in SPEED_KINDS:
+                efficiency, smem = loop_efficiency(hw, kind, tile.suffix, loops=loops)
+                values.append(efficiency / loop_efficiency(hw, kind, tensorcore.SMALL.suffix, loops=loops)[0])
+                bound += [(hw, kind, tile)] if smem else []
+        speeds[tile.suffix] = round(math.prod(values) ** (1 / len(values)), 2)
+    return speeds, bound
 
 
 def speeds_table():
-    """Markdown: each tile's issue-limit ratio per (arch, kind), the derived speed and tensorcore.py's."""
-    speeds, ratios = tile_speeds()
+    """Markdown: each tile's issue-limit ratio per (arch, kind), the derived speed, tensorcore.py's,
+    and the model's efficiency ratio for comparison."""
+    (speeds, ratios), (modelled, bound) = tile_speeds(), model_speeds()
     names = {tile.suffix: name for name, tile in vars(tensorcore).items() if isinstance(tile, tensorcore.Tile)}
     columns = [f"{arch} {kind}" for arch in SPEED_ARCHS for kind in SPEED_KINDS]
-    lines = ["| tile | " + " | ".join(columns) + " | derived speed | tensorcore.py | off by |",
-             "|---|" + "---:|" * (len(columns) + 3)]
+    lines = ["| tile | " + " | ".join(columns) + " | derived speed | tensorcore.py | off by | model's efficiency ratio |",
+             "|---|" + "---:|" * (len(columns) + 4)]
     for tile in CONV_TILES:
         cells = " | ".join(f"{ratios[tile.suffix][arch, kind]:.3f}" for arch in SPEED_ARCHS for kind in SPEED_KINDS)
         off = tile.speed / speeds[tile.suffix] - 1
         lines.append(f"| {names.get(tile.suffix, tile.suffix)} {tile.bm}x{tile.bn} | {cells} | "
-                     f"{speeds[tile.suffix]:.2f} | {tile.speed:.2f} | {off:+.0%} |")
-    bound = ", ".join(f"{hw} {kind} {suffix or '64x64'}" for hw, kind, suffix in smem_bound()) or "none"
+                     f"{speeds[tile.suffix]:.2f} | {tile.speed:.2f} | {off:+.0%} | {modelled[tile.suffix]:.2f} |")
+    bound = ", ".join(f"{hw} {kind} {tile.bm}x{tile.bn}" for hw, kind, tile in bound) or "none"
     return "\n".join(lines) + (f"\n\nFrom {LOOPS_JSON.name} ({nvrtc_used()}); the rule: tile_speeds' docstring. "
-                               f"Conv forward loops bound by shared memory, not issue: {bound}.\n")
+                               f"Conv forward loops the model finds bound by shared memory, not issue: {bound}.\n")
 
 
 def layers(kind="tf32"):
