@@ -4,7 +4,8 @@
 // Kernels:
 //   broadcast_<op>(a, b, out, n, ndim, meta)     out[i] = op(a[ia], b[ib]); op in add, subtract,
 //       multiply, divide, power, maximum, minimum, equal, not_equal, less, less_equal, greater,
-//       greater_equal (comparisons write 1.0f / 0.0f)
+//       greater_equal, logical_and, logical_or, logical_xor (comparisons and logical ops write
+//       1.0f / 0.0f; a logical op reads any non-zero, NaN included, as true, as NumPy)
 //   broadcast_where(cond, a, b, out, n, ndim, meta)   out[i] = cond[ic] != 0 ? a[ia] : b[ib]
 //   strided_copy(x, out, n, ndim, meta, base)    out[i] = x[base + ix]  (transpose, broadcast_to, slicing)
 //   strided_scatter(dy, dx, n, ndim, meta, base) dx[base + ix] = dy[i]  (slicing's gradient; dx zeroed first)
@@ -15,7 +16,8 @@
 //   one_hot(labels, out, n, classes, inner)      out[o, c, r] = labels[o, r] == c ? 1 : 0 (int32 labels;
 //       one outside [0, classes) gives a row of zeros, as Keras)
 //   unary_<op>(x, out, n)                        out[i] = op(x[i]); op in negative, square, sqrt,
-//       exp, log, log1p, abs, sign, erf (CUDA's erff, max 2 ulp of float32; cudasim: the C library's)
+//       exp, log, log1p, abs, sign, erf (CUDA's erff, max 2 ulp of float32; cudasim: the C library's),
+//       rsqrt (CUDA's rsqrtf, max 2 ulp; cudasim: 1 / sqrtf), logical_not (1.0f where x == 0)
 //   reduce_<op>_rows(x, out, rows, cols, scale)  out[r] = scale * op over x[r, :]; op in sum, max, min
 //   arg<op>_rows(x, out, rows, cols)             out[r] = first column holding the max / min (int32)
 //
@@ -66,6 +68,9 @@ struct LessOp { __device__ static float apply(float a, float b) { return a < b ?
 struct LessEqualOp { __device__ static float apply(float a, float b) { return a <= b ? 1.0f : 0.0f; } };
 struct GreaterOp { __device__ static float apply(float a, float b) { return a > b ? 1.0f : 0.0f; } };
 struct GreaterEqualOp { __device__ static float apply(float a, float b) { return a >= b ? 1.0f : 0.0f; } };
+struct LogicalAndOp { __device__ static float apply(float a, float b) { return (a != 0.0f && b != 0.0f) ? 1.0f : 0.0f; } };
+struct LogicalOrOp { __device__ static float apply(float a, float b) { return (a != 0.0f || b != 0.0f) ? 1.0f : 0.0f; } };
+struct LogicalXorOp { __device__ static float apply(float a, float b) { return ((a != 0.0f) != (b != 0.0f)) ? 1.0f : 0.0f; } };
 
 template <class Op, class T>
 __device__ __forceinline__ void broadcast_binary(const T* __restrict__ a, const T* __restrict__ b,
@@ -132,6 +137,19 @@ template <class T> __global__ void broadcast_greater_equal(const T* __restrict__
     broadcast_binary<GreaterEqualOp>(a, b, out, n, ndim, meta);
 }
 
+template <class T> __global__ void broadcast_logical_and(const T* __restrict__ a, const T* __restrict__ b,
+        T* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+    broadcast_binary<LogicalAndOp>(a, b, out, n, ndim, meta);
+}
+template <class T> __global__ void broadcast_logical_or(const T* __restrict__ a, const T* __restrict__ b,
+        T* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+    broadcast_binary<LogicalOrOp>(a, b, out, n, ndim, meta);
+}
+template <class T> __global__ void broadcast_logical_xor(const T* __restrict__ a, const T* __restrict__ b,
+        T* __restrict__ out, int n, int ndim, const int* __restrict__ meta) {
+    broadcast_binary<LogicalXorOp>(a, b, out, n, ndim, meta);
+}
+
 template <class T> __global__ void broadcast_where(const float* __restrict__ cond, const T* __restrict__ a,
                                                    const T* __restrict__ b, T* __restrict__ out, int n, int ndim,
                                                    const int* __restrict__ meta) {
@@ -177,6 +195,8 @@ struct LogOp { __device__ static float apply(float x) { return logf(x); } };
 struct Log1pOp { __device__ static float apply(float x) { return log1pf(x); } };
 struct AbsOp { __device__ static float apply(float x) { return fabsf(x); } };
 struct ErfOp { __device__ static float apply(float x) { return erff(x); } };
+struct RsqrtOp { __device__ static float apply(float x) { return rsqrtf(x); } };
+struct LogicalNotOp { __device__ static float apply(float x) { return x == 0.0f ? 1.0f : 0.0f; } };
 struct SignOp {
     __device__ static float apply(float x) { return x != x ? x : (float)((x > 0.0f) - (x < 0.0f)); }
 };
@@ -210,6 +230,12 @@ template <class T> __global__ void unary_abs(const T* __restrict__ x, T* __restr
 }
 template <class T> __global__ void unary_erf(const T* __restrict__ x, T* __restrict__ out, int n) {
     unary<ErfOp>(x, out, n);
+}
+template <class T> __global__ void unary_rsqrt(const T* __restrict__ x, T* __restrict__ out, int n) {
+    unary<RsqrtOp>(x, out, n);
+}
+template <class T> __global__ void unary_logical_not(const T* __restrict__ x, T* __restrict__ out, int n) {
+    unary<LogicalNotOp>(x, out, n);
 }
 template <class T> __global__ void unary_sign(const T* __restrict__ x, T* __restrict__ out, int n) {
     unary<SignOp>(x, out, n);

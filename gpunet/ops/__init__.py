@@ -11,6 +11,10 @@ from .core import *    # convert_to_tensor, convert_to_numpy, cast, zeros, ones,
 from .math import *    # arithmetic, comparisons, reductions
 from .array import *   # reshape, transpose, concatenate, slicing, take, matmul
 from .nn import *      # activations, conv, pooling, batch_normalization, cross-entropies
-from . import core as _core, math as _math, array as _array, nn as _nn
+from .math_extra import *    # rsqrt, logical_*, moments, norm, linspace
+from .array_extra import *   # flip, roll, tile, repeat, pad, cumsum, cumprod
+from . import core as _core, math as _math, array as _array, nn as _nn, math_extra as _math_extra
+from . import array_extra as _array_extra
 
-__all__ = sorted(set(_core.__all__ + _math.__all__ + _array.__all__ + _nn.__all__))
+__all__ = sorted(set(_core.__all__ + _math.__all__ + _array.__all__ + _nn.__all__ + _math_extra.__all__
+                     + _array_extra.__all__))

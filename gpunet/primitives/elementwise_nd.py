@@ -33,13 +33,16 @@ _MAX_BLOCKS = 2048
 _ROWS_PER_BLOCK = 8      # row kernels: one warp per row, 256-thread blocks
 MAX_DIMS = 8
 
-COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
+COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal", "logical_and", "logical_or",
+               "logical_xor")   # bool results
 _NUMPY_BINARY = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide,
                  "power": np.power, "maximum": np.maximum, "minimum": np.minimum, "equal": np.equal,
                  "not_equal": np.not_equal, "less": np.less, "less_equal": np.less_equal,
-                 "greater": np.greater, "greater_equal": np.greater_equal}
+                 "greater": np.greater, "greater_equal": np.greater_equal, "logical_and": np.logical_and,
+                 "logical_or": np.logical_or, "logical_xor": np.logical_xor}
 _NUMPY_UNARY = {"negative": np.negative, "square": np.square, "sqrt": np.sqrt, "exp": np.exp, "log": np.log,
-                "log1p": np.log1p, "abs": np.abs, "sign": np.sign, "erf": lambda x: erf_reference(x)}
+                "log1p": np.log1p, "abs": np.abs, "sign": np.sign, "erf": lambda x: erf_reference(x),
+                "rsqrt": lambda x: 1 / np.sqrt(x), "logical_not": np.logical_not}
 _NUMPY_REDUCE = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min}
 
 
@@ -65,8 +68,9 @@ def unary(op, x):
         x, = _kernel_inputs("unary_" + op, [x], precision.FLOATS)
         out = launch.empty(x.shape, x.dtype)
         launch.run(_FILE, "unary_" + op, launch.blocks_for(x.size, cap=_MAX_BLOCKS), launch.THREADS, x, out, x.size)
-        return out
-    return _rounded(np.asarray(_NUMPY_UNARY[op](precision.widen(x))), x.dtype)
+        return out.astype(bool) if op == "logical_not" else out
+    out = np.asarray(_NUMPY_UNARY[op](precision.widen(x)))
+    return out if op == "logical_not" else _rounded(out, x.dtype)
 
 
 def _erf_series(terms):
