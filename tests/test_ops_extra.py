@@ -138,3 +138,24 @@ def test_bad_arguments_are_named(call, error, words):
     x = np.ones((3, 4), np.float32)
     with pytest.raises(error, match=words):
         call(x)
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=["bfloat16", "float16"])
+def test_composed_ops_keep_16_bit(kernel_backend, dtype):
+    """The composed ops keep a 16-bit dtype (moments: computed in float32, cast back, as Keras) and
+    agree with numpy within 1 ulp of the type."""
+    x = np.random.default_rng(4).standard_normal((3, 5)).astype(dtype)
+
+    def run():
+        m, v = ops.moments(x, axes=0)
+        return [m.data, v.data, ops.norm(x, axis=1).data, ops.pad(x, ((1, 2), (2, 1)), mode="reflect").data,
+                ops.tile(x, (2, 1)).data, ops.repeat(x, 2, axis=1).data, ops.roll(x, 2, axis=1).data]
+    expected, _ = run_on_backend("numpy", run)
+    actual, launched = run_on_backend(kernel_backend, run)
+    assert launched
+    want = x.astype(np.float32)
+    assert_close(expected[0].astype(np.float32), want.mean(0), rtol=float(np.finfo(dtype).eps), atol=1e-6)
+    for k, (a, e) in enumerate(zip(actual, expected)):
+        assert a.dtype == e.dtype == dtype, f"output {k}: {a.dtype} vs {e.dtype}"
+        assert_close(a.astype(np.float32), e.astype(np.float32), rtol=float(np.finfo(dtype).eps), atol=1e-6,
+                     what=f"output {k} ({dtype})")
