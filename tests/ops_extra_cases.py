@@ -11,6 +11,11 @@ def _moments(o, a, axes, keepdims=False):
     return o.add(m, o.multiply(v, 3.0))
 
 
+def _grid_ij(o, a, b, c):
+    x, y, z = o.meshgrid(a, b, c, indexing="ij")
+    return o.add(o.multiply(x, y), o.square(z))
+
+
 CASES = [
     ("rsqrt", lambda o, a: o.rsqrt(a), [("pos", (2, 3))]),
     ("cumsum_axis", lambda o, a: o.cumsum(a, axis=-2), [("x", (2, 3, 2))]),
@@ -42,5 +47,10 @@ CASES = [
     ("norm_3", lambda o, a: o.norm(a, ord=3, axis=1), [("x", (3, 4))]),
     ("norm_fro", lambda o, a: o.norm(a, ord="fro", axis=(0, 2)), [("x", (2, 3, 2))]),
     ("norm_matrix_1", lambda o, a: o.norm(a, ord=1), [("x", (3, 4))]),
+    ("sort", lambda o, a: o.multiply(o.sort(a, axis=0), o.arange(3.0)[:, None]), [("x", (3, 4))]),
+    ("sort_last", lambda o, a: o.square(o.sort(a)), [("x", (2, 5))]),
+    ("top_k", lambda o, a: o.square(o.top_k(a, 2)[0]), [("x", (3, 5))]),
+    ("meshgrid", lambda o, a, b: o.multiply(*o.meshgrid(a, o.square(b))), [("x", (3,)), ("x", (2,))]),
+    ("meshgrid_ij", lambda o, a, b, c: _grid_ij(o, a, b, c), [("x", (2,)), ("x", (3,)), ("x", (2,))]),
     ("norm_matrix_inf", lambda o, a: o.norm(a, ord=-np.inf, axis=(1, 0)), [("x", (3, 4))]),
 ]

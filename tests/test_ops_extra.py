@@ -159,3 +159,29 @@ def test_composed_ops_keep_16_bit(kernel_backend, dtype):
         assert a.dtype == e.dtype == dtype, f"output {k}: {a.dtype} vs {e.dtype}"
         assert_close(a.astype(np.float32), e.astype(np.float32), rtol=float(np.finfo(dtype).eps), atol=1e-6,
                      what=f"output {k} ({dtype})")
+
+
+def test_sort_argsort_top_k_order_ties_and_nan(kernel_backend):
+    """Stable order (ties keep their positions), NaN last ascending and first in top_k, on both
+    backends and in 16-bit; argsort and top_k's indices int32."""
+    x = np.array([[3.0, 1.0, 2.0, 1.0, np.nan, 5.0, 2.0], [0.0, -1.0, 0.0, 7.0, -1.0, 0.5, 4.0]], np.float32)
+
+    def run(dtype):
+        def go():
+            v, i = ops.top_k(x.astype(dtype), 3)
+            return [ops.sort(x.astype(dtype)).data, ops.argsort(x, axis=0).data, ops.argsort(x).data, v.data, i.data]
+        return go
+    want_values = np.array([[np.nan, 5.0, 3.0], [7.0, 4.0, 0.5]], np.float32)
+    want_indices = np.array([[4, 5, 0], [3, 6, 5]])
+    for dtype in [np.float32, *HALF]:
+        for name in ("numpy", kernel_backend):
+            got, _ = run_on_backend(name, run(dtype))
+            assert np.array_equal(got[0].astype(np.float32), np.sort(x.astype(dtype), kind="stable").astype(np.float32),
+                                  equal_nan=True), f"{name} {dtype}: {got[0]}"
+            assert got[1].dtype == got[2].dtype == got[4].dtype == np.int32
+            assert np.array_equal(got[1], np.argsort(x, axis=0, kind="stable"))
+            assert np.array_equal(got[2], np.argsort(x, kind="stable"))
+            assert got[3].dtype == dtype and np.array_equal(got[3].astype(np.float32), want_values, equal_nan=True)
+            assert np.array_equal(got[4], want_indices), f"{name} {dtype}: {got[4]}"
+    with pytest.raises(ValueError, match=r"k must be an int in \[0, 7\]"):
+        ops.top_k(x, 8)

@@ -13,8 +13,9 @@ from .array import *   # reshape, transpose, concatenate, slicing, take, matmul
 from .nn import *      # activations, conv, pooling, batch_normalization, cross-entropies
 from .math_extra import *    # rsqrt, logical_*, moments, norm, linspace
 from .array_extra import *   # flip, roll, tile, repeat, pad, cumsum, cumprod
+from .sorting import *       # sort, argsort, top_k
 from . import core as _core, math as _math, array as _array, nn as _nn, math_extra as _math_extra
-from . import array_extra as _array_extra
+from . import array_extra as _array_extra, sorting as _sorting
 
 __all__ = sorted(set(_core.__all__ + _math.__all__ + _array.__all__ + _nn.__all__ + _math_extra.__all__
-                     + _array_extra.__all__))
+                     + _array_extra.__all__ + _sorting.__all__))

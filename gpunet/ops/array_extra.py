@@ -1,11 +1,11 @@
-"""Rearranging ops with Keras's names: flip, roll, tile, repeat, pad, cumsum, cumprod.
+"""Rearranging ops with Keras's names: flip, roll, tile, repeat, pad, cumsum, cumprod, meshgrid.
 
 Most are compositions of ops that already run kernels and record their own gradients: ``flip`` is
 a slice with step -1 (the strided-copy kernel), ``roll`` two slices joined by ``concatenate``,
 ``tile`` and an int ``repeat`` a ``broadcast_to`` between reshapes (the gradient sums the copies
 back with the reduce kernel), a per-element ``repeat`` a ``take``, ``pad`` per axis the edge
 pieces (``full``, or slices of ``x``, flipped for "reflect" / "symmetric") joined by
-``concatenate``. ``cumsum`` / ``cumprod`` run the scan kernels of ``primitives.scan``.
+``concatenate``, ``meshgrid`` a ``broadcast_to`` per input. ``cumsum`` / ``cumprod`` run the scan kernels of ``primitives.scan``.
 """
 import builtins
 
@@ -17,7 +17,7 @@ from ..primitives import precision, scan
 from .array import broadcast_to, concatenate, getitem, reshape, take
 from .core import cast, convert_to_numpy, full
 
-__all__ = ["flip", "roll", "tile", "repeat", "pad", "cumsum", "cumprod"]
+__all__ = ["flip", "roll", "tile", "repeat", "pad", "cumsum", "cumprod", "meshgrid"]
 
 PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
 
@@ -215,3 +215,24 @@ def cumprod(x, axis=None, dtype=None):
     """Running products along ``axis`` (None: of the flattened tensor). The gradient divides by
     ``x``: exact for non-zero inputs (a zero input gives a non-finite gradient)."""
     return _cumulative("prod", x, axis, dtype)
+
+
+def meshgrid(*x, indexing="xy"):
+    """Coordinate grids from 1-D tensors of sizes (n0, n1, ...), as ``np.meshgrid``: a list, one
+    per input, each of shape (n0, n1, ...) with "ij" indexing, or with the first two sizes
+    swapped, (n1, n0, ...), with "xy" (the default)."""
+    if indexing not in ("xy", "ij"):
+        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij'; received indexing={indexing!r}.")
+    ts = [reshape(as_tensor(v, "meshgrid"), (-1,)) for v in x]
+    sizes = [t.shape[0] for t in ts]
+    swap = indexing == "xy" and len(ts) >= 2
+    places = [1 - i if swap and i < 2 else i for i in range(len(ts))]
+    shape = [0] * len(ts)
+    for size, place in zip(sizes, places):
+        shape[place] = size
+    out = []
+    for t, place in zip(ts, places):
+        spread = [1] * len(ts)
+        spread[place] = t.shape[0]
+        out.append(broadcast_to(reshape(t, tuple(spread)), tuple(shape)))
+    return out

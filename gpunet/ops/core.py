@@ -96,6 +96,8 @@ def ones_like(x, dtype=None):
 def arange(start, stop=None, step=1, dtype=None):
     """Evenly spaced values as NumPy's arange (int32 for ints, float32 for floats)."""
     values = np.arange(start, stop, step)
+    if dtype is None:   # Keras's defaults: NumPy would give int64 / float64
+        dtype = "float32" if values.dtype.kind == "f" else "int32"
     return convert_to_tensor(values, dtype=dtype)
 
 
