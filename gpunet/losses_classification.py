@@ -4,7 +4,7 @@ BinaryFocalCrossentropy, CategoricalFocalCrossentropy.
 Shapes: predictions and targets (batch, ..., classes) of one shape. Reduction: Keras's
 "sum_over_batch_size" (per-sample loss averaged over the batch and any other axes).
 """
-from .losses import Loss
+from .losses_base import Loss
 from .losses_regression import TermLoss
 from .primitives import loss_rows, loss_terms
 

@@ -5,7 +5,7 @@ Each is reduced as Keras's "sum_over_batch_size": the per-sample loss (a mean ov
 axis, or a sum over it for KLDivergence and CosineSimilarity) averaged over the remaining
 elements. Predictions and targets have one shape, e.g. (batch, features).
 """
-from .losses import Loss
+from .losses_base import Loss
 from .primitives import loss_rows, loss_terms
 from .primitives.loss import EPSILON
 

@@ -3,7 +3,7 @@
 
 Shapes: predictions (probabilities) and targets (0/1 masks) of one shape, e.g. (batch, H, W, 1).
 """
-from .losses import Loss
+from .losses_base import Loss
 from .primitives import loss_overlap
 
 __all__ = ["Dice", "Tversky"]

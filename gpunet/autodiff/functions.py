@@ -12,6 +12,7 @@ are averaged over every sample seen.
 import numpy as np
 
 from .. import backend, losses, metrics, metrics_weights
+from ..primitives.loss import value_dtype
 from . import GradientTape, Tensor, paused, raw
 
 _REGISTRY = {}
@@ -93,7 +94,7 @@ class LossFunctionWrapper(losses.Loss):
         device = backend.current()
         pred = y_pred if isinstance(y_pred, Tensor) else Tensor(device.asarray(y_pred))
         weight = None if sample_weight is None else \
-            Tensor(device.asarray(raw(sample_weight), dtype=losses.ops.value_dtype(pred.dtype)))
+            Tensor(device.asarray(raw(sample_weight), dtype=value_dtype(pred.dtype)))
         return self._values(Tensor(self._prepare(raw(y_true), pred.data)), pred, weight)
 
     def check_targets(self, y_true, output_shape, where="y"):
