@@ -3,7 +3,9 @@
 A model is itself a Layer: ``forward`` runs its layers in topological order, ``backward`` runs
 them in reverse and sums the gradients where one tensor feeds several layers (skip
 connections), so a model nests inside another model like any layer. ``compile`` / ``fit`` /
-``evaluate`` / ``predict`` come from ``training.Trainer``; ``summary`` from ``summary``.
+``evaluate`` / ``predict`` come from ``training.Trainer``; ``summary`` from ``summary``. The
+functional graph's set-up and backward walk are ``functional.FunctionalGraph``'s, the config
+``model_config.ModelConfig``'s (both mixed into Model).
 
     inputs = gn.Input((32, 32, 3))
     x = gn.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
@@ -13,19 +15,19 @@ connections), so a model nests inside another model like any layer. ``compile`` 
 from . import backend
 from . import shared
 from .autodiff import layer_call, subclassed
-from .autodiff.functions import get_registered_object
-from .graph import (Node, absorb_pairs, activation_fold_pairs, add_gradient, as_list, keras_order,
-                    mark_absorbed, mark_activation_folds, mark_relu_pool, relu_pool_pairs)
-from .layers.base import Layer, SymbolicTensor, unique_name
+from .functional import FunctionalGraph
+from .graph import as_list, mark_absorbed
+from .layers.base import Layer, unique_name
 from .layers.core import InputLayer
 from .layers.weight_rules import model_regularization_losses
+from .model_config import ModelConfig, _serialize_layer, deserialize_layer  # noqa: F401  (sequential, saving)
 from .training import Trainer
 from .saving import load_model
 
 __all__ = ["Model", "Sequential", "load_model"]
 
 
-class Model(Trainer, Layer):
+class Model(FunctionalGraph, ModelConfig, Trainer, Layer):
     """A functional model: layers called on ``gn.Input`` tensors, from ``inputs`` to ``outputs``.
 
     ``inputs`` / ``outputs`` are a SymbolicTensor or a list of them (a list makes ``forward``
@@ -68,48 +70,6 @@ class Model(Trainer, Layer):
             return self.layers
         except (AttributeError, KeyError):
             return []
-
-    # -- the graph -----------------------------------------------------------------
-    def _set_graph(self, inputs, outputs):
-        self._many_inputs = isinstance(inputs, (list, tuple))
-        self._many_outputs = isinstance(outputs, (list, tuple))
-        self.inputs, self.outputs = as_list(inputs), as_list(outputs)
-        self._check_graph_ends()
-        self._nodes = [Node(t) for t in keras_order(self.outputs)]
-        self._check_graph_nodes()
-        self._shared = shared.shared_layer_ids(self._nodes)
-        self._relu_pools = [pair for pair in relu_pool_pairs(self._nodes, self.outputs)
-                            if not any(id(layer) in self._shared for layer in pair)]
-        self._activation_folds = [pair for pair in activation_fold_pairs(self._nodes, self.outputs)
-                                  if not any(id(layer) in self._shared for layer in pair)]
-        mark_absorbed(getattr(self, "_absorbed", []), False)   # a rebuilt graph (pop, add) pairs anew
-        self._absorbed = [pair for pair in absorb_pairs(self._nodes, self.outputs)
-                          if not any(id(layer) in self._shared for layer in pair)]
-        shapes_in = [t.shape for t in self.inputs]
-        shapes_out = [t.shape for t in self.outputs]
-        self.input_shape = shapes_in if self._many_inputs else shapes_in[0]
-        self.output_shape = shapes_out if self._many_outputs else shapes_out[0]
-        self.built = True
-
-    def _check_graph_ends(self):
-        if not self.inputs or not self.outputs:
-            raise ValueError(f"Model '{self.name}' needs at least one input and one output; "
-                             f"received {len(self.inputs)} inputs and {len(self.outputs)} outputs.")
-        for t in self.inputs:
-            if not (isinstance(t, SymbolicTensor) and isinstance(t.layer, InputLayer)):
-                raise TypeError(f"Model '{self.name}' inputs must be tensors from gn.Input(...); received {t!r}.")
-        for t in self.outputs:
-            if not isinstance(t, SymbolicTensor) or t.layer is None:
-                raise TypeError(f"Model '{self.name}' outputs must be tensors made by calling layers "
-                                f"on gn.Input(...) tensors; received {t!r}.")
-
-    def _check_graph_nodes(self):
-        input_ids = {id(t) for t in self.inputs}
-        for node in self._nodes:
-            if isinstance(node.layer, InputLayer) and id(node.tensor) not in input_ids:
-                raise ValueError(f"Model '{self.name}': the outputs depend on Input '{node.layer.name}' "
-                                 f"{node.tensor.shape}, which is not among the model's inputs "
-                                 f"{[t.layer.name for t in self.inputs]}.")
 
     def __call__(self, inputs, training=False):
         """Layer.__call__; a subclassed model whose call() returns a dict gives the dict back."""
@@ -233,86 +193,6 @@ class Model(Trainer, Layer):
         """Backward from the gradient with respect to the output softmax's logits."""
         return self._backward([dlogits], from_logits=True)
 
-    def _backward(self, dys, from_logits, input_gradients=True):
-        if self._subclassed:   # several outputs: the call()'s tape takes a gradient per output
-            return layer_call.backward(self, list(dys))
-        grads = {}
-        for t, g in zip(self.outputs, dys):
-            add_gradient(grads, t, g)
-        # Tensors that no trainable weight feeds (the inputs, and what weightless layers such as
-        # preprocessing ones make of them): a layer reading only those need not compute its dx.
-        weightless = set() if input_gradients else self._weightless_tensors()
-        relu_pools = [] if backend.current().runs_kernels else self._relu_pools
-        folds = self._activation_folds if backend.current().runs_kernels else []
-        mark_relu_pool(relu_pools, True)
-        mark_activation_folds(folds, True)
-        summed = shared.GradientSums()
-        try:
-            for node in reversed(self._nodes):
-                if isinstance(node.layer, InputLayer) or id(node.tensor) not in grads:
-                    continue
-                grad = grads.pop(id(node.tensor))
-                skip = not input_gradients and all(id(t) in weightless for t in node.inputs)
-                if skip and id(node.tensor) in weightless:   # nothing to learn here or upstream
-                    node.layer.grads = []
-                    continue
-                if id(node.layer) in self._shared:
-                    with shared.restored(node.layer, self._call_states[id(node)]):
-                        dx = self._node_backward(node, grad, from_logits, skip)
-                        summed.add(node.layer)
-                    final = summed.complete(node.layer, self._shared[id(node.layer)])
-                else:
-                    dx = self._node_backward(node, grad, from_logits, skip)
-                    final = node.layer
-                if final is not None and getattr(self, "_grad_ready", None) is not None:
-                    # data parallel: these gradients are final (a shared layer's after its last call)
-                    self._grad_ready(final, final.grads)
-                for t, g in zip(node.inputs, as_list(dx) if node.many else [dx]):
-                    add_gradient(grads, t, g)
-        finally:
-            mark_relu_pool(relu_pools, False)
-            mark_activation_folds(folds, False)
-        for layer in summed.assign():   # shared layers some of whose calls got no gradient
-            if getattr(self, "_grad_ready", None) is not None:
-                self._grad_ready(layer, layer.grads)
-        self.grads = self._collect_grads()
-        dxs = [grads.get(id(t)) for t in self.inputs]
-        return dxs if self._many_inputs else dxs[0]
-
-    def _weightless_tensors(self):
-        found = {id(t) for t in self.inputs}
-        for node in self._nodes:
-            if all(id(t) in found for t in node.inputs) and not node.layer.trainable_weights \
-                    and not isinstance(node.layer, InputLayer):
-                found.add(id(node.tensor))
-        return found
-
-    def _node_backward(self, node, grad, from_logits, skip_input_gradient):
-        """One layer's backward; a layer with ``needs_input_gradient`` may be told to skip dx."""
-        layer = node.layer
-        skip = skip_input_gradient and hasattr(layer, "needs_input_gradient")
-        if skip:
-            before, layer.needs_input_gradient = layer.needs_input_gradient, False
-        try:
-            if from_logits and node.tensor is self.outputs[0]:
-                return layer.backward_logits(grad)
-            return layer.backward(grad)
-        finally:
-            if skip:
-                layer.needs_input_gradient = before
-
-    def _collect_grads(self):
-        if not self.trainable:
-            return []
-        grads = []
-        for layer in self.layers:
-            expected = len(layer.trainable_weights)
-            if expected and len(layer.grads) != expected:
-                raise RuntimeError(f"Layer '{layer.name}' left {len(layer.grads)} gradients for its {expected} "
-                                   f"trainable weights; backward must fill layer.grads in trainable_weights order.")
-            grads.extend(layer.grads if expected else [])
-        return grads
-
     @property
     def losses(self):
         """Keras's ``model.losses``: the regularization penalties of every layer (0-d arrays)."""
@@ -366,72 +246,6 @@ class Model(Trainer, Layer):
             print(text, end="")
         else:
             print_fn(text)
-
-    # -- config ----------------------------------------------------------------------
-    def get_config(self):
-        """Layers (class, config, inbound tensors) in topological order, and the graph's ends.
-
-        A tensor is named by the layer that made it; a shared layer's later calls appear as
-        ``{"shared_call": name, "inbound": ...}`` and their tensors as ``"name:1"``, ``"name:2"``, ..."""
-        if self._subclassed:
-            return subclassed.get_config(self)
-        keys = shared.tensor_keys(self._nodes)
-
-        def names(tensors, many):
-            return [keys[id(t)] for t in tensors] if many else keys[id(tensors[0])]
-        entries, seen = [], set()
-        for node in self._nodes:
-            entry = {"shared_call": node.layer.name} if id(node.layer) in seen else _serialize_layer(node.layer)
-            seen.add(id(node.layer))
-            entry["inbound"] = None if isinstance(node.layer, InputLayer) else names(node.inputs, node.many)
-            entries.append(entry)
-        return {"name": self.name, "trainable": self.trainable, "layers": entries,
-                "input_layers": names(self.inputs, self._many_inputs),
-                "output_layers": names(self.outputs, self._many_outputs)}
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        """Rebuild a model from ``get_config()``; ``custom_objects`` maps class names of user layers."""
-        if "layers" not in config:    # a subclassed model's own config
-            return cls(**config)
-        tensors, made, calls = {}, {}, {}
-        for entry in config["layers"]:
-            if "shared_call" in entry:
-                layer = made[entry["shared_call"]]
-                calls[layer.name] += 1
-                key = f"{layer.name}:{calls[layer.name]}"
-            else:
-                layer = deserialize_layer(entry, custom_objects)
-                made[layer.name], calls[layer.name], key = layer, 0, layer.name
-            if isinstance(layer, InputLayer):
-                tensors[key] = layer.output
-            else:
-                inbound = entry["inbound"]
-                args = [tensors[n] for n in inbound] if isinstance(inbound, list) else tensors[inbound]
-                tensors[key] = layer(args)
-
-        def pick(names):
-            return [tensors[n] for n in names] if isinstance(names, list) else tensors[names]
-        return cls(pick(config["input_layers"]), pick(config["output_layers"]),
-                   name=config.get("name"), trainable=config.get("trainable", True))
-
-
-def _serialize_layer(layer):
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
-
-
-def deserialize_layer(entry, custom_objects=None):
-    """A layer from ``{"class_name": ..., "config": ...}``: gpunet's layers, models, or ``custom_objects``."""
-    from . import layers as layer_module
-    name = entry["class_name"]
-    from .sequential import Sequential
-    known = {"Model": Model, "Functional": Model, "Sequential": Sequential, "InputLayer": InputLayer}
-    cls = get_registered_object(name, custom_objects) or known.get(name) or getattr(layer_module, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, Layer)):
-        raise ValueError(f"Unknown layer class {name!r}; pass it in custom_objects={{'{name}': {name}}}.")
-    if issubclass(cls, Model):
-        return cls.from_config(entry["config"], custom_objects)
-    return cls.from_config(entry["config"])
 
 
 from .sequential import Sequential  # noqa: E402 (it subclasses Model)

@@ -187,20 +187,20 @@ def test_every_layer_pass_runs_kernels(kernel_backend, monkeypatch):
 
 
 def test_gradient_sums_at_fan_out_run_kernels(kernel_backend, monkeypatch):
-    from gpunet import models
+    from gpunet import functional   # Model's backward walk (FunctionalGraph._backward)
     x, y = _data()
     weights = _initial_weights()
     with backend.use(kernel_backend) as be:
         model = _compiled(weights)
         log = _LaunchLog(be, model, monkeypatch)
-        real_add, sums = models.add_gradient, []
+        real_add, sums = functional.add_gradient, []
 
         def add(grads, tensor, grad):
             summing, before = id(tensor) in grads, len(log.records)
             real_add(grads, tensor, grad)
             if summing:
                 sums.append(len(log.records) - before)
-        monkeypatch.setattr(models, "add_gradient", add)
+        monkeypatch.setattr(functional, "add_gradient", add)
         model.train_on_batch(x, y)
     assert len(sums) == 2, f"the skip and the pooled tensor each feed two layers; {len(sums)} sums seen"
     assert all(sums), f"gradient sums at fan-out launched {sums} kernels"
