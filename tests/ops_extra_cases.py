@@ -52,5 +52,10 @@ CASES = [
     ("top_k", lambda o, a: o.square(o.top_k(a, 2)[0]), [("x", (3, 5))]),
     ("meshgrid", lambda o, a, b: o.multiply(*o.meshgrid(a, o.square(b))), [("x", (3,)), ("x", (2,))]),
     ("meshgrid_ij", lambda o, a, b, c: _grid_ij(o, a, b, c), [("x", (2,)), ("x", (3,)), ("x", (2,))]),
+    ("einsum_batch", lambda o, a, b: o.einsum("bhqd,bhkd->bhqk", a, b), [("x", (2, 2, 3, 4)), ("x", (2, 2, 2, 4))]),
+    ("einsum_ellipsis", lambda o, a, b: o.einsum("...i,i->...", a, b), [("x", (2, 3, 4)), ("x", (4,))]),
+    ("einsum_chain", lambda o, a, b, c: o.einsum("ab,bc,cd->da", a, b, c), [("x", (2, 3)), ("x", (3, 4)), ("x", (4, 2))]),
+    ("einsum_implicit", lambda o, a, b: o.einsum("ij,kj", a, o.square(b)), [("x", (3, 4)), ("x", (2, 4))]),
+    ("einsum_unary", lambda o, a: o.square(o.einsum("abc->ca", a)), [("x", (2, 3, 4))]),
     ("norm_matrix_inf", lambda o, a: o.norm(a, ord=-np.inf, axis=(1, 0)), [("x", (3, 4))]),
 ]

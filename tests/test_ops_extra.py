@@ -133,6 +133,11 @@ def test_logical_ops_linspace_and_integer_cumsum(kernel_backend):
     (lambda x: ops.moments(x, 0, synchronized=True), NotImplementedError, "synchronized"),
     (lambda x: ops.cumsum(x, axis=2), ValueError, "out of range"),
     (lambda x: ops.linspace(0, 1, -1), ValueError, "num"),
+    (lambda x: ops.einsum("ij,jk->ik", x, x), ValueError, "sizes 4 and 3"),
+    (lambda x: ops.einsum("ii->i", x), NotImplementedError, "diagonal"),
+    (lambda x: ops.einsum("ijk->i", x), ValueError, "do not match an operand of shape"),
+    (lambda x: ops.einsum("ij,jk->ik", x), ValueError, "names 2 operands"),
+    (lambda x: ops.meshgrid(x, indexing="ji"), ValueError, "indexing"),
 ])
 def test_bad_arguments_are_named(call, error, words):
     x = np.ones((3, 4), np.float32)

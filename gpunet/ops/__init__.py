@@ -14,8 +14,9 @@ from .nn import *      # activations, conv, pooling, batch_normalization, cross-
 from .math_extra import *    # rsqrt, logical_*, moments, norm, linspace
 from .array_extra import *   # flip, roll, tile, repeat, pad, cumsum, cumprod
 from .sorting import *       # sort, argsort, top_k
+from .einsums import *       # einsum
 from . import core as _core, math as _math, array as _array, nn as _nn, math_extra as _math_extra
-from . import array_extra as _array_extra, sorting as _sorting
+from . import array_extra as _array_extra, sorting as _sorting, einsums as _einsums
 
 __all__ = sorted(set(_core.__all__ + _math.__all__ + _array.__all__ + _nn.__all__ + _math_extra.__all__
-                     + _array_extra.__all__ + _sorting.__all__))
+                     + _array_extra.__all__ + _sorting.__all__ + _einsums.__all__))
