@@ -172,7 +172,7 @@ def table():
 
 
 SPEED_ARCHS, SPEED_KINDS = ("sm_80", "sm_90"), ("tf32", "bf16")   # fp16's loops are bf16's, instruction for instruction
-CONV_TILES = getattr(tensorcore, "CONV_TILES", tensorcore.TILES)   # the tiles tc_conv*.cu has (a superset of the dense ones)
+CONV_TILES = tensorcore.CONV_TILES   # the tiles tc_conv*.cu has (a superset of the dense ones)
 
 
 def tile_speeds(loops=None):

@@ -70,8 +70,9 @@ Tile = collections.namedtuple("Tile", "suffix bm bn threads speed")
 Tile.__doc__ = """A block tile of the tensor-core kernels: kernel name suffix, rows, columns, threads,
 and its loop's modelled speed relative to SMALL (tile_for's cost)."""
 # Speeds: the loops' issue limits relative to SMALL's (HMMA per instruction of the cp.async loop,
-# benchmarks/sass.py, the conv forward on sm_80 and sm_90, TF32 and bf16, rounded; shared memory
-# limits only SMALL's and NARROW's TF32 loops on the H100, where the bigger warp tiles gain a little more).
+# benchmarks/sass.py, the conv forward on sm_80 and sm_90, TF32 and bf16, rounded: python
+# benchmarks/tc_model.py --speeds derives them). Shared memory, not issue, bounds the H100's bf16
+# loops on the 32-column warp tiles (SMALL, WIDE, NARROW, TALL), where BIG gains more than this says.
 SMALL = Tile("", 64, 64, 128, 1.0)              # tc_gemm.cuh's TcSmall (TC_THREADS)
 BIG = Tile("_128x128", 128, 128, 128, 2.0)      # TcBig: 64 x 64 warp tiles
 WIDE = Tile("_128x64", 128, 64, 128, 1.5)       # TcWide: 64 x 32 warp tiles
