@@ -123,6 +123,7 @@ def test_logical_ops_linspace_and_integer_cumsum(kernel_backend):
     (lambda x: ops.pad(x, 1, mode="reflect", constant_values=2.0), ValueError, "constant_values"),
     (lambda x: ops.pad(x, ((0, 0), (4, 0)), mode="reflect"), ValueError, "at most 3"),
     (lambda x: ops.repeat(x, -2, axis=0), ValueError, "non-negative"),
+    (lambda x: ops.repeat(x, 1.5), TypeError, "must be integers"),
     (lambda x: ops.repeat(x, [1, 2], axis=1), ValueError, "has 4"),
     (lambda x: ops.tile(x, (2, -1)), ValueError, "non-negative"),
     (lambda x: ops.roll(x, (1, 2), axis=0), ValueError, "same length"),

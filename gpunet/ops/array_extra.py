@@ -40,7 +40,7 @@ def flip(x, axis=None):
 
 def _int_list(op, name, value):
     values = np.asarray(convert_to_numpy(value) if isinstance(value, Tensor) else value)
-    if values.dtype.kind not in "iu" and not (values.dtype == object and values.size == 0):
+    if values.size and values.dtype.kind not in "iu":
         raise TypeError(f"{op}: {name} must be integers; received {value!r}.")
     return [int(v) for v in values.reshape(-1)], values.ndim == 0
 
