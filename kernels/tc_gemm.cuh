@@ -43,16 +43,18 @@
 //     come from 32-bit loads, lane (g, t) reading row t, column g (bank 8t + g): pairing its
 //     columns would put b0 of two n8 tiles in one register pair where the mma wants b0 and b1 of
 //     one, and the moves cost what the loads saved.
-// Tile edges: a 16-byte cp.async whose bytes pass the matrix's end reads only the bytes inside
-// (the zero-fill form: src-size < 16), so edge tiles multiply zeros, never garbage.
+// Tile edges: on the fast path a 16-byte chunk is wholly inside the operand or wholly outside
+// (rows are whole chunks there), and one outside is a cp.async with its ignore-src predicate set:
+// 16 zeros, nothing read. So edge tiles multiply zeros, never garbage. The slow path stores zeros
+// past the edges element by element.
 // Fast path: cp.async needs 16-byte aligned sources: both bases 16-byte aligned and both
 // leading dimensions a multiple of 16 bytes. Otherwise the same loop runs with plain element
 // loads and shared stores (synchronous, slower, correct for any shape and alignment); the
 // choice is made per launch inside the kernel, from the actual pointers.
 // No integer division in the loop: loader positions are pointers and counters advanced by
 // constants; stage indices wrap by comparison. Address arithmetic is hoisted: a thread's chunks
-// of a stage tile sit a constant number of rows apart, so each loader keeps one shared offset
-// (the others are compile-time constants away), and the fragment loads keep one per-lane byte
+// of a stage tile sit a constant number of bytes apart in shared memory, so each loader keeps one
+// shared offset (32-bit shared addresses: smem_ptr), and the fragment loads keep one per-lane byte
 // offset per operand, computed before the loop (the k-step and tile offsets are constants).
 #pragma once
 #include "mma.cuh"
