@@ -41,7 +41,7 @@ __device__ __forceinline__ unsigned smem_u32(const void* p) {
 // instead of converting a 64-bit generic pointer at every use), under cudasim the host pointer.
 #ifdef GPUNET_CUDASIM
 typedef unsigned char* smem_ptr;
-__device__ __forceinline__ smem_ptr smem_ptr_of(void* p) { return static_cast<unsigned char*>(p); }
+__device__ __forceinline__ smem_ptr smem_ptr_of(const void* p) { return const_cast<unsigned char*>(static_cast<const unsigned char*>(p)); }
 #else
 typedef unsigned smem_ptr;
 __device__ __forceinline__ smem_ptr smem_ptr_of(const void* p) { return smem_u32(p); }
@@ -100,50 +100,8 @@ __device__ __forceinline__ void mma_f16_m16n8k16(float* d, const unsigned* a, co
 //   r[i] = M_i[2t][g], M_i[2t+1][g]          (.trans: the transposed matrix's row g)
 // For 32-bit data (tf32) a row of 4 floats is 8 b16 values, so without .trans lane l gets
 // float t of row g: the tf32 A / B fragment layout above.
-__device__ __forceinline__ void ldmatrix_x1(unsigned* r, const void* row) {
-#ifdef GPUNET_CUDASIM
-    cudasim::ldmatrix(1, false, row, r);
-#else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];" : "=r"(r[0]) : "r"(smem_u32(row)));
-#endif
-}
-__device__ __forceinline__ void ldmatrix_x2(unsigned* r, const void* row) {
-#ifdef GPUNET_CUDASIM
-    cudasim::ldmatrix(2, false, row, r);
-#else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(r[0]), "=r"(r[1]) : "r"(smem_u32(row)));
-#endif
-}
-__device__ __forceinline__ void ldmatrix_x4(unsigned* r, const void* row) {
-#ifdef GPUNET_CUDASIM
-    cudasim::ldmatrix(4, false, row, r);
-#else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_u32(row)));
-#endif
-}
-__device__ __forceinline__ void ldmatrix_x1_trans(unsigned* r, const void* row) {
-#ifdef GPUNET_CUDASIM
-    cudasim::ldmatrix(1, true, row, r);
-#else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];" : "=r"(r[0]) : "r"(smem_u32(row)));
-#endif
-}
-__device__ __forceinline__ void ldmatrix_x2_trans(unsigned* r, const void* row) {
-#ifdef GPUNET_CUDASIM
-    cudasim::ldmatrix(2, true, row, r);
-#else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(r[0]), "=r"(r[1]) : "r"(smem_u32(row)));
-#endif
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const void* row) {
-#ifdef GPUNET_CUDASIM
-    cudasim::ldmatrix(4, true, row, r);
-#else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_u32(row)));
-#endif
-}
-
-// The same ldmatrix .x4 forms on an smem_ptr (the loops' addresses), and a 32-bit shared load.
+// .x4 on an smem_ptr (the loops' addresses: no conversion at each use); the generic-pointer
+// ldmatrix_x4 forms below call these.
 __device__ __forceinline__ void ldsm_x4(unsigned* r, smem_ptr row) {
 #ifdef GPUNET_CUDASIM
     cudasim::ldmatrix(4, false, row, r);
@@ -158,6 +116,38 @@ __device__ __forceinline__ void ldsm_x4_trans(unsigned* r, smem_ptr row) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(row));
 #endif
 }
+__device__ __forceinline__ void ldmatrix_x1(unsigned* r, const void* row) {
+#ifdef GPUNET_CUDASIM
+    cudasim::ldmatrix(1, false, row, r);
+#else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];" : "=r"(r[0]) : "r"(smem_u32(row)));
+#endif
+}
+__device__ __forceinline__ void ldmatrix_x2(unsigned* r, const void* row) {
+#ifdef GPUNET_CUDASIM
+    cudasim::ldmatrix(2, false, row, r);
+#else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(r[0]), "=r"(r[1]) : "r"(smem_u32(row)));
+#endif
+}
+__device__ __forceinline__ void ldmatrix_x4(unsigned* r, const void* row) { ldsm_x4(r, smem_ptr_of(row)); }
+__device__ __forceinline__ void ldmatrix_x1_trans(unsigned* r, const void* row) {
+#ifdef GPUNET_CUDASIM
+    cudasim::ldmatrix(1, true, row, r);
+#else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];" : "=r"(r[0]) : "r"(smem_u32(row)));
+#endif
+}
+__device__ __forceinline__ void ldmatrix_x2_trans(unsigned* r, const void* row) {
+#ifdef GPUNET_CUDASIM
+    cudasim::ldmatrix(2, true, row, r);
+#else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(r[0]), "=r"(r[1]) : "r"(smem_u32(row)));
+#endif
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const void* row) { ldsm_x4_trans(r, smem_ptr_of(row)); }
+
+// A 64-bit and a 32-bit shared load on an smem_ptr.
 __device__ __forceinline__ void lds64(unsigned& lo, unsigned& hi, smem_ptr p) {   // 8-byte aligned
 #ifdef GPUNET_CUDASIM
     if (reinterpret_cast<uintptr_t>(p) % 8) throw std::runtime_error("ld.shared.v2.b32: address not 8-byte aligned");
