@@ -1,5 +1,5 @@
 """Shared test helpers: finite-difference gradient checks, a comparison that says where it failed,
-running a function on a backend while counting its kernel launches, cudasim thread orders, the
+an op's output and tape gradients, running a function on a backend while counting its kernel launches, cudasim thread orders, the
 examples' backend."""
 import contextlib
 import os
@@ -58,6 +58,19 @@ def check_backward(forward, backward, inputs, seed=0, rtol=1e-5, atol=1e-7, eps=
     assert len(analytic) == len(numeric), f"backward returned {len(analytic)} gradients for {len(numeric)} inputs"
     for k, (a, n) in enumerate(zip(analytic, numeric)):
         assert_close(np.asarray(a), n, rtol=rtol, atol=atol, what=f"gradient of input {k}")
+
+
+def tape_run(fn, inputs, wrt, dy):
+    """[output, gradient of each input in ``wrt``] as the active backend's arrays: ``fn(gpunet.ops,
+    *tensors)`` recorded on gn.GradientTape and differentiated with output gradient ``dy``."""
+    import gpunet as gn
+    from gpunet import ops
+    tensors = [ops.convert_to_tensor(x) for x in inputs]
+    with gn.GradientTape() as tape:
+        tape.watch([tensors[i] for i in wrt])
+        out = fn(ops, *tensors)
+    grads = tape.gradient(out, [tensors[i] for i in wrt], output_gradients=dy)
+    return [out.data] + [g.data for g in grads]
 
 
 def run_on_backend(name, fn):

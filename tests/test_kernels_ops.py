@@ -5,18 +5,9 @@ import pytest
 
 import gpunet as gn
 from autodiff_cases import CASES, DIFFERENTIABLE, make_inputs, output_gradient
-from checks import assert_close, run_on_backend
+from checks import assert_close, run_on_backend, tape_run
 from gpunet import ops
 from gpunet.primitives import elementwise_nd as E
-
-
-def _run_case(fn, inputs, wrt, dy):
-    tensors = [ops.convert_to_tensor(x) for x in inputs]
-    with gn.GradientTape() as tape:
-        tape.watch([tensors[i] for i in wrt])
-        out = fn(ops, *tensors)
-    grads = tape.gradient(out, [tensors[i] for i in wrt], output_gradients=dy)
-    return [out.data] + [g.data for g in grads]
 
 
 @pytest.mark.parametrize("name, fn, specs", CASES, ids=[c[0] for c in CASES])
@@ -25,8 +16,8 @@ def test_case_matches_numpy(kernel_backend, name, fn, specs):
     wrt = [i for i, (kind, _) in enumerate(specs) if kind in DIFFERENTIABLE]
     out_shape = np.asarray(fn(ops, *inputs)).shape
     dy = output_gradient(name, out_shape).astype(np.float32)
-    expected, _ = run_on_backend("numpy", lambda: _run_case(fn, inputs, wrt, dy))
-    actual, launched = run_on_backend(kernel_backend, lambda: _run_case(fn, inputs, wrt, dy))
+    expected, _ = run_on_backend("numpy", lambda: tape_run(fn, inputs, wrt, dy))
+    actual, launched = run_on_backend(kernel_backend, lambda: tape_run(fn, inputs, wrt, dy))
     assert launched, f"{name}: no kernel ran on {kernel_backend}"
     for k, (a, e) in enumerate(zip(actual, expected)):
         what = f"{name}: " + ("output" if k == 0 else f"gradient of input {wrt[k - 1]}")

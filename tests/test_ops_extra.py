@@ -9,24 +9,13 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-import gpunet as gn
 from autodiff_cases import DIFFERENTIABLE, make_inputs, output_gradient
-from checks import assert_close, numeric_gradients, run_on_backend
+from checks import assert_close, numeric_gradients, run_on_backend, tape_run
 from gpunet import ops
 from ops_extra_cases import CASES
 
 JAX = np.load(pathlib.Path(__file__).resolve().parent / "autodiff_fixtures" / "ops_extra_jax.npz")
 IDS = [c[0] for c in CASES]
-
-
-def _tape(fn, inputs, wrt, dy):
-    """(output, gradient per input in ``wrt``) as backend arrays, from gn.GradientTape."""
-    tensors = [ops.convert_to_tensor(x) for x in inputs]
-    with gn.GradientTape() as tape:
-        tape.watch([tensors[i] for i in wrt])
-        out = fn(ops, *tensors)
-    grads = tape.gradient(out, [tensors[i] for i in wrt], output_gradients=dy)
-    return [out.data] + [g.data for g in grads]
 
 
 def _case(name, specs, dtype=np.float64):
@@ -40,7 +29,7 @@ def test_gradient_matches_finite_differences_and_jax(name, fn, specs):
     inputs, wrt = _case(name, specs)
     out = np.asarray(fn(ops, *inputs))
     dy = output_gradient(name, out.shape)
-    got = [np.asarray(a) for a in _tape(fn, inputs, wrt, dy)]
+    got = [np.asarray(a) for a in tape_run(fn, inputs, wrt, dy)]
     assert_close(got[0], JAX[f"{name}/out"], rtol=1e-6, atol=1e-9, what=f"{name}: output vs JAX")
 
     def forward(*chosen):
@@ -58,8 +47,8 @@ def test_gradient_matches_finite_differences_and_jax(name, fn, specs):
 def test_kernels_match_numpy(kernel_backend, name, fn, specs):
     inputs, wrt = _case(name, specs, np.float32)
     dy = output_gradient(name, np.asarray(fn(ops, *inputs)).shape).astype(np.float32)
-    expected, _ = run_on_backend("numpy", lambda: _tape(fn, inputs, wrt, dy))
-    actual, launched = run_on_backend(kernel_backend, lambda: _tape(fn, inputs, wrt, dy))
+    expected, _ = run_on_backend("numpy", lambda: tape_run(fn, inputs, wrt, dy))
+    actual, launched = run_on_backend(kernel_backend, lambda: tape_run(fn, inputs, wrt, dy))
     assert launched, f"{name}: no kernel ran on {kernel_backend}"
     for k, (a, e) in enumerate(zip(actual, expected)):
         what = f"{name}: " + ("output" if k == 0 else f"gradient of input {wrt[k - 1]}")
@@ -79,8 +68,8 @@ def test_scan_and_rsqrt_kernels_in_16_bit(kernel_backend, dtype):
     dy = rng.standard_normal((3, 37)).astype(dtype)
 
     def run():
-        return _tape(lambda o, a: o.cumsum(a, axis=1), [x], [0], dy) + \
-            _tape(lambda o, a: o.cumprod(a, axis=0), [x], [0], dy) + [ops.rsqrt(x).data, ops.flip(x, 1).data]
+        return tape_run(lambda o, a: o.cumsum(a, axis=1), [x], [0], dy) + \
+            tape_run(lambda o, a: o.cumprod(a, axis=0), [x], [0], dy) + [ops.rsqrt(x).data, ops.flip(x, 1).data]
     expected, _ = run_on_backend("numpy", run)
     actual, launched = run_on_backend(kernel_backend, run)
     assert {"cumulative_sum", "cumulative_prod", "unary_rsqrt", "strided_copy"} <= set(launched)

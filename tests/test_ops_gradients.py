@@ -6,9 +6,8 @@ import pathlib
 import numpy as np
 import pytest
 
-import gpunet as gn
 from autodiff_cases import CASES, DIFFERENTIABLE, make_inputs, output_gradient
-from checks import assert_close, numeric_gradients
+from checks import assert_close, numeric_gradients, tape_run
 from gpunet import ops
 
 pytestmark = pytest.mark.reference   # float64 on the numpy backend under any GPUNET_BACKEND
@@ -17,13 +16,10 @@ JAX = np.load(pathlib.Path(__file__).resolve().parent / "autodiff_fixtures" / "j
 
 
 def tape_gradients(fn, inputs, wrt, dy):
-    """(output, gradient per input in ``wrt``) from gn.GradientTape with output gradient ``dy``."""
-    tensors = [ops.convert_to_tensor(x) for x in inputs]
-    with gn.GradientTape() as tape:
-        tape.watch([tensors[i] for i in wrt])
-        out = fn(ops, *tensors)
-    grads = tape.gradient(out, [tensors[i] for i in wrt], output_gradients=dy)
-    return out.numpy(), [g.numpy() for g in grads]
+    """(output, gradient per input in ``wrt``) from gn.GradientTape with output gradient ``dy``
+    (numpy arrays: these tests run on the numpy backend)."""
+    out, *grads = tape_run(fn, inputs, wrt, dy)
+    return out, grads
 
 
 @pytest.mark.parametrize("name, fn, specs", CASES, ids=[c[0] for c in CASES])

@@ -18,9 +18,10 @@ sys.path.insert(0, str(HERE.parent))
 from autodiff_cases import CASES, DIFFERENTIABLE, make_inputs, output_gradient  # noqa: E402
 
 
-def main():
+def main(cases=CASES, file="jax_gradients.npz"):
+    """Write ``file`` (next to this script) for ``cases`` ((name, fn, input specs) as autodiff_cases.py's)."""
     arrays = {}
-    for name, fn, specs in CASES:
+    for name, fn, specs in cases:
         inputs = make_inputs(name, specs)
         wrt = [i for i, (kind, _) in enumerate(specs) if kind in DIFFERENTIABLE]
 
@@ -34,8 +35,9 @@ def main():
         arrays[f"{name}/out"] = np.asarray(out)
         for i, g in zip(wrt, grads):
             arrays[f"{name}/grad{i}"] = np.asarray(g)
-    np.savez_compressed(HERE / "jax_gradients.npz", **arrays)
-    print(f"wrote {len(arrays)} arrays for {len(CASES)} cases with keras {keras.__version__}, jax {jax.__version__}")
+    np.savez_compressed(HERE / file, **arrays)
+    print(f"wrote {len(arrays)} arrays for {len(cases)} cases to {file} with keras {keras.__version__}, "
+          f"jax {jax.__version__}")
 
 
 if __name__ == "__main__":
